@@ -1,0 +1,440 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: cdivision=True, initializedcheck=False
+"""LSTM forward and backward (BPTT) kernels over a batch of sequences.
+
+Nothing here validates: fastlstm.functional checks shapes, dtypes,
+finiteness and sizes, allocates every output, holds BLAS to one thread and
+only then calls in. All arrays are C-contiguous, batch-major, non-empty, and
+their sizes fit BLAS' 32-bit integers.
+
+Layout (B batch, T time, I features, H units, G = 4H; gate blocks i, f, g, o)
+    x (B, T, I); kernel (I, G); recurrent_kernel (H, G); bias (G,)
+    y (B, T, H) the hidden states h_t; cells (B, T, H) the cell states c_t
+    gates (B, T, G): pre-activations, then activated gates, then (after
+    backward) the gradients of the pre-activations.
+
+Parallel design. The batch is cut into chunks whose bounds depend on the
+batch size only, and each OpenMP thread runs whole chunks through all time
+steps, so there is no barrier per step. Because BLAS rounds a row
+differently depending on how many rows share the call, chunks that moved
+with the thread count would change the result; fixed chunks make every
+output bitwise identical for any thread count. The weight gradients are
+split the same way, over fixed blocks of gate columns.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+from _blas cimport gemm
+
+
+cdef extern from "lstm_gates.h" nogil:
+    ctypedef void (*forward_f32_fn)(Py_ssize_t, float *, const float *, const float *,
+                                    float *, float *) noexcept nogil
+    ctypedef void (*forward_f64_fn)(Py_ssize_t, double *, const double *, const double *,
+                                    double *, double *) noexcept nogil
+    ctypedef void (*backward_f32_fn)(Py_ssize_t, float *, const float *, const float *,
+                                     const float *, const float *, float *) noexcept nogil
+    ctypedef void (*backward_f64_fn)(Py_ssize_t, double *, const double *, const double *,
+                                     const double *, const double *, double *) noexcept nogil
+    ctypedef struct lstm_gate_kernels:
+        forward_f32_fn forward_f32
+        forward_f64_fn forward_f64
+        backward_f32_fn backward_f32
+        backward_f64_fn backward_f64
+    int fastlstm_simd_level_count()
+    const char *fastlstm_simd_level_name(int level)
+    int fastlstm_simd_level_supported(int level)
+    int fastlstm_simd_best_level()
+    lstm_gate_kernels fastlstm_gate_kernels(int level)
+
+
+cdef extern from "openmp_compat.h" nogil:
+    int fastlstm_openmp_enabled()
+    int fastlstm_omp_max_threads()
+    const char *fastlstm_compiler_flags()
+
+
+# Rows per batch chunk: at least CHUNK_MIN_ROWS (a recurrent GEMM with fewer
+# rows is dominated by BLAS packing the weights), at most MAX_CHUNKS chunks.
+cdef Py_ssize_t CHUNK_MIN_ROWS = 16
+cdef Py_ssize_t MAX_CHUNKS = 16
+# Gate columns per block of the weight-gradient GEMMs.
+cdef Py_ssize_t COLUMN_BLOCK = 128
+# Inference keeps pre-activations for a block of time steps per chunk, not
+# for the whole sequence: about this many bytes per chunk.
+cdef Py_ssize_t INFERENCE_BLOCK_BYTES = 2 * 1024 * 1024
+
+cdef int _simd_level = fastlstm_simd_best_level()
+
+
+# ---------------------------------------------------------------- build facts
+
+def openmp_enabled():
+    """Whether this module was compiled with OpenMP."""
+    return bool(fastlstm_openmp_enabled())
+
+
+def omp_max_threads():
+    """OpenMP's default team size (1 without OpenMP)."""
+    return fastlstm_omp_max_threads()
+
+
+def compiler_flags():
+    """The extra flags setup.py compiled the kernels with."""
+    return fastlstm_compiler_flags().decode()
+
+
+def simd_levels():
+    """Names of the gate-kernel SIMD levels this CPU supports, lowest first."""
+    return [fastlstm_simd_level_name(i).decode()
+            for i in range(fastlstm_simd_level_count())
+            if fastlstm_simd_level_supported(i)]
+
+
+def get_simd_level():
+    """Name of the SIMD level the gate kernels use."""
+    return fastlstm_simd_level_name(_simd_level).decode()
+
+
+def set_simd_level(name=None):
+    """Use the gate kernels of SIMD level `name` (None: the best supported).
+
+    For tests and benchmarks; not thread-safe against running kernels.
+    """
+    global _simd_level
+    if name is None:
+        _simd_level = fastlstm_simd_best_level()
+        return
+    for i in range(fastlstm_simd_level_count()):
+        if fastlstm_simd_level_name(i).decode() == name:
+            if not fastlstm_simd_level_supported(i):
+                raise ValueError(f"SIMD level {name!r} is not supported by this CPU")
+            _simd_level = i
+            return
+    raise ValueError(f"unknown SIMD level {name!r}; this CPU supports {simd_levels()}")
+
+
+def batch_chunks(Py_ssize_t batch):
+    """Number of batch chunks for `batch` rows (independent of threads)."""
+    return _n_chunks(batch)
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t batch) noexcept nogil:
+    cdef Py_ssize_t rows = max(CHUNK_MIN_ROWS, (batch + MAX_CHUNKS - 1) // MAX_CHUNKS)
+    return max(1, (batch + rows - 1) // rows)
+
+
+cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) noexcept nogil:
+    """Start of part i when `size` items are cut into `parts` near-equal parts."""
+    return i * size // parts
+
+
+# ------------------------------------------------------------------- forward
+
+cdef inline void _gates_forward(lstm_gate_kernels kern, Py_ssize_t n, floating *z,
+                                const floating *bias, const floating *c_prev,
+                                floating *c_out, floating *h_out) noexcept nogil:
+    if floating is float:
+        kern.forward_f32(n, z, bias, c_prev, c_out, h_out)
+    else:
+        kern.forward_f64(n, z, bias, c_prev, c_out, h_out)
+
+
+cdef void _project_inputs(const floating *x, const floating *kernel, floating *z,
+                          Py_ssize_t T, Py_ssize_t I, Py_ssize_t G,
+                          Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t0,
+                          Py_ssize_t tb, Py_ssize_t block) noexcept nogil:
+    """z[r, s] = x[b0 + r, t0 + s] @ kernel for a chunk's rows and a time block.
+
+    z is (nb, block, G). When the block is the whole sequence the rows of x
+    and z line up and one GEMM does it.
+    """
+    cdef Py_ssize_t r
+    if tb == T:
+        gemm(c'N', c'N', nb * T, G, I, <floating> 1, x + b0 * T * I, I,
+             kernel, G, <floating> 0, z, G)
+        return
+    for r in range(nb):
+        gemm(c'N', c'N', tb, G, I, <floating> 1, x + ((b0 + r) * T + t0) * I, I,
+             kernel, G, <floating> 0, z + r * block * G, G)
+
+
+cdef int _forward_chunk(
+        const floating *x, const floating *kernel, const floating *recurrent_kernel,
+        const floating *bias, const floating *h0, const floating *c0,
+        floating *y, floating *c_n, floating *gates, floating *cells,
+        Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
+        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_gate_kernels kern) noexcept nogil:
+    """Run one batch chunk through all time steps. Returns -1 if out of memory.
+
+    Training (gates, cells not NULL) keeps every step's gates and cells for
+    backward. Inference keeps a time block of pre-activations and two cell
+    states, so its memory does not grow with the sequence length.
+    """
+    cdef Py_ssize_t G = 4 * H
+    cdef Py_ssize_t b0 = _split(chunk, n_chunks, B)
+    cdef Py_ssize_t nb = _split(chunk + 1, n_chunks, B) - b0
+    cdef bint training = gates != NULL
+    cdef Py_ssize_t block, t0, tb, s, t, r, b, ld_h
+    cdef floating *z
+    cdef floating *cell_pair = NULL
+    cdef const floating *h_prev
+    cdef const floating *c_prev_row
+    cdef floating *c_row
+
+    if training:
+        block = T
+        z = gates + b0 * T * G
+    else:
+        block = max(1, min(T, INFERENCE_BLOCK_BYTES // (nb * G * <Py_ssize_t> sizeof(floating))))
+        z = <floating *> malloc(nb * block * G * sizeof(floating))
+        cell_pair = <floating *> malloc(2 * nb * H * sizeof(floating))
+        if z == NULL or cell_pair == NULL:
+            free(z)
+            free(cell_pair)
+            return -1
+
+    t0 = 0
+    while t0 < T:
+        tb = min(block, T - t0)
+        _project_inputs(x, kernel, z, T, I, G, b0, nb, t0, tb, block)
+        for s in range(tb):
+            t = t0 + s
+            if t == 0:
+                h_prev = h0 + b0 * H
+                ld_h = H
+            else:
+                h_prev = y + (b0 * T + t - 1) * H
+                ld_h = T * H
+            gemm(c'N', c'N', nb, G, H, <floating> 1, h_prev, ld_h,
+                 recurrent_kernel, G, <floating> 1, z + s * G, block * G)
+            for r in range(nb):
+                b = b0 + r
+                if training:
+                    c_row = cells + (b * T + t) * H
+                else:
+                    c_row = cell_pair + ((t % 2) * nb + r) * H
+                if t == 0:
+                    c_prev_row = c0 + b * H
+                elif training:
+                    c_prev_row = c_row - H
+                else:
+                    c_prev_row = cell_pair + (((t - 1) % 2) * nb + r) * H
+                _gates_forward(kern, H, z + (r * block + s) * G, bias, c_prev_row,
+                               c_row, y + (b * T + t) * H)
+        t0 += tb
+
+    for r in range(nb):
+        b = b0 + r
+        if training:
+            c_row = cells + (b * T + T - 1) * H
+        else:
+            c_row = cell_pair + (((T - 1) % 2) * nb + r) * H
+        memcpy(c_n + b * H, c_row, H * sizeof(floating))
+    if not training:
+        free(z)
+        free(cell_pair)
+    return 0
+
+
+cdef int _forward(const floating *x, const floating *kernel,
+                  const floating *recurrent_kernel, const floating *bias,
+                  const floating *h0, const floating *c0, floating *y,
+                  floating *c_n, floating *gates, floating *cells,
+                  Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
+                  int n_threads) noexcept nogil:
+    cdef lstm_gate_kernels kern = fastlstm_gate_kernels(_simd_level)
+    cdef Py_ssize_t n_chunks = _n_chunks(B)
+    cdef Py_ssize_t chunk
+    cdef int failed = 0
+    for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
+        failed += _forward_chunk(x, kernel, recurrent_kernel, bias, h0, c0, y, c_n,
+                                 gates, cells, B, T, I, H, chunk, n_chunks, kern)
+    return failed
+
+
+def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                      const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                      const floating[:, ::1] h0, const floating[:, ::1] c0,
+                      floating[:, :, ::1] y, floating[:, ::1] c_n, int n_threads):
+    """Fill y (B, T, H) and c_n (B, H); keeps no per-step state."""
+    cdef int failed
+    with nogil:
+        failed = _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                          &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
+                          x.shape[0], x.shape[1], x.shape[2], h0.shape[1], n_threads)
+    if failed:
+        raise MemoryError("fastlstm: could not allocate the forward pass' scratch buffers")
+
+
+def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                     const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                     const floating[:, ::1] h0, const floating[:, ::1] c0,
+                     floating[:, :, ::1] y, floating[:, ::1] c_n,
+                     floating[:, :, ::1] gates, floating[:, :, ::1] cells, int n_threads):
+    """Fill y and c_n, and keep gates (B, T, G) and cells (B, T, H) for backward."""
+    cdef int failed
+    with nogil:
+        failed = _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                          &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], &gates[0, 0, 0],
+                          &cells[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
+                          n_threads)
+    if failed:
+        raise MemoryError("fastlstm: could not allocate the forward pass' scratch buffers")
+
+
+# ------------------------------------------------------------------ backward
+
+cdef inline void _gates_backward(lstm_gate_kernels kern, Py_ssize_t n, floating *gates,
+                                 const floating *c_prev, const floating *c_t,
+                                 const floating *dh, const floating *dy,
+                                 floating *dc) noexcept nogil:
+    if floating is float:
+        kern.backward_f32(n, gates, c_prev, c_t, dh, dy, dc)
+    else:
+        kern.backward_f64(n, gates, c_prev, c_t, dh, dy, dc)
+
+
+cdef inline void _copy_rows_or_zero(floating *dst, const floating *src,
+                                    Py_ssize_t n) noexcept nogil:
+    if src == NULL:
+        memset(dst, 0, n * sizeof(floating))
+    else:
+        memcpy(dst, src, n * sizeof(floating))
+
+
+cdef int _backward_chunk(
+        floating *dz, const floating *kernel, const floating *recurrent_kernel,
+        const floating *c0, const floating *cells, const floating *dy,
+        const floating *dh_n, const floating *dc_n,
+        floating *dx, floating *dh0, floating *dc0,
+        Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
+        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_gate_kernels kern) noexcept nogil:
+    """Reverse time loop for one batch chunk, then its rows of dx.
+
+    dz holds the chunk's activated gates and is overwritten with the
+    gradients of the pre-activations. dy, dh_n, dc_n may be NULL (zero).
+    Returns -1 if out of memory.
+    """
+    cdef Py_ssize_t G = 4 * H
+    cdef Py_ssize_t b0 = _split(chunk, n_chunks, B)
+    cdef Py_ssize_t nb = _split(chunk + 1, n_chunks, B) - b0
+    cdef Py_ssize_t t, r, b
+    cdef const floating *c_row
+    cdef const floating *c_prev_row
+    cdef const floating *dy_row = NULL
+    cdef floating *dh = <floating *> malloc(nb * H * sizeof(floating))
+    cdef floating *dc = <floating *> malloc(nb * H * sizeof(floating))
+    if dh == NULL or dc == NULL:
+        free(dh)
+        free(dc)
+        return -1
+    _copy_rows_or_zero(dh, NULL if dh_n == NULL else dh_n + b0 * H, nb * H)
+    _copy_rows_or_zero(dc, NULL if dc_n == NULL else dc_n + b0 * H, nb * H)
+
+    for t in range(T - 1, -1, -1):
+        for r in range(nb):
+            b = b0 + r
+            c_row = cells + (b * T + t) * H
+            c_prev_row = c0 + b * H if t == 0 else c_row - H
+            if dy != NULL:
+                dy_row = dy + (b * T + t) * H
+            _gates_backward(kern, H, dz + (b * T + t) * G, c_prev_row, c_row,
+                            dh + r * H, dy_row, dc + r * H)
+        # Gradient reaching h_{t-1} through the recurrence: dz_t @ R^T.
+        gemm(c'N', c'T', nb, H, G, <floating> 1, dz + (b0 * T + t) * G, T * G,
+             recurrent_kernel, G, <floating> 0, dh, H)
+
+    memcpy(dh0 + b0 * H, dh, nb * H * sizeof(floating))
+    memcpy(dc0 + b0 * H, dc, nb * H * sizeof(floating))
+    free(dh)
+    free(dc)
+    gemm(c'N', c'T', nb * T, I, G, <floating> 1, dz + b0 * T * G, G,
+         kernel, G, <floating> 0, dx + b0 * T * I, I)
+    return 0
+
+
+cdef void _weight_grads_block(
+        floating *dz, const floating *x, const floating *h0, const floating *y,
+        floating *dkernel, floating *drecurrent, floating *dbias,
+        Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
+        Py_ssize_t j0, Py_ssize_t nc) noexcept nogil:
+    """Columns j0:j0+nc of dkernel, drecurrent_kernel and dbias: one GEMM each
+    over all B*T rows. Zeroes dz[:, 0, j0:j0+nc] on the way (see below)."""
+    cdef Py_ssize_t G = 4 * H
+    cdef Py_ssize_t BT = B * T
+    cdef Py_ssize_t row, j, b
+    cdef floating *dz_row
+    memset(dbias + j0, 0, nc * sizeof(floating))
+    for row in range(BT):
+        dz_row = dz + row * G + j0
+        for j in range(nc):
+            dbias[j0 + j] += dz_row[j]
+    gemm(c'T', c'N', I, nc, BT, <floating> 1, x, I, dz + j0, G,
+         <floating> 0, dkernel + j0, G)
+    # drecurrent = sum over (b, t) of h_{t-1}^T dz_t. Flattened, row (b, t) of
+    # y is h_t of sequence b, so y's rows 0..BT-2 against dz's rows 1..BT-1
+    # pair every h_{t-1} with its dz_t in one GEMM, except that each sequence's
+    # first step meets the previous sequence's last h instead of h0. So: add
+    # h0^T dz[:, 0] first, then zero dz[:, 0] before the shifted product.
+    gemm(c'T', c'N', H, nc, B, <floating> 1, h0, H, dz + j0, T * G,
+         <floating> 0, drecurrent + j0, G)
+    for b in range(B):
+        memset(dz + b * T * G + j0, 0, nc * sizeof(floating))
+    if BT > 1:
+        gemm(c'T', c'N', H, nc, BT - 1, <floating> 1, y, H, dz + G + j0, G,
+             <floating> 1, drecurrent + j0, G)
+
+
+def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
+             const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel,
+             const floating[:, ::1] h0, const floating[:, ::1] c0,
+             const floating[:, :, ::1] y, const floating[:, :, ::1] cells,
+             dy, dh_n, dc_n,
+             floating[:, :, ::1] dx, floating[:, ::1] dkernel,
+             floating[:, ::1] drecurrent_kernel, floating[::1] dbias,
+             floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads):
+    """BPTT. dz: the activated gates kept by forward_training, destroyed here.
+
+    dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
+    Fills dx, dkernel, drecurrent_kernel, dbias, dh0, dc0.
+    """
+    cdef const floating[:, :, ::1] dy_view
+    cdef const floating[:, ::1] dh_n_view
+    cdef const floating[:, ::1] dc_n_view
+    cdef const floating *dy_ptr = NULL
+    cdef const floating *dh_n_ptr = NULL
+    cdef const floating *dc_n_ptr = NULL
+    if dy is not None:
+        dy_view = dy
+        dy_ptr = &dy_view[0, 0, 0]
+    if dh_n is not None:
+        dh_n_view = dh_n
+        dh_n_ptr = &dh_n_view[0, 0]
+    if dc_n is not None:
+        dc_n_view = dc_n
+        dc_n_ptr = &dc_n_view[0, 0]
+
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
+    cdef Py_ssize_t n_chunks = _n_chunks(B)
+    cdef Py_ssize_t n_blocks = max(1, (4 * H + COLUMN_BLOCK - 1) // COLUMN_BLOCK)
+    cdef lstm_gate_kernels kern = fastlstm_gate_kernels(_simd_level)
+    cdef Py_ssize_t chunk, block
+    cdef int failed = 0
+    with nogil:
+        for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
+            failed += _backward_chunk(&dz[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+                                      &c0[0, 0], &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
+                                      &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0],
+                                      B, T, I, H, chunk, n_chunks, kern)
+        if failed == 0:
+            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+                _weight_grads_block(&dz[0, 0, 0], &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
+                                    &dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0],
+                                    B, T, I, H, _split(block, n_blocks, 4 * H),
+                                    _split(block + 1, n_blocks, 4 * H)
+                                    - _split(block, n_blocks, 4 * H))
+    if failed:
+        raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")

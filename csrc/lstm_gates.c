@@ -1,0 +1,100 @@
+/*
+ * Runtime dispatch of the gate kernels over SIMD levels.
+ *
+ * A portable build may not assume AVX2 (no -march=native), yet the gate math
+ * is worth 2-8x more with wide vectors. So the kernels are compiled once per
+ * level under `#pragma GCC target` and the best level the CPU supports is
+ * chosen at run time. Lower levels stay callable so the tests can check each
+ * against the reference.
+ */
+#include <stdint.h>
+#include "lstm_gates.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FASTLSTM_X86_DISPATCH 1
+#else
+#define FASTLSTM_X86_DISPATCH 0
+#endif
+
+#define SIMD_NAME(name) name##_baseline
+#include "lstm_gates_impl.h"
+#undef SIMD_NAME
+
+#if FASTLSTM_X86_DISPATCH
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SIMD_NAME(name) name##_avx2
+#include "lstm_gates_impl.h"
+#undef SIMD_NAME
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,prefer-vector-width=512")
+#define SIMD_NAME(name) name##_avx512
+#include "lstm_gates_impl.h"
+#undef SIMD_NAME
+#pragma GCC pop_options
+#endif
+
+#define KERNELS(sfx)                                                           \
+    { lstm_gates_forward_f32_##sfx, lstm_gates_forward_f64_##sfx,              \
+      lstm_gates_backward_f32_##sfx, lstm_gates_backward_f64_##sfx }
+
+static const lstm_gate_kernels kernel_table[] = {
+    KERNELS(baseline),
+#if FASTLSTM_X86_DISPATCH
+    KERNELS(avx2),
+    KERNELS(avx512),
+#endif
+};
+
+static const char *const level_names[] = {
+#if defined(__x86_64__)
+    "sse2",
+#else
+    "baseline",
+#endif
+#if FASTLSTM_X86_DISPATCH
+    "avx2",
+    "avx512",
+#endif
+};
+
+#define LEVEL_COUNT ((int)(sizeof(kernel_table) / sizeof(kernel_table[0])))
+
+int fastlstm_simd_level_count(void) { return LEVEL_COUNT; }
+
+const char *fastlstm_simd_level_name(int level)
+{
+    return (level >= 0 && level < LEVEL_COUNT) ? level_names[level] : "";
+}
+
+int fastlstm_simd_level_supported(int level)
+{
+    if (level < 0 || level >= LEVEL_COUNT)
+        return 0;
+#if FASTLSTM_X86_DISPATCH
+    __builtin_cpu_init();
+    if (level == 1)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (level == 2)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#endif
+    return 1;
+}
+
+int fastlstm_simd_best_level(void)
+{
+    int level = LEVEL_COUNT - 1;
+    while (level > 0 && !fastlstm_simd_level_supported(level))
+        --level;
+    return level;
+}
+
+lstm_gate_kernels fastlstm_gate_kernels(int level)
+{
+    if (!fastlstm_simd_level_supported(level))
+        level = 0;
+    return kernel_table[level];
+}

@@ -1,0 +1,38 @@
+"""fastlstm.build_info(): how this copy was built and what it runs on."""
+import platform
+
+import numpy as np
+import scipy
+
+from . import _lstm
+from ._blas_control import scipy_blas_info
+from ._threads import get_num_threads, usable_cpu_count
+from ._version import __version__
+
+
+def build_info():
+    """Describe this build of fastlstm and the machine it runs on.
+
+    Returns
+    -------
+    dict
+        ``version``; ``openmp`` (bool: compiled with OpenMP); ``max_threads``
+        (usable CPUs, the default thread count) and ``num_threads`` (current
+        setting); ``blas`` (the BLAS scipy.linalg.cython_blas calls);
+        ``compiler_flags``; ``simd`` (the gate-kernel level in use, chosen at
+        run time for this CPU) and ``simd_supported``;
+        ``python``, ``numpy``, ``scipy`` versions.
+    """
+    return {
+        "version": __version__,
+        "openmp": _lstm.openmp_enabled(),
+        "max_threads": usable_cpu_count(),
+        "num_threads": get_num_threads(),
+        "blas": scipy_blas_info(),
+        "compiler_flags": _lstm.compiler_flags(),
+        "simd": _lstm.get_simd_level(),
+        "simd_supported": _lstm.simd_levels(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }

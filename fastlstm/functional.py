@@ -1,0 +1,172 @@
+"""LSTM forward and backward on the compiled kernels.
+
+Same signatures and numbers as fastlstm.reference, computed by
+fastlstm._lstm (Cython + OpenMP + BLAS, csrc/_lstm.pyx). This layer checks
+the arguments, allocates every output and holds BLAS to one thread; the
+kernels do the rest without the GIL.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import _lstm
+from ._blas_control import blas_single_threaded
+from ._threads import get_num_threads
+from ._types import LSTMGrads
+from ._validation import lstm_inputs, output_gradient
+
+__all__ = ["lstm_forward", "lstm_backward", "LSTMCache", "LSTMGrads"]
+
+
+@dataclass
+class LSTMCache:
+    """What ``lstm_forward(..., return_cache=True)`` keeps for ``lstm_backward``.
+
+    Per (batch, time, unit) it holds 6 values: the four activated gates, the
+    cell state and the hidden state, the last being the returned ``y``
+    itself (24 bytes in float32, 48 in float64). Besides that, a private copy
+    of x (``features`` values per (batch, time)), of the weights and of h0,
+    c0. Backward overwrites the gates unless asked to retain them.
+    """
+
+    x: np.ndarray                 # (batch, time, features)
+    kernel: np.ndarray            # (features, 4 * units)
+    recurrent_kernel: np.ndarray  # (units, 4 * units)
+    h0: np.ndarray                # (batch, units)
+    c0: np.ndarray                # (batch, units)
+    y: np.ndarray                 # (batch, time, units), read-only
+    gates: Optional[np.ndarray]   # (batch, time, 4 * units); None once consumed
+    cells: np.ndarray             # (batch, time, units)
+
+
+def _private(converted, original):
+    """`converted`, copied if it still shares memory with the caller's array."""
+    return converted.copy() if np.may_share_memory(converted, original) else converted
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
+                 return_cache=False, check_finite=True):
+    """Run an LSTM over a batch of sequences.
+
+    Parameters
+    ----------
+    x : array_like of shape (batch, time, features)
+    kernel : array_like of shape (features, 4 * units)
+        Input weights, gate blocks i, f, g, o (Keras' ``kernel``).
+    recurrent_kernel : array_like of shape (units, 4 * units)
+    bias : array_like of shape (4 * units,)
+    h0, c0 : array_like of shape (batch, units), optional
+        Initial hidden and cell states; zeros when None.
+    return_cache : bool
+        Also return the cache ``lstm_backward`` needs. Without it the pass
+        keeps only O(batch * units) state besides ``y``.
+    check_finite : bool
+        Reject NaN and inf in the inputs (like SciPy's ``check_finite``).
+
+    Returns
+    -------
+    y : ndarray of shape (batch, time, units)
+        The hidden state at every step. With ``return_cache`` it is
+        read-only, because backward reads it.
+    h_n, c_n : ndarray of shape (batch, units)
+        The final hidden and cell states.
+    cache : LSTMCache
+        Only with ``return_cache=True``; see its docstring for its size.
+
+    Notes
+    -----
+    float32 inputs give float32 results; anything else is computed in
+    float64. The caller's arrays are never modified. Results are bitwise
+    identical for every thread count.
+    """
+    inputs = lstm_inputs(x, kernel, recurrent_kernel, bias, h0, c0, check_finite)
+    batch, time, _ = inputs.x.shape
+    units = inputs.recurrent_kernel.shape[0]
+    dtype = inputs.dtype
+    y = np.empty((batch, time, units), dtype)
+    c_n = np.empty((batch, units), dtype)
+    gates = np.empty((batch, time, 4 * units), dtype) if return_cache else None
+    cells = np.empty((batch, time, units), dtype) if return_cache else None
+    kernel_args = (inputs.x, inputs.kernel, inputs.recurrent_kernel, inputs.bias,
+                   inputs.h0, inputs.c0, y, c_n)
+
+    if batch == 0 or time == 0:
+        h_n, c_n = inputs.h0.copy(), inputs.c0.copy()
+    else:
+        with blas_single_threaded():
+            if return_cache:
+                _lstm.forward_training(*kernel_args, gates, cells, get_num_threads())
+            else:
+                _lstm.forward_inference(*kernel_args, get_num_threads())
+        h_n = y[:, -1].copy()
+
+    if not return_cache:
+        return y, h_n, c_n
+    cache = LSTMCache(
+        x=_private(inputs.x, x), kernel=_private(inputs.kernel, kernel),
+        recurrent_kernel=_private(inputs.recurrent_kernel, recurrent_kernel),
+        h0=_private(inputs.h0, h0), c0=_private(inputs.c0, c0),
+        y=y, gates=gates, cells=cells)
+    y.flags.writeable = False
+    return y, h_n, c_n, cache
+
+
+def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False):
+    """Backpropagate through an LSTM forward pass (BPTT).
+
+    Parameters
+    ----------
+    cache : LSTMCache
+        From ``lstm_forward(..., return_cache=True)``.
+    dy : array_like of shape (batch, time, units) or None
+        Gradient of the loss with respect to y (None: zero, e.g. when only
+        the final state is used).
+    dh_n, dc_n : array_like of shape (batch, units), optional
+        Gradients with respect to the final states (None: zero).
+    check_finite : bool
+        Reject NaN and inf in the gradients.
+    retain_cache : bool
+        Keep the cache usable for another backward. By default backward
+        writes its intermediate gradients over the cached gates to save
+        memory, and a second backward through the same cache is an error.
+
+    Returns
+    -------
+    LSTMGrads
+        ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, shaped like
+        ``x, kernel, recurrent_kernel, bias, h0, c0``.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise TypeError("cache must come from fastlstm.functional.lstm_forward("
+                        f"..., return_cache=True), got {type(cache).__name__}")
+    if cache.gates is None:
+        raise RuntimeError("this cache was already consumed by lstm_backward, which "
+                           "overwrites it; pass retain_cache=True to backpropagate twice")
+    batch, time, features = cache.x.shape
+    units = cache.h0.shape[1]
+    dtype = cache.x.dtype
+    dy = output_gradient("dy", dy, (batch, time, units), "(batch, time, units)",
+                         dtype, check_finite)
+    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite)
+    dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite)
+
+    dz = cache.gates.copy() if retain_cache else cache.gates
+    if not retain_cache:
+        cache.gates = None
+    grads = LSTMGrads(dx=np.empty((batch, time, features), dtype),
+                      dkernel=np.empty_like(cache.kernel),
+                      drecurrent_kernel=np.empty_like(cache.recurrent_kernel),
+                      dbias=np.empty(4 * units, dtype),
+                      dh0=np.empty((batch, units), dtype),
+                      dc0=np.empty((batch, units), dtype))
+    if batch == 0 or time == 0:
+        for grad in grads[:4]:
+            grad.fill(0)
+        grads.dh0[...] = 0 if dh_n is None else dh_n
+        grads.dc0[...] = 0 if dc_n is None else dc_n
+        return grads
+    with blas_single_threaded():
+        _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
+                       cache.y, cache.cells, dy, dh_n, dc_n, *grads, get_num_threads())
+    return grads

@@ -1,0 +1,83 @@
+"""Build fastlstm's compiled core.
+
+- csrc/lstm_gates.c, the gate math, becomes a static library compiled on its
+  own (-O3; it dispatches over SIMD levels at run time, so no -march).
+- csrc/_lstm.pyx, the recurrent kernels, becomes fastlstm._lstm, with OpenMP
+  when a compile-and-link probe finds it. Without OpenMP the build still
+  succeeds, single-threaded, with a warning; FASTLSTM_REQUIRE_OPENMP=1 turns
+  that into an error. FASTLSTM_NATIVE=1 adds -march=native (not portable).
+"""
+import os
+import sys
+import tempfile
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE = os.environ.get("FASTLSTM_NATIVE") == "1"
+REQUIRE_OPENMP = os.environ.get("FASTLSTM_REQUIRE_OPENMP") == "1"
+OPTIMIZE_FLAGS = ["-O3"] + (["-march=native"] if NATIVE else [])
+OPENMP_FLAG = "-fopenmp"
+
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+ : n)
+    n += 1;
+    return (n > 0 && omp_get_max_threads() > 0) ? 0 : 1;
+}
+"""
+
+
+def compiler_has_openmp(compiler):
+    """Whether `compiler` compiles and links an OpenMP program with -fopenmp."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "openmp_probe.c")
+        with open(source, "w") as f:
+            f.write(OPENMP_PROBE)
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=[OPENMP_FLAG])
+            compiler.link_executable(objects, "openmp_probe", output_dir=tmp,
+                                     extra_postargs=[OPENMP_FLAG])
+        except Exception:  # CompileError, LinkError, or a missing compiler
+            return False
+    return True
+
+
+class BuildExtWithOpenMP(build_ext):
+    """build_ext that adds OpenMP flags where the compiler supports them."""
+
+    def build_extensions(self):
+        openmp = compiler_has_openmp(self.compiler)
+        if not openmp:
+            message = ("fastlstm: the C compiler cannot build OpenMP code (-fopenmp); "
+                       "the kernels will run single-threaded.")
+            if REQUIRE_OPENMP:
+                raise RuntimeError(message + " FASTLSTM_REQUIRE_OPENMP=1 forbids that.")
+            print("\n" + "!" * 72 + f"\nWARNING: {message}\n" + "!" * 72 + "\n",
+                  file=sys.stderr)
+        compile_flags = OPTIMIZE_FLAGS + ([OPENMP_FLAG] if openmp else [])
+        for ext in self.extensions:
+            ext.extra_compile_args += compile_flags
+            ext.extra_link_args += [OPENMP_FLAG] if openmp else []
+            ext.define_macros.append(("FASTLSTM_COMPILER_FLAGS", '"%s"' % " ".join(compile_flags)))
+        super().build_extensions()
+
+
+gates_library = ("fastlstm_gates", {
+    "sources": ["csrc/lstm_gates.c"],
+    "include_dirs": ["csrc"],
+    "cflags": OPTIMIZE_FLAGS,
+    "obj_deps": {"": ["csrc/lstm_gates.h", "csrc/lstm_gates_impl.h"]},  # rebuild on header edits
+})
+
+kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],
+                    depends=["csrc/_blas.pxd", "csrc/lstm_gates.h", "csrc/openmp_compat.h"])
+
+setup(
+    libraries=[gates_library],
+    ext_modules=cythonize([kernels], include_path=["csrc"], language_level=3),
+    cmdclass={"build_ext": BuildExtWithOpenMP},
+)

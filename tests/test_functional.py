@@ -1,0 +1,179 @@
+"""The compiled kernels (fastlstm.functional) against the NumPy reference."""
+import numpy as np
+import pytest
+from conftest import TOLERANCE, Problem, relative_error, run
+
+from fastlstm import _lstm, functional, reference
+
+GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
+
+# (batch, time, features, units): batch 1, batch below the thread count and
+# above one chunk (16 rows), time 1, features 1, and the units of the issue.
+SHAPES = [
+    (1, 1, 1, 1), (1, 5, 3, 3), (2, 1, 4, 17), (3, 4, 1, 50), (17, 3, 2, 3),
+    (5, 3, 3, 100), (33, 4, 5, 17), (2, 3, 6, 129), (40, 2, 3, 50), (1, 6, 1, 129),
+]
+
+
+def assert_matches_reference(problem, dtype, **forward_kwargs):
+    tolerance = TOLERANCE[dtype]
+    expected = run(reference, problem.as_float64())
+    actual = run(functional, problem, **forward_kwargs)
+    for name, a, e in zip(["y", "h_n", "c_n"], actual[:3], expected[:3]):
+        assert a.dtype == dtype, name
+        assert relative_error(a, e) <= tolerance, name
+    for name in GRAD_NAMES:
+        a, e = getattr(actual[3], name), getattr(expected[3], name)
+        assert a.dtype == dtype, name
+        assert relative_error(a, e) <= tolerance, name
+    inference = functional.lstm_forward(*problem.inputs)
+    for name, a, e in zip(["y", "h_n", "c_n"], inference, expected[:3]):
+        assert relative_error(a, e) <= tolerance, f"inference {name}"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward_and_gradients_match_reference(shape, dtype):
+    assert_matches_reference(Problem(*shape, dtype=dtype, seed=len(shape) + shape[3]), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_without_initial_state(dtype):
+    assert_matches_reference(Problem(4, 3, 2, 5, dtype=dtype, with_state=False), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_saturated_gates(dtype):
+    """Large weights push sigmoid and tanh into their flat tails."""
+    assert_matches_reference(Problem(3, 6, 4, 8, dtype=dtype, scale=40.0), dtype)
+
+
+@pytest.mark.parametrize("level", _lstm.simd_levels())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_simd_level_matches_reference(level, dtype):
+    _lstm.set_simd_level(level)
+    try:
+        assert_matches_reference(Problem(18, 4, 3, 37, dtype=dtype, seed=3), dtype)
+    finally:
+        _lstm.set_simd_level(None)
+
+
+def test_long_inference_uses_time_blocks_and_stays_exact():
+    """16 rows x 1024 gate columns in float32 exceed one 2 MiB block: several blocks."""
+    problem = Problem(16, 40, 3, 256, dtype=np.float32, seed=5)
+    expected = reference.lstm_forward(*problem.as_float64().inputs)
+    actual = functional.lstm_forward(*problem.inputs)
+    for a, e in zip(actual, expected):
+        assert relative_error(a, e) <= TOLERANCE[np.float32]
+
+
+def test_dy_none_is_zero():
+    p = Problem(4, 3, 2, 5)
+    grads = []
+    for dy in (None, np.zeros_like(p.dy)):
+        _, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+        grads.append(functional.lstm_backward(cache, dy, p.dh_n, p.dc_n))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtypes, expected", [
+    ((np.float32,) * 6, np.float32),
+    ((np.float16,) + (np.float32,) * 5, np.float32),
+    ((np.float32,) * 5 + (np.float64,), np.float64),
+    ((np.int64,) + (np.float32,) * 5, np.float64),
+    ((np.int32,) * 6, np.float64),
+])
+def test_dtype_conversion(dtypes, expected):
+    p = Problem(2, 3, 2, 3)
+    inputs = [a.astype(d) for a, d in zip(p.inputs, dtypes)]
+    y, h_n, c_n, cache = functional.lstm_forward(*inputs, return_cache=True)
+    grads = functional.lstm_backward(cache, p.dy, p.dh_n, p.dc_n)
+    ref = reference.lstm_forward(*[a.astype(np.float64) for a in inputs])
+    assert y.dtype == h_n.dtype == c_n.dtype == expected
+    assert all(g.dtype == expected for g in grads)
+    assert relative_error(y, ref[0]) <= TOLERANCE[expected]
+
+
+def _odd_layouts(a):
+    """The same values as `a` in Fortran order, as a strided view, read-only."""
+    fortran = np.asfortranarray(a)
+    padded = np.zeros(tuple(2 * n for n in a.shape), a.dtype)
+    strided = padded[tuple(slice(None, None, 2) for _ in a.shape)]
+    strided[...] = a
+    readonly = a.copy()
+    readonly.flags.writeable = False
+    return {"fortran": fortran, "strided": strided, "readonly": readonly}
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "readonly"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_odd_layouts_give_the_contiguous_result(layout, dtype):
+    p = Problem(20, 4, 3, 6, dtype=dtype)
+    expected = run(functional, p)
+    for name in ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0", "dy", "dh_n", "dc_n"]:
+        setattr(p, name, _odd_layouts(getattr(p, name))[layout])
+    actual = run(functional, p)
+    for a, e in zip(actual[:3], expected[:3]):
+        np.testing.assert_array_equal(a, e)
+    for a, e in zip(actual[3], expected[3]):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_caller_arrays_are_never_modified():
+    p = Problem(20, 4, 3, 6, dtype=np.float32)
+    arrays = list(p.inputs) + list(p.output_grads)
+    before = [a.copy() for a in arrays]
+    y, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+    functional.lstm_backward(cache, *p.output_grads)
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cache_owns_its_inputs():
+    """Changing x or the weights after forward must not change the gradients."""
+    p = Problem(5, 3, 2, 4)
+    expected = run(functional, p)[3]
+    _, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+    for a in p.inputs:
+        a[...] = 7.0
+    actual = functional.lstm_backward(cache, *p.output_grads)
+    for a, e in zip(actual, expected):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_y_is_read_only_while_cached_and_backward_consumes_the_cache():
+    p = Problem(3, 2, 2, 3)
+    y, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+    with pytest.raises(ValueError, match="read-only"):
+        y[0, 0, 0] = 1.0
+    functional.lstm_backward(cache, p.dy)
+    with pytest.raises(RuntimeError, match="retain_cache"):
+        functional.lstm_backward(cache, p.dy)
+
+
+def test_retain_cache_allows_a_second_identical_backward():
+    p = Problem(18, 3, 2, 3)
+    _, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+    first = functional.lstm_backward(cache, *p.output_grads, retain_cache=True)
+    second = functional.lstm_backward(cache, *p.output_grads)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch, time", [(0, 3), (3, 0), (0, 0)])
+def test_empty_batch_or_time(batch, time):
+    p = Problem(batch, time, 2, 4)
+    y, h_n, c_n, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+    assert y.shape == (batch, time, 4)
+    np.testing.assert_array_equal(h_n, p.h0)
+    np.testing.assert_array_equal(c_n, p.c0)
+    grads = functional.lstm_backward(cache, p.dy, p.dh_n, p.dc_n)
+    expected = reference.lstm_backward(reference.lstm_forward(*p.inputs, return_cache=True)[3],
+                                       p.dy, p.dh_n, p.dc_n)
+    for name, a, e in zip(GRAD_NAMES, grads, expected):
+        assert a.shape == e.shape, name
+        np.testing.assert_array_equal(a, e)
+    y_inference, h_inference, _ = functional.lstm_forward(*p.inputs)
+    assert y_inference.shape == (batch, time, 4)
+    np.testing.assert_array_equal(h_inference, p.h0)

@@ -1,0 +1,86 @@
+"""Thread control, and results that do not depend on the thread count."""
+import numpy as np
+import pytest
+from conftest import Problem, run, run_python
+
+import fastlstm
+from fastlstm import _lstm, functional
+from fastlstm._threads import usable_cpu_count
+
+
+def test_default_is_the_usable_cpu_count(restore_threads):
+    fastlstm._threads._num_threads = None
+    assert fastlstm.get_num_threads() == usable_cpu_count() >= 1
+
+
+def test_set_and_get(restore_threads):
+    fastlstm.set_num_threads(3)
+    assert fastlstm.get_num_threads() == 3
+    fastlstm.set_num_threads(np.int64(1))
+    assert fastlstm.get_num_threads() == 1
+
+
+def test_context_manager_restores_even_on_error(restore_threads):
+    fastlstm.set_num_threads(2)
+    with pytest.raises(KeyError):
+        with fastlstm.threads(1):
+            assert fastlstm.get_num_threads() == 1
+            raise KeyError
+    assert fastlstm.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                        ("2", TypeError), (True, TypeError), (None, TypeError)])
+def test_invalid_thread_counts(bad, error, restore_threads):
+    with pytest.raises(error, match="number of threads"):
+        fastlstm.set_num_threads(bad)
+    with pytest.raises(error, match="number of threads"):
+        with fastlstm.threads(bad):
+            pass
+
+
+def test_omp_num_threads_sets_the_default():
+    script = "import fastlstm; print(fastlstm.get_num_threads())"
+    assert run_python(script, env={"OMP_NUM_THREADS": "3"}) == "3"
+
+
+def test_cpu_affinity_caps_the_default():
+    script = "import os, fastlstm; os.sched_setaffinity(0, {0}); print(fastlstm.get_num_threads())"
+    assert run_python(script, env={"OMP_NUM_THREADS": ""}) == "1"
+
+
+def _results(problem):
+    y, h_n, c_n, grads = run(functional, problem)
+    inference = functional.lstm_forward(*problem.inputs)
+    return [y, h_n, c_n, *grads, *inference]
+
+
+# Several batch chunks (16+ rows), a ragged last chunk, several column blocks.
+@pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_results_are_bitwise_identical_for_1_to_4_threads(shape, dtype, restore_threads):
+    problem = Problem(*shape, dtype=dtype, seed=11)
+    assert _lstm.batch_chunks(shape[0]) >= 1
+    with fastlstm.threads(1):
+        expected = _results(problem)
+    for n in (2, 3, 4):
+        with fastlstm.threads(n):
+            actual = _results(problem)
+        for a, e in zip(actual, expected):
+            np.testing.assert_array_equal(a, e, err_msg=f"{n} threads")
+
+
+def test_blas_is_single_threaded_inside_kernels_and_restored_after():
+    from threadpoolctl import threadpool_info
+
+    from fastlstm._blas_control import blas_single_threaded
+
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with blas_single_threaded():
+        with blas_single_threaded():  # nested, as two Python threads would overlap
+            inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        still = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
+    assert all(n == 1 for n in still)
+    assert after == before
