@@ -1,7 +1,8 @@
 """Build fastlstm's compiled core.
 
-- csrc/lstm_gates.c, the gate math, becomes a static library compiled on its
-  own (-O3; it dispatches over SIMD levels at run time, so no -march).
+- csrc/lstm_simd.c, the gate math and the per-step matrix product, becomes a
+  static library compiled on its own (-O3; it dispatches over SIMD levels at
+  run time, so no -march).
 - csrc/_lstm.pyx, the recurrent kernels, becomes fastlstm._lstm, with OpenMP
   when a compile-and-link probe finds it. Without OpenMP the build still
   succeeds, single-threaded, with a warning; FASTLSTM_REQUIRE_OPENMP=1 turns
@@ -66,18 +67,18 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
-gates_library = ("fastlstm_gates", {
-    "sources": ["csrc/lstm_gates.c"],
+simd_library = ("fastlstm_simd", {
+    "sources": ["csrc/lstm_simd.c"],
     "include_dirs": ["csrc"],
     "cflags": OPTIMIZE_FLAGS,
-    "obj_deps": {"": ["csrc/lstm_gates.h", "csrc/lstm_gates_impl.h"]},  # rebuild on header edits
+    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h"]},  # rebuild on header edits
 })
 
 kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],
-                    depends=["csrc/_blas.pxd", "csrc/lstm_gates.h", "csrc/openmp_compat.h"])
+                    depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h"])
 
 setup(
-    libraries=[gates_library],
+    libraries=[simd_library],
     ext_modules=cythonize([kernels], include_path=["csrc"], language_level=3),
     cmdclass={"build_ext": BuildExtWithOpenMP},
 )

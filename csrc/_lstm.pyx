@@ -13,6 +13,11 @@ Layout (B batch, T time, I features, H units, G = 4H; gate blocks i, f, g, o)
     gates (B, T, G): pre-activations, then activated gates, then (after
     backward) the gradients of the pre-activations.
 
+Work split. The input projection (x @ kernel), dx and the weight gradients
+are large products and go to BLAS. The per-step recurrent products are
+small (a batch chunk's rows) and go to our own kernel (lstm_matmul_impl.h),
+which reads the weights in place instead of repacking them every step.
+
 Parallel design. The batch is cut into chunks whose bounds depend on the
 batch size only, and each OpenMP thread runs whole chunks through all time
 steps, so there is no barrier per step. Because BLAS rounds a row
@@ -29,7 +34,7 @@ from libc.string cimport memcpy, memset
 from _blas cimport gemm
 
 
-cdef extern from "lstm_gates.h" nogil:
+cdef extern from "lstm_simd.h" nogil:
     ctypedef void (*forward_f32_fn)(Py_ssize_t, float *, const float *, const float *,
                                     float *, float *) noexcept nogil
     ctypedef void (*forward_f64_fn)(Py_ssize_t, double *, const double *, const double *,
@@ -38,16 +43,24 @@ cdef extern from "lstm_gates.h" nogil:
                                      const float *, const float *, float *) noexcept nogil
     ctypedef void (*backward_f64_fn)(Py_ssize_t, double *, const double *, const double *,
                                      const double *, const double *, double *) noexcept nogil
-    ctypedef struct lstm_gate_kernels:
+    ctypedef void (*matmul_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
+                                   Py_ssize_t, const float *, Py_ssize_t, float *, Py_ssize_t,
+                                   int) noexcept nogil
+    ctypedef void (*matmul_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
+                                   Py_ssize_t, const double *, Py_ssize_t, double *, Py_ssize_t,
+                                   int) noexcept nogil
+    ctypedef struct lstm_simd_kernels:
         forward_f32_fn forward_f32
         forward_f64_fn forward_f64
         backward_f32_fn backward_f32
         backward_f64_fn backward_f64
+        matmul_f32_fn matmul_f32
+        matmul_f64_fn matmul_f64
     int fastlstm_simd_level_count()
     const char *fastlstm_simd_level_name(int level)
     int fastlstm_simd_level_supported(int level)
     int fastlstm_simd_best_level()
-    lstm_gate_kernels fastlstm_gate_kernels(int level)
+    lstm_simd_kernels fastlstm_simd_kernels(int level)
 
 
 cdef extern from "openmp_compat.h" nogil:
@@ -87,19 +100,19 @@ def compiler_flags():
 
 
 def simd_levels():
-    """Names of the gate-kernel SIMD levels this CPU supports, lowest first."""
+    """Names of the SIMD kernel levels this CPU supports, lowest first."""
     return [fastlstm_simd_level_name(i).decode()
             for i in range(fastlstm_simd_level_count())
             if fastlstm_simd_level_supported(i)]
 
 
 def get_simd_level():
-    """Name of the SIMD level the gate kernels use."""
+    """Name of the SIMD level the kernels use."""
     return fastlstm_simd_level_name(_simd_level).decode()
 
 
 def set_simd_level(name=None):
-    """Use the gate kernels of SIMD level `name` (None: the best supported).
+    """Use the SIMD kernels of level `name` (None: the best supported).
 
     For tests and benchmarks; not thread-safe against running kernels.
     """
@@ -133,13 +146,23 @@ cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) n
 
 # ------------------------------------------------------------------- forward
 
-cdef inline void _gates_forward(lstm_gate_kernels kern, Py_ssize_t n, floating *z,
+cdef inline void _gates_forward(lstm_simd_kernels kern, Py_ssize_t n, floating *z,
                                 const floating *bias, const floating *c_prev,
                                 floating *c_out, floating *h_out) noexcept nogil:
     if floating is float:
         kern.forward_f32(n, z, bias, c_prev, c_out, h_out)
     else:
         kern.forward_f64(n, z, bias, c_prev, c_out, h_out)
+
+
+cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                         const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
+                         floating *c, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """c (m, n) = [c +] a (m, k) @ b (k, n), row-major; rows independent of m."""
+    if floating is float:
+        kern.matmul_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+    else:
+        kern.matmul_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 
 
 cdef void _project_inputs(const floating *x, const floating *kernel, floating *z,
@@ -166,7 +189,7 @@ cdef int _forward_chunk(
         const floating *bias, const floating *h0, const floating *c0,
         floating *y, floating *c_n, floating *gates, floating *cells,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_gate_kernels kern) noexcept nogil:
+        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern) noexcept nogil:
     """Run one batch chunk through all time steps. Returns -1 if out of memory.
 
     Training (gates, cells not NULL) keeps every step's gates and cells for
@@ -208,8 +231,8 @@ cdef int _forward_chunk(
             else:
                 h_prev = y + (b0 * T + t - 1) * H
                 ld_h = T * H
-            gemm(c'N', c'N', nb, G, H, <floating> 1, h_prev, ld_h,
-                 recurrent_kernel, G, <floating> 1, z + s * G, block * G)
+            _matmul(kern, nb, G, H, h_prev, ld_h, recurrent_kernel, G,
+                    z + s * G, block * G, True)
             for r in range(nb):
                 b = b0 + r
                 if training:
@@ -245,7 +268,7 @@ cdef int _forward(const floating *x, const floating *kernel,
                   floating *c_n, floating *gates, floating *cells,
                   Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
                   int n_threads) noexcept nogil:
-    cdef lstm_gate_kernels kern = fastlstm_gate_kernels(_simd_level)
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t n_chunks = _n_chunks(B)
     cdef Py_ssize_t chunk
     cdef int failed = 0
@@ -287,7 +310,7 @@ def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
 
 # ------------------------------------------------------------------ backward
 
-cdef inline void _gates_backward(lstm_gate_kernels kern, Py_ssize_t n, floating *gates,
+cdef inline void _gates_backward(lstm_simd_kernels kern, Py_ssize_t n, floating *gates,
                                  const floating *c_prev, const floating *c_t,
                                  const floating *dh, const floating *dy,
                                  floating *dc) noexcept nogil:
@@ -306,12 +329,12 @@ cdef inline void _copy_rows_or_zero(floating *dst, const floating *src,
 
 
 cdef int _backward_chunk(
-        floating *dz, const floating *kernel, const floating *recurrent_kernel,
+        floating *dz, const floating *kernel, const floating *recurrent_kernel_t,
         const floating *c0, const floating *cells, const floating *dy,
         const floating *dh_n, const floating *dc_n,
         floating *dx, floating *dh0, floating *dc0,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_gate_kernels kern) noexcept nogil:
+        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern) noexcept nogil:
     """Reverse time loop for one batch chunk, then its rows of dx.
 
     dz holds the chunk's activated gates and is overwritten with the
@@ -344,8 +367,8 @@ cdef int _backward_chunk(
             _gates_backward(kern, H, dz + (b * T + t) * G, c_prev_row, c_row,
                             dh + r * H, dy_row, dc + r * H)
         # Gradient reaching h_{t-1} through the recurrence: dz_t @ R^T.
-        gemm(c'N', c'T', nb, H, G, <floating> 1, dz + (b0 * T + t) * G, T * G,
-             recurrent_kernel, G, <floating> 0, dh, H)
+        _matmul(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, recurrent_kernel_t, H,
+                dh, H, False)
 
     memcpy(dh0 + b0 * H, dh, nb * H * sizeof(floating))
     memcpy(dc0 + b0 * H, dc, nb * H * sizeof(floating))
@@ -389,7 +412,7 @@ cdef void _weight_grads_block(
 
 
 def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
-             const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel,
+             const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
              const floating[:, ::1] h0, const floating[:, ::1] c0,
              const floating[:, :, ::1] y, const floating[:, :, ::1] cells,
              dy, dh_n, dc_n,
@@ -397,6 +420,9 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              floating[:, ::1] drecurrent_kernel, floating[::1] dbias,
              floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads):
     """BPTT. dz: the activated gates kept by forward_training, destroyed here.
+
+    recurrent_kernel_t is recurrent_kernel transposed, (G, H) C-contiguous,
+    so the per-step product reads it row by row.
 
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
     Fills dx, dkernel, drecurrent_kernel, dbias, dh0, dc0.
@@ -420,12 +446,12 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Py_ssize_t n_chunks = _n_chunks(B)
     cdef Py_ssize_t n_blocks = max(1, (4 * H + COLUMN_BLOCK - 1) // COLUMN_BLOCK)
-    cdef lstm_gate_kernels kern = fastlstm_gate_kernels(_simd_level)
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t chunk, block
     cdef int failed = 0
     with nogil:
         for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
-            failed += _backward_chunk(&dz[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+            failed += _backward_chunk(&dz[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                                       &c0[0, 0], &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
                                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0],
                                       B, T, I, H, chunk, n_chunks, kern)
@@ -438,3 +464,24 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                                     - _split(block, n_blocks, 4 * H))
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
+
+
+# ------------------------------------------------------------- test access
+
+def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, bint accumulate):
+    """c = [c +] a @ b with the recurrent loop's SIMD product (for tests).
+
+    a and c may be strided by rows (unit stride along each row).
+    """
+    if a.shape[1] != b.shape[0] or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1]:
+        raise ValueError("matmul: shapes do not match")
+    if (a.shape[1] > 1 and a.strides[1] != sizeof(floating)) or (
+            c.shape[1] > 1 and c.strides[1] != sizeof(floating)):
+        raise ValueError("matmul: rows of a and c must be contiguous")
+    if a.shape[0] == 0 or b.shape[1] == 0 or a.shape[1] == 0:
+        raise ValueError("matmul: empty operands are not supported")
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    with nogil:
+        _matmul(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
+                a.strides[0] // sizeof(floating), &b[0, 0], b.shape[1], &c[0, 0],
+                c.strides[0] // sizeof(floating), accumulate)

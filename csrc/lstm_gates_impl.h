@@ -1,5 +1,5 @@
 /*
- * Body of the gate kernels. lstm_gates.c includes this file once per SIMD
+ * Body of the gate kernels. lstm_simd.c includes this file once per SIMD
  * level, each time under a different `#pragma GCC target` and with
  * SIMD_NAME(x) naming the copies apart; there is deliberately no include
  * guard.

@@ -167,6 +167,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         grads.dc0[...] = 0 if dc_n is None else dc_n
         return grads
     with blas_single_threaded():
-        _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
+        recurrent_kernel_t = np.ascontiguousarray(cache.recurrent_kernel.T)
+        _lstm.backward(dz, cache.x, cache.kernel, recurrent_kernel_t, cache.h0, cache.c0,
                        cache.y, cache.cells, dy, dh_n, dc_n, *grads, get_num_threads())
     return grads

@@ -1,17 +1,19 @@
 /*
- * Fused LSTM gate math for one batch row, in float and double.
+ * The SIMD kernels of the recurrent loop, in float and double:
  *
- * The recurrent kernel (_lstm.pyx) leaves the pre-activations of one row in
- * a buffer z of length 4 * n_units laid out as the gates i, f, g (the cell
- * candidate, Keras' "c") and o. These functions do everything elementwise
- * that happens between two GEMMs, in one pass that the compiler vectorizes.
+ * - the fused gate math of one batch row. The recurrent loop (_lstm.pyx)
+ *   leaves the pre-activations of one row in a buffer z of length
+ *   4 * n_units laid out as the gates i, f, g (the cell candidate, Keras'
+ *   "c") and o; everything elementwise between two matrix products happens
+ *   in one vectorized pass (lstm_gates_impl.h);
+ * - the small-M matrix product of each step (lstm_matmul_impl.h).
  *
- * lstm_gates.c compiles them once per instruction set (baseline, AVX2+FMA,
+ * lstm_simd.c compiles them once per instruction set (baseline, AVX2+FMA,
  * AVX-512) and picks one at run time, so a portable build still runs the
  * widest vectors the CPU has.
  */
-#ifndef FASTLSTM_LSTM_GATES_H
-#define FASTLSTM_LSTM_GATES_H
+#ifndef FASTLSTM_LSTM_SIMD_H
+#define FASTLSTM_LSTM_SIMD_H
 
 #include <stddef.h>
 
@@ -43,12 +45,26 @@ typedef void (*lstm_gates_backward_f64_fn)(ptrdiff_t n_units, double *gates,
                                            const double *dh, const double *dy,
                                            double *dc);
 
+/*
+ * c (m, n) = [c +] a (m, k) @ b (k, n), row-major with leading dimensions
+ * lda, ldb, ldc; accumulate = 0 overwrites c. Each element is summed over k
+ * in order, so a row's result does not depend on m.
+ */
+typedef void (*lstm_matmul_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                   const float *a, ptrdiff_t lda, const float *b,
+                                   ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate);
+typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                   const double *a, ptrdiff_t lda, const double *b,
+                                   ptrdiff_t ldb, double *c, ptrdiff_t ldc, int accumulate);
+
 typedef struct {
     lstm_gates_forward_f32_fn forward_f32;
     lstm_gates_forward_f64_fn forward_f64;
     lstm_gates_backward_f32_fn backward_f32;
     lstm_gates_backward_f64_fn backward_f64;
-} lstm_gate_kernels;
+    lstm_matmul_f32_fn matmul_f32;
+    lstm_matmul_f64_fn matmul_f64;
+} lstm_simd_kernels;
 
 /* SIMD levels, lowest first. */
 int fastlstm_simd_level_count(void);
@@ -56,6 +72,6 @@ const char *fastlstm_simd_level_name(int level);
 int fastlstm_simd_level_supported(int level);
 /* The level the dispatcher picked for this CPU (the best supported one). */
 int fastlstm_simd_best_level(void);
-lstm_gate_kernels fastlstm_gate_kernels(int level);
+lstm_simd_kernels fastlstm_simd_kernels(int level);
 
 #endif

@@ -1,14 +1,14 @@
 /*
- * Runtime dispatch of the gate kernels over SIMD levels.
+ * Runtime dispatch of the SIMD kernels (gate math, small matrix product).
  *
- * A portable build may not assume AVX2 (no -march=native), yet the gate math
- * is worth 2-8x more with wide vectors. So the kernels are compiled once per
+ * A portable build may not assume AVX2 (no -march=native), yet these loops
+ * are worth 2-8x more with wide vectors. So the kernels are compiled once per
  * level under `#pragma GCC target` and the best level the CPU supports is
  * chosen at run time. Lower levels stay callable so the tests can check each
  * against the reference.
  */
 #include <stdint.h>
-#include "lstm_gates.h"
+#include "lstm_simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FASTLSTM_X86_DISPATCH 1
@@ -17,30 +17,46 @@
 #endif
 
 #define SIMD_NAME(name) name##_baseline
+#define SIMD_VECTOR_BYTES 16
+#define SIMD_TILE_VECTORS 2
 #include "lstm_gates_impl.h"
+#include "lstm_matmul_impl.h"
 #undef SIMD_NAME
+#undef SIMD_VECTOR_BYTES
+#undef SIMD_TILE_VECTORS
 
 #if FASTLSTM_X86_DISPATCH
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define SIMD_NAME(name) name##_avx2
+#define SIMD_VECTOR_BYTES 32
+#define SIMD_TILE_VECTORS 2
 #include "lstm_gates_impl.h"
+#include "lstm_matmul_impl.h"
 #undef SIMD_NAME
+#undef SIMD_VECTOR_BYTES
+#undef SIMD_TILE_VECTORS
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,prefer-vector-width=512")
 #define SIMD_NAME(name) name##_avx512
+#define SIMD_VECTOR_BYTES 64
+#define SIMD_TILE_VECTORS 4
 #include "lstm_gates_impl.h"
+#include "lstm_matmul_impl.h"
 #undef SIMD_NAME
+#undef SIMD_VECTOR_BYTES
+#undef SIMD_TILE_VECTORS
 #pragma GCC pop_options
 #endif
 
 #define KERNELS(sfx)                                                           \
     { lstm_gates_forward_f32_##sfx, lstm_gates_forward_f64_##sfx,              \
-      lstm_gates_backward_f32_##sfx, lstm_gates_backward_f64_##sfx }
+      lstm_gates_backward_f32_##sfx, lstm_gates_backward_f64_##sfx,            \
+      lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx }
 
-static const lstm_gate_kernels kernel_table[] = {
+static const lstm_simd_kernels kernel_table[] = {
     KERNELS(baseline),
 #if FASTLSTM_X86_DISPATCH
     KERNELS(avx2),
@@ -92,7 +108,7 @@ int fastlstm_simd_best_level(void)
     return level;
 }
 
-lstm_gate_kernels fastlstm_gate_kernels(int level)
+lstm_simd_kernels fastlstm_simd_kernels(int level)
 {
     if (!fastlstm_simd_level_supported(level))
         level = 0;
