@@ -139,6 +139,30 @@ cdef inline Py_ssize_t _n_chunks(Py_ssize_t batch) noexcept nogil:
     return max(1, (batch + rows - 1) // rows)
 
 
+cdef inline Py_ssize_t _inference_block(Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
+                                        Py_ssize_t itemsize) noexcept nogil:
+    """Time steps per inference block, from the largest chunk's rows."""
+    cdef Py_ssize_t n_chunks = _n_chunks(B)
+    cdef Py_ssize_t rows = (B + n_chunks - 1) // n_chunks
+    return max(1, min(T, INFERENCE_BLOCK_BYTES // (rows * 4 * H * itemsize)))
+
+
+cdef inline Py_ssize_t _inference_chunk_size(Py_ssize_t B, Py_ssize_t T, Py_ssize_t I,
+                                             Py_ssize_t H, Py_ssize_t itemsize) noexcept nogil:
+    """Scratch elements one chunk needs: a block of pre-activations and of
+    inputs, and two cell states."""
+    cdef Py_ssize_t n_chunks = _n_chunks(B)
+    cdef Py_ssize_t rows = (B + n_chunks - 1) // n_chunks
+    cdef Py_ssize_t block = _inference_block(B, T, H, itemsize)
+    return rows * block * (4 * H + I) + 2 * rows * H
+
+
+def inference_workspace_size(Py_ssize_t batch, Py_ssize_t time, Py_ssize_t features,
+                             Py_ssize_t units, Py_ssize_t itemsize):
+    """Elements of scratch forward_inference needs (all chunks together)."""
+    return _n_chunks(batch) * _inference_chunk_size(batch, time, features, units, itemsize)
+
+
 cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) noexcept nogil:
     """Start of part i when `size` items are cut into `parts` near-equal parts."""
     return i * size // parts
@@ -166,35 +190,37 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
 
 
 cdef void _project_inputs(const floating *x, const floating *kernel, floating *z,
-                          Py_ssize_t T, Py_ssize_t I, Py_ssize_t G,
+                          floating *x_block, Py_ssize_t T, Py_ssize_t I, Py_ssize_t G,
                           Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t0,
-                          Py_ssize_t tb, Py_ssize_t block) noexcept nogil:
-    """z[r, s] = x[b0 + r, t0 + s] @ kernel for a chunk's rows and a time block.
+                          Py_ssize_t tb) noexcept nogil:
+    """z (nb, tb, G) = x[b0:b0 + nb, t0:t0 + tb] @ kernel, as one GEMM.
 
-    z is (nb, block, G). When the block is the whole sequence the rows of x
-    and z line up and one GEMM does it.
+    When the block is the whole sequence the chunk's rows of x are already
+    contiguous; otherwise they are gathered into x_block (nb * tb * I) first,
+    so BLAS packs the kernel once per block rather than once per row.
     """
     cdef Py_ssize_t r
-    if tb == T:
-        gemm(c'N', c'N', nb * T, G, I, <floating> 1, x + b0 * T * I, I,
-             kernel, G, <floating> 0, z, G)
-        return
-    for r in range(nb):
-        gemm(c'N', c'N', tb, G, I, <floating> 1, x + ((b0 + r) * T + t0) * I, I,
-             kernel, G, <floating> 0, z + r * block * G, G)
+    cdef const floating *rows = x + b0 * T * I
+    if tb != T:
+        for r in range(nb):
+            memcpy(x_block + r * tb * I, x + ((b0 + r) * T + t0) * I, tb * I * sizeof(floating))
+        rows = x_block
+    gemm(c'N', c'N', nb * tb, G, I, <floating> 1, rows, I, kernel, G, <floating> 0, z, G)
 
 
-cdef int _forward_chunk(
+cdef void _forward_chunk(
         const floating *x, const floating *kernel, const floating *recurrent_kernel,
         const floating *bias, const floating *h0, const floating *c0,
-        floating *y, floating *c_n, floating *gates, floating *cells,
+        floating *y, floating *c_n, floating *gates, floating *cells, floating *scratch,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
         Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern) noexcept nogil:
-    """Run one batch chunk through all time steps. Returns -1 if out of memory.
+    """Run one batch chunk through all time steps.
 
     Training (gates, cells not NULL) keeps every step's gates and cells for
-    backward. Inference keeps a time block of pre-activations and two cell
-    states, so its memory does not grow with the sequence length.
+    backward. Inference keeps a time block of pre-activations (and of the
+    inputs) and two cell states in `scratch` (_inference_chunk_size elements
+    for this chunk), so its memory does not grow with the sequence length.
+    z holds the current block as (nb, tb, G).
     """
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t b0 = _split(chunk, n_chunks, B)
@@ -202,6 +228,7 @@ cdef int _forward_chunk(
     cdef bint training = gates != NULL
     cdef Py_ssize_t block, t0, tb, s, t, r, b, ld_h
     cdef floating *z
+    cdef floating *x_block = NULL
     cdef floating *cell_pair = NULL
     cdef const floating *h_prev
     cdef const floating *c_prev_row
@@ -211,18 +238,15 @@ cdef int _forward_chunk(
         block = T
         z = gates + b0 * T * G
     else:
-        block = max(1, min(T, INFERENCE_BLOCK_BYTES // (nb * G * <Py_ssize_t> sizeof(floating))))
-        z = <floating *> malloc(nb * block * G * sizeof(floating))
-        cell_pair = <floating *> malloc(2 * nb * H * sizeof(floating))
-        if z == NULL or cell_pair == NULL:
-            free(z)
-            free(cell_pair)
-            return -1
+        block = _inference_block(B, T, H, sizeof(floating))
+        z = scratch + chunk * _inference_chunk_size(B, T, I, H, sizeof(floating))
+        x_block = z + nb * block * G
+        cell_pair = x_block + nb * block * I
 
     t0 = 0
     while t0 < T:
         tb = min(block, T - t0)
-        _project_inputs(x, kernel, z, T, I, G, b0, nb, t0, tb, block)
+        _project_inputs(x, kernel, z, x_block, T, I, G, b0, nb, t0, tb)
         for s in range(tb):
             t = t0 + s
             if t == 0:
@@ -232,7 +256,7 @@ cdef int _forward_chunk(
                 h_prev = y + (b0 * T + t - 1) * H
                 ld_h = T * H
             _matmul(kern, nb, G, H, h_prev, ld_h, recurrent_kernel, G,
-                    z + s * G, block * G, True)
+                    z + s * G, tb * G, True)
             for r in range(nb):
                 b = b0 + r
                 if training:
@@ -245,7 +269,7 @@ cdef int _forward_chunk(
                     c_prev_row = c_row - H
                 else:
                     c_prev_row = cell_pair + (((t - 1) % 2) * nb + r) * H
-                _gates_forward(kern, H, z + (r * block + s) * G, bias, c_prev_row,
+                _gates_forward(kern, H, z + (r * tb + s) * G, bias, c_prev_row,
                                c_row, y + (b * T + t) * H)
         t0 += tb
 
@@ -256,40 +280,38 @@ cdef int _forward_chunk(
         else:
             c_row = cell_pair + (((T - 1) % 2) * nb + r) * H
         memcpy(c_n + b * H, c_row, H * sizeof(floating))
-    if not training:
-        free(z)
-        free(cell_pair)
-    return 0
 
 
-cdef int _forward(const floating *x, const floating *kernel,
+cdef void _forward(const floating *x, const floating *kernel,
                   const floating *recurrent_kernel, const floating *bias,
                   const floating *h0, const floating *c0, floating *y,
-                  floating *c_n, floating *gates, floating *cells,
+                  floating *c_n, floating *gates, floating *cells, floating *scratch,
                   Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
                   int n_threads) noexcept nogil:
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t n_chunks = _n_chunks(B)
     cdef Py_ssize_t chunk
-    cdef int failed = 0
     for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
-        failed += _forward_chunk(x, kernel, recurrent_kernel, bias, h0, c0, y, c_n,
-                                 gates, cells, B, T, I, H, chunk, n_chunks, kern)
-    return failed
+        _forward_chunk(x, kernel, recurrent_kernel, bias, h0, c0, y, c_n,
+                       gates, cells, scratch, B, T, I, H, chunk, n_chunks, kern)
 
 
 def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                       const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                       const floating[:, ::1] h0, const floating[:, ::1] c0,
-                      floating[:, :, ::1] y, floating[:, ::1] c_n, int n_threads):
-    """Fill y (B, T, H) and c_n (B, H); keeps no per-step state."""
-    cdef int failed
+                      floating[:, :, ::1] y, floating[:, ::1] c_n,
+                      floating[::1] workspace, int n_threads):
+    """Fill y (B, T, H) and c_n (B, H); keeps no per-step state.
+
+    workspace: scratch of at least inference_workspace_size(...) elements.
+    """
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
+    if workspace.shape[0] < inference_workspace_size(B, T, I, H, sizeof(floating)):
+        raise ValueError("forward_inference: workspace too small")
     with nogil:
-        failed = _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
-                          &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
-                          x.shape[0], x.shape[1], x.shape[2], h0.shape[1], n_threads)
-    if failed:
-        raise MemoryError("fastlstm: could not allocate the forward pass' scratch buffers")
+        _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                 &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
+                 &workspace[0], B, T, I, H, n_threads)
 
 
 def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -298,14 +320,11 @@ def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                      floating[:, :, ::1] y, floating[:, ::1] c_n,
                      floating[:, :, ::1] gates, floating[:, :, ::1] cells, int n_threads):
     """Fill y and c_n, and keep gates (B, T, G) and cells (B, T, H) for backward."""
-    cdef int failed
     with nogil:
-        failed = _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
-                          &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], &gates[0, 0, 0],
-                          &cells[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
-                          n_threads)
-    if failed:
-        raise MemoryError("fastlstm: could not allocate the forward pass' scratch buffers")
+        _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                 &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], &gates[0, 0, 0],
+                 &cells[0, 0, 0], NULL, x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
+                 n_threads)
 
 
 # ------------------------------------------------------------------ backward

@@ -73,7 +73,8 @@ void SIMD_NAME(matmul_panel_##SFX)(                                            \
     }                                                                          \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_matmul_##SFX)(                                             \
+static inline __attribute__((always_inline))                                   \
+void SIMD_NAME(matmul_columns_##SFX)(                                          \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
 {                                                                              \
@@ -114,6 +115,21 @@ void SIMD_NAME(lstm_matmul_##SFX)(                                             \
                 acc += a[r * lda + p] * b[p * ldb + j];                        \
             c[r * ldc + j] = acc;                                              \
         }                                                                      \
+}                                                                              \
+                                                                               \
+/* k is cut into blocks so that a panel of B (K_BLOCK rows of one tile's      \
+   width) stays in L1 while every row tile uses it. A partial sum stored to   \
+   c and reloaded is exact, so blocking does not change any rounding. */      \
+void SIMD_NAME(lstm_matmul_##SFX)(                                             \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
+    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+{                                                                              \
+    enum { K_BLOCK = 128 };                                                     \
+    for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
+        ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                      \
+        SIMD_NAME(matmul_columns_##SFX)(m, n, kb, a + p, lda, b + p * ldb,     \
+                                        ldb, c, ldc, p > 0 || accumulate);     \
+    }                                                                          \
 }
 
 FASTLSTM_DEFINE_MATMUL(float, f32)

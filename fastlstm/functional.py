@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _lstm
+from . import _lstm, _workspace
 from ._blas_control import blas_single_threaded
 from ._threads import get_num_threads
 from ._types import LSTMGrads
@@ -98,7 +98,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
             if return_cache:
                 _lstm.forward_training(*kernel_args, gates, cells, get_num_threads())
             else:
-                _lstm.forward_inference(*kernel_args, get_num_threads())
+                size = _lstm.inference_workspace_size(batch, time, inputs.x.shape[2], units,
+                                                      dtype.itemsize)
+                with _workspace.borrow(size, dtype) as workspace:
+                    _lstm.forward_inference(*kernel_args, workspace, get_num_threads())
         h_n = y[:, -1].copy()
 
     if not return_cache:

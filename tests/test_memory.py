@@ -51,3 +51,29 @@ def test_inference_memory_does_not_grow_with_the_cached_activations():
     # Training keeps gates (4 x y) and cells (1 x y) on top; the peak is measured
     # from an earlier, noisier high-water mark, so ask only for the gates.
     assert training_growth > inference_growth + 3 * y_bytes
+
+
+def test_workspace_is_reused_and_never_shared_between_concurrent_callers():
+    from fastlstm import _workspace
+
+    with _workspace.borrow(1000, np.float32) as first:
+        with _workspace.borrow(10, np.float32) as concurrent:
+            assert not np.shares_memory(first, concurrent)
+    with _workspace.borrow(500, np.float32) as again:
+        assert np.shares_memory(first, again)
+    with _workspace.borrow(_workspace.MAX_CACHED_BYTES, np.float32) as huge:
+        assert huge.size == _workspace.MAX_CACHED_BYTES
+    with _workspace.borrow(10, np.float32) as after_huge:
+        assert np.shares_memory(first, after_huge)
+
+
+def test_concurrent_python_threads_get_correct_results():
+    from concurrent.futures import ThreadPoolExecutor
+
+    problems = [Problem(20, 6, 3, 9, dtype=np.float32, seed=s) for s in range(8)]
+    expected = [functional.lstm_forward(*p.inputs)[0] for p in problems]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            actual = list(pool.map(lambda p: functional.lstm_forward(*p.inputs)[0], problems))
+            for a, e in zip(actual, expected):
+                np.testing.assert_array_equal(a, e)
