@@ -67,10 +67,14 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
+# -fno-trapping-math lets GCC turn the clamps' comparisons into blends: without
+# it the gate loops stay scalar below AVX-512 (10x slower on AVX2). It only
+# drops the promise to keep FP exception flags exact; no value changes and,
+# unlike -ffast-math, it adds no flush-to-zero startup code.
 simd_library = ("fastlstm_simd", {
     "sources": ["csrc/lstm_simd.c"],
     "include_dirs": ["csrc"],
-    "cflags": OPTIMIZE_FLAGS,
+    "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
     "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h"]},  # rebuild on header edits
 })
 
