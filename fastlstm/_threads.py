@@ -13,28 +13,31 @@ import os
 _num_threads = None  # None: usable_cpu_count()
 
 
-def _cgroup_cpu_quota():
-    """CPUs allowed by a cgroup (v2 or v1) CPU quota, or None if unlimited."""
-    candidates = [("/sys/fs/cgroup/cpu.max", None),
-                  ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
-                  ("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
-                   "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us")]
-    for quota_path, period_path in candidates:
-        try:
-            with open(quota_path) as f:
-                fields = f.read().split()
-            if period_path is not None:
-                with open(period_path) as f:
-                    fields.append(f.read().strip())
-        except (OSError, ValueError):
-            continue
-        if len(fields) < 2 or fields[0] in ("max", "-1"):
-            return None
-        try:
-            return int(fields[0]) / int(fields[1])
-        except (ValueError, ZeroDivisionError):
-            return None
-    return None
+def _read_fields(path):
+    with open(path) as f:
+        return f.read().split()
+
+
+def _cgroup_cpu_quota(root="/sys/fs/cgroup"):
+    """CPUs allowed by a cgroup CPU quota (v2 cpu.max or v1 cfs files), or None."""
+    try:
+        quota, period = _read_fields(os.path.join(root, "cpu.max"))[:2]  # v2
+    except (OSError, ValueError):
+        quota = period = None
+        for controller in ("cpu", "cpu,cpuacct"):
+            base = os.path.join(root, controller)
+            try:
+                quota = _read_fields(os.path.join(base, "cpu.cfs_quota_us"))[0]
+                period = _read_fields(os.path.join(base, "cpu.cfs_period_us"))[0]
+                break
+            except (OSError, IndexError):
+                continue
+    if quota is None or quota in ("max", "-1"):
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def _omp_num_threads():

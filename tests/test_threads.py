@@ -84,3 +84,29 @@ def test_blas_is_single_threaded_inside_kernels_and_restored_after():
     assert inside and all(n == 1 for n in inside)
     assert all(n == 1 for n in still)
     assert after == before
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3.0),
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_cgroup_cpu_quota(tmp_path, files, expected):
+    from fastlstm._threads import _cgroup_cpu_quota
+
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert _cgroup_cpu_quota(str(tmp_path)) == expected
+
+
+def test_cgroup_quota_caps_the_default(monkeypatch):
+    from fastlstm import _threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: 1.5)
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert _threads.usable_cpu_count() == 1
