@@ -1,0 +1,1 @@
+"""Real time series shipped with fastlstm (see README.md here)."""
