@@ -1,0 +1,215 @@
+"""Layers for fastlstm.Sequential, named and shaped as in Keras.
+
+A layer is built from the shape of one sample (no batch axis), then runs
+``forward(x, training)`` and, after a training forward, ``backward(dy)``,
+which stores the weight gradients in ``grads`` and returns dx. Weights live
+in ``weights`` in Keras' order and layout, float32.
+"""
+import numpy as np
+
+from . import functional, initializers
+from ._random import generator
+
+__all__ = ["Layer", "LSTM", "Dense", "Dropout"]
+
+
+class Layer:
+    """Base class. Subclasses define _build, forward, backward, output shape."""
+
+    def __init__(self, input_shape=None, name=None):
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.name = name or type(self).__name__.lower()
+        self.weights = []
+        self.grads = []
+        self.built = False
+
+    def build(self, input_shape):
+        """Create the weights for samples of shape `input_shape`; returns the output shape."""
+        self.input_shape = tuple(input_shape)
+        self._build(self.input_shape)
+        self.built = True
+        return self.compute_output_shape(self.input_shape)
+
+    def _build(self, input_shape):
+        pass
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __call__(self, x, training=False):
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        return self.forward(np.asarray(x, dtype=np.float32), training)
+
+
+class LSTM(Layer):
+    """Long short-term memory layer (Keras' ``keras.layers.LSTM`` weights and defaults).
+
+    Parameters
+    ----------
+    units : int
+    return_sequences : bool
+        Output the hidden state of every step, (batch, time, units), instead
+        of the last one, (batch, units).
+    return_state : bool
+        Calling the layer also returns the final h and c (outside Sequential).
+    input_shape : tuple (time, features), optional
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+    unit_forget_bias : bool
+        Start the forget gate's bias at 1.
+
+    Weights: kernel (features, 4 * units), recurrent_kernel (units, 4 * units),
+    bias (4 * units,), gate blocks i, f, c, o.
+    """
+
+    def __init__(self, units, return_sequences=False, return_state=False, input_shape=None,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, name=None):
+        super().__init__(input_shape, name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be an int >= 1, got {units!r}")
+        self.units = int(units)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._initializer_names = (kernel_initializer, recurrent_initializer, bias_initializer)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self._cache = None
+
+    def _build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"LSTM expects samples of shape (time, features), got {input_shape}")
+        features, units = input_shape[1], self.units
+        bias = self.bias_initializer((4 * units,))
+        if self.unit_forget_bias:
+            bias[units:2 * units] = 1.0
+        self.weights = [self.kernel_initializer((features, 4 * units)),
+                        self.recurrent_initializer((units, 4 * units)), bias]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
+
+    def forward(self, x, training=False):
+        kernel, recurrent_kernel, bias = self.weights
+        if training:
+            y, h_n, c_n, self._cache = functional.lstm_forward(
+                x, kernel, recurrent_kernel, bias, return_cache=True, check_finite=False)
+        else:
+            y, h_n, c_n = functional.lstm_forward(x, kernel, recurrent_kernel, bias,
+                                                  check_finite=False)
+        output = y if self.return_sequences else h_n
+        return (output, h_n, c_n) if self.return_state and not training else output
+
+    def backward(self, dy):
+        if self.return_sequences:
+            grads = functional.lstm_backward(self._cache, dy, check_finite=False)
+        else:
+            grads = functional.lstm_backward(self._cache, None, dh_n=dy, check_finite=False)
+        self._cache = None
+        self.grads = [grads.dkernel, grads.drecurrent_kernel, grads.dbias]
+        return grads.dx
+
+    def get_config(self):
+        kernel, recurrent, bias = (n if isinstance(n, str) else "custom"
+                                   for n in self._initializer_names)
+        return {"name": self.name, "units": self.units,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "kernel_initializer": kernel, "recurrent_initializer": recurrent,
+                "bias_initializer": bias, "unit_forget_bias": self.unit_forget_bias}
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+# name -> (activation, derivative from the activation's output a)
+_ACTIVATIONS = {
+    "linear": (lambda z: z, lambda a: 1.0),
+    "relu": (lambda z: np.maximum(z, 0), lambda a: (a > 0).astype(a.dtype)),
+    "tanh": (np.tanh, lambda a: 1.0 - a * a),
+    "sigmoid": (_sigmoid, lambda a: a * (1.0 - a)),
+}
+
+
+class Dense(Layer):
+    """Fully connected layer over the last axis: activation(x @ kernel + bias).
+
+    Parameters
+    ----------
+    units : int
+    activation : None, "linear", "relu", "tanh" or "sigmoid"
+
+    Weights: kernel (features, units), bias (units,).
+    """
+
+    def __init__(self, units, activation=None, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be an int >= 1, got {units!r}")
+        name_ = "linear" if activation is None else activation
+        if name_ not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: None, "
+                             + ", ".join(repr(n) for n in _ACTIVATIONS))
+        self.units = int(units)
+        self.activation = name_
+        self._activate, self._derivative = _ACTIVATIONS[name_]
+        self._x = self._a = None
+
+    def _build(self, input_shape):
+        self.weights = [initializers.glorot_uniform((input_shape[-1], self.units)),
+                        initializers.zeros((self.units,))]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, training=False):
+        kernel, bias = self.weights
+        a = self._activate(x @ kernel + bias).astype(np.float32, copy=False)
+        if training:
+            self._x, self._a = x, a
+        return a
+
+    def backward(self, dy):
+        kernel, _ = self.weights
+        dz = dy * self._derivative(self._a)
+        x2d, dz2d = self._x.reshape(-1, kernel.shape[0]), dz.reshape(-1, self.units)
+        self.grads = [(x2d.T @ dz2d).astype(np.float32), dz2d.sum(axis=0).astype(np.float32)]
+        self._x = self._a = None
+        return (dz @ kernel.T).astype(np.float32, copy=False)
+
+    def get_config(self):
+        return {"name": self.name, "units": self.units, "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero a fraction `rate` of the inputs and
+    scale the rest by 1 / (1 - rate); at inference, pass x through."""
+
+    def __init__(self, rate, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        keep = generator().random(x.shape, dtype=np.float32) >= self.rate
+        self._mask = keep.astype(np.float32) / np.float32(1.0 - self.rate)
+        return x * self._mask
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {"name": self.name, "rate": self.rate}

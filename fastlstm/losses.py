@@ -1,0 +1,68 @@
+"""Losses: a value (mean over every element, as Keras) and its gradient."""
+import numpy as np
+
+__all__ = ["get", "MeanSquaredError", "MeanAbsoluteError", "Huber"]
+
+
+class Loss:
+    name = "loss"
+
+    def __call__(self, y_true, y_pred):
+        """Mean loss over all elements, a Python float."""
+        return float(np.mean(self._elementwise(np.asarray(y_pred, np.float64) - y_true)))
+
+    def gradient(self, y_true, y_pred):
+        """d loss / d y_pred, float32, shaped like y_pred."""
+        error = np.asarray(y_pred, np.float64) - y_true
+        return (self._derivative(error) / error.size).astype(np.float32)
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def _elementwise(self, error):
+        return error * error
+
+    def _derivative(self, error):
+        return 2.0 * error
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def _elementwise(self, error):
+        return np.abs(error)
+
+    def _derivative(self, error):
+        return np.sign(error)
+
+
+class Huber(Loss):
+    """Quadratic within ±delta of the target, linear beyond it."""
+
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        self.delta = float(delta)
+
+    def _elementwise(self, error):
+        a = np.abs(error)
+        return np.where(a <= self.delta, 0.5 * error * error, self.delta * (a - 0.5 * self.delta))
+
+    def _derivative(self, error):
+        return np.clip(error, -self.delta, self.delta)
+
+
+_BY_NAME = {"mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+            "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+            "huber": Huber}
+
+
+def get(identifier):
+    """A loss from its name or a Loss instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    try:
+        return _BY_NAME[identifier]()
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {identifier!r}; valid names: {sorted(_BY_NAME)}") from None

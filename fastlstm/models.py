@@ -1,0 +1,417 @@
+"""Sequential: a stack of layers with Keras' compile / fit / predict workflow.
+
+Training runs each LSTM's forward and backward through the compiled kernels;
+everything else (Dense, Dropout, losses, optimizer steps) is vectorized
+NumPy. No Python loop runs over time steps.
+"""
+import json
+import sys
+import time
+import zipfile
+
+import numpy as np
+
+from . import layers as layers_module
+from . import losses, optimizers
+from ._random import generator
+from ._version import __version__
+from .callbacks import Callback, History
+
+__all__ = ["Sequential", "load_model"]
+
+FILE_FORMAT = "fastlstm-model"
+FILE_FORMAT_VERSION = 1
+
+_METRICS = {
+    "mae": lambda t, p: float(np.mean(np.abs(p - t))),
+    "mse": lambda t, p: float(np.mean((p - t) ** 2)),
+    "rmse": lambda t, p: float(np.sqrt(np.mean((p - t) ** 2))),
+}
+_METRIC_ALIASES = {"mean_absolute_error": "mae", "mean_squared_error": "mse",
+                   "root_mean_squared_error": "rmse"}
+
+
+def _metric_name(name):
+    key = _METRIC_ALIASES.get(name, name)
+    if key not in _METRICS:
+        raise ValueError(f"unknown metric {name!r}; valid: {sorted(_METRICS)}")
+    return key
+
+
+class _ProgressBar:
+    """One line per epoch: steps done, ETA while running, time and logs at the end."""
+
+    def __init__(self, steps, stream=None, width=30):
+        self.steps, self.width = steps, width
+        self.stream = stream or sys.stdout
+        self.start = time.perf_counter()
+        self._last_length = 0
+
+    def _write(self, line, end=""):
+        padding = " " * max(0, self._last_length - len(line))  # blank a longer previous line
+        self.stream.write("\r" + line + padding + end)
+        self.stream.flush()
+        self._last_length = len(line)
+
+    def _bar(self, step):
+        done = int(self.width * step / self.steps)
+        arrow = ">" if done < self.width else ""
+        return f"{step}/{self.steps} [" + "=" * done + arrow + "." * (self.width - done - len(arrow)) + "]"
+
+    @staticmethod
+    def _logs(logs):
+        return "".join(f" - {k}: {v:.4g}" for k, v in logs.items())
+
+    def update(self, step, logs):
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / step * (self.steps - step)
+        self._write(f"{self._bar(step)} - ETA: {eta:.0f}s{self._logs(logs)}")
+
+    def finish(self, logs):
+        elapsed = time.perf_counter() - self.start
+        per_step = 1e3 * elapsed / max(self.steps, 1)
+        self._write(f"{self._bar(self.steps)} - {elapsed:.1f}s {per_step:.0f}ms/step"
+                    f"{self._logs(logs)}", end="\n")
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+    name : str
+    """
+
+    def __init__(self, layers=None, name="sequential"):
+        self.name = name
+        self.layers = []
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.input_shape = None
+        self.output_shape = None
+        self.stop_training = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------ structure
+
+    def add(self, layer):
+        """Append a layer."""
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(f"expected a fastlstm layer, got {type(layer).__name__}")
+        if isinstance(layer, layers_module.LSTM) and layer.return_state:
+            raise ValueError("return_state=True returns several outputs; Sequential passes only "
+                             "one on: use the layer on its own for its states")
+        if self.built:
+            raise RuntimeError("cannot add layers to a model that is already built")
+        taken = {existing.name for existing in self.layers}
+        base, k = layer.name, 0
+        while layer.name in taken:  # lstm, lstm_1, lstm_2 ... as Keras names them
+            k += 1
+            layer.name = f"{base}_{k}"
+        self.layers.append(layer)
+
+    @property
+    def built(self):
+        return self.input_shape is not None
+
+    def build(self, input_shape=None):
+        """Create all weights for samples of `input_shape` (no batch axis);
+        defaults to the first layer's ``input_shape``."""
+        if not self.layers:
+            raise ValueError("the model has no layers: add some first")
+        shape = input_shape if input_shape is not None else self.layers[0].input_shape
+        if shape is None:
+            raise ValueError("the model does not know its input shape yet: pass input_shape to "
+                             "the first layer, call build(input_shape), or fit/predict on data")
+        self.input_shape = tuple(int(d) for d in shape)
+        for layer in self.layers:
+            shape = layer.build(shape)
+        self.output_shape = tuple(shape)
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    def get_weights(self):
+        """Copies of all weights, layer by layer, in Keras' order and layouts."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Load weights as returned by get_weights (or by Keras' model.get_weights())."""
+        self._require_built("set_weights")
+        current = self.weights
+        if len(weights) != len(current):
+            raise ValueError(f"expected {len(current)} arrays, got {len(weights)}")
+        for i, (target, value) in enumerate(zip(current, weights)):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"weight {i} must have shape {target.shape}, got {value.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"weight {i} contains NaN or infinity")
+        for target, value in zip(current, weights):
+            np.copyto(target, np.asarray(value, dtype=np.float32))
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print):
+        """Print each layer's type, output shape and parameter count."""
+        self._require_built("summary")
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for layer in self.layers:
+            shape = (None,) + layer.compute_output_shape(layer.input_shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape),
+                         f"{layer.count_params():,}"))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        for k, row in enumerate(rows):
+            print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)))
+            print_fn("=" * sum(widths) if k == 0 else line)
+        print_fn(f"Total params: {self.count_params():,}")
+
+    def _require_built(self, what):
+        """Build from the first layer's declared input_shape if needed (Keras
+        builds such a model as it is assembled); without one, refuse."""
+        if self.built:
+            return
+        if self.layers and self.layers[0].input_shape is not None:
+            self.build()
+            return
+        raise RuntimeError(f"{what}: the model is not built yet; give the first layer an "
+                           "input_shape, call build(), or fit on data first")
+
+    # -------------------------------------------------------------- training
+
+    def compile(self, optimizer="rmsprop", loss="mse", metrics=None):
+        """Choose the optimizer (name or object), the loss and extra metrics."""
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self.metrics = [_metric_name(m) for m in (metrics or [])]
+
+    def _check_x(self, x):
+        array = np.asarray(x)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"x must be numeric, got dtype {array.dtype}")
+        array = array.astype(np.float32, copy=False)
+        if not self.built:
+            self.build(array.shape[1:])
+        expected_ndim = 1 + len(self.input_shape)
+        if array.ndim != expected_ndim or array.shape[-1] != self.input_shape[-1]:
+            raise ValueError(f"x must have shape (samples, {', '.join(map(str, self.input_shape))}),"
+                             f" got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("x contains NaN or infinity")
+        return array
+
+    def _check_y(self, y, n):
+        array = np.asarray(y)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"y must be numeric, got dtype {array.dtype}")
+        if len(array) != n:
+            raise ValueError(f"x has {n} samples but y has {len(array)}")
+        per_sample = int(np.prod(self.output_shape))
+        if array.size != n * per_sample:
+            raise ValueError(f"y has shape {array.shape}; the model outputs "
+                             f"{(n,) + self.output_shape}")
+        array = array.astype(np.float32).reshape((n,) + self.output_shape)
+        if not np.isfinite(array).all():
+            raise ValueError("y contains NaN or infinity")
+        return array
+
+    def _forward(self, x, training):
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _train_step(self, x, y):
+        output = self._forward(x, training=True)
+        grad = self.loss.gradient(y, output)
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        weights = [w for layer in self.layers for w in layer.weights]
+        grads = [g for layer in self.layers for g in layer.grads]
+        self.optimizer.apply(weights, grads)
+        return output
+
+    def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
+            shuffle=True, callbacks=None, verbose=1):
+        """Train for `epochs` passes over (x, y).
+
+        ``validation_split`` takes the last fraction of the samples, before
+        shuffling, as Keras does. Returns a History whose ``history`` dict
+        holds each epoch's loss, metrics and (with validation) val_ ones.
+        """
+        if self.optimizer is None:
+            raise RuntimeError("call compile(optimizer, loss) before fit")
+        x = self._check_x(x)
+        y = self._check_y(y, len(x))
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_data is not None:
+            x_val, y_val = validation_data
+            x_val = self._check_x(x_val)
+            y_val = self._check_y(y_val, len(x_val))
+        elif validation_split:
+            split = int(len(x) * (1.0 - validation_split))
+            if split == 0 or split == len(x):
+                raise ValueError(f"validation_split={validation_split} leaves an empty "
+                                 f"training or validation set of {len(x)} samples")
+            x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
+        else:
+            x_val = y_val = None
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+        history = History()
+        hooks = [history] + list(callbacks or [])
+        for hook in hooks:
+            if not isinstance(hook, Callback):
+                raise TypeError(f"callbacks must be fastlstm Callback objects, got {type(hook).__name__}")
+            hook.set_model(self)
+            hook.on_train_begin()
+        self.stop_training = False
+        n, steps = len(x), -(-len(x) // batch_size)
+        for epoch in range(epochs):
+            for hook in hooks:
+                hook.on_epoch_begin(epoch)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+                bar = _ProgressBar(steps)
+            order = generator().permutation(n) if shuffle else np.arange(n)
+            totals = dict.fromkeys(["loss"] + self.metrics, 0.0)
+            for step in range(steps):
+                batch = order[step * batch_size:(step + 1) * batch_size]
+                output = self._train_step(x[batch], y[batch])
+                totals["loss"] += self.loss(y[batch], output) * len(batch)
+                for name in self.metrics:
+                    totals[name] += _METRICS[name](y[batch], output) * len(batch)
+                seen = min((step + 1) * batch_size, n)
+                if verbose:
+                    bar.update(step + 1, {k: v / seen for k, v in totals.items()})
+            logs = {k: v / n for k, v in totals.items()}
+            if x_val is not None:
+                logs.update(self._evaluate_logs(x_val, y_val, prefix="val_"))
+            if verbose:
+                bar.finish(logs)
+            for hook in hooks:
+                hook.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for hook in hooks:
+            hook.on_train_end()
+        return history
+
+    # ------------------------------------------------------------ inference
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """Model outputs for x, in batches of `batch_size` (default 256)."""
+        self._require_built("predict")
+        x = self._check_x(x)
+        batch_size = batch_size or 256
+        outputs = [self._forward(x[i:i + batch_size], training=False)
+                   for i in range(0, len(x), batch_size)]
+        if not outputs:
+            return np.empty((0,) + self.output_shape, np.float32)
+        return np.concatenate(outputs)
+
+    def _evaluate_logs(self, x, y, prefix=""):
+        output = self.predict(x)
+        logs = {prefix + "loss": self.loss(y, output)}
+        for name in self.metrics:
+            logs[prefix + name] = _METRICS[name](y, output)
+        return logs
+
+    def evaluate(self, x, y, batch_size=None, verbose=0):
+        """The loss on (x, y), or [loss, *metrics] when metrics were compiled."""
+        if self.loss is None:
+            raise RuntimeError("call compile(optimizer, loss) before evaluate")
+        x = self._check_x(x)
+        y = self._check_y(y, len(x))
+        logs = self._evaluate_logs(x, y)
+        return logs["loss"] if not self.metrics else list(logs.values())
+
+    # ---------------------------------------------------------- persistence
+
+    def get_config(self):
+        return {"name": self.name, "input_shape": list(self.input_shape),
+                "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers]}
+
+    def save(self, path, metadata=None):
+        """Save architecture, weights and the compile settings to one file.
+
+        Format (NumPy .npz, read back without unpickling): arrays
+        ``weight_0 .. weight_{n-1}`` in get_weights() order and ``config``, a
+        UTF-8 JSON document (uint8 array) with ``format``, ``format_version``,
+        ``fastlstm_version``, ``model`` (layers and their configs),
+        ``compile`` (optimizer config, loss name, metrics) and ``metadata``
+        (any JSON you pass, e.g. a scaler's parameters).
+        """
+        self._require_built("save")
+        config = {"format": FILE_FORMAT, "format_version": FILE_FORMAT_VERSION,
+                  "fastlstm_version": __version__, "model": self.get_config(),
+                  "compile": None if self.optimizer is None else {
+                      "optimizer": self.optimizer.get_config(), "loss": self.loss.name,
+                      "metrics": self.metrics},
+                  "metadata": metadata}
+        arrays = {f"weight_{i}": w for i, w in enumerate(self.weights)}
+        encoded = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
+        with open(path, "wb") as f:
+            np.savez(f, config=encoded, **arrays)
+
+
+_LAYERS = {"LSTM": layers_module.LSTM, "Dense": layers_module.Dense,
+           "Dropout": layers_module.Dropout}
+
+
+def _read_model_file(path):
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            config = json.loads(bytes(data["config"]).decode("utf-8"))
+            arrays = {k: data[k] for k in data.files if k != "config"}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no model file at {path}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a readable fastlstm model file "
+                         f"({type(e).__name__}: {e})") from None
+    if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
+        raise ValueError(f"{path} is not a fastlstm model file")
+    if config.get("format_version") != FILE_FORMAT_VERSION:
+        raise ValueError(f"{path} has model format version {config.get('format_version')}; "
+                         f"this fastlstm reads version {FILE_FORMAT_VERSION}")
+    return config, arrays
+
+
+def load_model(path):
+    """Load a model written by Sequential.save.
+
+    The metadata saved with it is ``model.metadata``. Never unpickles; a
+    missing file is a FileNotFoundError, a corrupt, truncated or foreign one
+    a ValueError.
+    """
+    config, arrays = _read_model_file(path)
+    try:
+        spec = config["model"]
+        model = Sequential(name=spec["name"])
+        for entry in spec["layers"]:
+            options = dict(entry["config"])
+            name = options.pop("name", None)
+            model.add(_LAYERS[entry["class"]](name=name, **options))
+        model.build(spec["input_shape"])
+        weights = [arrays[f"weight_{i}"] for i in range(len(model.weights))]
+        model.set_weights(weights)
+        if config.get("compile"):
+            compiled = config["compile"]
+            options = dict(compiled["optimizer"])
+            optimizer = getattr(optimizers, options.pop("name"))(**options)
+            model.compile(optimizer, compiled["loss"], compiled["metrics"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: the model description is damaged "
+                         f"({type(e).__name__}: {e})") from None
+    model.metadata = config.get("metadata")
+    return model

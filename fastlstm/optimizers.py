@@ -1,0 +1,136 @@
+"""Optimizers with Keras' update rules and default hyper-parameters.
+
+Updates are vectorized NumPy, in place on the model's weight arrays. Each
+optimizer keeps its state (moments) per weight, in the weights' order.
+``clipnorm`` rescales each weight's gradient to at most that L2 norm and
+``clipvalue`` clips every element, guarding against exploding gradients.
+"""
+import numpy as np
+
+__all__ = ["get", "Optimizer", "SGD", "RMSprop", "Adam"]
+
+
+class Optimizer:
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+        for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+        self.learning_rate = float(learning_rate)
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.iterations = 0
+        self._slots = None
+
+    def _clipped(self, grad):
+        if self.clipvalue is not None:
+            grad = np.clip(grad, -self.clipvalue, self.clipvalue)
+        if self.clipnorm is not None:
+            norm = float(np.sqrt(np.sum(grad.astype(np.float64) ** 2)))
+            if norm > self.clipnorm:
+                grad = grad * np.float32(self.clipnorm / norm)
+        return grad
+
+    def apply(self, weights, grads):
+        """Update every array in `weights` in place from its gradient."""
+        if self._slots is None or len(self._slots) != len(weights):
+            self._slots = [self._new_slots(w) for w in weights]
+        self.iterations += 1
+        for weight, grad, slots in zip(weights, grads, self._slots):
+            self._update(weight, self._clipped(grad), slots)
+
+    def _new_slots(self, weight):
+        return {}
+
+    def get_config(self):
+        return {"name": type(self).__name__, "learning_rate": self.learning_rate,
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+
+
+class SGD(Optimizer):
+    """Gradient descent, optionally with (Nesterov) momentum."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _new_slots(self, weight):
+        return {"velocity": np.zeros_like(weight)} if self.momentum else {}
+
+    def _update(self, weight, grad, slots):
+        lr = np.float32(self.learning_rate)
+        if not self.momentum:
+            weight -= lr * grad
+            return
+        velocity = slots["velocity"]
+        velocity *= np.float32(self.momentum)
+        velocity -= lr * grad
+        if self.nesterov:
+            weight += np.float32(self.momentum) * velocity - lr * grad
+        else:
+            weight += velocity
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """Divide the step by a running root mean square of the gradient."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho = float(rho)
+        self.epsilon = float(epsilon)
+
+    def _new_slots(self, weight):
+        return {"mean_square": np.zeros_like(weight)}
+
+    def _update(self, weight, grad, slots):
+        mean_square = slots["mean_square"]
+        mean_square *= np.float32(self.rho)
+        mean_square += np.float32(1.0 - self.rho) * grad * grad
+        # Keras 3 puts epsilon inside the square root.
+        weight -= np.float32(self.learning_rate) * grad / np.sqrt(mean_square
+                                                                 + np.float32(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adam(Optimizer):
+    """Adaptive moments with bias correction."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _new_slots(self, weight):
+        return {"m": np.zeros_like(weight), "v": np.zeros_like(weight)}
+
+    def _update(self, weight, grad, slots):
+        m, v, t = slots["m"], slots["v"], self.iterations
+        m += np.float32(1.0 - self.beta_1) * (grad - m)
+        v += np.float32(1.0 - self.beta_2) * (grad * grad - v)
+        step = self.learning_rate * np.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        weight -= np.float32(step) * m / (np.sqrt(v) + np.float32(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam}
+
+
+def get(identifier):
+    """An optimizer from its name (Keras defaults) or an Optimizer instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    try:
+        return _BY_NAME[identifier.lower()]()
+    except (KeyError, AttributeError):
+        raise ValueError(f"unknown optimizer {identifier!r}; valid names: {sorted(_BY_NAME)}") from None
