@@ -2,20 +2,35 @@
 
 Subcommands
 -----------
-info
-    How this copy was built, then a self-check: the compiled kernels against
-    the NumPy reference on a random problem, with both timed.
+demo      The classic stock forecast on the shipped GOOG prices: train, then
+          test errors in dollars next to the persistence baseline, and a plot.
+train     The same job on a column of your CSV; --save keeps the model.
+forecast  Recursive multi-step forecast from a saved model and a CSV.
+info      Build facts and a kernel-vs-reference self-check.
+
+A user mistake (missing file or column, bad number, bad option) prints one
+line, ``fastlstm: error: ...``, and exits with status 2.
 """
 import argparse
+import csv
 import json
 import sys
 import time
 
 import numpy as np
 
-from . import functional, reference
+from . import datasets, functional, reference, timeseries
 from ._build_info import build_info
+from ._threads import set_num_threads
+from .forecaster import fit_forecaster
+from .models import load_model
 
+
+class UserError(Exception):
+    """A mistake in the command's input: reported in one line, no traceback."""
+
+
+# ---------------------------------------------------------------- helpers
 
 def _median_ms(fn, repeats=7):
     fn()
@@ -59,19 +74,186 @@ def self_check(batch=64, time_steps=60, features=1, units=50, seed=0):
     }
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {value}")
+    return value
+
+
+def _report(run, unit=""):
+    print(f"\nTrained in {run.train_seconds:.1f} s. Test set: the last {len(run.test_true)} "
+          f"values (window {run.window}).")
+    print(f"{'':8}{'LSTM':>12}{'persistence':>14}")
+    for name, pair in run.errors().items():
+        print(f"{name:8}{unit}{pair['model']:>11.3f}{unit}{pair['persistence']:>13.3f}")
+    scaled_test_max = float(run.scaler.transform(run.test_true).max())
+    if scaled_test_max > 1.0:
+        print(f"Note: the test values reach {scaled_test_max:.2f} on the 0..1 scale fitted to the "
+              "training span (nothing leaks from the test set), so the model extrapolates.")
+
+
+def _plot(run, index, title, path):
+    """Save true vs predicted test values as a PNG; False when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    dates = index[run.test_start:]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(dates, run.test_true, label="true", color="black", linewidth=1.2)
+    ax.plot(dates, run.test_predicted, label="LSTM forecast", color="tab:orange", linewidth=1.2)
+    ax.set_title(title)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _add_training_options(parser, epochs):
+    parser.add_argument("--window", type=_positive_int, default=60, help="past steps per input")
+    parser.add_argument("--units", type=_positive_int, default=50,
+                        help="units of the first LSTM (the second has twice as many)")
+    parser.add_argument("--epochs", type=_positive_int, default=epochs)
+    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+
+
+def _train_from_args(series, args):
+    if args.threads:
+        set_num_threads(args.threads)
+    return fit_forecaster(series, window=args.window, units=args.units, epochs=args.epochs,
+                          batch_size=args.batch_size, test_fraction=args.test_fraction,
+                          seed=args.seed, verbose=0 if args.quiet else 1)
+
+
+# ------------------------------------------------------------ subcommands
+
+def _demo(args):
+    goog = datasets.load_goog()
+    print(f"GOOG daily Close, {goog.index[0]} .. {goog.index[-1]} ({len(goog)} days): "
+          f"LSTM(50, seq) -> Dropout(0.2) -> LSTM(100) -> Dropout(0.2) -> Dense(1), "
+          f"MSE + rmsprop, {args.epochs} epochs.")
+    run = _train_from_args(goog.column("Close"), args)
+    _report(run, unit=" $")
+    if args.plot.lower() == "none":
+        return 0
+    if _plot(run, goog.index, "GOOG Close: true vs LSTM one-step forecast (test set)", args.plot):
+        print(f"Plot of true vs predicted: {args.plot}")
+    else:
+        print("For a plot of true vs predicted: pip install matplotlib (or pip install "
+              "'fastlstm[plot]'), then run this again.")
+    return 0
+
+
+def _read_series(path, column, min_length):
+    try:
+        return datasets.load_csv(path, column, min_length=min_length).column(column)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+
+
+def _train(args):
+    series = _read_series(args.csv, args.column, args.window + 2)
+    run = _train_from_args(series, args)
+    _report(run)
+    if args.save:
+        run.model.save(args.save, metadata={**run.metadata(), "column": args.column})
+        print(f"Model saved to {args.save}")
+    return 0
+
+
+def _forecast(args):
+    try:
+        model = load_model(args.model)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    meta = model.metadata or {}
+    if "scaler" not in meta or "window" not in meta:
+        raise UserError(f"{args.model} has no scaler and window: save it with 'fastlstm train'")
+    scaler = timeseries.scaler_from_dict(meta["scaler"])
+    window = int(meta["window"])
+    series = _read_series(args.csv, args.column, window)
+    scaled = timeseries.forecast_recursive(model, scaler.transform(series), args.steps, window)
+    forecast = scaler.inverse_transform(scaled, column=0)
+    for step, value in enumerate(forecast, start=1):
+        print(f"{step}\t{value:.6g}")
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", args.column])
+            writer.writerows((step, f"{value:.10g}") for step, value in enumerate(forecast, 1))
+        print(f"Forecast written to {args.out}")
+    return 0
+
+
 def _info(args):
     report = {"build": build_info(), "self_check": self_check()}
     print(json.dumps(report, indent=2))
     return 0 if report["self_check"]["max_relative_error"] < 1e-4 else 1
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(prog="fastlstm", description="Fast LSTMs on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="build facts and a kernel-vs-reference self-check")
-    args = parser.parse_args(argv)
-    handlers = {"info": _info}
-    return handlers[args.command](args)
+
+    demo = commands.add_parser("demo", help="the classic stock forecast on shipped GOOG prices")
+    _add_training_options(demo, epochs=50)
+    demo.add_argument("--plot", default="fastlstm_demo.png",
+                      help="PNG to write (needs matplotlib); 'none' for no plot")
+    demo.set_defaults(handler=_demo)
+
+    train = commands.add_parser("train", help="train the forecaster on a CSV column")
+    train.add_argument("--csv", required=True)
+    train.add_argument("--column", required=True)
+    train.add_argument("--save", help="file to save the trained model to")
+    _add_training_options(train, epochs=20)
+    train.set_defaults(handler=_train)
+
+    forecast = commands.add_parser("forecast", help="recursive forecast from a saved model")
+    forecast.add_argument("--model", required=True)
+    forecast.add_argument("--csv", required=True)
+    forecast.add_argument("--column", required=True)
+    forecast.add_argument("--steps", type=_positive_int, required=True)
+    forecast.add_argument("--out", help="CSV file for the forecast")
+    forecast.set_defaults(handler=_forecast)
+
+    info = commands.add_parser("info", help="build facts and a kernel-vs-reference self-check")
+    info.set_defaults(handler=_info)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse reports bad options itself (exit 2)
+    try:
+        return args.handler(args)
+    except UserError as e:
+        print(f"fastlstm: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. --save or --out into a missing folder
+        print(f"fastlstm: error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ fastlstm's Sequential or a Keras model.
 """
 import numpy as np
 
-__all__ = ["make_windows", "MinMaxScaler", "StandardScaler", "train_test_split",
+__all__ = ["make_windows", "MinMaxScaler", "StandardScaler", "scaler_from_dict", "train_test_split",
            "forecast_recursive", "forecast_direct", "persistence_forecast",
            "mae", "rmse", "mape", "smape"]
 
@@ -114,6 +114,15 @@ class _Scaler:
     def fit_transform(self, x):
         return self.fit(x).transform(x)
 
+    def to_dict(self):
+        """The fitted parameters as JSON-ready data (see scaler_from_dict)."""
+        self._check_fitted()
+        return {"class": type(self).__name__, "offset": self.offset_.tolist(),
+                "scale": self.scale_.tolist(), **self._init_params()}
+
+    def _init_params(self):
+        return {}
+
     def inverse_transform(self, x, column=None):
         """Undo transform.
 
@@ -144,6 +153,9 @@ class MinMaxScaler(_Scaler):
             raise ValueError(f"feature_range must be (low, high) with low < high, got {feature_range}")
         self.feature_range = (float(low), float(high))
 
+    def _init_params(self):
+        return {"feature_range": list(self.feature_range)}
+
     def _parameters(self, data):
         low, high = self.feature_range
         data_min, data_max = data.min(axis=0), data.max(axis=0)
@@ -156,6 +168,21 @@ class StandardScaler(_Scaler):
 
     def _parameters(self, data):
         return data.mean(axis=0), data.std(axis=0)
+
+
+def scaler_from_dict(data):
+    """Rebuild a fitted scaler from ``scaler.to_dict()``."""
+    classes = {"MinMaxScaler": MinMaxScaler, "StandardScaler": StandardScaler}
+    try:
+        scaler = classes[data["class"]](**({"feature_range": tuple(data["feature_range"])}
+                                           if "feature_range" in data else {}))
+        scaler.offset_ = np.asarray(data["offset"], dtype=np.float64)
+        scaler.scale_ = np.asarray(data["scale"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"not a saved scaler: {e!r}") from None
+    if scaler.offset_.shape != scaler.scale_.shape or scaler.scale_.ndim != 1:
+        raise ValueError("not a saved scaler: offset and scale differ in shape")
+    return scaler
 
 
 def train_test_split(*arrays, test_size=0.2):

@@ -147,3 +147,15 @@ def test_metrics_on_known_values():
         ts.mape([0.0, 1.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="differ in size"):
         ts.mae([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("scaler", [ts.MinMaxScaler((-1, 2)), ts.StandardScaler()])
+def test_scalers_survive_a_json_round_trip(scaler):
+    import json
+
+    data = np.random.default_rng(1).normal(size=(30, 2))
+    scaler.fit(data)
+    restored = ts.scaler_from_dict(json.loads(json.dumps(scaler.to_dict())))
+    np.testing.assert_array_equal(restored.transform(data), scaler.transform(data))
+    with pytest.raises(ValueError, match="not a saved scaler"):
+        ts.scaler_from_dict({"class": "Nope"})
