@@ -357,3 +357,18 @@ def test_fit_progress_goes_to_stdout_only_when_verbose():
     bar.finish({"loss": 0.1})
     text = buffer.getvalue()
     assert "1/3" in text and "loss: 0.1235" in text and text.endswith("\n")
+
+
+def test_direct_multi_output_forecasting_with_a_real_model():
+    fastlstm.set_random_seed(0)
+    t = np.arange(300) * 0.2
+    series = 0.5 + 0.4 * np.sin(t)
+    x, y = make_windows(series, window=15, horizon=3)
+    model = fastlstm.Sequential([LSTM(12, input_shape=(15, 1)), Dense(3)])
+    model.compile("adam", "mse")
+    model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    forecast = fastlstm.timeseries.forecast_direct(model, series, window=15)
+    assert forecast.shape == (3,)
+    recursive = fastlstm.timeseries.forecast_recursive(model, series, steps=4, window=15)
+    assert recursive.shape == (4,) and recursive[0] == pytest.approx(forecast[0], rel=1e-5)
+    assert model.evaluate(x, y) < np.var(y) / 2
