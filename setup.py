@@ -75,7 +75,8 @@ simd_library = ("fastlstm_simd", {
     "sources": ["csrc/lstm_simd.c"],
     "include_dirs": ["csrc"],
     "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
-    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h"]},  # rebuild on header edits
+    # rebuild when a header changes
+    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h"]},
 })
 
 kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],

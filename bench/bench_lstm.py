@@ -138,7 +138,8 @@ def bench_shape(problem, threads, repeats, with_reference):
         medians = interleaved_medians({n: f[index] for n, f in impls.items()}, repeats)
         for name, seconds in medians.items():
             row[f"{name} {mode} ms"] = 1e3 * seconds
-        row[f"fastlstm {mode} GFLOP/s"] = problem.flops() * (1 if index == 0 else 3) / medians["fastlstm"] / 1e9
+        flops = problem.flops() * (1 if index == 0 else 3)
+        row[f"fastlstm {mode} GFLOP/s"] = flops / medians["fastlstm"] / 1e9
     return row
 
 

@@ -32,7 +32,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     levels = _lstm.simd_levels()
-    print(f"| (batch, time, features, units) | mode | "
+    print("| (batch, time, features, units) | mode | "
           + " | ".join(f"{level} ms" for level in levels) + " |")
     print("|" + " --- |" * (2 + len(levels)))
     with fastlstm.threads(args.threads):

@@ -309,7 +309,10 @@ class Sequential:
     # ------------------------------------------------------------ inference
 
     def predict(self, x, batch_size=None, verbose=0):
-        """Model outputs for x, in batches of `batch_size` (default 256)."""
+        """Model outputs for x, in batches of `batch_size` (default 256).
+
+        `verbose` is accepted for Keras compatibility; predict prints nothing.
+        """
         self._require_built("predict")
         x = self._check_x(x)
         batch_size = batch_size or 256
@@ -319,20 +322,24 @@ class Sequential:
             return np.empty((0,) + self.output_shape, np.float32)
         return np.concatenate(outputs)
 
-    def _evaluate_logs(self, x, y, prefix=""):
-        output = self.predict(x)
+    def _evaluate_logs(self, x, y, prefix="", batch_size=None):
+        output = self.predict(x, batch_size)
         logs = {prefix + "loss": self.loss(y, output)}
         for name in self.metrics:
             logs[prefix + name] = _METRICS[name](y, output)
         return logs
 
     def evaluate(self, x, y, batch_size=None, verbose=0):
-        """The loss on (x, y), or [loss, *metrics] when metrics were compiled."""
+        """The loss on (x, y), or [loss, *metrics] when metrics were compiled.
+
+        `verbose` is accepted for Keras compatibility; evaluate prints nothing.
+        """
         if self.loss is None:
             raise RuntimeError("call compile(optimizer, loss) before evaluate")
+        self._require_built("evaluate")
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        logs = self._evaluate_logs(x, y)
+        logs = self._evaluate_logs(x, y, batch_size=batch_size)
         return logs["loss"] if not self.metrics else list(logs.values())
 
     # ---------------------------------------------------------- persistence

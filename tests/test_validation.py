@@ -21,10 +21,12 @@ def call_with(module, problem, **replace):
 @pytest.mark.parametrize("name, bad, message", [
     ("x", np.zeros((2, 3)), r"x must have shape \(batch, time, features\)"),
     ("x", np.zeros((2, 3, 0)), "at least one feature"),
-    ("kernel", np.zeros((5, 12)), r"kernel must have shape \(features, 4 \* units\) = \(2, 4 \* units\)"),
+    ("kernel", np.zeros((5, 12)),
+     r"kernel must have shape \(features, 4 \* units\) = \(2, 4 \* units\)"),
     ("kernel", np.zeros((2, 10)), r"kernel must have shape"),
     ("kernel", np.zeros((2, 0)), r"units >= 1"),
-    ("recurrent_kernel", np.zeros((3, 3)), r"recurrent_kernel must have shape \(units, 4 \* units\) = \(3, 12\)"),
+    ("recurrent_kernel", np.zeros((3, 3)),
+     r"recurrent_kernel must have shape \(units, 4 \* units\) = \(3, 12\)"),
     ("bias", np.zeros((4, 3)), r"bias must have shape \(4 \* units,\) = \(12,\)"),
     ("h0", np.zeros((5, 3)), r"h0 must have shape \(batch, units\) = \(4, 3\)"),
     ("c0", np.zeros(3), r"c0 must have shape \(batch, units\) = \(4, 3\)"),
@@ -106,7 +108,8 @@ def test_unallocatable_sizes_raise_memory_error():
         import resource, numpy as np, fastlstm
         resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
         x = np.zeros((1000, 1000, 1), np.float32)
-        w, r, b = np.zeros((1, 8000), np.float32), np.zeros((2000, 8000), np.float32), np.zeros(8000, np.float32)
+        w, b = np.zeros((1, 8000), np.float32), np.zeros(8000, np.float32)
+        r = np.zeros((2000, 8000), np.float32)
         try:
             fastlstm.functional.lstm_forward(x, w, r, b)
         except MemoryError:
