@@ -70,7 +70,7 @@ cdef extern from "openmp_compat.h" nogil:
 
 
 # Rows per batch chunk: at least CHUNK_MIN_ROWS, so that a step's product
-# uses each weight panel for several 4-row tiles while it sits in L1; at most
+# uses each weight panel for several row tiles while it sits in L1; at most
 # MAX_CHUNKS chunks. The rule looks at the batch size only (see above).
 cdef Py_ssize_t CHUNK_MIN_ROWS = 16
 cdef Py_ssize_t MAX_CHUNKS = 16

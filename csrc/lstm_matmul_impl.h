@@ -9,12 +9,18 @@
  * order in one accumulator, so a row's result never depends on the rows
  * beside it (or on the thread that computes it).
  *
- * Included per SIMD level by lstm_gates.c with SIMD_NAME, SIMD_VECTOR_BYTES
- * (one hardware vector) and SIMD_TILE_VECTORS (vectors per tile row) defined.
- * No include guard on purpose.
+ * Included per SIMD level by lstm_simd.c with SIMD_NAME, SIMD_VECTOR_BYTES
+ * (one hardware vector), SIMD_TILE_VECTORS (vectors per tile row) and
+ * SIMD_TILE_ROWS (rows per tile, at most 7) defined; a tile's accumulators
+ * must fit in the level's vector registers. No include guard on purpose.
  */
 
-#define TILE_ROWS 4
+#define TILE_ROWS SIMD_TILE_ROWS
+#define MAX_TILE_ROWS 8 /* accumulator array size, so every remainder case is valid */
+
+#define REMAINDER_CASE(SFX, n)                                                 \
+    case n: SIMD_NAME(matmul_tile_##SFX)(n, nvec, k, a + i * lda, lda, b, ldb, \
+                                         c + i * ldc, ldc, accumulate); break;
 
 #define FASTLSTM_DEFINE_MATMUL(T, SFX)                                         \
 typedef T SIMD_NAME(vec_##SFX) __attribute__((vector_size(SIMD_VECTOR_BYTES))); \
@@ -32,7 +38,7 @@ void SIMD_NAME(matmul_tile_##SFX)(                                             \
     typedef SIMD_NAME(vec_##SFX) vec;                                          \
     typedef SIMD_NAME(uvec_##SFX) uvec;                                        \
     const int lanes = SIMD_VECTOR_BYTES / sizeof(T);                           \
-    vec acc[TILE_ROWS][SIMD_TILE_VECTORS];                                     \
+    vec acc[MAX_TILE_ROWS][SIMD_TILE_VECTORS];                                 \
     for (int r = 0; r < rows; ++r)                                             \
         for (int v = 0; v < nvec; ++v)                                         \
             acc[r][v] = accumulate ? (vec)*(const uvec *)(c + r * ldc + v * lanes) \
@@ -62,13 +68,10 @@ void SIMD_NAME(matmul_panel_##SFX)(                                            \
     for (; i + TILE_ROWS <= m; i += TILE_ROWS)                                 \
         SIMD_NAME(matmul_tile_##SFX)(TILE_ROWS, nvec, k, a + i * lda, lda, b,  \
                                      ldb, c + i * ldc, ldc, accumulate);       \
-    switch (m - i) {                                                           \
-    case 3: SIMD_NAME(matmul_tile_##SFX)(3, nvec, k, a + i * lda, lda, b, ldb, \
-                                         c + i * ldc, ldc, accumulate); break; \
-    case 2: SIMD_NAME(matmul_tile_##SFX)(2, nvec, k, a + i * lda, lda, b, ldb, \
-                                         c + i * ldc, ldc, accumulate); break; \
-    case 1: SIMD_NAME(matmul_tile_##SFX)(1, nvec, k, a + i * lda, lda, b, ldb, \
-                                         c + i * ldc, ldc, accumulate); break; \
+    switch (m - i) { /* the rows left over, fewer than TILE_ROWS */            \
+    REMAINDER_CASE(SFX, 7) REMAINDER_CASE(SFX, 6) REMAINDER_CASE(SFX, 5)       \
+    REMAINDER_CASE(SFX, 4) REMAINDER_CASE(SFX, 3) REMAINDER_CASE(SFX, 2)       \
+    REMAINDER_CASE(SFX, 1)                                                     \
     default: break;                                                            \
     }                                                                          \
 }                                                                              \
@@ -135,4 +138,6 @@ void SIMD_NAME(lstm_matmul_##SFX)(                                             \
 FASTLSTM_DEFINE_MATMUL(float, f32)
 FASTLSTM_DEFINE_MATMUL(double, f64)
 #undef FASTLSTM_DEFINE_MATMUL
+#undef REMAINDER_CASE
+#undef MAX_TILE_ROWS
 #undef TILE_ROWS

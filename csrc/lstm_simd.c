@@ -19,11 +19,13 @@
 #define SIMD_NAME(name) name##_baseline
 #define SIMD_VECTOR_BYTES 16
 #define SIMD_TILE_VECTORS 2
+#define SIMD_TILE_ROWS 4
 #include "lstm_gates_impl.h"
 #include "lstm_matmul_impl.h"
 #undef SIMD_NAME
 #undef SIMD_VECTOR_BYTES
 #undef SIMD_TILE_VECTORS
+#undef SIMD_TILE_ROWS
 
 #if FASTLSTM_X86_DISPATCH
 #pragma GCC push_options
@@ -31,11 +33,13 @@
 #define SIMD_NAME(name) name##_avx2
 #define SIMD_VECTOR_BYTES 32
 #define SIMD_TILE_VECTORS 2
+#define SIMD_TILE_ROWS 6
 #include "lstm_gates_impl.h"
 #include "lstm_matmul_impl.h"
 #undef SIMD_NAME
 #undef SIMD_VECTOR_BYTES
 #undef SIMD_TILE_VECTORS
+#undef SIMD_TILE_ROWS
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -43,11 +47,13 @@
 #define SIMD_NAME(name) name##_avx512
 #define SIMD_VECTOR_BYTES 64
 #define SIMD_TILE_VECTORS 4
+#define SIMD_TILE_ROWS 6
 #include "lstm_gates_impl.h"
 #include "lstm_matmul_impl.h"
 #undef SIMD_NAME
 #undef SIMD_VECTOR_BYTES
 #undef SIMD_TILE_VECTORS
+#undef SIMD_TILE_ROWS
 #pragma GCC pop_options
 #endif
 
