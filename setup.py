@@ -76,7 +76,8 @@ simd_library = ("fastlstm_simd", {
     "include_dirs": ["csrc"],
     "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
     # rebuild when a header changes
-    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h"]},
+    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_simd_level.h", "csrc/lstm_gates_impl.h",
+                      "csrc/lstm_matmul_impl.h"]},
 })
 
 kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],

@@ -20,12 +20,7 @@
 #define SIMD_VECTOR_BYTES 16
 #define SIMD_TILE_VECTORS 2
 #define SIMD_TILE_ROWS 4
-#include "lstm_gates_impl.h"
-#include "lstm_matmul_impl.h"
-#undef SIMD_NAME
-#undef SIMD_VECTOR_BYTES
-#undef SIMD_TILE_VECTORS
-#undef SIMD_TILE_ROWS
+#include "lstm_simd_level.h"
 
 #if FASTLSTM_X86_DISPATCH
 #pragma GCC push_options
@@ -34,12 +29,7 @@
 #define SIMD_VECTOR_BYTES 32
 #define SIMD_TILE_VECTORS 2
 #define SIMD_TILE_ROWS 6
-#include "lstm_gates_impl.h"
-#include "lstm_matmul_impl.h"
-#undef SIMD_NAME
-#undef SIMD_VECTOR_BYTES
-#undef SIMD_TILE_VECTORS
-#undef SIMD_TILE_ROWS
+#include "lstm_simd_level.h"
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -48,12 +38,7 @@
 #define SIMD_VECTOR_BYTES 64
 #define SIMD_TILE_VECTORS 4
 #define SIMD_TILE_ROWS 6
-#include "lstm_gates_impl.h"
-#include "lstm_matmul_impl.h"
-#undef SIMD_NAME
-#undef SIMD_VECTOR_BYTES
-#undef SIMD_TILE_VECTORS
-#undef SIMD_TILE_ROWS
+#include "lstm_simd_level.h"
 #pragma GCC pop_options
 #endif
 
