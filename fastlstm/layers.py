@@ -118,8 +118,11 @@ class LSTM(Layer):
         return grads.dx
 
     def get_config(self):
-        kernel, recurrent, bias = (n if isinstance(n, str) else "custom"
-                                   for n in self._initializer_names)
+        # A callable initializer cannot be written down; a loaded model takes its
+        # weights from the file anyway, so the default names stand in for it.
+        defaults = ("glorot_uniform", "orthogonal", "zeros")
+        kernel, recurrent, bias = (name if isinstance(name, str) else default
+                                   for name, default in zip(self._initializer_names, defaults))
         return {"name": self.name, "units": self.units,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "kernel_initializer": kernel, "recurrent_initializer": recurrent,

@@ -372,3 +372,14 @@ def test_direct_multi_output_forecasting_with_a_real_model():
     recursive = fastlstm.timeseries.forecast_recursive(model, series, steps=4, window=15)
     assert recursive.shape == (4,) and recursive[0] == pytest.approx(forecast[0], rel=1e-5)
     assert model.evaluate(x, y) < np.var(y) / 2
+
+
+def test_models_with_callable_initializers_save_and_load(tmp_path):
+    model = fastlstm.Sequential([LSTM(3, input_shape=(4, 2),
+                                      kernel_initializer=lambda shape: np.full(shape, 0.1, np.float32)),
+                                 Dense(1)])
+    model.build()
+    model.save(tmp_path / "m.fastlstm")
+    loaded = fastlstm.load_model(tmp_path / "m.fastlstm")
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
