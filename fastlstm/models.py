@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from . import layers as layers_module
-from . import losses, optimizers
+from . import losses, optimizers, timeseries
 from ._random import generator
 from ._version import __version__
 from .callbacks import Callback, History
@@ -22,11 +22,7 @@ __all__ = ["Sequential", "load_model"]
 FILE_FORMAT = "fastlstm-model"
 FILE_FORMAT_VERSION = 1
 
-_METRICS = {
-    "mae": lambda t, p: float(np.mean(np.abs(p - t))),
-    "mse": lambda t, p: float(np.mean((p - t) ** 2)),
-    "rmse": lambda t, p: float(np.sqrt(np.mean((p - t) ** 2))),
-}
+_METRICS = {"mae": timeseries.mae, "mse": timeseries.mse, "rmse": timeseries.rmse}
 _METRIC_ALIASES = {"mean_absolute_error": "mae", "mean_squared_error": "mse",
                    "root_mean_squared_error": "rmse"}
 

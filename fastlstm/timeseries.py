@@ -7,7 +7,7 @@
 - Forecasting: ``forecast_recursive`` feeds each prediction back as the next
   input; ``forecast_direct`` reads a multi-output (horizon > 1) model.
   One-step forecasting is just ``model.predict(x)``.
-- Metrics: ``mae``, ``rmse``, ``mape``, ``smape``, and ``persistence_forecast``,
+- Metrics: ``mae``, ``mse``, ``rmse``, ``mape``, ``smape``, and ``persistence_forecast``,
   the naive "tomorrow equals today" baseline any model must beat.
 
 A "model" here is anything with ``predict(x) -> (n, horizon)``, such as
@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["make_windows", "MinMaxScaler", "StandardScaler", "scaler_from_dict", "train_test_split",
            "forecast_recursive", "forecast_direct", "persistence_forecast",
-           "mae", "rmse", "mape", "smape"]
+           "mae", "mse", "rmse", "mape", "smape"]
 
 
 def _as_2d_series(series, name="series"):
@@ -304,6 +304,12 @@ def mae(y_true, y_pred):
     """Mean absolute error."""
     true, pred = _pair(y_true, y_pred)
     return float(np.mean(np.abs(true - pred)))
+
+
+def mse(y_true, y_pred):
+    """Mean squared error."""
+    true, pred = _pair(y_true, y_pred)
+    return float(np.mean((true - pred) ** 2))
 
 
 def rmse(y_true, y_pred):

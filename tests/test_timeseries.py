@@ -138,6 +138,7 @@ def test_persistence_baseline_repeats_the_last_value():
 def test_metrics_on_known_values():
     true, pred = np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0])
     assert ts.mae(true, pred) == pytest.approx(1.0)
+    assert ts.mse(true, pred) == pytest.approx(5 / 3)
     assert ts.rmse(true, pred) == pytest.approx(np.sqrt(5 / 3))
     assert ts.mape(true, pred) == pytest.approx(100 * (1 + 0 + 0.5) / 3)
     assert ts.smape(true, pred) == pytest.approx(100 * (2 / 3 + 0 + 4 / 6) / 3)
