@@ -1,4 +1,4 @@
-"""Time fastlstm's LSTM against the NumPy reference and PyTorch, side by side.
+"""Time fastlstm's LSTM against the NumPy reference, PyTorch and ONNX Runtime.
 
 For each (batch, time, features, units) and thread count, every
 implementation gets the same weights and inputs, outputs are compared (a
@@ -9,15 +9,18 @@ of them alike. Reported: median milliseconds and the ratio peer / fastlstm
 
     python bench/bench_lstm.py [--threads 1 2] [--repeats 15] [--markdown FILE]
 
-PyTorch is optional (``pip install torch==2.13.0``, the CPU build); without
-it, its columns are skipped with a message.
+PyTorch (``pip install torch==2.13.0``, the CPU build) and ONNX Runtime
+(``pip install onnx onnxruntime``, inference only) are optional; a missing
+peer's columns are skipped with a message.
 
 Fairness of interleaving: after a call, a library's idle threads keep
 spinning for a while (OpenBLAS about 0.1 s by default, OpenMP runtimes a few
-ms) and would steal the cores from whichever library is timed next. So
-OpenBLAS' spin is cut to its minimum (OPENBLAS_THREAD_TIMEOUT=4, set before
-NumPy loads) and every timed call starts after a short pause; each library
-then pays its own thread wake-up, none pays another's spinning.
+ms, ONNX Runtime's pool by design) and would steal the cores from whichever
+library is timed next. So OpenBLAS' spin is cut to its minimum
+(OPENBLAS_THREAD_TIMEOUT=4, set before NumPy loads), ONNX Runtime keeps its
+spinning (its per-step parallel loops need it) but gets time to go idle
+after each of its calls, and every timed call starts after a short pause;
+no library pays for another's spinning.
 """
 import os
 
@@ -36,6 +39,9 @@ import fastlstm  # noqa: E402
 from fastlstm import functional, reference  # noqa: E402
 
 PAUSE_SECONDS = 0.005  # before each timed call, see the module docstring
+# ONNX Runtime's threads spin after each run (it relies on that for its
+# per-step parallel loops); after timing it, wait until they have gone idle.
+ONNX_SETTLE_SECONDS = 0.05
 SHAPES = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128),
           (64, 50, 256, 256), (32, 50, 512, 512)]
 
@@ -43,6 +49,12 @@ try:
     import torch
 except ImportError:  # optional peer
     torch = None
+
+try:
+    import onnx
+    import onnxruntime
+except ImportError:  # optional peer (inference only)
+    onnx = onnxruntime = None
 
 
 class Problem:
@@ -104,6 +116,49 @@ def torch_impl(problem):
     return forward, train_step
 
 
+def onnx_impl(problem, threads):
+    """ONNX Runtime's LSTM operator with the same weights (inference only).
+
+    ONNX orders the gates i, o, f, c and stores W (4H, I), R (4H, H) and
+    B = [W bias, R bias]. ONNX Runtime's CPU LSTM takes time-major input
+    only, so x is transposed once, outside the timed call, and the output
+    is returned as a transposed view.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    batch, time_steps, features, units = problem.shape
+
+    def onnx_gates(keras_matrix):  # (rows, 4H) in i, f, c, o -> (4H, rows) in i, o, f, c
+        i, f, c, o = np.split(keras_matrix, 4, axis=-1)
+        return np.concatenate([i, o, f, c], axis=-1).T
+
+    weights = {"W": onnx_gates(problem.kernel)[None],
+               "R": onnx_gates(problem.recurrent_kernel)[None],
+               "B": np.concatenate([onnx_gates(problem.bias[None])[:, 0],
+                                    np.zeros(4 * units, np.float32)])[None]}
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], hidden_size=units)
+    graph = helper.make_graph(
+        [node], "lstm",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [time_steps, batch, features])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [time_steps, 1, batch, units])],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(v, np.float32), k)
+                     for k, v in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+
+    x_time_major = np.ascontiguousarray(problem.x.transpose(1, 0, 2))
+
+    def forward():
+        return session.run(None, {"X": x_time_major})[0][:, 0].transpose(1, 0, 2)
+
+    forward.settle_seconds = ONNX_SETTLE_SECONDS
+    return forward, None
+
+
 def interleaved_medians(functions, repeats):
     """Median seconds of each function, calls interleaved round by round."""
     for fn in functions.values():
@@ -115,6 +170,7 @@ def interleaved_medians(functions, repeats):
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
+            time.sleep(getattr(fn, "settle_seconds", 0.0))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -130,12 +186,15 @@ def bench_shape(problem, threads, repeats, with_reference):
     impls = {"fastlstm": numpy_impl(functional, problem)}
     if torch is not None:
         impls["torch"] = torch_impl(problem)
+    if onnxruntime is not None:
+        impls["onnxruntime"] = onnx_impl(problem, threads)
     if with_reference:
         impls["reference"] = numpy_impl(reference, problem)
     check_same_answer({name: fwd() for name, (fwd, _) in impls.items()})
     row = {"threads": threads, "shape": problem.shape}
     for mode, index in (("fwd", 0), ("fwd+bwd", 1)):
-        medians = interleaved_medians({n: f[index] for n, f in impls.items()}, repeats)
+        medians = interleaved_medians({n: f[index] for n, f in impls.items()
+                                       if f[index] is not None}, repeats)
         for name, seconds in medians.items():
             row[f"{name} {mode} ms"] = 1e3 * seconds
         flops = problem.flops() * (1 if index == 0 else 3)
@@ -190,7 +249,12 @@ def main(argv=None):
 
     if torch is None:
         print("PyTorch is not installed (pip install torch==2.13.0): its columns are skipped.")
-    peers = (["torch"] if torch is not None else []) + ([] if args.no_reference else ["reference"])
+    if onnxruntime is None:
+        print("ONNX Runtime is not installed (pip install onnx onnxruntime): its columns are "
+              "skipped.")
+    peers = ((["torch"] if torch is not None else [])
+             + (["onnxruntime"] if onnxruntime is not None else [])
+             + ([] if args.no_reference else ["reference"]))
     rows = []
     for threads in args.threads:
         if torch is not None:
