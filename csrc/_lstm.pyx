@@ -77,8 +77,12 @@ cdef Py_ssize_t MAX_CHUNKS = 16
 # Gate columns per block of the weight-gradient GEMMs.
 cdef Py_ssize_t COLUMN_BLOCK = 128
 # Inference keeps pre-activations for a block of time steps per chunk, not
-# for the whole sequence: about this many bytes per chunk.
-cdef Py_ssize_t INFERENCE_BLOCK_BYTES = 2 * 1024 * 1024
+# for the whole sequence: about this many bytes per chunk, so that the
+# block's projection stays in L2 until the step loop reads it.
+cdef Py_ssize_t INFERENCE_BLOCK_BYTES = 512 * 1024
+# Input projections with at most this many features use our product: BLAS
+# is slow at small K (measured 60-100 GFLOP/s against ours at 70-120).
+cdef Py_ssize_t SMALL_K_PROJECTION = 64
 
 cdef int _simd_level = fastlstm_simd_best_level()
 
@@ -128,6 +132,15 @@ def set_simd_level(name=None):
             _simd_level = i
             return
     raise ValueError(f"unknown SIMD level {name!r}; this CPU supports {simd_levels()}")
+
+
+def _set_tuning(inference_block_bytes=None, small_k_projection=None):
+    """Change tuning constants (benchmarks only; not thread-safe)."""
+    global INFERENCE_BLOCK_BYTES, SMALL_K_PROJECTION
+    if inference_block_bytes is not None:
+        INFERENCE_BLOCK_BYTES = inference_block_bytes
+    if small_k_projection is not None:
+        SMALL_K_PROJECTION = small_k_projection
 
 
 def batch_chunks(Py_ssize_t batch):
@@ -190,15 +203,17 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
         kern.matmul_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 
 
-cdef void _project_inputs(const floating *x, const floating *kernel, floating *z,
+cdef void _project_inputs(lstm_simd_kernels kern, const floating *x, const floating *kernel,
+                          floating *z,
                           floating *x_block, Py_ssize_t T, Py_ssize_t I, Py_ssize_t G,
                           Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t0,
                           Py_ssize_t tb) noexcept nogil:
-    """z (nb, tb, G) = x[b0:b0 + nb, t0:t0 + tb] @ kernel, as one GEMM.
+    """z (nb, tb, G) = x[b0:b0 + nb, t0:t0 + tb] @ kernel, as one product.
 
     When the block is the whole sequence the chunk's rows of x are already
     contiguous; otherwise they are gathered into x_block (nb * tb * I) first,
-    so BLAS packs the kernel once per block rather than once per row.
+    so BLAS packs the kernel once per block rather than once per row. Few
+    features go to our SIMD product, many to BLAS.
     """
     cdef Py_ssize_t r
     cdef const floating *rows = x + b0 * T * I
@@ -206,7 +221,10 @@ cdef void _project_inputs(const floating *x, const floating *kernel, floating *z
         for r in range(nb):
             memcpy(x_block + r * tb * I, x + ((b0 + r) * T + t0) * I, tb * I * sizeof(floating))
         rows = x_block
-    gemm(c'N', c'N', nb * tb, G, I, <floating> 1, rows, I, kernel, G, <floating> 0, z, G)
+    if I <= SMALL_K_PROJECTION:
+        _matmul(kern, nb * tb, G, I, rows, I, kernel, G, z, G, False)
+    else:
+        gemm(c'N', c'N', nb * tb, G, I, <floating> 1, rows, I, kernel, G, <floating> 0, z, G)
 
 
 cdef void _forward_chunk(
@@ -247,7 +265,7 @@ cdef void _forward_chunk(
     t0 = 0
     while t0 < T:
         tb = min(block, T - t0)
-        _project_inputs(x, kernel, z, x_block, T, I, G, b0, nb, t0, tb)
+        _project_inputs(kern, x, kernel, z, x_block, T, I, G, b0, nb, t0, tb)
         for s in range(tb):
             t = t0 + s
             if t == 0:

@@ -56,7 +56,8 @@ def _results(problem):
 
 
 # Several batch chunks (16+ rows), a ragged last chunk, several column blocks.
-@pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5)], ids=str)
+@pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5), (40, 3, 80, 7)],
+                         ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_results_are_bitwise_identical_for_1_to_4_threads(shape, dtype, restore_threads):
     problem = Problem(*shape, dtype=dtype, seed=11)
