@@ -282,10 +282,11 @@ class Sequential:
             totals = dict.fromkeys(["loss"] + self.metrics, 0.0)
             for step in range(steps):
                 batch = order[step * batch_size:(step + 1) * batch_size]
-                output = self._train_step(x[batch], y[batch])
-                totals["loss"] += self.loss(y[batch], output) * len(batch)
+                y_batch = y[batch]
+                output = self._train_step(x[batch], y_batch)
+                totals["loss"] += self.loss(y_batch, output) * len(batch)
                 for name in self.metrics:
-                    totals[name] += _METRICS[name](y[batch], output) * len(batch)
+                    totals[name] += _METRICS[name](y_batch, output) * len(batch)
                 seen = min((step + 1) * batch_size, n)
                 if verbose:
                     bar.update(step + 1, {k: v / seen for k, v in totals.items()})
