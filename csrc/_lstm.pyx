@@ -134,15 +134,6 @@ def set_simd_level(name=None):
     raise ValueError(f"unknown SIMD level {name!r}; this CPU supports {simd_levels()}")
 
 
-def _set_tuning(inference_block_bytes=None, small_k_projection=None):
-    """Change tuning constants (benchmarks only; not thread-safe)."""
-    global INFERENCE_BLOCK_BYTES, SMALL_K_PROJECTION
-    if inference_block_bytes is not None:
-        INFERENCE_BLOCK_BYTES = inference_block_bytes
-    if small_k_projection is not None:
-        SMALL_K_PROJECTION = small_k_projection
-
-
 def batch_chunks(Py_ssize_t batch):
     """Number of batch chunks for `batch` rows (independent of threads)."""
     return _n_chunks(batch)

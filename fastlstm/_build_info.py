@@ -17,8 +17,8 @@ def build_info():
     -------
     dict
         ``version``; ``openmp`` (bool: compiled with OpenMP); ``max_threads``
-        (usable CPUs, the default thread count) and ``num_threads`` (current
-        setting); ``blas`` (the BLAS scipy.linalg.cython_blas calls);
+        (usable CPUs, the default thread count), ``num_threads`` (current
+        setting) and ``omp_max_threads`` (the OpenMP runtime's own default); ``blas`` (the BLAS scipy.linalg.cython_blas calls);
         ``compiler_flags``; ``simd`` (the gate-kernel level in use, chosen at
         run time for this CPU) and ``simd_supported``;
         ``python``, ``numpy``, ``scipy`` versions.
@@ -28,6 +28,7 @@ def build_info():
         "openmp": _lstm.openmp_enabled(),
         "max_threads": usable_cpu_count(),
         "num_threads": get_num_threads(),
+        "omp_max_threads": _lstm.omp_max_threads(),
         "blas": scipy_blas_info(),
         "compiler_flags": _lstm.compiler_flags(),
         "simd": _lstm.get_simd_level(),

@@ -32,9 +32,3 @@ def borrow(size, dtype):
         yield buffer
     finally:
         _lock.release()
-
-
-def release():
-    """Drop the cached buffers (they are re-made on the next call)."""
-    with _lock:
-        _cached.clear()

@@ -11,7 +11,7 @@ def test_build_info_reports_the_build():
     info = fastlstm.build_info()
     assert info["version"] == fastlstm.__version__
     assert isinstance(info["openmp"], bool)
-    assert info["max_threads"] >= 1 and info["num_threads"] >= 1
+    assert info["max_threads"] >= 1 and info["num_threads"] >= 1 and info["omp_max_threads"] >= 1
     assert info["blas"]["name"]
     assert isinstance(info["compiler_flags"], str) and "-O3" in info["compiler_flags"]
     assert info["simd"] in info["simd_supported"]

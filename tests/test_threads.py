@@ -49,6 +49,13 @@ def test_cpu_affinity_caps_the_default():
     assert run_python(script, env={"OMP_NUM_THREADS": ""}) == "1"
 
 
+@pytest.mark.parametrize("batch, chunks", [(1, 1), (16, 1), (17, 1), (32, 2), (40, 2), (64, 4),
+                                           (256, 16), (300, 16), (1000, 16)])
+def test_batch_chunks_depend_on_the_batch_alone(batch, chunks):
+    """At least 16 rows per chunk, at most 16 chunks: never the thread count."""
+    assert _lstm.batch_chunks(batch) == chunks
+
+
 def _results(problem):
     y, h_n, c_n, grads = run(functional, problem)
     inference = functional.lstm_forward(*problem.inputs)
@@ -61,7 +68,6 @@ def _results(problem):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_results_are_bitwise_identical_for_1_to_4_threads(shape, dtype, restore_threads):
     problem = Problem(*shape, dtype=dtype, seed=11)
-    assert _lstm.batch_chunks(shape[0]) >= 1
     with fastlstm.threads(1):
         expected = _results(problem)
     for n in (2, 3, 4):
