@@ -69,9 +69,10 @@ cdef extern from "openmp_compat.h" nogil:
     const char *fastlstm_compiler_flags()
 
 
-# Rows per batch chunk: at least CHUNK_MIN_ROWS, so that a step's product
-# uses each weight panel for several row tiles while it sits in L1; at most
-# MAX_CHUNKS chunks. The rule looks at the batch size only (see above).
+# Batch chunks: ceil(batch / CHUNK_MIN_ROWS) of them, at most MAX_CHUNKS, cut to
+# near-equal sizes (so about CHUNK_MIN_ROWS rows each, never fewer than half):
+# a step's product then uses each weight panel for several row tiles while it
+# sits in L1. The rule looks at the batch size only (see above).
 cdef Py_ssize_t CHUNK_MIN_ROWS = 16
 cdef Py_ssize_t MAX_CHUNKS = 16
 # Gate columns per block of the weight-gradient GEMMs.

@@ -49,10 +49,10 @@ def test_cpu_affinity_caps_the_default():
     assert run_python(script, env={"OMP_NUM_THREADS": ""}) == "1"
 
 
-@pytest.mark.parametrize("batch, chunks", [(1, 1), (16, 1), (17, 1), (32, 2), (40, 2), (64, 4),
+@pytest.mark.parametrize("batch, chunks", [(1, 1), (16, 1), (17, 2), (32, 2), (40, 3), (64, 4),
                                            (256, 16), (300, 16), (1000, 16)])
 def test_batch_chunks_depend_on_the_batch_alone(batch, chunks):
-    """At least 16 rows per chunk, at most 16 chunks: never the thread count."""
+    """ceil(batch / 16) near-equal chunks, at most 16: never the thread count."""
     assert _lstm.batch_chunks(batch) == chunks
 
 
