@@ -2,7 +2,8 @@
 
 The dispatcher picks the widest level; the lower ones serve older CPUs and
 must stay vectorized too (a loop that silently falls back to scalar code
-costs 10x). Interleaved like bench_lstm.py; ratio = level time / best time.
+costs 10x). Interleaved like the suite (python -m fastlstm.bench); ratio =
+level time / best time.
 
     python bench/bench_simd_levels.py [--threads 1] [--repeats 15]
 """
@@ -10,8 +11,10 @@ import argparse
 import sys
 
 import fastlstm
-from bench_lstm import Problem, interleaved_medians, numpy_impl
-from fastlstm import _lstm, functional
+from fastlstm import _lstm
+from fastlstm.bench.peers import FastLSTM
+from fastlstm.bench.problems import Problem
+from fastlstm.bench.timing import interleaved
 
 SHAPES = [(64, 60, 1, 50), (32, 100, 32, 128)]
 
@@ -37,10 +40,10 @@ def main(argv=None):
     print("|" + " --- |" * (2 + len(levels)))
     with fastlstm.threads(args.threads):
         for shape in SHAPES:
-            forward, train_step = numpy_impl(functional, Problem(*shape))
-            for mode, fn in (("fwd", forward), ("fwd+bwd", train_step)):
-                medians = interleaved_medians({lv: at_level(lv, fn) for lv in levels},
-                                              args.repeats)
+            runner = FastLSTM().runner(Problem(*shape))
+            for mode, fn in (("fwd", runner.forward), ("fwd+bwd", runner.train_step)):
+                timings = interleaved({lv: at_level(lv, fn) for lv in levels}, args.repeats)
+                medians = {lv: t.median for lv, t in timings.items()}
                 best = medians[levels[-1]]
                 cells = [f"{1e3 * medians[lv]:.2f} ({medians[lv] / best:.1f}x)" for lv in levels]
                 print(f"| {shape} | {mode} | " + " | ".join(cells) + " |", flush=True)

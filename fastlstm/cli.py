@@ -7,6 +7,7 @@ demo      The classic stock forecast on the shipped GOOG prices: train, then
 train     The same job on a column of your CSV; --save keeps the model.
 forecast  Recursive multi-step forecast from a saved model and a CSV.
 info      Build facts and a kernel-vs-reference self-check.
+bench     The benchmark suite against the peers (see fastlstm.bench).
 
 A user mistake (missing file or column, bad number, bad option) prints one
 line, ``fastlstm: error: ...``, and exits with status 2.
@@ -240,10 +241,20 @@ def build_parser():
 
     info = commands.add_parser("info", help="build facts and a kernel-vs-reference self-check")
     info.set_defaults(handler=_info)
+
+    # Listed here for --help; main() hands its arguments to fastlstm.bench.
+    commands.add_parser("bench", add_help=False,
+                        help="benchmark suite against the peers (--help for its options)")
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from . import bench
+
+        bench.exec_with_quiet_openblas()
+        return bench.main(argv[1:], prog="fastlstm bench")
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse reports bad options itself (exit 2)
     try:

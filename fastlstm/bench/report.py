@@ -1,0 +1,304 @@
+"""Turn suite results into Markdown tables, a check of the targets, and plots."""
+import platform
+
+from .._build_info import build_info
+
+# Issue 4's targets; float32 unless the name says otherwise.
+INFERENCE_VS_ONNX = 1.1        # our time at most 1.1x ONNX Runtime's, every shape
+TRAINING_VS_TORCH = 1.3        # at least 1.3x faster than PyTorch, every shape
+TRAINING_VS_TORCH_F64 = 3.0
+SGEMM_FRACTION = 0.85          # of the measured sgemm peak, at units >= 512
+THREAD_SPEEDUP = 1.8           # 2 threads against 1, batch >= 32
+CLASSIC_FIT = {"torch": 3.0, "keras": 6.0}
+CLASSIC_PREDICT = {"torch": 3.0}
+MEMORY_OVER_ACTIVATIONS = 1.1
+
+
+def machine():
+    """One line: CPU, cores, and the software that was measured."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = build_info()
+    return (f"{model}, {info['max_threads']} usable cores; Python {platform.python_version()}, "
+            f"NumPy {info['numpy']}, SciPy {info['scipy']} ({info['blas'].get('configuration')}); "
+            f"fastlstm {info['version']} (simd={info['simd']}, openmp={info['openmp']})"
+            + _peer_versions())
+
+
+def _peer_versions():
+    """Installed peers' versions, read from their metadata (importing TensorFlow takes seconds)."""
+    from importlib import metadata
+
+    versions = []
+    for distribution in ("torch", "onnxruntime", "keras", "tensorflow-cpu"):
+        try:
+            versions.append(f"{distribution} {metadata.version(distribution)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ("; " + ", ".join(versions)) if versions else ""
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _shape(shape):
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _ms(seconds):
+    return f"{1e3 * seconds:.2f}"
+
+
+def gflops(row, mode, peer="fastlstm"):
+    flops = row["forward_flops"] if mode == "fwd" else row["training_flops"]
+    return flops / row[mode][peer]["median_s"] / 1e9
+
+
+def grid_table(results):
+    rows = results.get("grid", [])
+    peers = [p for p in results["config"]["peers"] if p != "fastlstm"]
+    peak = results.get("peak", {})
+    header = ["dtype", "threads", "(batch, time, features, units)"]
+    for mode in ("fwd", "fwd+bwd"):
+        header += [f"fastlstm {mode} ms (spread)"]
+        header += [f"{p}/fastlstm {mode}" for p in peers]
+        header += [f"{mode} GFLOP/s", f"{mode} % sgemm peak"]
+    body = []
+    for row in rows:
+        cells = [row["dtype"], row["threads"], _shape(row["shape"])]
+        for mode in ("fwd", "fwd+bwd"):
+            ours = row[mode]["fastlstm"]
+            cells.append(f"{_ms(ours['median_s'])} (±{50 * ours['spread']:.0f}%)")
+            for p in peers:
+                theirs = row[mode].get(p)
+                cells.append("-" if theirs is None else
+                             f"{theirs['median_s'] / ours['median_s']:.2f}x")
+            rate = gflops(row, mode)
+            cells.append(f"{rate:.0f}")
+            top = peak.get(str(row["threads"]))
+            cells.append(f"{100 * rate / top:.0f}%" if top and row["dtype"] == "float32" else "-")
+        body.append(cells)
+    return _table(header, body)
+
+
+def peer_times_table(results):
+    """Milliseconds of every peer, for readers who want times rather than ratios."""
+    peers = results["config"]["peers"]
+    header = ["dtype", "threads", "shape"] + [f"{p} {m} ms" for m in ("fwd", "fwd+bwd")
+                                              for p in peers]
+    body = []
+    for row in results.get("grid", []):
+        cells = [row["dtype"], row["threads"], _shape(row["shape"])]
+        for mode in ("fwd", "fwd+bwd"):
+            cells += [_ms(row[mode][p]["median_s"]) if p in row[mode] else "-" for p in peers]
+        body.append(cells)
+    return _table(header, body)
+
+
+def scaling_table(results):
+    body = []
+    for row in results.get("scaling", []):
+        most = row["threads"][1]
+        cells = [row["dtype"], _shape(row["shape"])]
+        for mode in ("fwd", "fwd+bwd"):
+            one, many = row[mode]["1 threads"]["median_s"], row[mode][f"{most} threads"]["median_s"]
+            cells += [_ms(one), _ms(many), f"{one / many:.2f}x"]
+        body.append(cells)
+    header = ["dtype", "shape", "fwd 1 thread ms", "fwd N threads ms", "fwd speedup",
+              "fwd+bwd 1 thread ms", "fwd+bwd N threads ms", "fwd+bwd speedup"]
+    return _table(header, body)
+
+
+def latency_table(results):
+    rows = results.get("latency", [])
+    peers = sorted({p for r in rows for p in r["per_step_in_sequence"]},
+                   key=results["config"]["peers"].index)
+    header = ["shape"] + [f"{p} us/step in sequence" for p in peers] + \
+        [f"{p} us per streaming step call" for p in peers]
+    body = [[_shape(r["shape"])]
+            + [f"{1e6 * r['per_step_in_sequence'][p]:.1f}" if p in r["per_step_in_sequence"]
+               else "-" for p in peers]
+            + [f"{1e6 * r['streaming_step'][p]:.1f}" if p in r["streaming_step"] else "-"
+               for p in peers] for r in rows]
+    return _table(header, body)
+
+
+def sweep_table(results):
+    sweep = results.get("sweep")
+    if not sweep:
+        return ""
+    body = [[r["time_steps"], _ms(r["fwd"]), f"{1e6 * r['fwd'] / r['time_steps']:.1f}",
+             _ms(r["fwd+bwd"]), f"{1e6 * r['fwd+bwd'] / r['time_steps']:.1f}"]
+            for r in sweep["rows"]]
+    table = _table(["time steps", "fwd ms", "fwd us/step", "fwd+bwd ms", "fwd+bwd us/step"],
+                   body)
+    fits = "; ".join(f"{m}: {1e6 * f['slope_s']:.1f} us per step + "
+                     f"{1e3 * f['intercept_s']:.2f} ms, R^2 = {f['r2']:.4f}"
+                     for m, f in sweep["fit"].items())
+    return table + f"\n\nLinear fit, (32, T, 32, 128): {fits}."
+
+
+def memory_table(results):
+    body = []
+    for r in results.get("memory", []):
+        need = r["activation_bytes"]
+        body.append([_shape(r["shape"]), f"{need / 2**20:.2f}",
+                     f"{r['held_after_forward_bytes'] / 2**20:.2f}",
+                     f"{r['held_after_forward_bytes'] / need:.2f}x",
+                     f"{r['training_peak_bytes'] / 2**20:.2f}",
+                     f"{r['training_peak_bytes'] / (need + r['gradient_bytes']):.2f}x"])
+    header = ["shape", "activations backward needs MiB", "held after forward MiB",
+              "held / needed", "peak fwd+bwd MiB", "peak / (needed + gradients)"]
+    return _table(header, body)
+
+
+def classic_table(results):
+    classic = results.get("classic")
+    if not classic:
+        return ""
+    fit, predict = classic["fit_epoch"], classic["predict"]
+    ours_fit, ours_predict = fit["fastlstm"]["median_s"], predict["fastlstm"]["median_s"]
+    body = [[name, f"{fit[name]['median_s']:.3f}", f"{fit[name]['median_s'] / ours_fit:.2f}x",
+             f"{1e3 * predict[name]['median_s']:.1f}",
+             f"{predict[name]['median_s'] / ours_predict:.2f}x"] for name in fit]
+    return _table([f"framework ({classic['threads']} threads)",
+                   f"fit epoch ({classic['train_windows']} windows) s", "ratio",
+                   f"predict {classic['predict_windows']} windows ms", "ratio"], body)
+
+
+def _check(name, values, goal, better="higher"):
+    """A target row: the worst measured value against the goal."""
+    if not values:
+        return [name, "not measured", "-", "-"]
+    worst_where, worst = min(values, key=lambda v: v[1]) if better == "higher" else \
+        max(values, key=lambda v: v[1])
+    met = worst >= goal if better == "higher" else worst <= goal
+    return [name, f"{worst:.2f} at {worst_where}", f"{'>=' if better == 'higher' else '<='} {goal}",
+            "met" if met else "NOT met"]
+
+
+def targets(results):
+    """Issue 4's targets against this run: each row name, worst value, goal, verdict."""
+    grid = results.get("grid", [])
+
+    def ratios(dtype, mode, peer, where=lambda row: True, invert=False):
+        out = []
+        for row in grid:
+            if row["dtype"] == dtype and peer in row[mode] and where(row):
+                ratio = row[mode][peer]["median_s"] / row[mode]["fastlstm"]["median_s"]
+                out.append((f"{row['threads']}t {_shape(row['shape'])}",
+                            1 / ratio if invert else ratio))
+        return out
+
+    rows = [
+        _check("inference time / ONNX Runtime's, every shape",
+               ratios("float32", "fwd", "onnxruntime", invert=True), INFERENCE_VS_ONNX, "lower"),
+        _check("inference speedup over ONNX Runtime, units <= 128",
+               ratios("float32", "fwd", "onnxruntime", lambda r: r["shape"][3] <= 128), 1.0),
+        _check("training speedup over PyTorch, every shape",
+               ratios("float32", "fwd+bwd", "torch"), TRAINING_VS_TORCH),
+        _check("float64 training speedup over PyTorch float64",
+               ratios("float64", "fwd+bwd", "torch"), TRAINING_VS_TORCH_F64)]
+    peak = results.get("peak", {})
+    for mode in ("fwd", "fwd+bwd"):
+        fractions = [(f"{r['threads']}t {_shape(r['shape'])}",
+                      gflops(r, mode) / peak[str(r["threads"])]) for r in grid
+                     if r["dtype"] == "float32" and r["shape"][3] >= 512
+                     and str(r["threads"]) in peak]
+        rows.append(_check(f"{mode} fraction of sgemm peak, units >= 512", fractions,
+                           SGEMM_FRACTION))
+    speedups = []
+    for row in results.get("scaling", []):
+        most = row["threads"][1]
+        for mode in ("fwd", "fwd+bwd"):
+            speedups.append((f"{mode} {_shape(row['shape'])}",
+                             row[mode]["1 threads"]["median_s"]
+                             / row[mode][f"{most} threads"]["median_s"]))
+    rows.append(_check("thread speedup (most threads vs 1), batch >= 32", speedups,
+                       THREAD_SPEEDUP))
+    classic = results.get("classic")
+    if classic:
+        for label, goals in (("fit_epoch", CLASSIC_FIT), ("predict", CLASSIC_PREDICT)):
+            ours = classic[label]["fastlstm"]["median_s"]
+            for peer, goal in goals.items():
+                if peer in classic[label]:
+                    rows.append(_check(f"classic {label} speedup over {peer}",
+                                       [("GOOG", classic[label][peer]["median_s"] / ours)], goal))
+    memory = [(_shape(r["shape"]), r["held_after_forward_bytes"] / r["activation_bytes"])
+              for r in results.get("memory", [])]
+    rows.append(_check("training memory held / activations backward needs", memory,
+                       MEMORY_OVER_ACTIVATIONS, "lower"))
+    return _table(["target", "worst measured", "goal", "verdict"], rows)
+
+
+def markdown(results, command):
+    """The whole report as Markdown."""
+    parts = [f"Machine: {machine()}", f"Command: `{command}`",
+             f"Median of {results['config']['repeats']} interleaved runs after a warm-up; "
+             "ratio = peer time / fastlstm time (above 1: fastlstm is faster); ± is half "
+             "the interquartile range, relative to the median."]
+    if "peak" in results:
+        parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5): " + ", ".join(
+            f"{n} thread(s) {v:.0f} GFLOP/s" for n, v in results["peak"].items()))
+    sections = [("Targets (issue 4)", targets), ("Grid: ratios and GFLOP/s", grid_table),
+                ("Grid: milliseconds", peer_times_table), ("Thread scaling", scaling_table),
+                ("Batch 1 latency", latency_table), ("Time-length sweep", sweep_table),
+                ("Training memory", memory_table), ("Classic stacked network", classic_table)]
+    wanted = {"grid": ["Targets (issue 4)", "Grid: ratios and GFLOP/s", "Grid: milliseconds"],
+              "scaling": ["Thread scaling"], "latency": ["Batch 1 latency"],
+              "sweep": ["Time-length sweep"], "memory": ["Training memory"],
+              "classic": ["Classic stacked network"]}
+    shown = {title for key, titles in wanted.items() if key in results for title in titles}
+    for title, make in sections:
+        if title in shown:
+            parts.append(f"### {title}\n\n{make(results)}")
+    return "\n\n".join(parts) + "\n"
+
+
+def plots(results, directory):
+    """PNG bar charts of time and GFLOP/s per shape and peer; returns the paths written.
+
+    Needs matplotlib (the ``plot`` extra); raises ImportError without it.
+    """
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    grid = results.get("grid", [])
+    paths = []
+    for dtype, threads in sorted({(r["dtype"], r["threads"]) for r in grid}):
+        rows = [r for r in grid if r["dtype"] == dtype and r["threads"] == threads]
+        fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+        for column, mode in enumerate(("fwd", "fwd+bwd")):
+            peers = [p for p in results["config"]["peers"] if any(p in r[mode] for r in rows)]
+            width = 0.8 / max(len(peers), 1)
+            for k, peer in enumerate(peers):
+                xs = [i + k * width for i, r in enumerate(rows) if peer in r[mode]]
+                ms = [1e3 * r[mode][peer]["median_s"] for r in rows if peer in r[mode]]
+                rate = [gflops(r, mode, peer) for r in rows if peer in r[mode]]
+                axes[0, column].bar(xs, ms, width, label=peer)
+                axes[1, column].bar(xs, rate, width, label=peer)
+            for ax, label in ((axes[0, column], "ms (log)"), (axes[1, column], "GFLOP/s")):
+                ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+                ax.set_xticklabels([_shape(r["shape"]) for r in rows], rotation=30, fontsize=7)
+                ax.set_ylabel(label)
+                ax.set_title(f"{mode}, {dtype}, {threads} thread(s)")
+            axes[0, column].set_yscale("log")
+            axes[0, column].legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(directory, f"bench_{dtype}_{threads}threads.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,314 @@
+"""The benchmark suite: what is measured, section by section.
+
+Each section returns plain dicts (JSON-ready); report.py turns them into
+tables, plots and the check against the performance targets.
+
+Sections
+--------
+peak     the machine's sgemm GFLOP/s per thread count (SciPy's BLAS)
+grid     every peer on every (batch, time, features, units), dtype and
+         thread count: forward (inference) and forward + backward
+scaling  fastlstm at 1 thread against N threads, interleaved
+latency  batch 1: cost per step inside a sequence, and per call when the
+         sequence is fed one step per call (streaming)
+sweep    cost against the number of time steps (it should be linear)
+memory   training memory against the activations backward needs
+classic  the classic stacked network end to end (fit epoch, predict)
+"""
+import tracemalloc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import functional
+from .._threads import get_num_threads, set_num_threads, threads as fastlstm_threads
+from . import classic as classic_bench
+from .peers import Unsupported, all_peers
+from .problems import Problem
+from .timing import interleaved, sgemm_peak
+
+GRID = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128),
+        (64, 50, 256, 256), (32, 50, 512, 512), (128, 25, 1024, 1024)]
+QUICK_GRID = [(64, 60, 1, 50), (1, 100, 128, 128), (32, 100, 32, 128), (64, 50, 256, 256)]
+LATENCY_UNITS = [50, 128, 256, 512]
+SWEEP_STEPS = [25, 50, 100, 200, 400]
+SECTIONS = ["peak", "grid", "scaling", "latency", "sweep", "memory", "classic"]
+TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
+
+
+@dataclass
+class Config:
+    """What to run. Defaults are the full suite; see quick()."""
+
+    shapes: list = field(default_factory=lambda: list(GRID))
+    dtypes: list = field(default_factory=lambda: ["float32", "float64"])
+    threads: list = field(default_factory=lambda: sorted({1, get_num_threads()}))
+    repeats: int = 11
+    sections: list = field(default_factory=lambda: list(SECTIONS))
+    peers: list = None  # names; None = every installed peer
+    latency_units: list = field(default_factory=lambda: list(LATENCY_UNITS))
+    sweep_steps: list = field(default_factory=lambda: list(SWEEP_STEPS))
+    log: object = print
+
+    @classmethod
+    def quick(cls, **overrides):
+        """About a minute: four shapes, float32, the default thread count, few repeats."""
+        settings = dict(shapes=list(QUICK_GRID), dtypes=["float32"],
+                        threads=[get_num_threads()], repeats=3, latency_units=[50, 128],
+                        sweep_steps=SWEEP_STEPS[:3])
+        settings.update(overrides)
+        return cls(**settings)
+
+
+def available_peers(config):
+    """The peers to run, after a one-line message for each one missing."""
+    peers = []
+    for peer in all_peers():
+        if config.peers is not None and peer.name not in config.peers and peer.name != "fastlstm":
+            continue
+        reason = peer.missing()
+        if reason:
+            config.log(f"{peer.name}: {reason}")
+        else:
+            peers.append(peer)
+    return peers
+
+
+def check_agreement(outputs, dtype):
+    """Raise if any peer's output differs from fastlstm's beyond the dtype's tolerance."""
+    expected = outputs["fastlstm"]
+    scale = max(float(np.max(np.abs(expected))), 1e-30) if expected.size else 1.0
+    for name, value in outputs.items():
+        error = float(np.max(np.abs(value - expected))) / scale if expected.size else 0.0
+        if not error <= TOLERANCE[dtype]:
+            raise AssertionError(f"{name} disagrees with fastlstm on this problem: relative "
+                                 f"error {error:.2e} > {TOLERANCE[dtype]:.0e}")
+
+
+def _runners(peers, problem, log):
+    runners = {}
+    for peer in peers:
+        try:
+            runners[peer.name] = peer.runner(problem)
+        except Unsupported as e:
+            log(f"{peer.name}: {e}: skipped")
+    return runners
+
+
+def _time_mode(runners, mode, repeats):
+    functions = {name: getattr(r, mode) for name, r in runners.items()
+                 if getattr(r, mode) is not None}
+    settle = {name: r.settle_seconds for name, r in runners.items()}
+    return {name: t.to_dict() for name, t in interleaved(functions, repeats, settle).items()}
+
+
+def _set_threads(peers, n):
+    for peer in peers:
+        peer.set_threads(n)
+
+
+def run_peak(config, peers):
+    return {str(n): sgemm_peak(n) for n in config.threads}
+
+
+def run_grid(config, peers):
+    """One row per (dtype, threads, shape): times of every peer, fwd and fwd+bwd."""
+    rows = []
+    for dtype in config.dtypes:
+        for n in config.threads:
+            _set_threads(peers, n)
+            for shape in config.shapes:
+                problem = Problem(*shape, dtype=dtype)
+                runners = _runners(peers, problem, config.log)
+                check_agreement({name: r.forward() for name, r in runners.items()}, dtype)
+                row = {"dtype": dtype, "threads": n, "shape": list(shape),
+                       "forward_flops": problem.forward_flops(),
+                       "training_flops": problem.training_flops(),
+                       "fwd": _time_mode(runners, "forward", config.repeats),
+                       "fwd+bwd": _time_mode(runners, "train_step", config.repeats)}
+                rows.append(row)
+                config.log(_grid_progress(row))
+    return rows
+
+
+def _grid_progress(row):
+    parts = []
+    for mode in ("fwd", "fwd+bwd"):
+        ours = row[mode]["fastlstm"]["median_s"]
+        ratios = ", ".join(f"{name} {t['median_s'] / ours:.2f}x"
+                           for name, t in row[mode].items() if name != "fastlstm")
+        parts.append(f"{mode} {1e3 * ours:.2f} ms ({ratios or 'no peer'})")
+    return f"  {row['dtype']} {row['threads']}t {tuple(row['shape'])}: " + "; ".join(parts)
+
+
+def run_scaling(config, peers):
+    """fastlstm at 1 thread and at the most threads asked for, interleaved, batch >= 32."""
+    most = max(config.threads)
+    rows = []
+    if most < 2:
+        config.log("scaling: only one thread count asked for: skipped")
+        return rows
+    for shape in (s for s in config.shapes if s[0] >= 32):
+        problem = Problem(*shape, dtype=config.dtypes[0])
+        row = {"dtype": problem.dtype, "shape": list(shape), "threads": [1, most]}
+        for mode, fn in (("fwd", _forward), ("fwd+bwd", _train_step)):
+            functions = {f"{n} threads": _with_threads(n, fn, problem) for n in (1, most)}
+            row[mode] = {k: t.to_dict()
+                         for k, t in interleaved(functions, config.repeats).items()}
+        rows.append(row)
+        speedups = [row[m]["1 threads"]["median_s"] / row[m][f"{most} threads"]["median_s"]
+                    for m in ("fwd", "fwd+bwd")]
+        config.log(f"  scaling {tuple(shape)}: {most} threads / 1 thread = "
+                   f"{speedups[0]:.2f}x fwd, {speedups[1]:.2f}x fwd+bwd")
+    return rows
+
+
+def _forward(problem):
+    return functional.lstm_forward(*problem.weights)[0]
+
+
+def _train_step(problem):
+    y, _, _, cache = functional.lstm_forward(*problem.weights, return_cache=True)
+    functional.lstm_backward(cache, problem.dy)
+    return y
+
+
+def _with_threads(n, fn, problem):
+    def call():
+        with fastlstm_threads(n):
+            return fn(problem)
+    return call
+
+
+def run_latency(config, peers):
+    """Batch 1, 100 steps: seconds per step inside one call, and per call when streaming."""
+    rows = []
+    n = max(config.threads)
+    _set_threads(peers, n)
+    for units in config.latency_units:
+        problem = Problem(1, 100, units, units, dtype=config.dtypes[0])
+        runners = _runners(peers, problem, config.log)
+        check_agreement({name: r.stream() for name, r in runners.items()}, problem.dtype)
+        sequence = _time_mode(runners, "forward", config.repeats)
+        step = _time_mode(runners, "stream", config.repeats)
+        rows.append({"dtype": problem.dtype, "threads": n, "shape": list(problem.shape),
+                     "per_step_in_sequence": {k: v["median_s"] / problem.time_steps
+                                              for k, v in sequence.items()},
+                     "streaming_step": {k: v["median_s"] / problem.time_steps
+                                        for k, v in step.items()}})
+        config.log(f"  latency units={units}: " + ", ".join(
+            f"{k} {1e6 * v:.1f} us/step" for k, v in rows[-1]["per_step_in_sequence"].items()))
+    return rows
+
+
+def run_sweep(config, peers):
+    """fastlstm at (32, T, 32, 128) for several T: time per step should not grow with T."""
+    n = max(config.threads)
+    rows = []
+    with fastlstm_threads(n):
+        for t in config.sweep_steps:
+            problem = Problem(32, t, 32, 128, dtype=config.dtypes[0])
+            functions = {"fwd": lambda p=problem: _forward(p),
+                         "fwd+bwd": lambda p=problem: _train_step(p)}
+            timings = interleaved(functions, config.repeats)
+            rows.append({"time_steps": t, "threads": n, "dtype": problem.dtype,
+                         **{mode: timing.median for mode, timing in timings.items()}})
+    fit = {mode: _linear_fit([r["time_steps"] for r in rows], [r[mode] for r in rows])
+           for mode in ("fwd", "fwd+bwd")}
+    config.log("  sweep: " + ", ".join(f"{m} {1e6 * f['slope_s']:.1f} us/step "
+                                       f"(R^2 {f['r2']:.4f})" for m, f in fit.items()))
+    return {"rows": rows, "fit": fit}
+
+
+def _linear_fit(xs, ys):
+    """Least-squares seconds = intercept + slope * steps, with R^2."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    slope, intercept = np.polyfit(xs, ys, 1)
+    residual = ys - (intercept + slope * xs)
+    total = np.sum((ys - ys.mean()) ** 2)
+    r2 = 1.0 - float(np.sum(residual ** 2) / total) if total > 0 else 1.0
+    return {"slope_s": float(slope), "intercept_s": float(intercept), "r2": r2}
+
+
+def run_memory(config, peers):
+    """Bytes NumPy allocates during fastlstm's forward (with cache) and backward.
+
+    tracemalloc sees every NumPy array, hence every buffer of fastlstm's
+    except two (batch, units) rows the backward kernel mallocs. The inputs
+    are allocated before tracing starts, so they are not counted.
+    """
+    rows = []
+    for shape in config.shapes:
+        problem = Problem(*shape, dtype=config.dtypes[0])
+        functional.lstm_forward(*problem.weights)  # warm the reusable inference workspace
+        tracemalloc.start()
+        try:
+            y, h_n, c_n, cache = functional.lstm_forward(*problem.weights, return_cache=True)
+            after_forward = tracemalloc.get_traced_memory()
+            grads = functional.lstm_backward(cache, problem.dy)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        del y, h_n, c_n, cache, grads
+        rows.append({"dtype": problem.dtype, "shape": list(shape),
+                     "activation_bytes": problem.activation_bytes(),
+                     "gradient_bytes": problem.gradient_bytes(),
+                     "held_after_forward_bytes": after_forward[0],
+                     "forward_peak_bytes": after_forward[1],
+                     "training_peak_bytes": peak})
+        row = rows[-1]
+        config.log(f"  memory {tuple(shape)}: held after forward "
+                   f"{row['held_after_forward_bytes'] / row['activation_bytes']:.2f}x the "
+                   f"activations, peak {peak / (row['activation_bytes'] + row['gradient_bytes']):.2f}x"
+                   " activations + gradients")
+    return rows
+
+
+def run_classic(config, peers):
+    """One fit epoch and one predict per framework, interleaved."""
+    wanted = {p.name for p in peers} | {"keras"}
+    if config.peers is not None:
+        wanted &= set(config.peers) | {"fastlstm"}
+    x, y, x_predict = classic_bench.goog_windows()
+    fits, predicts = {}, {}
+    for name, (module, make) in classic_bench.RUNNERS.items():
+        if name not in wanted:
+            continue
+        reason = module and classic_bench.import_failure(module)
+        if reason:
+            config.log(f"classic: {reason}: skipped")
+            continue
+        fits[name], predicts[name] = make(x, y, x_predict)
+    n = max(config.threads)
+    _set_threads(peers, n)
+    repeats = max(3, config.repeats // 2)
+    fit = interleaved(fits, repeats)
+    predict = interleaved(predicts, config.repeats)
+    result = {"threads": n, "train_windows": len(x), "predict_windows": len(x_predict),
+              "fit_epoch": {k: t.to_dict() for k, t in fit.items()},
+              "predict": {k: t.to_dict() for k, t in predict.items()}}
+    config.log("  classic: " + ", ".join(
+        f"{k} fit {fit[k].median:.3f} s predict {1e3 * predict[k].median:.1f} ms" for k in fits))
+    return result
+
+
+RUNS = {"peak": run_peak, "grid": run_grid, "scaling": run_scaling, "latency": run_latency,
+        "sweep": run_sweep, "memory": run_memory, "classic": run_classic}
+
+
+def run(config):
+    """Run the configured sections; returns {"config": ..., section: results}."""
+    peers = available_peers(config)
+    results = {"config": {"shapes": [list(s) for s in config.shapes], "dtypes": config.dtypes,
+                          "threads": config.threads, "repeats": config.repeats,
+                          "peers": [p.name for p in peers]}}
+    before = get_num_threads()
+    try:
+        for section in config.sections:
+            config.log(f"[{section}]")
+            results[section] = RUNS[section](config, peers)
+    finally:
+        for peer in peers:
+            peer.close()
+        set_num_threads(before)
+    return results

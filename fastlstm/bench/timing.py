@@ -1,0 +1,91 @@
+"""Interleaved timing, and the machine's own sgemm peak to compare against.
+
+Fairness: after a call, a library's idle threads keep spinning for a while
+(OpenBLAS about 0.1 s unless OPENBLAS_THREAD_TIMEOUT is small, OpenMP
+runtimes a few ms, ONNX Runtime's pool by design) and would steal the cores
+from whichever library runs next. So every timed call starts after a short
+pause, and a peer that spins on purpose (ONNX Runtime) also gets time to
+settle after its own calls.
+"""
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+PAUSE_SECONDS = 0.005
+
+
+@dataclass
+class Timing:
+    """Seconds of one callable over interleaved rounds."""
+
+    samples: list
+
+    @property
+    def median(self):
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self):
+        """Interquartile range relative to the median (0.05 = +-5% around it)."""
+        if len(self.samples) < 4:
+            return (max(self.samples) - min(self.samples)) / self.median
+        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        return (q3 - q1) / self.median
+
+    def to_dict(self):
+        return {"median_s": self.median, "spread": self.spread, "n": len(self.samples)}
+
+
+def interleaved(functions, repeats, settle=None):
+    """Time each callable, one call of each per round (A B C A B C ...).
+
+    Parameters
+    ----------
+    functions : dict of name -> callable
+    repeats : int
+        Timed rounds, after one untimed warm-up round.
+    settle : dict of name -> seconds, optional
+        Extra pause after that callable's calls.
+
+    Returns
+    -------
+    dict of name -> Timing
+    """
+    settle = settle or {}
+    for fn in functions.values():
+        fn()
+    samples = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            time.sleep(PAUSE_SECONDS)
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+            time.sleep(settle.get(name, 0.0))
+    return {name: Timing(s) for name, s in samples.items()}
+
+
+def sgemm_peak(threads, size=1536, repeats=5):
+    """GFLOP/s of a square float32 GEMM with SciPy's BLAS (the one fastlstm calls).
+
+    The best of ``repeats`` calls: a peak, what the cores can do when nothing
+    else disturbs them.
+    """
+    from scipy.linalg.blas import sgemm
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((size, size), dtype=np.float32))
+    b = np.asfortranarray(rng.standard_normal((size, size), dtype=np.float32))
+    with threadpool_limits(threads, user_api="blas"):
+        sgemm(1.0, a, b)
+        best = min(_timed(lambda: sgemm(1.0, a, b)) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

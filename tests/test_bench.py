@@ -1,0 +1,190 @@
+"""The benchmark suite (fastlstm.bench) as a product: it runs, checks answers, reports.
+
+Tiny shapes and one repeat: these tests check what the suite does, never how
+fast anything is (speed is measured by running the suite, see bench/).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastlstm import bench
+from fastlstm.bench import peers as peers_module
+from fastlstm.bench import report, suite
+from fastlstm.bench.peers import FastLSTM, Peer, Reference, Runner
+from fastlstm.bench.problems import Problem
+
+TINY = [(2, 3, 2, 4), (1, 5, 3, 6)]
+
+
+def tiny_config(**overrides):
+    settings = dict(shapes=list(TINY), dtypes=["float32"], threads=[1], repeats=1,
+                    sections=["grid"], peers=["reference"], latency_units=[3, 8],
+                    sweep_steps=[2, 4, 8], log=lambda line: None)
+    settings.update(overrides)
+    return suite.Config(**settings)
+
+
+class WrongPeer(Peer):
+    """Fast and wrong: its forward returns zeros."""
+
+    name = "wrong"
+
+    def runner(self, problem):
+        zeros = np.zeros((problem.batch, problem.time_steps, problem.units), problem.dtype)
+        return Runner(lambda: zeros)
+
+
+class AbsentPeer(Peer):
+    name = "absent"
+
+    def missing(self):
+        return "absent is not installed (pip install absent): skipped"
+
+
+def test_problem_counts_flops_and_bytes():
+    p = Problem(2, 3, 5, 7)
+    assert p.x.shape == (2, 3, 5) and p.kernel.shape == (5, 28) and p.dy.shape == (2, 3, 7)
+    assert p.forward_flops() == 2 * 3 * 2 * 28 * 12
+    assert p.training_flops() == 3 * p.forward_flops()
+    assert p.activation_bytes() == 4 * 2 * 3 * (6 * 7 + 5)
+    assert Problem(2, 3, 5, 7, dtype="float64").activation_bytes() == 2 * p.activation_bytes()
+
+
+def test_grid_times_every_peer_in_both_modes():
+    results = suite.run(tiny_config())
+    assert results["config"]["peers"] == ["fastlstm", "reference"]
+    rows = results["grid"]
+    assert [tuple(r["shape"]) for r in rows] == TINY
+    for row in rows:
+        for mode in ("fwd", "fwd+bwd"):
+            assert set(row[mode]) == {"fastlstm", "reference"}
+            assert all(t["median_s"] > 0 and t["n"] == 1 for t in row[mode].values())
+
+
+def test_a_fast_wrong_answer_stops_the_run(monkeypatch):
+    monkeypatch.setattr(suite, "all_peers", lambda: [FastLSTM(), WrongPeer()])
+    with pytest.raises(AssertionError, match="wrong disagrees with fastlstm"):
+        suite.run(tiny_config(peers=["wrong"]))
+
+
+def test_a_missing_peer_is_skipped_with_one_line(monkeypatch):
+    lines = []
+    monkeypatch.setattr(suite, "all_peers", lambda: [FastLSTM(), AbsentPeer(), Reference()])
+    results = suite.run(tiny_config(peers=None, log=lines.append))
+    assert "absent: absent is not installed (pip install absent): skipped" in lines
+    assert results["config"]["peers"] == ["fastlstm", "reference"]
+
+
+def test_every_section_runs_and_reports(tmp_path):
+    config = tiny_config(sections=list(suite.SECTIONS), threads=[1, 2])
+    results = suite.run(config)
+    assert set(suite.SECTIONS) <= set(results)
+    assert set(results["peak"]) == {"1", "2"} and all(v > 0 for v in results["peak"].values())
+    assert [r["threads"] for r in results["grid"]] == [1, 1, 2, 2]
+    assert {tuple(r["shape"]) for r in results["scaling"]} == set()  # no batch >= 32 here
+    assert [r["shape"] for r in results["latency"]] == [[1, 100, 3, 3], [1, 100, 8, 8]]
+    assert set(results["latency"][0]["streaming_step"]) == {"fastlstm", "reference"}
+    assert [r["time_steps"] for r in results["sweep"]["rows"]] == [2, 4, 8]
+    assert np.isfinite(results["sweep"]["fit"]["fwd+bwd"]["r2"])
+    for row in results["memory"]:
+        assert row["held_after_forward_bytes"] >= row["activation_bytes"] > 0
+        assert row["training_peak_bytes"] >= row["held_after_forward_bytes"]
+    assert set(results["classic"]["fit_epoch"]) == {"fastlstm"}
+    text = report.markdown(results, "python -m fastlstm.bench ...")
+    for title in ("Targets (issue 4)", "Grid: ratios and GFLOP/s", "Thread scaling",
+                  "Batch 1 latency", "Time-length sweep", "Training memory",
+                  "Classic stacked network"):
+        assert f"### {title}" in text
+    json.dumps(results)  # JSON-ready as it is
+
+
+def test_scaling_compares_one_thread_with_the_most():
+    config = tiny_config(shapes=[(32, 2, 3, 4)], threads=[1, 2], sections=["scaling"])
+    (row,) = suite.run(config)["scaling"]
+    assert set(row["fwd"]) == {"1 threads", "2 threads"}
+
+
+def _fake_grid_row(shape, ours, peers, mode="fwd", dtype="float32", threads=2):
+    timings = {"fastlstm": {"median_s": ours}, **{p: {"median_s": t} for p, t in peers.items()}}
+    other = "fwd+bwd" if mode == "fwd" else "fwd"
+    return {"dtype": dtype, "threads": threads, "shape": list(shape), "forward_flops": 1e9,
+            "training_flops": 3e9, mode: timings, other: {"fastlstm": {"median_s": ours}}}
+
+
+def test_targets_report_the_worst_shape_and_the_verdict():
+    results = {"config": {"peers": ["fastlstm", "onnxruntime", "torch"], "repeats": 1},
+               "grid": [_fake_grid_row((64, 60, 1, 50), 1.0, {"onnxruntime": 1.5}),
+                        _fake_grid_row((64, 50, 256, 256), 1.0, {"onnxruntime": 0.8}),
+                        _fake_grid_row((64, 60, 1, 50), 1.0, {"torch": 2.0}, mode="fwd+bwd")]}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in
+            report.targets(results).splitlines()[2:]}
+    onnx_every = rows["inference time / ONNX Runtime's, every shape"]
+    assert "1.25 at 2t (64, 50, 256, 256)" in onnx_every and "NOT met" in onnx_every
+    assert "| met" in rows["inference speedup over ONNX Runtime, units <= 128"]
+    assert "2.00 at 2t (64, 60, 1, 50)" in rows["training speedup over PyTorch, every shape"]
+    assert "not measured" in rows["float64 training speedup over PyTorch float64"]
+
+
+def test_linear_fit_recovers_a_line():
+    fit = suite._linear_fit([1, 2, 3, 4], [0.5 + 2 * t for t in (1, 2, 3, 4)])
+    assert fit["slope_s"] == pytest.approx(2) and fit["intercept_s"] == pytest.approx(0.5)
+    assert fit["r2"] == pytest.approx(1)
+
+
+def test_plots_are_written_when_matplotlib_is_there(tmp_path):
+    results = suite.run(tiny_config())
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError):
+            report.plots(results, tmp_path)
+        return
+    (path,) = report.plots(results, tmp_path)
+    assert os.path.getsize(path) > 1000 and path.endswith("bench_float32_1threads.png")
+
+
+def bench_cli(*args, cwd):
+    env = dict(os.environ)
+    env.pop("OPENBLAS_THREAD_TIMEOUT", None)  # the suite must set it itself
+    return subprocess.run([sys.executable, "-m", "fastlstm", "bench", *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_command_writes_json_and_markdown(tmp_path):
+    result = bench_cli("--shapes", "2,3,2,4", "--dtypes", "float32", "--threads", "1",
+                       "--repeats", "1", "--sections", "grid", "--peers", "reference",
+                       "--json", "out.json", "--markdown", "out.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["command"].startswith("fastlstm bench --shapes 2,3,2,4")
+    assert data["grid"][0]["shape"] == [2, 3, 2, 4]
+    assert "### Grid: ratios and GFLOP/s" in (tmp_path / "out.md").read_text()
+
+
+def test_the_command_reruns_itself_once_with_quiet_openblas(tmp_path):
+    script = ("import os; print('run', os.environ.get('OPENBLAS_THREAD_TIMEOUT'), flush=True); "
+              "from fastlstm import bench; bench.exec_with_quiet_openblas(); print('timed')")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n") == ["run None", "run 4", "timed", ""]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shapes", "2,3,4"], "expected batch,time,features,units"),
+    (["--threads", "0"], "--threads must be positive"),
+    (["--peers", "tensorflow"], "invalid choice"),
+])
+def test_command_rejects_bad_options_in_one_line(tmp_path, args, message):
+    result = bench_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 or (result.returncode == 1 and "must be" in result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_main_entry_is_importable_without_optional_peers():
+    assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
