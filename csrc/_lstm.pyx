@@ -27,7 +27,7 @@ output bitwise identical for any thread count. The weight gradients are
 split the same way, over fixed blocks of gate columns.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -35,10 +35,10 @@ from _blas cimport gemm
 
 
 cdef extern from "lstm_simd.h" nogil:
-    ctypedef void (*forward_f32_fn)(Py_ssize_t, float *, const float *, const float *,
-                                    float *, float *) noexcept nogil
-    ctypedef void (*forward_f64_fn)(Py_ssize_t, double *, const double *, const double *,
-                                    double *, double *) noexcept nogil
+    ctypedef void (*forward_f32_fn)(Py_ssize_t, Py_ssize_t, float *, const float *,
+                                    const float *, float *, float *) noexcept nogil
+    ctypedef void (*forward_f64_fn)(Py_ssize_t, Py_ssize_t, double *, const double *,
+                                    const double *, double *, double *) noexcept nogil
     ctypedef void (*backward_f32_fn)(Py_ssize_t, float *, const float *, const float *,
                                      const float *, const float *, float *) noexcept nogil
     ctypedef void (*backward_f64_fn)(Py_ssize_t, double *, const double *, const double *,
@@ -49,6 +49,16 @@ cdef extern from "lstm_simd.h" nogil:
     ctypedef void (*matmul_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
                                    Py_ssize_t, const double *, Py_ssize_t, double *, Py_ssize_t,
                                    int) noexcept nogil
+    ctypedef void (*pack_f32_fn)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t,
+                                 float *) noexcept nogil
+    ctypedef void (*pack_f64_fn)(Py_ssize_t, Py_ssize_t, const double *, Py_ssize_t,
+                                 double *) noexcept nogil
+    ctypedef void (*matmul_packed_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
+                                          Py_ssize_t, const float *, float *, Py_ssize_t,
+                                          int) noexcept nogil
+    ctypedef void (*matmul_packed_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
+                                          Py_ssize_t, const double *, double *, Py_ssize_t,
+                                          int) noexcept nogil
     ctypedef struct lstm_simd_kernels:
         forward_f32_fn forward_f32
         forward_f64_fn forward_f64
@@ -56,6 +66,11 @@ cdef extern from "lstm_simd.h" nogil:
         backward_f64_fn backward_f64
         matmul_f32_fn matmul_f32
         matmul_f64_fn matmul_f64
+        pack_f32_fn pack_f32
+        pack_f64_fn pack_f64
+        matmul_packed_f32_fn matmul_packed_f32
+        matmul_packed_f64_fn matmul_packed_f64
+    int FASTLSTM_PACK_EXTRA
     int fastlstm_simd_level_count()
     const char *fastlstm_simd_level_name(int level)
     int fastlstm_simd_level_supported(int level)
@@ -66,6 +81,9 @@ cdef extern from "lstm_simd.h" nogil:
 cdef extern from "openmp_compat.h" nogil:
     int fastlstm_openmp_enabled()
     int fastlstm_omp_max_threads()
+    int fastlstm_omp_thread_num()
+    int fastlstm_omp_num_threads()
+    void fastlstm_omp_barrier()
     const char *fastlstm_compiler_flags()
 
 
@@ -84,6 +102,12 @@ cdef Py_ssize_t INFERENCE_BLOCK_BYTES = 512 * 1024
 # Input projections with at most this many features use our product: BLAS
 # is slow at small K (measured 60-100 GFLOP/s against ours at 70-120).
 cdef Py_ssize_t SMALL_K_PROJECTION = 64
+# A small batch (one chunk) with at least SPLIT_UNITS_MIN units is shared by
+# the threads, each taking whole multiples of SPLIT_COLUMNS gate columns: a
+# multiple of every SIMD level's panel width, so each member's columns are a
+# self-contained piece of the packed weights.
+cdef Py_ssize_t SPLIT_UNITS_MIN = 64
+cdef Py_ssize_t SPLIT_COLUMNS = 64
 
 cdef int _simd_level = fastlstm_simd_best_level()
 
@@ -176,13 +200,14 @@ cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) n
 
 # ------------------------------------------------------------------- forward
 
-cdef inline void _gates_forward(lstm_simd_kernels kern, Py_ssize_t n, floating *z,
-                                const floating *bias, const floating *c_prev,
+cdef inline void _gates_forward(lstm_simd_kernels kern, Py_ssize_t n, Py_ssize_t stride,
+                                floating *z, const floating *bias, const floating *c_prev,
                                 floating *c_out, floating *h_out) noexcept nogil:
+    """Gate math of n units whose gate blocks in z and bias are stride apart."""
     if floating is float:
-        kern.forward_f32(n, z, bias, c_prev, c_out, h_out)
+        kern.forward_f32(n, stride, z, bias, c_prev, c_out, h_out)
     else:
-        kern.forward_f64(n, z, bias, c_prev, c_out, h_out)
+        kern.forward_f64(n, stride, z, bias, c_prev, c_out, h_out)
 
 
 cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -193,6 +218,35 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
         kern.matmul_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
     else:
         kern.matmul_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+
+
+cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k, const floating *a, Py_ssize_t lda,
+                                const floating *packed, floating *c, Py_ssize_t ldc,
+                                bint accumulate) noexcept nogil:
+    """_matmul with b packed by _packed_copy: the same numbers, b read contiguously."""
+    if floating is float:
+        kern.matmul_packed_f32(m, n, k, a, lda, packed, c, ldc, accumulate)
+    else:
+        kern.matmul_packed_f64(m, n, k, a, lda, packed, c, ldc, accumulate)
+
+
+cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
+                            const floating *b, Py_ssize_t ldb) except NULL:
+    """A malloc'ed copy of b (k, n) in the per-step product's packed layout.
+
+    Packed once per call, it is read by every thread at every step; the
+    caller frees it.
+    """
+    cdef floating *packed = <floating *> malloc(
+        max(1, k * (n + FASTLSTM_PACK_EXTRA)) * sizeof(floating))
+    if packed == NULL:
+        raise MemoryError("fastlstm: could not allocate the packed recurrent weights")
+    if floating is float:
+        kern.pack_f32(k, n, b, ldb, packed)
+    else:
+        kern.pack_f64(k, n, b, ldb, packed)
+    return packed
 
 
 cdef void _project_inputs(lstm_simd_kernels kern, const floating *x, const floating *kernel,
@@ -220,11 +274,12 @@ cdef void _project_inputs(lstm_simd_kernels kern, const floating *x, const float
 
 
 cdef void _forward_chunk(
-        const floating *x, const floating *kernel, const floating *recurrent_kernel,
+        const floating *x, const floating *kernel, const floating *packed_recurrent,
         const floating *bias, const floating *h0, const floating *c0,
         floating *y, floating *c_n, floating *gates, floating *cells, floating *scratch,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern) noexcept nogil:
+        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern,
+        int member, int team) noexcept nogil:
     """Run one batch chunk through all time steps.
 
     Training (gates, cells not NULL) keeps every step's gates and cells for
@@ -232,6 +287,14 @@ cdef void _forward_chunk(
     inputs) and two cell states in `scratch` (_inference_chunk_size elements
     for this chunk), so its memory does not grow with the sequence length.
     z holds the current block as (nb, tb, G).
+
+    Called by one thread (team = 1) or by every thread of a team that shares
+    the chunk (member = its rank): each then computes its own columns of
+    each step's product and its own units of the gate math, with a barrier
+    after each. Either way every number is computed the same way, so the
+    result does not depend on the team's size. The input projection, a
+    BLAS call whose rounding would depend on how it is cut, is made by
+    member 0.
     """
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t b0 = _split(chunk, n_chunks, B)
@@ -244,6 +307,14 @@ cdef void _forward_chunk(
     cdef const floating *h_prev
     cdef const floating *c_prev_row
     cdef floating *c_row
+    # This member's columns of the product (whole multiples of SPLIT_COLUMNS,
+    # the last member taking the ragged end) and its units of the gate math.
+    cdef Py_ssize_t column_units = G // SPLIT_COLUMNS
+    cdef Py_ssize_t j0 = SPLIT_COLUMNS * _split(member, team, column_units)
+    cdef Py_ssize_t j1 = G if member == team - 1 else \
+        SPLIT_COLUMNS * _split(member + 1, team, column_units)
+    cdef Py_ssize_t u0 = _split(member, team, H)
+    cdef Py_ssize_t nu = _split(member + 1, team, H) - u0
 
     if training:
         block = T
@@ -257,7 +328,10 @@ cdef void _forward_chunk(
     t0 = 0
     while t0 < T:
         tb = min(block, T - t0)
-        _project_inputs(kern, x, kernel, z, x_block, T, I, G, b0, nb, t0, tb)
+        if member == 0:
+            _project_inputs(kern, x, kernel, z, x_block, T, I, G, b0, nb, t0, tb)
+        if team > 1:
+            fastlstm_omp_barrier()
         for s in range(tb):
             t = t0 + s
             if t == 0:
@@ -266,8 +340,11 @@ cdef void _forward_chunk(
             else:
                 h_prev = y + (b0 * T + t - 1) * H
                 ld_h = T * H
-            _matmul(kern, nb, G, H, h_prev, ld_h, recurrent_kernel, G,
-                    z + s * G, tb * G, True)
+            if j1 > j0:
+                _matmul_packed(kern, nb, j1 - j0, H, h_prev, ld_h, packed_recurrent + H * j0,
+                               z + s * G + j0, tb * G, True)
+            if team > 1:
+                fastlstm_omp_barrier()
             for r in range(nb):
                 b = b0 + r
                 if training:
@@ -280,10 +357,15 @@ cdef void _forward_chunk(
                     c_prev_row = c_row - H
                 else:
                     c_prev_row = cell_pair + (((t - 1) % 2) * nb + r) * H
-                _gates_forward(kern, H, z + (r * tb + s) * G, bias, c_prev_row,
-                               c_row, y + (b * T + t) * H)
+                if nu > 0:
+                    _gates_forward(kern, nu, H, z + (r * tb + s) * G + u0, bias + u0,
+                                   c_prev_row + u0, c_row + u0, y + (b * T + t) * H + u0)
+            if team > 1:
+                fastlstm_omp_barrier()
         t0 += tb
 
+    if member != 0:
+        return
     for r in range(nb):
         b = b0 + r
         if training:
@@ -293,18 +375,43 @@ cdef void _forward_chunk(
         memcpy(c_n + b * H, c_row, H * sizeof(floating))
 
 
-cdef void _forward(const floating *x, const floating *kernel,
-                  const floating *recurrent_kernel, const floating *bias,
-                  const floating *h0, const floating *c0, floating *y,
-                  floating *c_n, floating *gates, floating *cells, floating *scratch,
-                  Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-                  int n_threads) noexcept nogil:
+cdef inline bint _split_units(Py_ssize_t B, Py_ssize_t H, int n_threads) noexcept nogil:
+    """Whether the threads share the one batch chunk, splitting its units.
+
+    Below SPLIT_UNITS_MIN units a step is too short to pay for two barriers.
+    """
+    return n_threads > 1 and _n_chunks(B) == 1 and H >= SPLIT_UNITS_MIN
+
+
+cdef int _forward(const floating *x, const floating *kernel,
+                 const floating *recurrent_kernel, const floating *bias,
+                 const floating *h0, const floating *c0, floating *y,
+                 floating *c_n, floating *gates, floating *cells, floating *scratch,
+                 Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
+                 int n_threads) except -1:
+    """Pack the recurrent weights once, then run every batch chunk without the GIL.
+
+    With fewer chunks than threads (a small batch) and enough units, the
+    threads share the chunk instead (see _forward_chunk).
+    """
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t n_chunks = _n_chunks(B)
     cdef Py_ssize_t chunk
-    for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
-        _forward_chunk(x, kernel, recurrent_kernel, bias, h0, c0, y, c_n,
-                       gates, cells, scratch, B, T, I, H, chunk, n_chunks, kern)
+    cdef floating *packed = _packed_copy(kern, H, 4 * H, recurrent_kernel, 4 * H)
+    try:
+        with nogil:
+            if _split_units(B, H, n_threads):
+                with parallel(num_threads=n_threads):
+                    _forward_chunk(x, kernel, packed, bias, h0, c0, y, c_n, gates, cells,
+                                   scratch, B, T, I, H, 0, 1, kern,
+                                   fastlstm_omp_thread_num(), fastlstm_omp_num_threads())
+            else:
+                for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
+                    _forward_chunk(x, kernel, packed, bias, h0, c0, y, c_n, gates, cells,
+                                   scratch, B, T, I, H, chunk, n_chunks, kern, 0, 1)
+    finally:
+        free(packed)
+    return 0
 
 
 def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -319,10 +426,9 @@ def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     if workspace.shape[0] < inference_workspace_size(B, T, I, H, sizeof(floating)):
         raise ValueError("forward_inference: workspace too small")
-    with nogil:
-        _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
-                 &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
-                 &workspace[0], B, T, I, H, n_threads)
+    _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+             &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
+             &workspace[0], B, T, I, H, n_threads)
 
 
 def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -331,11 +437,10 @@ def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                      floating[:, :, ::1] y, floating[:, ::1] c_n,
                      floating[:, :, ::1] gates, floating[:, :, ::1] cells, int n_threads):
     """Fill y and c_n, and keep gates (B, T, G) and cells (B, T, H) for backward."""
-    with nogil:
-        _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
-                 &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], &gates[0, 0, 0],
-                 &cells[0, 0, 0], NULL, x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
-                 n_threads)
+    _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+             &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], &gates[0, 0, 0],
+             &cells[0, 0, 0], NULL, x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
+             n_threads)
 
 
 # ------------------------------------------------------------------ backward
@@ -359,7 +464,7 @@ cdef inline void _copy_rows_or_zero(floating *dst, const floating *src,
 
 
 cdef int _backward_chunk(
-        floating *dz, const floating *kernel, const floating *recurrent_kernel_t,
+        floating *dz, const floating *kernel, const floating *packed_recurrent_t,
         const floating *c0, const floating *cells, const floating *dy,
         const floating *dh_n, const floating *dc_n,
         floating *dx, floating *dh0, floating *dc0,
@@ -397,8 +502,8 @@ cdef int _backward_chunk(
             _gates_backward(kern, H, dz + (b * T + t) * G, c_prev_row, c_row,
                             dh + r * H, dy_row, dc + r * H)
         # Gradient reaching h_{t-1} through the recurrence: dz_t @ R^T.
-        _matmul(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, recurrent_kernel_t, H,
-                dh, H, False)
+        _matmul_packed(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, packed_recurrent_t,
+                       dh, H, False)
 
     memcpy(dh0 + b0 * H, dh, nb * H * sizeof(floating))
     memcpy(dc0 + b0 * H, dc, nb * H * sizeof(floating))
@@ -451,8 +556,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads):
     """BPTT. dz: the activated gates kept by forward_training, destroyed here.
 
-    recurrent_kernel_t is recurrent_kernel transposed, (G, H) C-contiguous,
-    so the per-step product reads it row by row.
+    recurrent_kernel_t is recurrent_kernel transposed, (G, H) C-contiguous;
+    it is packed once for the per-step product.
 
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
     Fills dx, dkernel, drecurrent_kernel, dbias, dh0, dc0.
@@ -479,12 +584,17 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t chunk, block
     cdef int failed = 0
+    cdef floating *packed = _packed_copy(kern, 4 * H, H, &recurrent_kernel_t[0, 0], H)
+    try:
+        with nogil:
+            for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
+                failed += _backward_chunk(&dz[0, 0, 0], &kernel[0, 0], packed,
+                                          &c0[0, 0], &cells[0, 0, 0], dy_ptr, dh_n_ptr,
+                                          dc_n_ptr, &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0],
+                                          B, T, I, H, chunk, n_chunks, kern)
+    finally:
+        free(packed)
     with nogil:
-        for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
-            failed += _backward_chunk(&dz[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
-                                      &c0[0, 0], &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
-                                      &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0],
-                                      B, T, I, H, chunk, n_chunks, kern)
         if failed == 0:
             for block in prange(n_blocks, schedule="static", num_threads=n_threads):
                 _weight_grads_block(&dz[0, 0, 0], &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
@@ -498,10 +608,12 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
 
 # ------------------------------------------------------------- test access
 
-def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, bint accumulate):
+def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, bint accumulate,
+           bint packed=False):
     """c = [c +] a @ b with the recurrent loop's SIMD product (for tests).
 
-    a and c may be strided by rows (unit stride along each row).
+    a and c may be strided by rows (unit stride along each row); packed=True
+    packs b first, as the recurrent loops do.
     """
     if a.shape[1] != b.shape[0] or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1]:
         raise ValueError("matmul: shapes do not match")
@@ -511,6 +623,15 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
     if a.shape[0] == 0 or b.shape[1] == 0 or a.shape[1] == 0:
         raise ValueError("matmul: empty operands are not supported")
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    cdef floating *b_packed
+    if packed:
+        b_packed = _packed_copy(kern, b.shape[0], b.shape[1], &b[0, 0], b.shape[1])
+        with nogil:
+            _matmul_packed(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
+                           a.strides[0] // sizeof(floating), b_packed, &c[0, 0],
+                           c.strides[0] // sizeof(floating), accumulate)
+        free(b_packed)
+        return
     with nogil:
         _matmul(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
                 a.strides[0] // sizeof(floating), &b[0, 0], b.shape[1], &c[0, 0],

@@ -131,10 +131,12 @@ void SIMD_NAME(gates_forward_body_##SFX)(                                      \
 }                                                                              \
                                                                                \
 void SIMD_NAME(lstm_gates_forward_##SFX)(                                      \
-    ptrdiff_t n, T *z, const T *bias, const T *c_prev, T *c_out, T *h_out)     \
+    ptrdiff_t n, ptrdiff_t stride, T *z, const T *bias, const T *c_prev,       \
+    T *c_out, T *h_out)                                                        \
 {                                                                              \
-    SIMD_NAME(gates_forward_body_##SFX)(n, z, z + n, z + 2 * n, z + 3 * n,     \
-        bias, bias + n, bias + 2 * n, bias + 3 * n, c_prev, c_out, h_out);     \
+    SIMD_NAME(gates_forward_body_##SFX)(n, z, z + stride, z + 2 * stride,      \
+        z + 3 * stride, bias, bias + stride, bias + 2 * stride,                \
+        bias + 3 * stride, c_prev, c_out, h_out);                              \
 }                                                                              \
                                                                                \
 static inline __attribute__((always_inline))                                   \

@@ -76,62 +76,128 @@ void SIMD_NAME(matmul_panel_##SFX)(                                            \
     }                                                                          \
 }                                                                              \
                                                                                \
+/* Where the rows p.. of the column group starting at column `col` live, and   \
+   their stride. Unpacked: inside B itself. Packed (packed_k = B's k > 0):     \
+   each group is a (k, width) row-major block, the group that starts after    \
+   `covered` columns at offset packed_k * covered (see lstm_pack). */         \
+static inline __attribute__((always_inline))                                   \
+const T *SIMD_NAME(group_rows_##SFX)(                                          \
+    const T *b, ptrdiff_t ldb, ptrdiff_t packed_k, ptrdiff_t covered,          \
+    ptrdiff_t col, ptrdiff_t p, ptrdiff_t width, ptrdiff_t *stride)            \
+{                                                                              \
+    if (packed_k > 0) {                                                        \
+        *stride = width;                                                       \
+        return b + packed_k * covered + p * width;                             \
+    }                                                                          \
+    *stride = ldb;                                                             \
+    return b + p * ldb + col;                                                  \
+}                                                                              \
+                                                                               \
+/* Columns of C in groups: full panels, single vectors, then the vector that  \
+   ends at column n (overlapping the last group), or, when n is narrower than \
+   a vector, scalar columns. Rows p..p+k of B (a is already offset by p). */  \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_columns_##SFX)(                                          \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
-    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+    const T *b, ptrdiff_t ldb, ptrdiff_t packed_k, ptrdiff_t p,                \
+    T *c, ptrdiff_t ldc, int accumulate)                                       \
 {                                                                              \
     const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
     const ptrdiff_t panel = SIMD_TILE_VECTORS * lanes;                         \
-    ptrdiff_t j = 0;                                                           \
-    for (; j + panel <= n; j += panel)                                         \
-        SIMD_NAME(matmul_panel_##SFX)(SIMD_TILE_VECTORS, m, k, a, lda, b + j,  \
-                                      ldb, c + j, ldc, accumulate);            \
-    for (; j + lanes <= n; j += lanes)                                         \
-        SIMD_NAME(matmul_panel_##SFX)(1, m, k, a, lda, b + j, ldb, c + j, ldc, \
-                                      accumulate);                             \
+    ptrdiff_t j = 0, stride;                                                   \
+    const T *rows;                                                             \
+    for (; j + panel <= n; j += panel) {                                       \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel, &stride); \
+        SIMD_NAME(matmul_panel_##SFX)(SIMD_TILE_VECTORS, m, k, a, lda, rows,   \
+                                      stride, c + j, ldc, accumulate);         \
+    }                                                                          \
+    for (; j + lanes <= n; j += lanes) {                                       \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, lanes, &stride); \
+        SIMD_NAME(matmul_panel_##SFX)(1, m, k, a, lda, rows, stride, c + j,    \
+                                      ldc, accumulate);                        \
+    }                                                                          \
     if (j < n && n >= lanes) {                                                 \
         /* Fewer than a vector of columns left: compute the vector that ends  \
            at column n into a buffer and keep only its new columns. */        \
         enum { GROUP = 64 };                                                   \
         T buffer[GROUP * SIMD_VECTOR_BYTES / sizeof(T)];                       \
         const ptrdiff_t start = n - lanes;                                     \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, start, p, lanes, &stride); \
         for (ptrdiff_t i = 0; i < m; i += GROUP) {                             \
-            const ptrdiff_t rows = m - i < GROUP ? m - i : GROUP;              \
-            for (ptrdiff_t r = 0; r < rows && accumulate; ++r)                 \
+            const ptrdiff_t count = m - i < GROUP ? m - i : GROUP;             \
+            for (ptrdiff_t r = 0; r < count && accumulate; ++r)                \
                 for (ptrdiff_t q = 0; q < lanes; ++q)                          \
                     buffer[r * lanes + q] = c[(i + r) * ldc + start + q];      \
-            SIMD_NAME(matmul_panel_##SFX)(1, rows, k, a + i * lda, lda,        \
-                                          b + start, ldb, buffer, lanes,       \
-                                          accumulate);                         \
-            for (ptrdiff_t r = 0; r < rows; ++r)                               \
+            SIMD_NAME(matmul_panel_##SFX)(1, count, k, a + i * lda, lda, rows, \
+                                          stride, buffer, lanes, accumulate);  \
+            for (ptrdiff_t r = 0; r < count; ++r)                              \
                 for (ptrdiff_t q = j - start; q < lanes; ++q)                  \
                     c[(i + r) * ldc + start + q] = buffer[r * lanes + q];      \
         }                                                                      \
         j = n;                                                                 \
     }                                                                          \
     /* Narrower than one vector: the same sum, one lane at a time. */         \
-    for (; j < n; ++j)                                                         \
-        for (ptrdiff_t r = 0; r < m; ++r) {                                    \
-            T acc = accumulate ? c[r * ldc + j] : (T)0;                        \
-            for (ptrdiff_t p = 0; p < k; ++p)                                  \
-                acc += a[r * lda + p] * b[p * ldb + j];                        \
-            c[r * ldc + j] = acc;                                              \
-        }                                                                      \
+    if (j < n) {                                                               \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, n - j, &stride); \
+        for (ptrdiff_t col = 0; col < n - j; ++col)                            \
+            for (ptrdiff_t r = 0; r < m; ++r) {                                \
+                T acc = accumulate ? c[r * ldc + j + col] : (T)0;              \
+                for (ptrdiff_t q = 0; q < k; ++q)                              \
+                    acc += a[r * lda + q] * rows[q * stride + col];            \
+                c[r * ldc + j + col] = acc;                                    \
+            }                                                                  \
+    }                                                                          \
 }                                                                              \
                                                                                \
 /* k is cut into blocks so that a panel of B (K_BLOCK rows of one tile's      \
    width) stays in L1 while every row tile uses it. A partial sum stored to   \
    c and reloaded is exact, so blocking does not change any rounding. */      \
-void SIMD_NAME(lstm_matmul_##SFX)(                                             \
+static void SIMD_NAME(matmul_blocked_##SFX)(                                   \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
-    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+    const T *b, ptrdiff_t ldb, ptrdiff_t packed_k, T *c, ptrdiff_t ldc,        \
+    int accumulate)                                                            \
 {                                                                              \
     enum { K_BLOCK = 128 };                                                     \
     for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
         ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                      \
-        SIMD_NAME(matmul_columns_##SFX)(m, n, kb, a + p, lda, b + p * ldb,     \
-                                        ldb, c, ldc, p > 0 || accumulate);     \
+        SIMD_NAME(matmul_columns_##SFX)(m, n, kb, a + p, lda, b, ldb, packed_k, \
+                                        p, c, ldc, p > 0 || accumulate);       \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+void SIMD_NAME(lstm_matmul_##SFX)(                                             \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
+    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+{                                                                              \
+    SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, b, ldb, 0, c, ldc, accumulate); \
+}                                                                              \
+                                                                               \
+void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
+    const T *packed, T *c, ptrdiff_t ldc, int accumulate)                      \
+{                                                                              \
+    SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, packed, 0, k, c, ldc,     \
+                                    accumulate);                               \
+}                                                                              \
+                                                                               \
+/* B (k, n) into the packed layout: the column groups of matmul_columns in    \
+   order, each as a contiguous (k, width) block, so the product streams it.  */ \
+void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
+                                ptrdiff_t ldb, T *packed)                      \
+{                                                                              \
+    const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
+    const ptrdiff_t panel = SIMD_TILE_VECTORS * lanes;                         \
+    ptrdiff_t j = 0;                                                           \
+    while (j < n) {                                                            \
+        ptrdiff_t col = j, width;                                              \
+        if (j + panel <= n) width = panel;                                     \
+        else if (j + lanes <= n) width = lanes;                                \
+        else if (n >= lanes) { width = lanes; col = n - lanes; }               \
+        else width = n - j;                                                    \
+        T *dst = packed + k * j;                                               \
+        for (ptrdiff_t p = 0; p < k; ++p)                                      \
+            memcpy(dst + p * width, b + p * ldb + col, width * sizeof(T));     \
+        j = col + width;                                                       \
     }                                                                          \
 }
 

@@ -8,6 +8,7 @@
  * against the reference.
  */
 #include <stdint.h>
+#include <string.h>
 #include "lstm_simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -45,7 +46,9 @@
 #define KERNELS(sfx)                                                           \
     { lstm_gates_forward_f32_##sfx, lstm_gates_forward_f64_##sfx,              \
       lstm_gates_backward_f32_##sfx, lstm_gates_backward_f64_##sfx,            \
-      lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx }
+      lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx,                            \
+      lstm_pack_f32_##sfx, lstm_pack_f64_##sfx,                                \
+      lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx }
 
 static const lstm_simd_kernels kernel_table[] = {
     KERNELS(baseline),

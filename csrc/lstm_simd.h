@@ -20,12 +20,14 @@
 /*
  * Forward: z (in: pre-activations without bias; out: activated gates i, f,
  * g, o, which backward needs), c_out = f * c_prev + i * g,
- * h_out = o * tanh(c_out). c_prev and c_out must not overlap.
+ * h_out = o * tanh(c_out). c_prev and c_out must not overlap. n_units units
+ * from a row whose gate blocks (in z and bias) are `stride` apart: stride =
+ * n_units for a whole row, the layer's units for a slice of one.
  */
-typedef void (*lstm_gates_forward_f32_fn)(ptrdiff_t n_units, float *z,
+typedef void (*lstm_gates_forward_f32_fn)(ptrdiff_t n_units, ptrdiff_t stride, float *z,
                                           const float *bias, const float *c_prev,
                                           float *c_out, float *h_out);
-typedef void (*lstm_gates_forward_f64_fn)(ptrdiff_t n_units, double *z,
+typedef void (*lstm_gates_forward_f64_fn)(ptrdiff_t n_units, ptrdiff_t stride, double *z,
                                           const double *bias, const double *c_prev,
                                           double *c_out, double *h_out);
 
@@ -57,6 +59,24 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                    const double *a, ptrdiff_t lda, const double *b,
                                    ptrdiff_t ldb, double *c, ptrdiff_t ldc, int accumulate);
 
+/*
+ * The same product with B packed once by pack_* (B's k, n and ldb), so each
+ * step streams B contiguously instead of striding through it row by row.
+ * The packed copy takes at most k * (n + FASTLSTM_PACK_EXTRA) elements; the
+ * packed product rounds exactly like the unpacked one.
+ */
+#define FASTLSTM_PACK_EXTRA 16
+typedef void (*lstm_pack_f32_fn)(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb,
+                                 float *packed);
+typedef void (*lstm_pack_f64_fn)(ptrdiff_t k, ptrdiff_t n, const double *b, ptrdiff_t ldb,
+                                 double *packed);
+typedef void (*lstm_matmul_packed_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                          const float *a, ptrdiff_t lda, const float *packed,
+                                          float *c, ptrdiff_t ldc, int accumulate);
+typedef void (*lstm_matmul_packed_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                          const double *a, ptrdiff_t lda, const double *packed,
+                                          double *c, ptrdiff_t ldc, int accumulate);
+
 typedef struct {
     lstm_gates_forward_f32_fn forward_f32;
     lstm_gates_forward_f64_fn forward_f64;
@@ -64,6 +84,10 @@ typedef struct {
     lstm_gates_backward_f64_fn backward_f64;
     lstm_matmul_f32_fn matmul_f32;
     lstm_matmul_f64_fn matmul_f64;
+    lstm_pack_f32_fn pack_f32;
+    lstm_pack_f64_fn pack_f64;
+    lstm_matmul_packed_f32_fn matmul_packed_f32;
+    lstm_matmul_packed_f64_fn matmul_packed_f64;
 } lstm_simd_kernels;
 
 /* SIMD levels, lowest first. */

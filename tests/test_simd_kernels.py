@@ -53,3 +53,29 @@ def test_matmul_reads_strided_rows():
     _lstm.matmul(big_a[::2, 3:15], b, big_c[::2, 5:25], False)
     np.testing.assert_allclose(big_c[::2, 5:25], big_a[::2, 3:15] @ b, rtol=1e-13)
     assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 25:].any()
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 15, 17, 31, 64, 65, 100, 203, 512])
+@pytest.mark.parametrize("k", [1, 7, 128, 129, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_product_equals_the_unpacked_one_bitwise(n, k, dtype, simd_level):
+    """The recurrent loops pack the weights once; that must not change one bit."""
+    rng = np.random.default_rng(n * 1000 + k)
+    a = rng.standard_normal((13, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((13, n)).astype(dtype)
+    for accumulate in (False, True):
+        unpacked, packed = c0.copy(), c0.copy()
+        _lstm.matmul(a, b, unpacked, accumulate)
+        _lstm.matmul(a, b, packed, accumulate, packed=True)
+        np.testing.assert_array_equal(packed, unpacked)
+
+
+def test_packed_product_writes_only_its_columns():
+    rng = np.random.default_rng(2)
+    big_a = rng.standard_normal((10, 30)).astype(np.float32)
+    b = rng.standard_normal((12, 21)).astype(np.float32)
+    big_c = np.zeros((10, 50), np.float32)
+    _lstm.matmul(big_a[::2, 3:15], b, big_c[::2, 5:26], False, packed=True)
+    np.testing.assert_allclose(big_c[::2, 5:26], big_a[::2, 3:15] @ b, rtol=1e-5, atol=1e-5)
+    assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 26:].any()

@@ -62,9 +62,12 @@ def _results(problem):
     return [y, h_n, c_n, *grads, *inference]
 
 
-# Several batch chunks (16+ rows), a ragged last chunk, several column blocks.
-@pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5), (40, 3, 80, 7)],
-                         ids=str)
+# Several batch chunks (16+ rows), a ragged last chunk, several column blocks;
+# then one chunk shared by the threads, which split its units (64+ units):
+# ragged unit counts, the BLAS projection, several inference time blocks.
+@pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5), (40, 3, 80, 7),
+                                   (1, 9, 3, 129), (7, 5, 70, 200), (16, 4, 2, 64),
+                                   (2, 600, 3, 100)], ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_results_are_bitwise_identical_for_1_to_4_threads(shape, dtype, restore_threads):
     problem = Problem(*shape, dtype=dtype, seed=11)
