@@ -221,13 +221,13 @@ class OnnxRuntime(Peer):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        try:
-            return onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise Unsupported(f"onnxruntime cannot run {problem.dtype}: {e}") from None
+        return onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                            providers=["CPUExecutionProvider"])
 
     def runner(self, problem):
+        if problem.dtype != "float32":
+            # Sessions build, but runs fail: "LSTM operator does not support double yet".
+            raise Unsupported(f"ONNX Runtime's CPU LSTM runs float32 only, not {problem.dtype}")
         session = self._session(problem, with_states=False)
         x_time_major = np.ascontiguousarray(problem.x.transpose(1, 0, 2))
 
