@@ -249,11 +249,13 @@ def build_parser():
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+    from_command_line = argv is None
+    argv = sys.argv[1:] if from_command_line else list(argv)
     if argv[:1] == ["bench"]:
         from . import bench
 
-        bench.exec_with_quiet_openblas()
+        if from_command_line:  # never re-execute a program that called main() itself
+            bench.exec_with_quiet_openblas()
         return bench.main(argv[1:], prog="fastlstm bench")
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse reports bad options itself (exit 2)

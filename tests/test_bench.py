@@ -186,5 +186,15 @@ def test_command_rejects_bad_options_in_one_line(tmp_path, args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_cli_main_called_in_process_runs_the_suite_without_re_executing(tmp_path, capsys,
+                                                                       monkeypatch):
+    from fastlstm import cli
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    status = cli.main(["bench", "--shapes", "2,3,2,4", "--threads", "1", "--repeats", "1",
+                       "--dtypes", "float32", "--sections", "grid", "--peers", "reference"])
+    assert status == 0 and "### Grid: ratios and GFLOP/s" in capsys.readouterr().out
+
+
 def test_the_main_entry_is_importable_without_optional_peers():
     assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
