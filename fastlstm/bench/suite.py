@@ -23,7 +23,7 @@ import numpy as np
 from .. import functional
 from .._threads import get_num_threads, set_num_threads, threads as fastlstm_threads
 from . import classic as classic_bench
-from .peers import Unsupported, all_peers
+from .peers import FastLSTM, Unsupported, all_peers
 from .problems import Problem
 from .timing import interleaved, sgemm_peak
 
@@ -151,8 +151,9 @@ def run_scaling(config, peers):
     for shape in (s for s in config.shapes if s[0] >= 32):
         problem = Problem(*shape, dtype=config.dtypes[0])
         row = {"dtype": problem.dtype, "shape": list(shape), "threads": [1, most]}
-        for mode, fn in (("fwd", _forward), ("fwd+bwd", _train_step)):
-            functions = {f"{n} threads": _with_threads(n, fn, problem) for n in (1, most)}
+        runner = FastLSTM().runner(problem)
+        for mode, fn in (("fwd", runner.forward), ("fwd+bwd", runner.train_step)):
+            functions = {f"{n} threads": _with_threads(n, fn) for n in (1, most)}
             row[mode] = {k: t.to_dict()
                          for k, t in interleaved(functions, config.repeats).items()}
         rows.append(row)
@@ -163,20 +164,10 @@ def run_scaling(config, peers):
     return rows
 
 
-def _forward(problem):
-    return functional.lstm_forward(*problem.weights)[0]
-
-
-def _train_step(problem):
-    y, _, _, cache = functional.lstm_forward(*problem.weights, return_cache=True)
-    functional.lstm_backward(cache, problem.dy)
-    return y
-
-
-def _with_threads(n, fn, problem):
+def _with_threads(n, fn):
     def call():
         with fastlstm_threads(n):
-            return fn(problem)
+            return fn()
     return call
 
 
@@ -207,11 +198,10 @@ def run_sweep(config, peers):
     rows = []
     with fastlstm_threads(n):
         for t in config.sweep_steps:
-            problem = Problem(32, t, 32, 128, dtype=config.dtypes[0])
-            functions = {"fwd": lambda p=problem: _forward(p),
-                         "fwd+bwd": lambda p=problem: _train_step(p)}
+            runner = FastLSTM().runner(Problem(32, t, 32, 128, dtype=config.dtypes[0]))
+            functions = {"fwd": runner.forward, "fwd+bwd": runner.train_step}
             timings = interleaved(functions, config.repeats)
-            rows.append({"time_steps": t, "threads": n, "dtype": problem.dtype,
+            rows.append({"time_steps": t, "threads": n, "dtype": config.dtypes[0],
                          **{mode: timing.median for mode, timing in timings.items()}})
     fit = {mode: _linear_fit([r["time_steps"] for r in rows], [r[mode] for r in rows])
            for mode in ("fwd", "fwd+bwd")}
