@@ -13,18 +13,23 @@ Layout (B batch, T time, I features, H units, G = 4H; gate blocks i, f, g, o)
     gates (B, T, G): pre-activations, then activated gates, then (after
     backward) the gradients of the pre-activations.
 
-Work split. The input projection (x @ kernel), dx and the weight gradients
-are large products and go to BLAS. The per-step recurrent products are
-small (a batch chunk's rows) and go to our own kernel (lstm_matmul_impl.h),
-which reads the weights in place instead of repacking them every step.
+Work split. Every product that touches the batch (the input projection,
+the per-step recurrent products, dx) goes to our own kernel
+(lstm_matmul_impl.h) over weights packed once per call: BLAS would repack
+them on every call, and BLAS rounds a row differently depending on how many
+rows share the call. Our kernel sums every element over k in order in one
+accumulator, so a row's result never depends on the rows beside it. Only
+the weight gradients, sums over all rows, go to BLAS, split over fixed
+blocks of gate columns.
 
-Parallel design. The batch is cut into chunks whose bounds depend on the
-batch size only, and each OpenMP thread runs whole chunks through all time
-steps, so there is no barrier per step. Because BLAS rounds a row
-differently depending on how many rows share the call, chunks that moved
-with the thread count would change the result; fixed chunks make every
-output bitwise identical for any thread count. The weight gradients are
-split the same way, over fixed blocks of gate columns.
+Parallel design. The batch is cut into one part per thread (more for a
+large batch, PART_MAX_ROWS rows at most), and each thread runs its part
+through all time steps, so there is no barrier per step and each step's
+product uses every weight it loads for all of the part's rows. Because no
+row's result depends on how the batch is cut, every output is bitwise
+identical for any thread count. A batch too small to cut shares one part
+among the threads instead, which split its gate columns (see
+_forward_part).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -87,25 +92,30 @@ cdef extern from "openmp_compat.h" nogil:
     const char *fastlstm_compiler_flags()
 
 
-# Batch chunks: ceil(batch / CHUNK_MIN_ROWS) of them, at most MAX_CHUNKS, cut to
-# near-equal sizes (so about CHUNK_MIN_ROWS rows each, never fewer than half):
-# a step's product then uses each weight panel for several row tiles while it
-# sits in L1. The rule looks at the batch size only (see above).
-cdef Py_ssize_t CHUNK_MIN_ROWS = 16
-cdef Py_ssize_t MAX_CHUNKS = 16
-# Gate columns per block of the weight-gradient GEMMs.
+# Batch rows per part at most: enough rows to reuse each weight the step's
+# product loads many times, few enough that a step's pre-activations stay
+# in L2 for the gate pass. Recurrent weights of at most SMALL_RECURRENT_BYTES
+# stay in L1 anyway; parts of SMALL_PART_ROWS rows then keep the rows a step
+# touches few (measured 8% faster at 50 units than parts of 64 rows).
+cdef Py_ssize_t PART_MAX_ROWS = 128
+cdef Py_ssize_t SMALL_RECURRENT_BYTES = 64 * 1024
+cdef Py_ssize_t SMALL_PART_ROWS = 16
+# Gate columns per block of the weight-gradient GEMMs, and about this many
+# (batch, time) rows per block of dx's.
 cdef Py_ssize_t COLUMN_BLOCK = 128
-# Inference keeps pre-activations for a block of time steps per chunk, not
-# for the whole sequence: about this many bytes per chunk, so that the
+cdef Py_ssize_t DX_ROW_BLOCK = 256
+# Inference keeps pre-activations for a block of time steps per part, not
+# for the whole sequence: about this many bytes per part, so that the
 # block's projection stays in L2 until the step loop reads it.
 cdef Py_ssize_t INFERENCE_BLOCK_BYTES = 512 * 1024
-# Input projections with at most this many features use our product: BLAS
-# is slow at small K (measured 60-100 GFLOP/s against ours at 70-120).
-cdef Py_ssize_t SMALL_K_PROJECTION = 64
-# A small batch (one chunk) with at least SPLIT_UNITS_MIN units is shared by
-# the threads, each taking whole multiples of SPLIT_COLUMNS gate columns: a
-# multiple of every SIMD level's panel width, so each member's columns are a
-# self-contained piece of the packed weights.
+# The input projection and dx run over this many rows at a time, so the
+# rows being multiplied stay in L2 while every column panel passes them.
+cdef Py_ssize_t PRODUCT_ROW_BLOCK = 256
+# A batch of at most SPLIT_BATCH_MAX rows with at least SPLIT_UNITS_MIN units
+# is shared by the threads, each taking whole multiples of SPLIT_COLUMNS gate
+# columns: a multiple of every SIMD level's panel width, so each member's
+# columns are a self-contained piece of the packed weights.
+cdef Py_ssize_t SPLIT_BATCH_MAX = 16
 cdef Py_ssize_t SPLIT_UNITS_MIN = 64
 cdef Py_ssize_t SPLIT_COLUMNS = 64
 
@@ -159,38 +169,49 @@ def set_simd_level(name=None):
     raise ValueError(f"unknown SIMD level {name!r}; this CPU supports {simd_levels()}")
 
 
-def batch_chunks(Py_ssize_t batch):
-    """Number of batch chunks for `batch` rows (independent of threads)."""
-    return _n_chunks(batch)
+cdef inline bint _split_units(Py_ssize_t B, Py_ssize_t H, int n_threads) noexcept nogil:
+    """Whether the threads share one part, splitting its gate columns.
+
+    Below SPLIT_UNITS_MIN units a step is too short to pay for its barriers.
+    """
+    return n_threads > 1 and B <= SPLIT_BATCH_MAX and H >= SPLIT_UNITS_MIN
 
 
-cdef inline Py_ssize_t _n_chunks(Py_ssize_t batch) noexcept nogil:
-    cdef Py_ssize_t rows = max(CHUNK_MIN_ROWS, (batch + MAX_CHUNKS - 1) // MAX_CHUNKS)
-    return max(1, (batch + rows - 1) // rows)
+def batch_parts(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t itemsize, int n_threads):
+    """Number of parts the forward and backward passes cut `batch` rows into."""
+    return _n_parts(batch, units, itemsize, n_threads)
+
+
+cdef inline Py_ssize_t _n_parts(Py_ssize_t B, Py_ssize_t H, Py_ssize_t itemsize,
+                                int n_threads) noexcept nogil:
+    cdef Py_ssize_t max_rows = PART_MAX_ROWS
+    if _split_units(B, H, n_threads):
+        return 1
+    if 4 * H * H * itemsize <= SMALL_RECURRENT_BYTES:
+        max_rows = SMALL_PART_ROWS
+    return max(1, min(B, n_threads), (B + max_rows - 1) // max_rows)
 
 
 cdef inline Py_ssize_t _inference_block(Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
-                                        Py_ssize_t itemsize) noexcept nogil:
-    """Time steps per inference block, from the largest chunk's rows."""
-    cdef Py_ssize_t n_chunks = _n_chunks(B)
-    cdef Py_ssize_t rows = (B + n_chunks - 1) // n_chunks
+                                        Py_ssize_t itemsize, Py_ssize_t n_parts) noexcept nogil:
+    """Time steps per inference block, from the largest part's rows."""
+    cdef Py_ssize_t rows = (B + n_parts - 1) // n_parts
     return max(1, min(T, INFERENCE_BLOCK_BYTES // (rows * 4 * H * itemsize)))
 
 
-cdef inline Py_ssize_t _inference_chunk_size(Py_ssize_t B, Py_ssize_t T, Py_ssize_t I,
-                                             Py_ssize_t H, Py_ssize_t itemsize) noexcept nogil:
-    """Scratch elements one chunk needs: a block of pre-activations and of
+cdef inline Py_ssize_t _inference_rows_size(Py_ssize_t block, Py_ssize_t I,
+                                            Py_ssize_t H) noexcept nogil:
+    """Scratch elements per batch row: a block of pre-activations and of
     inputs, and two cell states."""
-    cdef Py_ssize_t n_chunks = _n_chunks(B)
-    cdef Py_ssize_t rows = (B + n_chunks - 1) // n_chunks
-    cdef Py_ssize_t block = _inference_block(B, T, H, itemsize)
-    return rows * block * (4 * H + I) + 2 * rows * H
+    return block * (4 * H + I) + 2 * H
 
 
 def inference_workspace_size(Py_ssize_t batch, Py_ssize_t time, Py_ssize_t features,
-                             Py_ssize_t units, Py_ssize_t itemsize):
-    """Elements of scratch forward_inference needs (all chunks together)."""
-    return _n_chunks(batch) * _inference_chunk_size(batch, time, features, units, itemsize)
+                             Py_ssize_t units, Py_ssize_t itemsize, int n_threads):
+    """Elements of scratch forward_inference needs with n_threads threads."""
+    cdef Py_ssize_t n_parts = _n_parts(batch, units, itemsize, n_threads)
+    cdef Py_ssize_t block = _inference_block(batch, time, units, itemsize, n_parts)
+    return batch * _inference_rows_size(block, features, units)
 
 
 cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) noexcept nogil:
@@ -233,7 +254,7 @@ cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t
 
 cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
                             const floating *b, Py_ssize_t ldb) except NULL:
-    """A malloc'ed copy of b (k, n) in the per-step product's packed layout.
+    """A malloc'ed copy of b (k, n) in the product's packed layout.
 
     Packed once per call, it is read by every thread at every step; the
     caller frees it.
@@ -241,7 +262,7 @@ cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
     cdef floating *packed = <floating *> malloc(
         max(1, k * (n + FASTLSTM_PACK_EXTRA)) * sizeof(floating))
     if packed == NULL:
-        raise MemoryError("fastlstm: could not allocate the packed recurrent weights")
+        raise MemoryError("fastlstm: could not allocate the packed weights")
     if floating is float:
         kern.pack_f32(k, n, b, ldb, packed)
     else:
@@ -249,65 +270,86 @@ cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
     return packed
 
 
-cdef void _project_inputs(lstm_simd_kernels kern, const floating *x, const floating *kernel,
-                          floating *z,
-                          floating *x_block, Py_ssize_t T, Py_ssize_t I, Py_ssize_t G,
-                          Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t0,
-                          Py_ssize_t tb) noexcept nogil:
-    """z (nb, tb, G) = x[b0:b0 + nb, t0:t0 + tb] @ kernel, as one product.
+cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssize_t cols,
+                                 const floating *b) except NULL:
+    """_packed_copy of the transpose (cols, rows) of b (rows, cols)."""
+    cdef floating *b_t = <floating *> malloc(max(1, rows * cols) * sizeof(floating))
+    cdef Py_ssize_t i0, j0, i, j
+    if b_t == NULL:
+        raise MemoryError("fastlstm: could not allocate the transposed weights")
+    try:
+        with nogil:
+            # In 32 x 32 tiles, so that both sides stay in L1 (a plain loop
+            # missed the cache on every write).
+            i0 = 0
+            while i0 < rows:
+                j0 = 0
+                while j0 < cols:
+                    for i in range(i0, min(i0 + 32, rows)):
+                        for j in range(j0, min(j0 + 32, cols)):
+                            b_t[j * rows + i] = b[i * cols + j]
+                    j0 += 32
+                i0 += 32
+        return _packed_copy(kern, cols, rows, b_t, rows)
+    finally:
+        free(b_t)
 
-    When the block is the whole sequence the chunk's rows of x are already
-    contiguous; otherwise they are gathered into x_block (nb * tb * I) first,
-    so BLAS packs the kernel once per block rather than once per row. Few
-    features go to our SIMD product, many to BLAS.
-    """
+
+cdef void _product_rows(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating *a, const floating *packed, floating *c,
+                        Py_ssize_t ldc) noexcept nogil:
+    """c (m, n) = a (m, k) @ packed, a contiguous, PRODUCT_ROW_BLOCK rows at a time."""
+    cdef Py_ssize_t r0 = 0
+    while r0 < m:
+        _matmul_packed(kern, min(PRODUCT_ROW_BLOCK, m - r0), n, k, a + r0 * k, k, packed,
+                       c + r0 * ldc, ldc, False)
+        r0 += PRODUCT_ROW_BLOCK
+
+
+cdef void _gather_block(const floating *x, floating *x_block, Py_ssize_t T, Py_ssize_t I,
+                       Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t0,
+                       Py_ssize_t tb) noexcept nogil:
+    """Copy the rows x[b0:b0 + nb, t0:t0 + tb] into x_block (nb * tb, I), so
+    a time block's projection is one product over contiguous rows."""
     cdef Py_ssize_t r
-    cdef const floating *rows = x + b0 * T * I
-    if tb != T:
-        for r in range(nb):
-            memcpy(x_block + r * tb * I, x + ((b0 + r) * T + t0) * I, tb * I * sizeof(floating))
-        rows = x_block
-    if I <= SMALL_K_PROJECTION:
-        _matmul(kern, nb * tb, G, I, rows, I, kernel, G, z, G, False)
-    else:
-        gemm(c'N', c'N', nb * tb, G, I, <floating> 1, rows, I, kernel, G, <floating> 0, z, G)
+    for r in range(nb):
+        memcpy(x_block + r * tb * I, x + ((b0 + r) * T + t0) * I, tb * I * sizeof(floating))
 
 
-cdef void _forward_chunk(
-        const floating *x, const floating *kernel, const floating *packed_recurrent,
+cdef void _forward_part(
+        const floating *x, const floating *packed_kernel, const floating *packed_recurrent,
         const floating *bias, const floating *h0, const floating *c0,
         floating *y, floating *c_n, floating *gates, floating *cells, floating *scratch,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern,
+        Py_ssize_t part, Py_ssize_t n_parts, lstm_simd_kernels kern,
         int member, int team) noexcept nogil:
-    """Run one batch chunk through all time steps.
+    """Run one batch part through all time steps.
 
     Training (gates, cells not NULL) keeps every step's gates and cells for
     backward. Inference keeps a time block of pre-activations (and of the
-    inputs) and two cell states in `scratch` (_inference_chunk_size elements
-    for this chunk), so its memory does not grow with the sequence length.
+    inputs) and two cell states in `scratch` (_inference_rows_size elements
+    per row), so its memory does not grow with the sequence length.
     z holds the current block as (nb, tb, G).
 
     Called by one thread (team = 1) or by every thread of a team that shares
-    the chunk (member = its rank): each then computes its own columns of
-    each step's product and its own units of the gate math, with a barrier
-    after each. Either way every number is computed the same way, so the
-    result does not depend on the team's size. The input projection, a
-    BLAS call whose rounding would depend on how it is cut, is made by
-    member 0.
+    the part (member = its rank): each then computes its own columns of the
+    projection and of each step's product, and its own units of the gate
+    math, with a barrier after each. Either way every number is computed the
+    same way, so the result does not depend on the team's size.
     """
     cdef Py_ssize_t G = 4 * H
-    cdef Py_ssize_t b0 = _split(chunk, n_chunks, B)
-    cdef Py_ssize_t nb = _split(chunk + 1, n_chunks, B) - b0
+    cdef Py_ssize_t b0 = _split(part, n_parts, B)
+    cdef Py_ssize_t nb = _split(part + 1, n_parts, B) - b0
     cdef bint training = gates != NULL
     cdef Py_ssize_t block, t0, tb, s, t, r, b, ld_h
     cdef floating *z
     cdef floating *x_block = NULL
     cdef floating *cell_pair = NULL
+    cdef const floating *inputs
     cdef const floating *h_prev
     cdef const floating *c_prev_row
     cdef floating *c_row
-    # This member's columns of the product (whole multiples of SPLIT_COLUMNS,
+    # This member's columns of the products (whole multiples of SPLIT_COLUMNS,
     # the last member taking the ragged end) and its units of the gate math.
     cdef Py_ssize_t column_units = G // SPLIT_COLUMNS
     cdef Py_ssize_t j0 = SPLIT_COLUMNS * _split(member, team, column_units)
@@ -320,16 +362,24 @@ cdef void _forward_chunk(
         block = T
         z = gates + b0 * T * G
     else:
-        block = _inference_block(B, T, H, sizeof(floating))
-        z = scratch + chunk * _inference_chunk_size(B, T, I, H, sizeof(floating))
+        block = _inference_block(B, T, H, sizeof(floating), n_parts)
+        z = scratch + b0 * _inference_rows_size(block, I, H)
         x_block = z + nb * block * G
         cell_pair = x_block + nb * block * I
 
     t0 = 0
     while t0 < T:
         tb = min(block, T - t0)
-        if member == 0:
-            _project_inputs(kern, x, kernel, z, x_block, T, I, G, b0, nb, t0, tb)
+        if tb == T:
+            inputs = x + b0 * T * I  # the part's rows of x are already contiguous
+        else:
+            inputs = x_block
+            if member == 0:
+                _gather_block(x, x_block, T, I, b0, nb, t0, tb)
+            if team > 1:
+                fastlstm_omp_barrier()
+        if j1 > j0:
+            _product_rows(kern, nb * tb, j1 - j0, I, inputs, packed_kernel + I * j0, z + j0, G)
         if team > 1:
             fastlstm_omp_barrier()
         for s in range(tb):
@@ -375,42 +425,37 @@ cdef void _forward_chunk(
         memcpy(c_n + b * H, c_row, H * sizeof(floating))
 
 
-cdef inline bint _split_units(Py_ssize_t B, Py_ssize_t H, int n_threads) noexcept nogil:
-    """Whether the threads share the one batch chunk, splitting its units.
-
-    Below SPLIT_UNITS_MIN units a step is too short to pay for two barriers.
-    """
-    return n_threads > 1 and _n_chunks(B) == 1 and H >= SPLIT_UNITS_MIN
-
-
 cdef int _forward(const floating *x, const floating *kernel,
                  const floating *recurrent_kernel, const floating *bias,
                  const floating *h0, const floating *c0, floating *y,
                  floating *c_n, floating *gates, floating *cells, floating *scratch,
                  Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
                  int n_threads) except -1:
-    """Pack the recurrent weights once, then run every batch chunk without the GIL.
+    """Pack both weight matrices once, then run every batch part without the GIL.
 
-    With fewer chunks than threads (a small batch) and enough units, the
-    threads share the chunk instead (see _forward_chunk).
+    A small batch with enough units is one part that the threads share
+    (see _forward_part).
     """
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
-    cdef Py_ssize_t n_chunks = _n_chunks(B)
-    cdef Py_ssize_t chunk
-    cdef floating *packed = _packed_copy(kern, H, 4 * H, recurrent_kernel, 4 * H)
+    cdef Py_ssize_t n_parts = _n_parts(B, H, sizeof(floating), n_threads)
+    cdef Py_ssize_t part
+    cdef floating *packed_kernel = _packed_copy(kern, I, 4 * H, kernel, 4 * H)
+    cdef floating *packed_recurrent = NULL
     try:
+        packed_recurrent = _packed_copy(kern, H, 4 * H, recurrent_kernel, 4 * H)
         with nogil:
             if _split_units(B, H, n_threads):
                 with parallel(num_threads=n_threads):
-                    _forward_chunk(x, kernel, packed, bias, h0, c0, y, c_n, gates, cells,
-                                   scratch, B, T, I, H, 0, 1, kern,
-                                   fastlstm_omp_thread_num(), fastlstm_omp_num_threads())
+                    _forward_part(x, packed_kernel, packed_recurrent, bias, h0, c0, y, c_n,
+                                  gates, cells, scratch, B, T, I, H, 0, 1, kern,
+                                  fastlstm_omp_thread_num(), fastlstm_omp_num_threads())
             else:
-                for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
-                    _forward_chunk(x, kernel, packed, bias, h0, c0, y, c_n, gates, cells,
-                                   scratch, B, T, I, H, chunk, n_chunks, kern, 0, 1)
+                for part in prange(n_parts, schedule="static", num_threads=n_threads):
+                    _forward_part(x, packed_kernel, packed_recurrent, bias, h0, c0, y, c_n,
+                                  gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1)
     finally:
-        free(packed)
+        free(packed_kernel)
+        free(packed_recurrent)
     return 0
 
 
@@ -424,7 +469,7 @@ def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel
     workspace: scratch of at least inference_workspace_size(...) elements.
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
-    if workspace.shape[0] < inference_workspace_size(B, T, I, H, sizeof(floating)):
+    if workspace.shape[0] < inference_workspace_size(B, T, I, H, sizeof(floating), n_threads):
         raise ValueError("forward_inference: workspace too small")
     _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
              &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
@@ -463,22 +508,21 @@ cdef inline void _copy_rows_or_zero(floating *dst, const floating *src,
         memcpy(dst, src, n * sizeof(floating))
 
 
-cdef int _backward_chunk(
-        floating *dz, const floating *kernel, const floating *packed_recurrent_t,
+cdef int _backward_part(
+        floating *dz, const floating *packed_recurrent_t,
         const floating *c0, const floating *cells, const floating *dy,
         const floating *dh_n, const floating *dc_n,
-        floating *dx, floating *dh0, floating *dc0,
-        Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t chunk, Py_ssize_t n_chunks, lstm_simd_kernels kern) noexcept nogil:
-    """Reverse time loop for one batch chunk, then its rows of dx.
+        floating *dh0, floating *dc0, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
+        Py_ssize_t part, Py_ssize_t n_parts, lstm_simd_kernels kern) noexcept nogil:
+    """Reverse time loop for one batch part.
 
-    dz holds the chunk's activated gates and is overwritten with the
+    dz holds the part's activated gates and is overwritten with the
     gradients of the pre-activations. dy, dh_n, dc_n may be NULL (zero).
     Returns -1 if out of memory.
     """
     cdef Py_ssize_t G = 4 * H
-    cdef Py_ssize_t b0 = _split(chunk, n_chunks, B)
-    cdef Py_ssize_t nb = _split(chunk + 1, n_chunks, B) - b0
+    cdef Py_ssize_t b0 = _split(part, n_parts, B)
+    cdef Py_ssize_t nb = _split(part + 1, n_parts, B) - b0
     cdef Py_ssize_t t, r, b
     cdef const floating *c_row
     cdef const floating *c_prev_row
@@ -509,9 +553,26 @@ cdef int _backward_chunk(
     memcpy(dc0 + b0 * H, dc, nb * H * sizeof(floating))
     free(dh)
     free(dc)
-    gemm(c'N', c'T', nb * T, I, G, <floating> 1, dz + b0 * T * G, G,
-         kernel, G, <floating> 0, dx + b0 * T * I, I)
     return 0
+
+
+cdef inline Py_ssize_t _n_dx_blocks(Py_ssize_t BT) noexcept nogil:
+    """Row blocks of dx: about DX_ROW_BLOCK rows each, their count a multiple
+    of 4 so that 2 or 4 threads get equal shares; never fewer than 1 row."""
+    cdef Py_ssize_t n = (BT + DX_ROW_BLOCK - 1) // DX_ROW_BLOCK
+    return min(BT, (n + 3) // 4 * 4)
+
+
+cdef void _input_grads_block(const floating *dz, const floating *kernel, floating *dx,
+                             Py_ssize_t BT, Py_ssize_t I, Py_ssize_t G,
+                             Py_ssize_t block, Py_ssize_t n_blocks) noexcept nogil:
+    """One row block of dx = dz @ kernel^T, flattened over (batch, time). The
+    blocks depend on BT alone, so BLAS rounds every row the same way for any
+    thread count."""
+    cdef Py_ssize_t r0 = _split(block, n_blocks, BT)
+    cdef Py_ssize_t rows = _split(block + 1, n_blocks, BT) - r0
+    gemm(c'N', c'T', rows, I, G, <floating> 1, dz + r0 * G, G, kernel, G,
+         <floating> 0, dx + r0 * I, I)
 
 
 cdef void _weight_grads_block(
@@ -547,7 +608,7 @@ cdef void _weight_grads_block(
 
 
 def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
-             const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
+             const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel,
              const floating[:, ::1] h0, const floating[:, ::1] c0,
              const floating[:, :, ::1] y, const floating[:, :, ::1] cells,
              dy, dh_n, dc_n,
@@ -556,8 +617,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads):
     """BPTT. dz: the activated gates kept by forward_training, destroyed here.
 
-    recurrent_kernel_t is recurrent_kernel transposed, (G, H) C-contiguous;
-    it is packed once for the per-step product.
+    recurrent_kernel is packed once, transposed, for the per-step product
+    dz_t @ R^T.
 
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
     Fills dx, dkernel, drecurrent_kernel, dbias, dh0, dc0.
@@ -579,23 +640,27 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
         dc_n_ptr = &dc_n_view[0, 0]
 
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
-    cdef Py_ssize_t n_chunks = _n_chunks(B)
+    cdef Py_ssize_t n_parts = _n_parts(B, H, sizeof(floating), n_threads)
+    cdef Py_ssize_t n_dx_blocks = _n_dx_blocks(B * T)
     cdef Py_ssize_t n_blocks = max(1, (4 * H + COLUMN_BLOCK - 1) // COLUMN_BLOCK)
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
-    cdef Py_ssize_t chunk, block
+    cdef Py_ssize_t part, block
     cdef int failed = 0
-    cdef floating *packed = _packed_copy(kern, 4 * H, H, &recurrent_kernel_t[0, 0], H)
+    cdef floating *packed_recurrent_t = _packed_transpose(kern, H, 4 * H,
+                                                           &recurrent_kernel[0, 0])
     try:
         with nogil:
-            for chunk in prange(n_chunks, schedule="static", num_threads=n_threads):
-                failed += _backward_chunk(&dz[0, 0, 0], &kernel[0, 0], packed,
-                                          &c0[0, 0], &cells[0, 0, 0], dy_ptr, dh_n_ptr,
-                                          dc_n_ptr, &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0],
-                                          B, T, I, H, chunk, n_chunks, kern)
+            for part in prange(n_parts, schedule="static", num_threads=n_threads):
+                failed += _backward_part(&dz[0, 0, 0], packed_recurrent_t, &c0[0, 0],
+                                         &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
+                                         &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern)
     finally:
-        free(packed)
+        free(packed_recurrent_t)
     with nogil:
         if failed == 0:
+            for block in prange(n_dx_blocks, schedule="static", num_threads=n_threads):
+                _input_grads_block(&dz[0, 0, 0], &kernel[0, 0], &dx[0, 0, 0], B * T, I,
+                                   4 * H, block, n_dx_blocks)
             for block in prange(n_blocks, schedule="static", num_threads=n_threads):
                 _weight_grads_block(&dz[0, 0, 0], &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
                                     &dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0],

@@ -2,8 +2,9 @@
 
 Same signatures and numbers as fastlstm.reference, computed by
 fastlstm._lstm (Cython + OpenMP + BLAS, csrc/_lstm.pyx). This layer checks
-the arguments, allocates every output and holds BLAS to one thread; the
-kernels do the rest without the GIL.
+the arguments, allocates every output and, for the backward pass (the only
+one that calls BLAS), holds BLAS to one thread; the kernels do the rest
+without the GIL.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -96,14 +97,15 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     if batch == 0 or time == 0:
         h_n, c_n = inputs.h0.copy(), inputs.c0.copy()
     else:
-        with blas_single_threaded():
-            if return_cache:
-                _lstm.forward_training(*kernel_args, gates, cells, get_num_threads())
-            else:
-                size = _lstm.inference_workspace_size(batch, time, inputs.x.shape[2], units,
-                                                      dtype.itemsize)
-                with _workspace.borrow(size, dtype) as workspace:
-                    _lstm.forward_inference(*kernel_args, workspace, get_num_threads())
+        # The forward pass calls no BLAS, so BLAS' threads are left alone.
+        n_threads = get_num_threads()
+        if return_cache:
+            _lstm.forward_training(*kernel_args, gates, cells, n_threads)
+        else:
+            size = _lstm.inference_workspace_size(batch, time, inputs.x.shape[2], units,
+                                                  dtype.itemsize, n_threads)
+            with _workspace.borrow(size, dtype) as workspace:
+                _lstm.forward_inference(*kernel_args, workspace, n_threads)
         h_n = y[:, -1].copy()
 
     if not return_cache:
@@ -172,7 +174,6 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         grads.dc0[...] = 0 if dc_n is None else dc_n
         return grads
     with blas_single_threaded():
-        recurrent_kernel_t = np.ascontiguousarray(cache.recurrent_kernel.T)
-        _lstm.backward(dz, cache.x, cache.kernel, recurrent_kernel_t, cache.h0, cache.c0,
+        _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
                        cache.y, cache.cells, dy, dh_n, dc_n, *grads, get_num_threads())
     return grads

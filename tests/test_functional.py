@@ -8,12 +8,13 @@ from fastlstm import _lstm, functional, reference
 GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
 
 # (batch, time, features, units): batch 1, batch below the thread count and
-# above one chunk (16 rows), time 1, features 1, and the units of the issue.
-# Features above 64 take the BLAS input projection, the rest our SIMD product.
+# above one batch part of 16 rows, time 1, features 1, and the units of the
+# issue; many features; several parts at 1 thread; input projections over
+# more than one row block.
 SHAPES = [
     (1, 1, 1, 1), (1, 5, 3, 3), (2, 1, 4, 17), (3, 4, 1, 50), (17, 3, 2, 3),
     (5, 3, 3, 100), (33, 4, 5, 17), (2, 3, 6, 129), (40, 2, 3, 50), (1, 6, 1, 129),
-    (5, 3, 70, 9), (18, 4, 65, 33),
+    (5, 3, 70, 9), (18, 4, 65, 33), (130, 3, 70, 20), (20, 30, 3, 80),
 ]
 
 

@@ -12,7 +12,7 @@ def simd_level(request):
     _lstm.set_simd_level(None)
 
 
-# m rows of a batch chunk; n, k cover full panels, single vectors and a tail
+# m rows of a batch part; n, k cover full panels, single vectors and a tail
 # narrower than a vector, and sizes smaller than one vector.
 @pytest.mark.parametrize("m, n, k", [(16, 512, 128), (7, 203, 37), (1, 200, 50), (5, 3, 2),
                                      (33, 64, 1), (4, 17, 9), (2, 1, 1)])
