@@ -13,14 +13,15 @@ Layout (B batch, T time, I features, H units, G = 4H; gate blocks i, f, g, o)
     gates (B, T, G): pre-activations, then activated gates, then (after
     backward) the gradients of the pre-activations.
 
-Work split. Every product that touches the batch (the input projection,
-the per-step recurrent products, dx) goes to our own kernel
-(lstm_matmul_impl.h) over weights packed once per call: BLAS would repack
-them on every call, and BLAS rounds a row differently depending on how many
-rows share the call. Our kernel sums every element over k in order in one
-accumulator, so a row's result never depends on the rows beside it. Only
-the weight gradients, sums over all rows, go to BLAS, split over fixed
-blocks of gate columns.
+Work split. The forward pass' products (the input projection and the
+per-step recurrent products) and backward's per-step product go to our own
+kernel (lstm_matmul_impl.h) over weights packed once per call: BLAS would
+repack them on every call, and BLAS rounds a row differently depending on
+how many rows share the call. Our kernel sums every element over k in order
+in one accumulator, so a row's result never depends on the rows beside it.
+dx and the weight gradients go to BLAS, over blocks that depend on the
+problem's size alone: fixed blocks of (batch, time) rows for dx, of gate
+columns for the weight gradients.
 
 Parallel design. The batch is cut into one part per thread (more for a
 large batch, PART_MAX_ROWS rows at most), and each thread runs its part
@@ -279,8 +280,8 @@ cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssi
         raise MemoryError("fastlstm: could not allocate the transposed weights")
     try:
         with nogil:
-            # In 32 x 32 tiles, so that both sides stay in L1 (a plain loop
-            # missed the cache on every write).
+            # In 32 x 32 tiles, so that both sides stay in cache: a plain
+            # loop writes to a new cache line at every element.
             i0 = 0
             while i0 < rows:
                 j0 = 0
