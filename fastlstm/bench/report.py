@@ -239,6 +239,19 @@ def targets(results):
     return _table(["target", "worst measured", "goal", "verdict"], rows)
 
 
+# (suite section whose results the table needs, title, table builder), in report order.
+REPORT_TABLES = [
+    ("grid", "Targets (issue 4)", targets),
+    ("grid", "Grid: ratios and GFLOP/s", grid_table),
+    ("grid", "Grid: milliseconds", peer_times_table),
+    ("scaling", "Thread scaling", scaling_table),
+    ("latency", "Batch 1 latency", latency_table),
+    ("sweep", "Time-length sweep", sweep_table),
+    ("memory", "Training memory", memory_table),
+    ("classic", "Classic stacked network", classic_table),
+]
+
+
 def markdown(results, command):
     """The whole report as Markdown."""
     parts = [f"Machine: {machine()}", f"Command: `{command}`",
@@ -248,17 +261,8 @@ def markdown(results, command):
     if "peak" in results:
         parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5): " + ", ".join(
             f"{n} thread(s) {v:.0f} GFLOP/s" for n, v in results["peak"].items()))
-    sections = [("Targets (issue 4)", targets), ("Grid: ratios and GFLOP/s", grid_table),
-                ("Grid: milliseconds", peer_times_table), ("Thread scaling", scaling_table),
-                ("Batch 1 latency", latency_table), ("Time-length sweep", sweep_table),
-                ("Training memory", memory_table), ("Classic stacked network", classic_table)]
-    wanted = {"grid": ["Targets (issue 4)", "Grid: ratios and GFLOP/s", "Grid: milliseconds"],
-              "scaling": ["Thread scaling"], "latency": ["Batch 1 latency"],
-              "sweep": ["Time-length sweep"], "memory": ["Training memory"],
-              "classic": ["Classic stacked network"]}
-    shown = {title for key, titles in wanted.items() if key in results for title in titles}
-    for title, make in sections:
-        if title in shown:
+    for key, title, make in REPORT_TABLES:
+        if key in results:
             parts.append(f"### {title}\n\n{make(results)}")
     return "\n\n".join(parts) + "\n"
 
