@@ -702,3 +702,51 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
         _matmul(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
                 a.strides[0] // sizeof(floating), &b[0, 0], b.shape[1], &c[0, 0],
                 c.strides[0] // sizeof(floating), accumulate)
+
+
+def gates_forward(floating[:, ::1] z, const floating[::1] bias, const floating[::1] c_prev,
+                  floating[::1] c_out, floating[::1] h_out, Py_ssize_t start=0,
+                  Py_ssize_t stop=-1):
+    """The forward gate pass on one row (for tests).
+
+    z (4, units) holds the pre-activations and is overwritten by the activated
+    gates; c_out and h_out (units,) receive c and h. Only units [start, stop)
+    are computed, as a thread of a shared small batch computes its slice.
+    """
+    cdef Py_ssize_t H = z.shape[1]
+    if stop < 0:
+        stop = H
+    if z.shape[0] != 4 or bias.shape[0] != 4 * H or not (
+            c_prev.shape[0] == c_out.shape[0] == h_out.shape[0] == H):
+        raise ValueError("gates_forward: expected z (4, units), bias (4 * units,) "
+                         "and c_prev, c_out, h_out (units,)")
+    if not 0 <= start < stop <= H:
+        raise ValueError("gates_forward: need 0 <= start < stop <= units")
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    with nogil:
+        _gates_forward(kern, stop - start, H, &z[0, start], &bias[start], &c_prev[start],
+                       &c_out[start], &h_out[start])
+
+
+def gates_backward(floating[:, ::1] gates, const floating[::1] c_prev, const floating[::1] c_t,
+                   const floating[::1] dh, dy, floating[::1] dc):
+    """The backward gate pass on one row (for tests).
+
+    gates (4, units) holds the activated gates and is overwritten by the
+    gradients of the pre-activations; dc (units,) is updated in place from
+    the gradient of c_t to that of c_{t-1}. dy (units,) or None.
+    """
+    cdef Py_ssize_t H = gates.shape[1]
+    if gates.shape[0] != 4 or not (c_prev.shape[0] == c_t.shape[0] == dh.shape[0]
+                                   == dc.shape[0] == H):
+        raise ValueError("gates_backward: expected gates (4, units) and rows of units")
+    cdef const floating[::1] dy_view
+    cdef const floating *dy_ptr = NULL
+    if dy is not None:
+        dy_view = dy
+        if dy_view.shape[0] != H:
+            raise ValueError("gates_backward: expected dy (units,)")
+        dy_ptr = &dy_view[0]
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    with nogil:
+        _gates_backward(kern, H, &gates[0, 0], &c_prev[0], &c_t[0], &dh[0], dy_ptr, &dc[0])

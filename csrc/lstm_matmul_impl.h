@@ -23,10 +23,6 @@
                                          c + i * ldc, ldc, accumulate); break;
 
 #define FASTLSTM_DEFINE_MATMUL(T, SFX)                                         \
-typedef T SIMD_NAME(vec_##SFX) __attribute__((vector_size(SIMD_VECTOR_BYTES))); \
-typedef T SIMD_NAME(uvec_##SFX)                                                \
-    __attribute__((vector_size(SIMD_VECTOR_BYTES), aligned(sizeof(T)), may_alias)); \
-                                                                               \
 /* One tile: `rows` rows x `nvec` vectors of C; both are constants after      \
    inlining, so the accumulators live in registers. */                        \
 static inline __attribute__((always_inline))                                   \

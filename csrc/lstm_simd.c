@@ -17,8 +17,23 @@
 #define FASTLSTM_X86_DISPATCH 0
 #endif
 
+#if FASTLSTM_X86_DISPATCH
+#include <immintrin.h>
+#endif
+
+/*
+ * Per level: SIMD_NAME names its copies; SIMD_VECTOR_BYTES is its vector;
+ * SIMD_TILE_VECTORS x SIMD_TILE_ROWS its product tile (lstm_matmul_impl.h).
+ * On x86, SIMD_X86(op) names the level's intrinsic _mm*_op and SIMD_RCP_F32
+ * its reciprocal estimate (lstm_gates_impl.h); elsewhere the kernels use
+ * plain vector arithmetic.
+ */
 #define SIMD_NAME(name) name##_baseline
 #define SIMD_VECTOR_BYTES 16
+#if FASTLSTM_X86_DISPATCH
+#define SIMD_X86(op) _mm_##op
+#define SIMD_RCP_F32 SIMD_X86(rcp_ps)
+#endif
 #define SIMD_TILE_VECTORS 2
 #define SIMD_TILE_ROWS 4
 #include "lstm_simd_level.h"
@@ -30,6 +45,8 @@
 #define SIMD_VECTOR_BYTES 32
 #define SIMD_TILE_VECTORS 2
 #define SIMD_TILE_ROWS 6
+#define SIMD_X86(op) _mm256_##op
+#define SIMD_RCP_F32 SIMD_X86(rcp_ps)
 #include "lstm_simd_level.h"
 #pragma GCC pop_options
 
@@ -39,6 +56,8 @@
 #define SIMD_VECTOR_BYTES 64
 #define SIMD_TILE_VECTORS 4
 #define SIMD_TILE_ROWS 6
+#define SIMD_X86(op) _mm512_##op
+#define SIMD_RCP_F32 SIMD_X86(rcp14_ps)
 #include "lstm_simd_level.h"
 #pragma GCC pop_options
 #endif

@@ -79,3 +79,109 @@ def test_packed_product_writes_only_its_columns():
     _lstm.matmul(big_a[::2, 3:15], b, big_c[::2, 5:26], False, packed=True)
     np.testing.assert_allclose(big_c[::2, 5:26], big_a[::2, 3:15] @ b, rtol=1e-5, atol=1e-5)
     assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 26:].any()
+
+
+def sigmoid(x):
+    return np.exp(-np.logaddexp(0.0, -x))  # accurate in relative terms in both tails
+
+
+# Per element, against float64 math: sigmoid and tanh come within a few ulp.
+GATE_RTOL = {np.float32: 1e-6, np.float64: 1e-14}
+GATE_ATOL = {np.float32: 1e-37, np.float64: 1e-300}
+# Short rows, exact multiples and overlapping tails of every level's vector.
+GATE_UNITS = [1, 3, 7, 8, 15, 16, 17, 31, 33, 50, 64, 100, 129]
+
+
+def gate_inputs(units, dtype, seed):
+    """Pre-activations from saturated to tiny, both signs, and a random bias."""
+    rng = np.random.default_rng(seed)
+    scales = np.array([1e-30, 1e-8, 1e-3, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1e4])
+    z = rng.standard_normal((4, units)) * rng.choice(scales, (4, units))
+    z[:, ::7] = 0.0
+    bias = rng.standard_normal(4 * units) * 0.1
+    bias[::5] = 0.0
+    c_prev = rng.standard_normal(units) * rng.choice(scales[:8], units)
+    return z.astype(dtype), bias.astype(dtype), c_prev.astype(dtype)
+
+
+def run_gates_forward(z, bias, c_prev, start=0, stop=-1):
+    z = z.copy()
+    c, h = np.zeros_like(c_prev), np.zeros_like(c_prev)
+    _lstm.gates_forward(z, bias, c_prev, c, h, start, stop)
+    return z, c, h
+
+
+@pytest.mark.parametrize("units", GATE_UNITS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gates_forward_matches_float64_math(units, dtype, simd_level):
+    z, bias, c_prev = gate_inputs(units, dtype, units)
+    gates, c, h = run_gates_forward(z, bias, c_prev)
+    rtol, atol = GATE_RTOL[dtype], GATE_ATOL[dtype]
+
+    pre = (z + bias.reshape(4, units)).astype(np.float64)  # the kernel's rounded sum
+    expected = np.stack([sigmoid(pre[0]), sigmoid(pre[1]), np.tanh(pre[2]), sigmoid(pre[3])])
+    np.testing.assert_allclose(gates, expected, rtol=rtol, atol=atol)
+
+    # c and h from the kernel's own gates, so that each checks one step.
+    i, f, g, o = gates.astype(np.float64)
+    c_terms = np.abs(f * c_prev) + np.abs(i * g)
+    assert np.all(np.abs(c - (f * c_prev + i * g)) <= 4 * rtol * c_terms + atol)
+    np.testing.assert_allclose(h, o * np.tanh(c.astype(np.float64)), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gates_forward_slices_give_the_same_bits(dtype, simd_level):
+    """A unit rounds the same whatever slice of the row it is computed in."""
+    units = 203
+    z, bias, c_prev = gate_inputs(units, dtype, 7)
+    whole = run_gates_forward(z, bias, c_prev)
+    for start, stop in [(0, 64), (64, 203), (5, 6), (17, 120), (190, 203)]:
+        part = run_gates_forward(z, bias, c_prev, start, stop)
+        for name, a, b in zip(["gates", "c", "h"], part, whole):
+            np.testing.assert_array_equal(a[..., start:stop], b[..., start:stop], name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gates_propagate_nan_and_bound_infinities(dtype, simd_level):
+    z = np.zeros((4, 20), dtype)
+    z[0, 3] = np.nan
+    z[:, 5] = np.inf
+    z[:, 6] = -np.inf
+    gates, c, h = run_gates_forward(z, np.zeros(80, dtype), np.zeros(20, dtype))
+    assert np.isnan(gates[0, 3]) and np.isnan(c[3]) and np.isnan(h[3])
+    # Saturated, within an ulp (a refined reciprocal may land just short of 1).
+    rtol, atol = GATE_RTOL[dtype], GATE_ATOL[dtype]
+    np.testing.assert_allclose(gates[:, 5], [1, 1, 1, 1], rtol=rtol)
+    np.testing.assert_allclose(gates[:, 6], [0, 0, -1, 0], rtol=rtol, atol=atol)
+    others = np.ones(20, bool)
+    others[3] = False
+    assert np.isfinite(gates[:, others]).all() and np.isfinite(h[others]).all()
+
+
+@pytest.mark.parametrize("units", GATE_UNITS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_dy", [True, False])
+def test_gates_backward_matches_float64_math(units, dtype, with_dy, simd_level):
+    rng = np.random.default_rng(units)
+    gates = rng.uniform(0, 1, (4, units))
+    gates[2] = rng.uniform(-1, 1, units)
+    c_prev, c_t, dh, dy, dc = rng.standard_normal((5, units)) * 2
+    args = [a.astype(dtype) for a in (gates, c_prev, c_t, dh, dy, dc)]
+    out_gates, out_dc = args[0].copy(), args[5].copy()
+    _lstm.gates_backward(out_gates, args[1], args[2], args[3], args[4] if with_dy else None,
+                         out_dc)
+
+    i, f, g, o = args[0].astype(np.float64)
+    c_prev, c_t, dh, dy, dc = (a.astype(np.float64) for a in args[1:])
+    dh_t = dh + dy if with_dy else dh
+    tc = np.tanh(c_t)
+    dc_t = dc + dh_t * o * (1 - tc**2)
+    expected = np.stack([dc_t * g * i * (1 - i), dc_t * c_prev * f * (1 - f),
+                         dc_t * i * (1 - g**2), dh_t * tc * o * (1 - o)])
+    # The sum dc + dh_t * ... may cancel: bound by its terms' size.
+    scale = np.abs(dc) + np.abs(dh_t * o)
+    tolerance = 8 * GATE_RTOL[dtype]
+    assert np.all(np.abs(out_dc - dc_t * f) <= tolerance * scale * f + GATE_ATOL[dtype])
+    bound = tolerance * np.stack([scale * np.abs(g * i), scale * np.abs(c_prev * f),
+                                  scale * np.abs(i), np.abs(dh_t * o)])
+    assert np.all(np.abs(out_gates - expected) <= bound + GATE_ATOL[dtype])
