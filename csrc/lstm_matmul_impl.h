@@ -16,9 +16,9 @@
  */
 
 #define TILE_ROWS SIMD_TILE_ROWS
-#define MAX_TILE_ROWS 8 /* accumulator array size, so every remainder case is valid */
+#define MAX_TILE_ROWS 8 /* accumulator array size, so every case of the switch is valid */
 
-#define REMAINDER_CASE(SFX, n)                                                 \
+#define TILE_CASE(SFX, n)                                                      \
     case n: SIMD_NAME(matmul_tile_##SFX)(n, nvec, k, a + i * lda, lda, b, ldb, \
                                          c + i * ldc, ldc, accumulate); break;
 
@@ -54,21 +54,22 @@ void SIMD_NAME(matmul_tile_##SFX)(                                             \
             *(uvec *)(c + r * ldc + v * lanes) = acc[r][v];                    \
 }                                                                              \
                                                                                \
-/* All row groups of one column panel of `nvec` vectors. */                   \
+/* All rows of one column panel of `nvec` vectors, in as few tiles as the    \
+   tile height allows, of near-equal heights (no thin remainder tile). */     \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_panel_##SFX)(                                            \
     const int nvec, ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda,       \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
 {                                                                              \
-    ptrdiff_t i = 0;                                                           \
-    for (; i + TILE_ROWS <= m; i += TILE_ROWS)                                 \
-        SIMD_NAME(matmul_tile_##SFX)(TILE_ROWS, nvec, k, a + i * lda, lda, b,  \
-                                     ldb, c + i * ldc, ldc, accumulate);       \
-    switch (m - i) { /* the rows left over, fewer than TILE_ROWS */            \
-    REMAINDER_CASE(SFX, 7) REMAINDER_CASE(SFX, 6) REMAINDER_CASE(SFX, 5)       \
-    REMAINDER_CASE(SFX, 4) REMAINDER_CASE(SFX, 3) REMAINDER_CASE(SFX, 2)       \
-    REMAINDER_CASE(SFX, 1)                                                     \
-    default: break;                                                            \
+    const ptrdiff_t tiles = (m + TILE_ROWS - 1) / TILE_ROWS;                   \
+    for (ptrdiff_t t = 0; t < tiles; ++t) {                                    \
+        const ptrdiff_t i = t * m / tiles;                                     \
+        switch ((t + 1) * m / tiles - i) {                                     \
+        TILE_CASE(SFX, 7) TILE_CASE(SFX, 6) TILE_CASE(SFX, 5)                  \
+        TILE_CASE(SFX, 4) TILE_CASE(SFX, 3) TILE_CASE(SFX, 2)                  \
+        TILE_CASE(SFX, 1)                                                      \
+        default: break;                                                        \
+        }                                                                      \
     }                                                                          \
 }                                                                              \
                                                                                \
@@ -200,6 +201,6 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
 FASTLSTM_DEFINE_MATMUL(float, f32)
 FASTLSTM_DEFINE_MATMUL(double, f64)
 #undef FASTLSTM_DEFINE_MATMUL
-#undef REMAINDER_CASE
+#undef TILE_CASE
 #undef MAX_TILE_ROWS
 #undef TILE_ROWS
