@@ -211,8 +211,8 @@ static inline void SIMD_NAME(store_##SFX)(T *p, SIMD_NAME(v_##SFX) v)          \
     *(SIMD_NAME(uvec_##SFX) *)p = v;                                           \
 }                                                                              \
                                                                                \
-/* Forward, pass 1: the activated gates of one vector of units, from the   \
-   pre-activations z and the bias (gate blocks `stride` apart). */            \
+/* The activated gates of one vector of units, from the pre-activations z   \
+   and the bias (gate blocks `stride` apart). */                              \
 typedef struct { SIMD_NAME(v_##SFX) i, f, g, o; } SIMD_NAME(gates_##SFX);      \
                                                                                \
 static inline __attribute__((always_inline)) SIMD_NAME(gates_##SFX)            \
@@ -247,15 +247,6 @@ SIMD_NAME(update_state_vector_##SFX)(SIMD_NAME(gates_##SFX) gates,             \
     SIMD_NAME(v_##SFX) c = gates.f * SIMD_NAME(load_##SFX)(c_prev) + gates.i * gates.g; \
     SIMD_NAME(store_##SFX)(c_out, c);                                          \
     SIMD_NAME(store_##SFX)(h_out, gates.o * SIMD_NAME(tanh_##SFX)(c));         \
-}                                                                              \
-                                                                               \
-static inline __attribute__((always_inline)) void                              \
-SIMD_NAME(forward_vector_##SFX)(ptrdiff_t stride, T *z, const T *bias,         \
-                                const T *c_prev, T *c_out, T *h_out)           \
-{                                                                              \
-    SIMD_NAME(gates_##SFX) gates = SIMD_NAME(activate_vector_##SFX)(stride, z, bias); \
-    SIMD_NAME(store_gates_##SFX)(gates, stride, z);                            \
-    SIMD_NAME(update_state_vector_##SFX)(gates, c_prev, c_out, h_out);         \
 }                                                                              \
                                                                                \
 static inline __attribute__((always_inline)) void                              \
