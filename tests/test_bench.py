@@ -4,6 +4,7 @@ Tiny shapes and one repeat: these tests check what the suite does, never how
 fast anything is (speed is measured by running the suite, see bench/).
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from fastlstm import bench
 from fastlstm.bench import peers as peers_module
-from fastlstm.bench import report, suite
+from fastlstm.bench import report, suite, timing
 from fastlstm.bench.peers import FastLSTM, Peer, Reference, Runner
 from fastlstm.bench.problems import Problem
 
@@ -63,6 +64,9 @@ def test_grid_times_every_peer_in_both_modes():
         for mode in ("fwd", "fwd+bwd"):
             assert set(row[mode]) == {"fastlstm", "reference"}
             assert all(t["median_s"] > 0 and t["n"] == 1 for t in row[mode].values())
+            paired = row[mode]["reference"]["paired_ratio"]
+            expected = row[mode]["reference"]["median_s"] / row[mode]["fastlstm"]["median_s"]
+            assert paired["low"] == paired["median"] == paired["high"] == expected
 
 
 def test_a_fast_wrong_answer_stops_the_run(monkeypatch):
@@ -95,11 +99,52 @@ def test_every_section_runs_and_reports(tmp_path):
         assert row["training_peak_bytes"] >= row["held_after_forward_bytes"]
     assert set(results["classic"]["fit_epoch"]) == {"fastlstm"}
     text = report.markdown(results, "python -m fastlstm.bench ...")
-    for title in ("Targets (issue 4)", "Grid: ratios and GFLOP/s", "Thread scaling",
+    for title in ("Targets (issue 4)", "First speed check (issue 2): inference against PyTorch",
+                  "Grid: ratios and GFLOP/s", "Thread scaling",
                   "Batch 1 latency", "Time-length sweep", "Training memory",
                   "Classic stacked network"):
         assert f"### {title}" in text
     json.dumps(results)  # JSON-ready as it is
+
+
+def test_paired_ratio_divides_within_rounds():
+    # A drift that slows both libraries alike leaves every round's ratio at 2.
+    ours = timing.Timing([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    peer = timing.Timing([2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    assert timing.paired_ratio(peer, ours) == {"median": 2.0, "low": 2.0, "high": 2.0}
+
+
+@pytest.mark.parametrize("n, k", [(3, 1), (5, 1), (6, 1), (11, 2), (20, 6), (101, 41)])
+def test_paired_ratio_interval_is_the_median_order_statistics(n, k):
+    # ratios 1..n: the interval is the k-th smallest to the k-th largest, k the
+    # largest with P(Binomial(n, 1/2) < k) <= 2.5% (any k below 6 rounds is 1).
+    peer = timing.Timing([float(i) for i in range(1, n + 1)])
+    out = timing.paired_ratio(peer, timing.Timing([1.0] * n))
+    assert (out["low"], out["high"]) == (k, n + 1 - k)
+    assert out["median"] == (n + 1) / 2
+    below = sum(math.comb(n, i) for i in range(k)) / 2 ** n
+    above = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    assert n < 6 or (below <= 0.025 < above)
+
+
+def _speed_check_row(shape, threads, low, median, high):
+    row = _fake_grid_row(shape, 1.0, {"torch": median}, threads=threads)
+    row["fwd"]["fastlstm"]["n"] = 101
+    row["fwd"]["torch"]["paired_ratio"] = {"median": median, "low": low, "high": high}
+    return row
+
+
+def test_speed_check_verdict_reads_the_interval():
+    results = {"config": {"peers": ["fastlstm", "torch"], "repeats": 101},
+               "grid": [_speed_check_row((32, 100, 32, 128), 1, 1.02, 1.03, 1.04),
+                        _speed_check_row((64, 60, 1, 50), 1, 0.98, 1.05, 1.12),
+                        _speed_check_row((1, 100, 128, 128), 2, 0.90, 0.95, 0.99),
+                        _speed_check_row((64, 50, 256, 256), 1, 2.0, 2.0, 2.0)]}
+    lines = report.speed_check_table(results).splitlines()[2:]
+    assert len(lines) == 3  # (64, 50, 256, 256) is not one of issue 2's shapes
+    assert "1.03x (1.02-1.04) | faster" in lines[0]
+    assert "1.05x (0.98-1.12) | level" in lines[1]
+    assert "0.95x (0.90-0.99) | slower" in lines[2]
 
 
 def test_scaling_compares_one_thread_with_the_most():

@@ -12,6 +12,8 @@ THREAD_SPEEDUP = 1.8           # 2 threads against 1, batch >= 32
 CLASSIC_FIT = {"torch": 3.0, "keras": 6.0}
 CLASSIC_PREDICT = {"torch": 3.0}
 MEMORY_OVER_ACTIVATIONS = 1.1
+# Issue 2's target: faster than PyTorch's inference at these shapes, 1 and 2 threads.
+SPEED_CHECK_SHAPES = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128)]
 
 
 def machine():
@@ -57,6 +59,23 @@ def _ms(seconds):
     return f"{1e3 * seconds:.2f}"
 
 
+def ratio(row, mode, peer):
+    """peer time / fastlstm time: the median paired ratio (results before it
+    existed: the ratio of the medians)."""
+    timing = row[mode][peer]
+    if "paired_ratio" in timing:
+        return timing["paired_ratio"]["median"]
+    return timing["median_s"] / row[mode]["fastlstm"]["median_s"]
+
+
+def _ratio_cell(row, mode, peer):
+    """'1.03x (1.02-1.04)': the paired ratio and its 95% interval."""
+    paired = row[mode][peer].get("paired_ratio")
+    if paired is None:
+        return f"{ratio(row, mode, peer):.2f}x"
+    return f"{paired['median']:.2f}x ({paired['low']:.2f}-{paired['high']:.2f})"
+
+
 def gflops(row, mode, peer="fastlstm"):
     flops = row["forward_flops"] if mode == "fwd" else row["training_flops"]
     return flops / row[mode][peer]["median_s"] / 1e9
@@ -78,9 +97,7 @@ def grid_table(results):
             ours = row[mode]["fastlstm"]
             cells.append(f"{_ms(ours['median_s'])} (±{50 * ours['spread']:.0f}%)")
             for p in peers:
-                theirs = row[mode].get(p)
-                cells.append("-" if theirs is None else
-                             f"{theirs['median_s'] / ours['median_s']:.2f}x")
+                cells.append(_ratio_cell(row, mode, p) if p in row[mode] else "-")
             rate = gflops(row, mode)
             cells.append(f"{rate:.0f}")
             top = peak.get(str(row["threads"]))
@@ -193,9 +210,9 @@ def targets(results):
         out = []
         for row in grid:
             if row["dtype"] == dtype and peer in row[mode] and where(row):
-                ratio = row[mode][peer]["median_s"] / row[mode]["fastlstm"]["median_s"]
+                value = ratio(row, mode, peer)
                 out.append((f"{row['threads']}t {_shape(row['shape'])}",
-                            1 / ratio if invert else ratio))
+                            1 / value if invert else value))
         return out
 
     rows = [
@@ -239,9 +256,36 @@ def targets(results):
     return _table(["target", "worst measured", "goal", "verdict"], rows)
 
 
+def speed_check_table(results):
+    """Issue 2's check: float32 inference against PyTorch at its four shapes.
+
+    The verdict reads the interval, not the median alone: "faster" only when
+    the whole 95% interval of the paired ratio is above 1.
+    """
+    body = []
+    for row in results.get("grid", []):
+        if (row["dtype"] != "float32" or tuple(row["shape"]) not in SPEED_CHECK_SHAPES
+                or "torch" not in row["fwd"]):
+            continue
+        paired = row["fwd"]["torch"].get("paired_ratio")
+        if paired is None:
+            verdict = "no interval"
+        elif paired["low"] > 1:
+            verdict = "faster"
+        elif paired["high"] < 1:
+            verdict = "slower"
+        else:
+            verdict = "level"
+        body.append([row["threads"], _shape(row["shape"]), row["fwd"]["fastlstm"]["n"],
+                     _ratio_cell(row, "fwd", "torch"), verdict])
+    return _table(["threads", "(batch, time, features, units)", "rounds",
+                   "PyTorch / fastlstm inference (95% interval)", "verdict"], body)
+
+
 # (suite section whose results the table needs, title, table builder), in report order.
 REPORT_TABLES = [
     ("grid", "Targets (issue 4)", targets),
+    ("grid", "First speed check (issue 2): inference against PyTorch", speed_check_table),
     ("grid", "Grid: ratios and GFLOP/s", grid_table),
     ("grid", "Grid: milliseconds", peer_times_table),
     ("scaling", "Thread scaling", scaling_table),
@@ -256,7 +300,8 @@ def markdown(results, command):
     """The whole report as Markdown."""
     parts = [f"Machine: {machine()}", f"Command: `{command}`",
              f"Median of {results['config']['repeats']} interleaved runs after a warm-up; "
-             "ratio = peer time / fastlstm time (above 1: fastlstm is faster); ± is half "
+             "ratio = peer time / fastlstm time (above 1: fastlstm is faster), the median "
+             "of the per-round ratios, with its 95% interval in parentheses; ± is half "
              "the interquartile range, relative to the median."]
     if "peak" in results:
         parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5): " + ", ".join(

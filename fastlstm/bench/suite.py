@@ -25,7 +25,7 @@ from .._threads import get_num_threads, set_num_threads, threads as fastlstm_thr
 from . import classic as classic_bench
 from .peers import FastLSTM, Unsupported, all_peers
 from .problems import Problem
-from .timing import interleaved, sgemm_peak
+from .timing import interleaved, paired_ratio, sgemm_peak
 
 GRID = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128),
         (64, 50, 256, 256), (32, 50, 512, 512), (128, 25, 1024, 1024)]
@@ -96,10 +96,16 @@ def _runners(peers, problem, log):
 
 
 def _time_mode(runners, mode, repeats):
+    """Each runner's timing of `mode`; a peer's also holds its paired ratio to fastlstm's."""
     functions = {name: getattr(r, mode) for name, r in runners.items()
                  if getattr(r, mode) is not None}
     settle = {name: r.settle_seconds for name, r in runners.items()}
-    return {name: t.to_dict() for name, t in interleaved(functions, repeats, settle).items()}
+    timings = interleaved(functions, repeats, settle)
+    out = {name: t.to_dict() for name, t in timings.items()}
+    for name, t in timings.items():
+        if name != "fastlstm" and "fastlstm" in timings:
+            out[name]["paired_ratio"] = paired_ratio(t, timings["fastlstm"])
+    return out
 
 
 def _set_threads(peers, n):
@@ -135,7 +141,7 @@ def _grid_progress(row):
     parts = []
     for mode in ("fwd", "fwd+bwd"):
         ours = row[mode]["fastlstm"]["median_s"]
-        ratios = ", ".join(f"{name} {t['median_s'] / ours:.2f}x"
+        ratios = ", ".join(f"{name} {t['paired_ratio']['median']:.2f}x"
                            for name, t in row[mode].items() if name != "fastlstm")
         parts.append(f"{mode} {1e3 * ours:.2f} ms ({ratios or 'no peer'})")
     return f"  {row['dtype']} {row['threads']}t {tuple(row['shape'])}: " + "; ".join(parts)

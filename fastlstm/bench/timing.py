@@ -7,6 +7,7 @@ from whichever library runs next. So every timed call starts after a short
 pause, and a peer that spins on purpose (ONNX Runtime) also gets time to
 settle after its own calls.
 """
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -65,6 +66,39 @@ def interleaved(functions, repeats, settle=None):
             samples[name].append(time.perf_counter() - start)
             time.sleep(settle.get(name, 0.0))
     return {name: Timing(s) for name, s in samples.items()}
+
+
+def paired_ratio(peer, ours, confidence=0.95):
+    """Median of the per-round ratios peer / ours, with a confidence interval.
+
+    Rounds are interleaved, so a round's two calls saw the same machine
+    state; dividing within a round cancels the slow drifts of a shared
+    machine that make the two medians wander apart. The interval is the
+    distribution-free one for a median: the order statistics k and n + 1 - k
+    of the n ratios, k the largest with P(Binomial(n, 1/2) < k) <= (1 -
+    confidence) / 2. With fewer than 6 rounds it cannot reach 95% and spans
+    every ratio.
+
+    Parameters
+    ----------
+    peer, ours : Timing
+        The same number of rounds each, from one ``interleaved`` call.
+
+    Returns
+    -------
+    dict with ``median``, ``low``, ``high`` (above 1: ours is faster)
+    """
+    ratios = sorted(p / o for p, o in zip(peer.samples, ours.samples))
+    n = len(ratios)
+    tail = (1 - confidence) / 2
+    k, below = 0, 0.0  # below = P(Binomial(n, 1/2) < k + 1)
+    while k < n // 2:
+        below += math.comb(n, k) / 2 ** n
+        if below > tail:
+            break
+        k += 1
+    k = max(k, 1)
+    return {"median": statistics.median(ratios), "low": ratios[k - 1], "high": ratios[n - k]}
 
 
 def sgemm_peak(threads, size=1536, repeats=5):
