@@ -19,9 +19,10 @@ kernel (lstm_matmul_impl.h) over weights packed once per call: BLAS would
 repack them on every call, and BLAS rounds a row differently depending on
 how many rows share the call. Our kernel sums every element over k in order
 in one accumulator, so a row's result never depends on the rows beside it.
-dx and the weight gradients go to BLAS, over blocks that depend on the
-problem's size alone: fixed blocks of (batch, time) rows for dx, of gate
-columns for the weight gradients.
+The weight gradients, sums over all (batch, time) rows, go to the same
+kernel (reading its first operand transposed), one block of gate columns
+per thread. dx goes to BLAS, over fixed blocks of (batch, time) rows that
+depend on the problem's size alone.
 
 Parallel design. The batch is cut into one part per thread (more for a
 large batch, PART_MAX_ROWS rows at most), and each thread runs its part
@@ -76,6 +77,8 @@ cdef extern from "lstm_simd.h" nogil:
         pack_f64_fn pack_f64
         matmul_packed_f32_fn matmul_packed_f32
         matmul_packed_f64_fn matmul_packed_f64
+        matmul_f32_fn matmul_tn_f32
+        matmul_f64_fn matmul_tn_f64
     int FASTLSTM_PACK_EXTRA
     int fastlstm_simd_level_count()
     const char *fastlstm_simd_level_name(int level)
@@ -101,9 +104,7 @@ cdef extern from "openmp_compat.h" nogil:
 cdef Py_ssize_t PART_MAX_ROWS = 128
 cdef Py_ssize_t SMALL_RECURRENT_BYTES = 64 * 1024
 cdef Py_ssize_t SMALL_PART_ROWS = 16
-# Gate columns per block of the weight-gradient GEMMs, and about this many
-# (batch, time) rows per block of dx's.
-cdef Py_ssize_t COLUMN_BLOCK = 128
+# About this many (batch, time) rows per block of dx's GEMMs.
 cdef Py_ssize_t DX_ROW_BLOCK = 256
 # Inference keeps pre-activations for a block of time steps per part, not
 # for the whole sequence: about this many bytes per part, so that the
@@ -115,7 +116,8 @@ cdef Py_ssize_t PRODUCT_ROW_BLOCK = 256
 # A batch of at most SPLIT_BATCH_MAX rows with at least SPLIT_UNITS_MIN units
 # is shared by the threads, each taking whole multiples of SPLIT_COLUMNS gate
 # columns: a multiple of every SIMD level's panel width, so each member's
-# columns are a self-contained piece of the packed weights.
+# columns are a self-contained piece of the packed weights. The weight
+# gradients split their columns among the threads the same way.
 cdef Py_ssize_t SPLIT_BATCH_MAX = 16
 cdef Py_ssize_t SPLIT_UNITS_MIN = 64
 cdef Py_ssize_t SPLIT_COLUMNS = 64
@@ -220,6 +222,14 @@ cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) n
     return i * size // parts
 
 
+cdef inline Py_ssize_t _column_split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t G) noexcept nogil:
+    """Start of part i of G gate columns cut at multiples of SPLIT_COLUMNS;
+    the last part takes the ragged end (part `parts` starts at G)."""
+    if i == parts:
+        return G
+    return SPLIT_COLUMNS * _split(i, parts, G // SPLIT_COLUMNS)
+
+
 # ------------------------------------------------------------------- forward
 
 cdef inline void _gates_forward(lstm_simd_kernels kern, Py_ssize_t n, Py_ssize_t stride,
@@ -240,6 +250,17 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
         kern.matmul_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
     else:
         kern.matmul_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+
+
+cdef inline void _matmul_tn(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const floating *a, Py_ssize_t lda, const floating *b,
+                            Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
+                            bint accumulate) noexcept nogil:
+    """c (m, n) = [c +] a^T @ b, a stored (k, m); each element summed over k in order."""
+    if floating is float:
+        kern.matmul_tn_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+    else:
+        kern.matmul_tn_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 
 
 cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
@@ -350,12 +371,9 @@ cdef void _forward_part(
     cdef const floating *h_prev
     cdef const floating *c_prev_row
     cdef floating *c_row
-    # This member's columns of the products (whole multiples of SPLIT_COLUMNS,
-    # the last member taking the ragged end) and its units of the gate math.
-    cdef Py_ssize_t column_units = G // SPLIT_COLUMNS
-    cdef Py_ssize_t j0 = SPLIT_COLUMNS * _split(member, team, column_units)
-    cdef Py_ssize_t j1 = G if member == team - 1 else \
-        SPLIT_COLUMNS * _split(member + 1, team, column_units)
+    # This member's columns of the products and its units of the gate math.
+    cdef Py_ssize_t j0 = _column_split(member, team, G)
+    cdef Py_ssize_t j1 = _column_split(member + 1, team, G)
     cdef Py_ssize_t u0 = _split(member, team, H)
     cdef Py_ssize_t nu = _split(member + 1, team, H) - u0
 
@@ -580,9 +598,13 @@ cdef void _weight_grads_block(
         floating *dz, const floating *x, const floating *h0, const floating *y,
         floating *dkernel, floating *drecurrent, floating *dbias,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t j0, Py_ssize_t nc) noexcept nogil:
-    """Columns j0:j0+nc of dkernel, drecurrent_kernel and dbias: one GEMM each
-    over all B*T rows. Zeroes dz[:, 0, j0:j0+nc] on the way (see below)."""
+        Py_ssize_t j0, Py_ssize_t nc, lstm_simd_kernels kern) noexcept nogil:
+    """Columns j0:j0+nc of dkernel, drecurrent_kernel and dbias, each a sum
+    over all B*T rows. Zeroes dz[:, 0, j0:j0+nc] on the way (see below).
+
+    Our product copies each block of 128 rows of x, y and dz once (see
+    lstm_matmul_tn); BLAS packed the long B*T side of both operands again
+    for every column block, which took about 40% of its time here."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t BT = B * T
     cdef Py_ssize_t row, j, b
@@ -592,20 +614,17 @@ cdef void _weight_grads_block(
         dz_row = dz + row * G + j0
         for j in range(nc):
             dbias[j0 + j] += dz_row[j]
-    gemm(c'T', c'N', I, nc, BT, <floating> 1, x, I, dz + j0, G,
-         <floating> 0, dkernel + j0, G)
+    _matmul_tn(kern, I, nc, BT, x, I, dz + j0, G, dkernel + j0, G, False)
     # drecurrent = sum over (b, t) of h_{t-1}^T dz_t. Flattened, row (b, t) of
     # y is h_t of sequence b, so y's rows 0..BT-2 against dz's rows 1..BT-1
-    # pair every h_{t-1} with its dz_t in one GEMM, except that each sequence's
-    # first step meets the previous sequence's last h instead of h0. So: add
-    # h0^T dz[:, 0] first, then zero dz[:, 0] before the shifted product.
-    gemm(c'T', c'N', H, nc, B, <floating> 1, h0, H, dz + j0, T * G,
-         <floating> 0, drecurrent + j0, G)
+    # pair every h_{t-1} with its dz_t in one product, except that each
+    # sequence's first step meets the previous sequence's last h instead of
+    # h0. So: h0^T dz[:, 0] first, then zero dz[:, 0] before the shifted product.
+    _matmul_tn(kern, H, nc, B, h0, H, dz + j0, T * G, drecurrent + j0, G, False)
     for b in range(B):
         memset(dz + b * T * G + j0, 0, nc * sizeof(floating))
     if BT > 1:
-        gemm(c'T', c'N', H, nc, BT - 1, <floating> 1, y, H, dz + G + j0, G,
-             <floating> 1, drecurrent + j0, G)
+        _matmul_tn(kern, H, nc, BT - 1, y, H, dz + G + j0, G, drecurrent + j0, G, True)
 
 
 def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
@@ -643,7 +662,10 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Py_ssize_t n_parts = _n_parts(B, H, sizeof(floating), n_threads)
     cdef Py_ssize_t n_dx_blocks = _n_dx_blocks(B * T)
-    cdef Py_ssize_t n_blocks = max(1, (4 * H + COLUMN_BLOCK - 1) // COLUMN_BLOCK)
+    # Our product sums every element in order over all rows, so cutting the
+    # weight gradients' columns at multiples of SPLIT_COLUMNS changes no bit:
+    # one block per thread.
+    cdef Py_ssize_t n_blocks = max(1, min(n_threads, 4 * H // SPLIT_COLUMNS))
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t part, block
     cdef int failed = 0
@@ -665,9 +687,9 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
             for block in prange(n_blocks, schedule="static", num_threads=n_threads):
                 _weight_grads_block(&dz[0, 0, 0], &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
                                     &dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0],
-                                    B, T, I, H, _split(block, n_blocks, 4 * H),
-                                    _split(block + 1, n_blocks, 4 * H)
-                                    - _split(block, n_blocks, 4 * H))
+                                    B, T, I, H, _column_split(block, n_blocks, 4 * H),
+                                    _column_split(block + 1, n_blocks, 4 * H)
+                                    - _column_split(block, n_blocks, 4 * H), kern)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
 
@@ -702,6 +724,27 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
         _matmul(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
                 a.strides[0] // sizeof(floating), &b[0, 0], b.shape[1], &c[0, 0],
                 c.strides[0] // sizeof(floating), accumulate)
+
+
+def matmul_tn(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
+              bint accumulate):
+    """c = [c +] a^T @ b with the weight gradients' product (for tests).
+
+    a (k, m), b (k, n) and c (m, n) may be strided by rows (unit stride along
+    each row), as the backward pass reads a column block of dz.
+    """
+    if a.shape[0] != b.shape[0] or c.shape[0] != a.shape[1] or c.shape[1] != b.shape[1]:
+        raise ValueError("matmul_tn: shapes do not match")
+    for name, view in (("a", a), ("b", b), ("c", c)):
+        if view.shape[1] > 1 and view.strides[1] != sizeof(floating):
+            raise ValueError(f"matmul_tn: rows of {name} must be contiguous")
+    if a.shape[0] == 0 or a.shape[1] == 0 or b.shape[1] == 0:
+        raise ValueError("matmul_tn: empty operands are not supported")
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    with nogil:
+        _matmul_tn(kern, a.shape[1], b.shape[1], a.shape[0], &a[0, 0],
+                   a.strides[0] // sizeof(floating), &b[0, 0], b.strides[0] // sizeof(floating),
+                   &c[0, 0], c.strides[0] // sizeof(floating), accumulate)
 
 
 def gates_forward(floating[:, ::1] z, const floating[::1] bias, const floating[::1] c_prev,

@@ -1,6 +1,7 @@
 /*
  * Small-M matrix product for the recurrent step: C (m, n) = [C +] A (m, k) @ B (k, n),
- * all row-major, m being a batch chunk (a few to a few dozen rows).
+ * all row-major, m being a batch chunk (a few to a few dozen rows); and, with
+ * A stored transposed, the weight gradients' sums over all (batch, time) rows.
  *
  * Why not BLAS: a BLAS call repacks B (the recurrent weights) every time,
  * which at these m costs more than the multiply, and BLAS rounds a row
@@ -169,14 +170,6 @@ void SIMD_NAME(lstm_matmul_##SFX)(                                             \
     SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, b, ldb, 0, c, ldc, accumulate); \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \
-    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
-    const T *packed, T *c, ptrdiff_t ldc, int accumulate)                      \
-{                                                                              \
-    SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, packed, 0, k, c, ldc,     \
-                                    accumulate);                               \
-}                                                                              \
-                                                                               \
 /* B (k, n) into the packed layout: the column groups of matmul_columns in    \
    order, each as a contiguous (k, width) block, so the product streams it.  */ \
 void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
@@ -196,6 +189,53 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
             memcpy(dst + p * width, b + p * ldb + col, width * sizeof(T));     \
         j = col + width;                                                       \
     }                                                                          \
+}                                                                              \
+                                                                               \
+/* c (m, n) = [c +] a^T @ b with a stored as (k, m): a weight gradient, the  \
+   sum over the (batch, time) rows of an activation times its dz row. Per    \
+   block of K_BLOCK rows: a's block is copied transposed, M_CHUNK columns at \
+   a time (read in place, a^T's rows are a's columns, an element per cache   \
+   line); b's block is packed when b's rows are a page or more apart (they   \
+   then fall into the same L1 sets), or read in place if there is no memory  \
+   for the copy. Either way each element is lstm_matmul's sum. */              \
+void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
+    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+{                                                                              \
+    enum { K_BLOCK = 128, M_CHUNK = 48, PAGE = 4096 };                         \
+    T a_t[M_CHUNK * K_BLOCK];                                                  \
+    T *b_packed = ldb * (ptrdiff_t)sizeof(T) < PAGE ? NULL :                   \
+        malloc(K_BLOCK * (n + FASTLSTM_PACK_EXTRA) * sizeof(T));               \
+    const ptrdiff_t chunks = (m + M_CHUNK - 1) / M_CHUNK;                      \
+    for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
+        const ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                \
+        if (b_packed)                                                          \
+            SIMD_NAME(lstm_pack_##SFX)(kb, n, b + p * ldb, ldb, b_packed);     \
+        for (ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {                   \
+            const ptrdiff_t i0 = chunk * m / chunks;                           \
+            const ptrdiff_t mc = (chunk + 1) * m / chunks - i0;                \
+            for (ptrdiff_t q = 0; q < kb; ++q)                                 \
+                for (ptrdiff_t i = 0; i < mc; ++i)                             \
+                    a_t[i * kb + q] = a[(p + q) * lda + i0 + i];               \
+            if (b_packed)                                                      \
+                SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, b_packed,  \
+                                                0, kb, 0, c + i0 * ldc, ldc,   \
+                                                p > 0 || accumulate);          \
+            else                                                               \
+                SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, b, ldb, 0, \
+                                                p, c + i0 * ldc, ldc,          \
+                                                p > 0 || accumulate);          \
+        }                                                                      \
+    }                                                                          \
+    free(b_packed);                                                            \
+}                                                                              \
+                                                                               \
+void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
+    const T *packed, T *c, ptrdiff_t ldc, int accumulate)                      \
+{                                                                              \
+    SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, packed, 0, k, c, ldc,     \
+                                    accumulate);                               \
 }
 
 FASTLSTM_DEFINE_MATMUL(float, f32)

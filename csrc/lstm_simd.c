@@ -8,6 +8,7 @@
  * against the reference.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "lstm_simd.h"
 
@@ -67,7 +68,8 @@
       lstm_gates_backward_f32_##sfx, lstm_gates_backward_f64_##sfx,            \
       lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx,                            \
       lstm_pack_f32_##sfx, lstm_pack_f64_##sfx,                                \
-      lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx }
+      lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx,              \
+      lstm_matmul_tn_f32_##sfx, lstm_matmul_tn_f64_##sfx }
 
 static const lstm_simd_kernels kernel_table[] = {
     KERNELS(baseline),

@@ -60,6 +60,16 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                    ptrdiff_t ldb, double *c, ptrdiff_t ldc, int accumulate);
 
 /*
+ * c (m, n) = [c +] a^T @ b with a stored (k, m), rows lda apart: the weight
+ * gradients' sums over all (batch, time) rows. Each element is summed over
+ * k in order, as in lstm_matmul, so cutting the columns into blocks at
+ * least a vector wide (narrower ones go through a scalar loop) does not
+ * change a bit.
+ */
+typedef lstm_matmul_f32_fn lstm_matmul_tn_f32_fn;
+typedef lstm_matmul_f64_fn lstm_matmul_tn_f64_fn;
+
+/*
  * The same product with B packed once by pack_* (B's k, n and ldb), so each
  * step streams B contiguously instead of striding through it row by row.
  * The packed copy takes at most k * (n + FASTLSTM_PACK_EXTRA) elements; the
@@ -88,6 +98,8 @@ typedef struct {
     lstm_pack_f64_fn pack_f64;
     lstm_matmul_packed_f32_fn matmul_packed_f32;
     lstm_matmul_packed_f64_fn matmul_packed_f64;
+    lstm_matmul_tn_f32_fn matmul_tn_f32;
+    lstm_matmul_tn_f64_fn matmul_tn_f64;
 } lstm_simd_kernels;
 
 /* SIMD levels, lowest first. */

@@ -1,4 +1,4 @@
-"""The SIMD kernels on their own: the per-step product at every SIMD level."""
+"""The SIMD kernels on their own: the products and the gate math at every SIMD level."""
 import numpy as np
 import pytest
 
@@ -79,6 +79,60 @@ def test_packed_product_writes_only_its_columns():
     _lstm.matmul(big_a[::2, 3:15], b, big_c[::2, 5:26], False, packed=True)
     np.testing.assert_allclose(big_c[::2, 5:26], big_a[::2, 3:15] @ b, rtol=1e-5, atol=1e-5)
     assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 26:].any()
+
+
+# (k, m, n, row stride of b): k across row blocks of 128, m across uneven
+# chunks of 48, n with tails; b's rows in place (stride * itemsize < 4 KiB)
+# or a page or more apart, when the kernel packs them.
+TN_SHAPES = [(300, 100, 37, 37), (129, 5, 400, 400), (1, 1, 1, 1), (260, 50, 70, 1100),
+             (128, 49, 3, 600), (7, 3, 17, 2048)]
+
+
+@pytest.mark.parametrize("k, m, n, ldb", TN_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_product_matches_numpy(k, m, n, ldb, dtype, simd_level):
+    rng = np.random.default_rng(k * m + n)
+    a = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    for accumulate in (False, True):
+        c = c0.copy()
+        _lstm.matmul_tn(a, b, c, accumulate)
+        expected = a.T.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
+        np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * np.sqrt(k))
+
+
+@pytest.mark.parametrize("k, m, n, ldb", TN_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_product_is_the_plain_one_bitwise(k, m, n, ldb, dtype, simd_level):
+    rng = np.random.default_rng(k + m * n)
+    a = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
+    plain = np.zeros((m, n), dtype)
+    _lstm.matmul(np.ascontiguousarray(a.T), np.ascontiguousarray(b), plain, False)
+    transposed = np.zeros((m, n), dtype)
+    _lstm.matmul_tn(a, b, transposed, False)
+    np.testing.assert_array_equal(transposed, plain)
+
+
+@pytest.mark.parametrize("n, ldb", [(128, 128), (203, 203), (400, 1024), (1100, 1100)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_level):
+    """The backward pass gives each thread a block of gate columns, cut at
+    multiples of 64 with the last block taking the rest; the result must not
+    depend on the cut, or on the number of threads."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((200, 30)).astype(dtype)
+    b = rng.standard_normal((200, ldb)).astype(dtype)[:, :n]
+    whole = np.zeros((30, n), dtype)
+    _lstm.matmul_tn(a, b, whole, False)
+    for cuts in ([0, 64, n], [0, 64, 128, n], [0, 64 * (n // 128), n]):
+        cuts = sorted(set(cuts))
+        blocks = np.zeros((30, n), dtype)
+        for start, stop in zip(cuts[:-1], cuts[1:]):
+            _lstm.matmul_tn(a, b[:, start:stop], blocks[:, start:stop], False)
+        np.testing.assert_array_equal(blocks, whole)
 
 
 def sigmoid(x):
