@@ -107,6 +107,15 @@ def test_every_section_runs_and_reports(tmp_path):
     json.dumps(results)  # JSON-ready as it is
 
 
+def test_interleaving_reverses_the_order_every_other_round(monkeypatch):
+    monkeypatch.setattr(timing, "PAUSE_SECONDS", 0.0)
+    calls = []
+    functions = {name: (lambda name=name: calls.append(name)) for name in "ABC"}
+    timings = timing.interleaved(functions, repeats=3)
+    assert "".join(calls) == "ABC" + "ABC" + "CBA" + "ABC"  # warm-up, then the rounds
+    assert all(len(t.samples) == 3 for t in timings.values())
+
+
 def test_paired_ratio_divides_within_rounds():
     # A drift that slows both libraries alike leaves every round's ratio at 2.
     ours = timing.Timing([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])

@@ -40,7 +40,9 @@ class Timing:
 
 
 def interleaved(functions, repeats, settle=None):
-    """Time each callable, one call of each per round (A B C A B C ...).
+    """Time each callable, one call of each per round, the order reversed
+    every other round (A B C C B A ...) so that no callable always runs
+    right after another one's leftovers in the caches and clocks.
 
     Parameters
     ----------
@@ -58,8 +60,9 @@ def interleaved(functions, repeats, settle=None):
     for fn in functions.values():
         fn()
     samples = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, fn in functions.items():
+    order = list(functions.items())
+    for round_ in range(repeats):
+        for name, fn in (order if round_ % 2 == 0 else order[::-1]):
             time.sleep(PAUSE_SECONDS)
             start = time.perf_counter()
             fn()
