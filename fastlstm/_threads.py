@@ -9,8 +9,15 @@ import contextlib
 import math
 import operator
 import os
+import time
 
 _num_threads = None  # None: usable_cpu_count()
+
+# Reading the cgroup files takes about 45 us, as long as a whole batch-1 step
+# of the kernels, and every kernel call asks for the thread count; so the
+# quota is read again only when the last reading is this old.
+QUOTA_MAX_AGE_SECONDS = 1.0
+_quota_reading = (-math.inf, None)  # (time.monotonic() when read, quota)
 
 
 def _read_fields(path):
@@ -40,6 +47,17 @@ def _cgroup_cpu_quota(root="/sys/fs/cgroup"):
         return None
 
 
+def _recent_cgroup_cpu_quota():
+    """_cgroup_cpu_quota(), at most QUOTA_MAX_AGE_SECONDS old."""
+    global _quota_reading
+    read_at, quota = _quota_reading
+    now = time.monotonic()
+    if now - read_at >= QUOTA_MAX_AGE_SECONDS:
+        quota = _cgroup_cpu_quota()
+        _quota_reading = (now, quota)
+    return quota
+
+
 def _omp_num_threads():
     """The first value of OMP_NUM_THREADS if it is a positive integer."""
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
@@ -50,7 +68,7 @@ def usable_cpu_count():
     """Number of CPUs this process may use (at least 1).
 
     OMP_NUM_THREADS, when set, decides; otherwise the affinity mask, capped
-    by a cgroup CPU quota.
+    by a cgroup CPU quota (read again at most once a second).
     """
     requested = _omp_num_threads()
     if requested is not None:
@@ -59,7 +77,7 @@ def usable_cpu_count():
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         count = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
+    quota = _recent_cgroup_cpu_quota()
     if quota is not None:
         count = min(count, max(1, math.floor(quota)))
     return max(1, count)

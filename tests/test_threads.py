@@ -1,4 +1,6 @@
 """Thread control, and results that do not depend on the thread count."""
+import math
+
 import numpy as np
 import pytest
 from conftest import Problem, run, run_python
@@ -123,6 +125,25 @@ def test_cgroup_quota_caps_the_default(monkeypatch):
     from fastlstm import _threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_quota_reading", (-math.inf, None))
     monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: 1.5)
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert _threads.usable_cpu_count() == 1
+
+
+def test_cgroup_quota_is_read_again_only_once_it_is_a_second_old(monkeypatch):
+    from fastlstm import _threads
+
+    clock = [100.0]
+    readings = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_threads, "_quota_reading", (-math.inf, None))
+    monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: readings.append(1) or 2.0)
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert [_threads.usable_cpu_count() for _ in range(5)] == [2] * 5
+    clock[0] += 0.99
+    assert _threads.usable_cpu_count() == 2 and len(readings) == 1
+    clock[0] += 0.01  # a limit changed at run time (docker update) is seen within a second
+    monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: readings.append(1) or 1.0)
+    assert _threads.usable_cpu_count() == 1 and len(readings) == 2
