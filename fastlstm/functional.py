@@ -81,7 +81,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     float64. The caller's arrays are never modified. Results are bitwise
     identical for every thread count. Inference reuses one scratch buffer
     per dtype from call to call (a few MB, never more than 64 MiB) instead
-    of mapping fresh pages each time.
+    of mapping fresh pages each time; training reuses the gates buffer of
+    the last cache ``lstm_backward`` consumed (so an array taken from a
+    consumed cache's ``gates`` may be overwritten by a later forward pass).
     """
     inputs = lstm_inputs(x, kernel, recurrent_kernel, bias, h0, c0, check_finite)
     batch, time, _ = inputs.x.shape
@@ -89,7 +91,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     dtype = inputs.dtype
     y = np.empty((batch, time, units), dtype)
     c_n = np.empty((batch, units), dtype)
-    gates = np.empty((batch, time, 4 * units), dtype) if return_cache else None
+    gates = _workspace.gates_buffer((batch, time, 4 * units), dtype) if return_cache else None
     cells = np.empty((batch, time, units), dtype) if return_cache else None
     kernel_args = (inputs.x, inputs.kernel, inputs.recurrent_kernel, inputs.bias,
                    inputs.h0, inputs.c0, y, c_n)
@@ -176,4 +178,5 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     with blas_single_threaded():
         _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
                        cache.y, cache.cells, dy, dh_n, dc_n, *grads, get_num_threads())
+    _workspace.recycle_gates(dz)
     return grads

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastlstm import bench
+from fastlstm import bench, functional
 from fastlstm.bench import peers as peers_module
 from fastlstm.bench import report, suite, timing
 from fastlstm.bench.peers import FastLSTM, Peer, Reference, Runner
@@ -154,6 +154,17 @@ def test_speed_check_verdict_reads_the_interval():
     assert "1.03x (1.02-1.04) | faster" in lines[0]
     assert "1.05x (0.98-1.12) | level" in lines[1]
     assert "0.95x (0.90-0.99) | slower" in lines[2]
+
+
+def test_memory_counts_the_gates_buffer_even_after_a_training_step():
+    # A training step leaves a spare gates buffer that the next forward pass
+    # would take without allocating; the measurement must not be fooled.
+    shape = (64, 20, 1, 8)
+    problem = Problem(*shape, dtype="float32")
+    _, _, _, cache = functional.lstm_forward(*problem.weights, return_cache=True)
+    functional.lstm_backward(cache, problem.dy)
+    (row,) = suite.run(tiny_config(shapes=[shape], sections=["memory"]))["memory"]
+    assert row["held_after_forward_bytes"] >= row["activation_bytes"]
 
 
 def test_scaling_compares_one_thread_with_the_most():

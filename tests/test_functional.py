@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import TOLERANCE, Problem, relative_error, run
 
-from fastlstm import _lstm, functional, reference
+from fastlstm import _lstm, _workspace, functional, reference
 
 GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
 
@@ -162,6 +162,64 @@ def test_retain_cache_allows_a_second_identical_backward():
     second = functional.lstm_backward(cache, *p.output_grads)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def _grads_alone(problem):
+    """The gradients of `problem` computed with no spare gates buffer around."""
+    _workspace.drop_spare_gates()
+    return run(functional, problem)[3]
+
+
+def test_a_consumed_caches_gates_buffer_serves_the_next_forward_pass():
+    first, second = Problem(6, 5, 3, 20, seed=1), Problem(6, 5, 3, 20, seed=2)
+    expected = _grads_alone(second)
+    _workspace.drop_spare_gates()
+    _, _, _, cache = functional.lstm_forward(*first.inputs, return_cache=True)
+    consumed = cache.gates
+    functional.lstm_backward(cache, *first.output_grads)
+    _, _, _, cache = functional.lstm_forward(*second.inputs, return_cache=True)
+    assert np.shares_memory(cache.gates, consumed)
+    for a, e in zip(functional.lstm_backward(cache, *second.output_grads), expected):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_live_caches_never_share_a_gates_buffer():
+    problems = [Problem(4, 3, 2, 8, seed=s) for s in range(3)]
+    expected = [_grads_alone(p) for p in problems]
+    _workspace.drop_spare_gates()
+    a = functional.lstm_forward(*problems[0].inputs, return_cache=True)[3]
+    b = functional.lstm_forward(*problems[1].inputs, return_cache=True)[3]
+    assert not np.shares_memory(a.gates, b.gates)
+    grads_a = functional.lstm_backward(a, *problems[0].output_grads)
+    c = functional.lstm_forward(*problems[2].inputs, return_cache=True)[3]  # takes a's buffer
+    assert not np.shares_memory(c.gates, b.gates)
+    grads_b = functional.lstm_backward(b, *problems[1].output_grads)
+    grads_c = functional.lstm_backward(c, *problems[2].output_grads)
+    for got, want in zip([grads_a, grads_b, grads_c], expected):
+        for x, y in zip(got, want):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_retained_cache_keeps_its_gates_while_other_passes_run():
+    p, other = Problem(5, 4, 3, 6, seed=3), Problem(5, 4, 3, 6, seed=4)
+    _, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
+    first = functional.lstm_backward(cache, *p.output_grads, retain_cache=True)
+    run(functional, other)  # recycles the retained backward's working copy, not the cache's gates
+    _, _, _, other_cache = functional.lstm_forward(*other.inputs, return_cache=True)
+    assert not np.shares_memory(other_cache.gates, cache.gates)
+    second = functional.lstm_backward(cache, *p.output_grads)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_smaller_pass_uses_the_start_of_a_larger_spare_and_a_larger_one_gets_new_memory():
+    _workspace.drop_spare_gates()
+    run(functional, Problem(6, 5, 3, 20))
+    spare = _workspace._spare_gates[np.dtype(np.float64)]
+    _, _, _, small = functional.lstm_forward(*Problem(2, 3, 3, 10).inputs, return_cache=True)
+    assert np.shares_memory(small.gates, spare) and small.gates.shape == (2, 3, 40)
+    _, _, _, large = functional.lstm_forward(*Problem(7, 5, 3, 20).inputs, return_cache=True)
+    assert not np.shares_memory(large.gates, spare)
 
 
 @pytest.mark.parametrize("batch, time", [(0, 3), (3, 0), (0, 0)])
