@@ -696,6 +696,18 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
 
 # ------------------------------------------------------------- test access
 
+def _check_product_operands(name, shapes_match, itemsize, views):
+    """The test products' checks: shapes that match, each operand's rows with
+    unit stride (they may be strided by rows), and no empty operand."""
+    if not shapes_match:
+        raise ValueError(f"{name}: shapes do not match")
+    for label, view in views.items():
+        if view.shape[1] > 1 and view.strides[1] != itemsize:
+            raise ValueError(f"{name}: rows of {label} must be contiguous")
+        if view.shape[0] == 0 or view.shape[1] == 0:
+            raise ValueError(f"{name}: empty operands are not supported")
+
+
 def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, bint accumulate,
            bint packed=False):
     """c = [c +] a @ b with the recurrent loop's SIMD product (for tests).
@@ -703,13 +715,9 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
     a and c may be strided by rows (unit stride along each row); packed=True
     packs b first, as the recurrent loops do.
     """
-    if a.shape[1] != b.shape[0] or c.shape[0] != a.shape[0] or c.shape[1] != b.shape[1]:
-        raise ValueError("matmul: shapes do not match")
-    if (a.shape[1] > 1 and a.strides[1] != sizeof(floating)) or (
-            c.shape[1] > 1 and c.strides[1] != sizeof(floating)):
-        raise ValueError("matmul: rows of a and c must be contiguous")
-    if a.shape[0] == 0 or b.shape[1] == 0 or a.shape[1] == 0:
-        raise ValueError("matmul: empty operands are not supported")
+    _check_product_operands(
+        "matmul", a.shape[1] == b.shape[0] and c.shape[0] == a.shape[0]
+        and c.shape[1] == b.shape[1], sizeof(floating), {"a": a, "b": b, "c": c})
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef floating *b_packed
     if packed:
@@ -733,13 +741,9 @@ def matmul_tn(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
     a (k, m), b (k, n) and c (m, n) may be strided by rows (unit stride along
     each row), as the backward pass reads a column block of dz.
     """
-    if a.shape[0] != b.shape[0] or c.shape[0] != a.shape[1] or c.shape[1] != b.shape[1]:
-        raise ValueError("matmul_tn: shapes do not match")
-    for name, view in (("a", a), ("b", b), ("c", c)):
-        if view.shape[1] > 1 and view.strides[1] != sizeof(floating):
-            raise ValueError(f"matmul_tn: rows of {name} must be contiguous")
-    if a.shape[0] == 0 or a.shape[1] == 0 or b.shape[1] == 0:
-        raise ValueError("matmul_tn: empty operands are not supported")
+    _check_product_operands(
+        "matmul_tn", a.shape[0] == b.shape[0] and c.shape[0] == a.shape[1]
+        and c.shape[1] == b.shape[1], sizeof(floating), {"a": a, "b": b, "c": c})
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     with nogil:
         _matmul_tn(kern, a.shape[1], b.shape[1], a.shape[0], &a[0, 0],
