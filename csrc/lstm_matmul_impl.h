@@ -18,6 +18,13 @@
 
 #define TILE_ROWS SIMD_TILE_ROWS
 #define MAX_TILE_ROWS 8 /* accumulator array size, so every case of the switch is valid */
+/* Rows of B per k block: one tile's width of them fills about 2/3 of L1. */
+#define K_BLOCK 128
+#define CACHE_LINE 64
+/* B is fetched ahead when it has at least this many bytes (half of L2) and
+   the product at least this many row tiles. */
+#define FETCH_MIN_BYTES (1 << 20)
+#define FETCH_MIN_TILES 8
 
 #define TILE_CASE(SFX, n)                                                      \
     case n: SIMD_NAME(matmul_tile_##SFX)(n, nvec, k, a + i * lda, lda, b, ldb, \
@@ -56,15 +63,21 @@ void SIMD_NAME(matmul_tile_##SFX)(                                             \
 }                                                                              \
                                                                                \
 /* All rows of one column panel of `nvec` vectors, in as few tiles as the    \
-   tile height allows, of near-equal heights (no thin remainder tile). */     \
+   tile height allows, of near-equal heights (no thin remainder tile). Each   \
+   tile first asks for its share of `fetch_lines` cache lines from `fetch`    \
+   into L2 (see matmul_group). */                                            \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_panel_##SFX)(                                            \
     const int nvec, ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda,       \
-    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
+    const char *fetch, ptrdiff_t fetch_lines)                                  \
 {                                                                              \
     const ptrdiff_t tiles = (m + TILE_ROWS - 1) / TILE_ROWS;                   \
     for (ptrdiff_t t = 0; t < tiles; ++t) {                                    \
         const ptrdiff_t i = t * m / tiles;                                     \
+        for (ptrdiff_t line = t * fetch_lines / tiles;                         \
+             line < (t + 1) * fetch_lines / tiles; ++line)                     \
+            __builtin_prefetch(fetch + CACHE_LINE * line, 0, 2);               \
         switch ((t + 1) * m / tiles - i) {                                     \
         TILE_CASE(SFX, 7) TILE_CASE(SFX, 6) TILE_CASE(SFX, 5)                  \
         TILE_CASE(SFX, 4) TILE_CASE(SFX, 3) TILE_CASE(SFX, 2)                  \
@@ -91,14 +104,47 @@ const T *SIMD_NAME(group_rows_##SFX)(                                          \
     return b + p * ldb + col;                                                  \
 }                                                                              \
                                                                                \
+/* One column group of `nvec` vectors, its rows of B `stride` apart. k is    \
+   cut into blocks so that the group's block of B (K_BLOCK rows of its width) \
+   stays in L1 while every row tile uses it; a partial sum stored to c and    \
+   reloaded is exact, so blocking changes no rounding. The blocks run inside  \
+   the group: its columns of C stay in L2 between blocks, and packed B is     \
+   read as one stream.                                                        \
+   With fetch_end set, B is packed and the bytes after each block, up to      \
+   fetch_end, are the next block in the order of use: they are fetched into   \
+   L2 while the block is used, since B larger than L2 otherwise arrives from  \
+   L3 at the speed of the first row tile's demand misses. */                  \
+static inline __attribute__((always_inline))                                   \
+void SIMD_NAME(matmul_group_##SFX)(                                            \
+    const int nvec, ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda,       \
+    const T *rows, ptrdiff_t stride, T *c, ptrdiff_t ldc, int accumulate,      \
+    const T *fetch_end)                                                        \
+{                                                                              \
+    for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
+        const ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                \
+        const T *next = rows + (p + kb) * stride;                              \
+        ptrdiff_t fetch_lines = 0;                                             \
+        if (fetch_end != NULL && next < fetch_end) {                           \
+            ptrdiff_t bytes = (const char *)fetch_end - (const char *)next;    \
+            if (bytes > kb * stride * (ptrdiff_t)sizeof(T))                    \
+                bytes = kb * stride * (ptrdiff_t)sizeof(T);                    \
+            fetch_lines = bytes / CACHE_LINE;                                  \
+        }                                                                      \
+        SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
+                                      stride, c, ldc, p > 0 || accumulate,     \
+                                      (const char *)next, fetch_lines);        \
+    }                                                                          \
+}                                                                              \
+                                                                               \
 /* Columns of C in groups: full panels, single vectors, then the vector that  \
    ends at column n (overlapping the last group), or, when n is narrower than \
-   a vector, scalar columns. Rows p..p+k of B (a is already offset by p). */  \
+   a vector, scalar columns. Rows p..p+k of B (a is already offset by p).     \
+   fetch_end: see matmul_group (full panels only). */                        \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_columns_##SFX)(                                          \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, ptrdiff_t packed_k, ptrdiff_t p,                \
-    T *c, ptrdiff_t ldc, int accumulate)                                       \
+    T *c, ptrdiff_t ldc, int accumulate, const T *fetch_end)                   \
 {                                                                              \
     const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
     const ptrdiff_t panel = SIMD_TILE_VECTORS * lanes;                         \
@@ -106,13 +152,13 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     const T *rows;                                                             \
     for (; j + panel <= n; j += panel) {                                       \
         rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel, &stride); \
-        SIMD_NAME(matmul_panel_##SFX)(SIMD_TILE_VECTORS, m, k, a, lda, rows,   \
-                                      stride, c + j, ldc, accumulate);         \
+        SIMD_NAME(matmul_group_##SFX)(SIMD_TILE_VECTORS, m, k, a, lda, rows,   \
+                                      stride, c + j, ldc, accumulate, fetch_end); \
     }                                                                          \
     for (; j + lanes <= n; j += lanes) {                                       \
         rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, lanes, &stride); \
-        SIMD_NAME(matmul_panel_##SFX)(1, m, k, a, lda, rows, stride, c + j,    \
-                                      ldc, accumulate);                        \
+        SIMD_NAME(matmul_group_##SFX)(1, m, k, a, lda, rows, stride, c + j,    \
+                                      ldc, accumulate, NULL);                  \
     }                                                                          \
     if (j < n && n >= lanes) {                                                 \
         /* Fewer than a vector of columns left: compute the vector that ends  \
@@ -126,8 +172,8 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
             for (ptrdiff_t r = 0; r < count && accumulate; ++r)                \
                 for (ptrdiff_t q = 0; q < lanes; ++q)                          \
                     buffer[r * lanes + q] = c[(i + r) * ldc + start + q];      \
-            SIMD_NAME(matmul_panel_##SFX)(1, count, k, a + i * lda, lda, rows, \
-                                          stride, buffer, lanes, accumulate);  \
+            SIMD_NAME(matmul_group_##SFX)(1, count, k, a + i * lda, lda, rows, \
+                                          stride, buffer, lanes, accumulate, NULL); \
             for (ptrdiff_t r = 0; r < count; ++r)                              \
                 for (ptrdiff_t q = j - start; q < lanes; ++q)                  \
                     c[(i + r) * ldc + start + q] = buffer[r * lanes + q];      \
@@ -147,27 +193,12 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     }                                                                          \
 }                                                                              \
                                                                                \
-/* k is cut into blocks so that a panel of B (K_BLOCK rows of one tile's      \
-   width) stays in L1 while every row tile uses it. A partial sum stored to   \
-   c and reloaded is exact, so blocking does not change any rounding. */      \
-static void SIMD_NAME(matmul_blocked_##SFX)(                                   \
-    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
-    const T *b, ptrdiff_t ldb, ptrdiff_t packed_k, T *c, ptrdiff_t ldc,        \
-    int accumulate)                                                            \
-{                                                                              \
-    enum { K_BLOCK = 128 };                                                     \
-    for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
-        ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                      \
-        SIMD_NAME(matmul_columns_##SFX)(m, n, kb, a + p, lda, b, ldb, packed_k, \
-                                        p, c, ldc, p > 0 || accumulate);       \
-    }                                                                          \
-}                                                                              \
-                                                                               \
 void SIMD_NAME(lstm_matmul_##SFX)(                                             \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
 {                                                                              \
-    SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, b, ldb, 0, c, ldc, accumulate); \
+    SIMD_NAME(matmul_columns_##SFX)(m, n, k, a, lda, b, ldb, 0, 0, c, ldc,     \
+                                    accumulate, NULL);                         \
 }                                                                              \
                                                                                \
 /* B (k, n) into the packed layout: the column groups of matmul_columns in    \
@@ -202,7 +233,7 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
 {                                                                              \
-    enum { K_BLOCK = 128, M_CHUNK = 48, PAGE = 4096 };                         \
+    enum { M_CHUNK = 48, PAGE = 4096 };                                        \
     T a_t[M_CHUNK * K_BLOCK];                                                  \
     T *b_packed = ldb * (ptrdiff_t)sizeof(T) < PAGE ? NULL :                   \
         malloc(K_BLOCK * (n + FASTLSTM_PACK_EXTRA) * sizeof(T));               \
@@ -220,11 +251,11 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
             if (b_packed)                                                      \
                 SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, b_packed,  \
                                                 0, kb, 0, c + i0 * ldc, ldc,   \
-                                                p > 0 || accumulate);          \
+                                                p > 0 || accumulate, NULL);    \
             else                                                               \
                 SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, b, ldb, 0, \
                                                 p, c + i0 * ldc, ldc,          \
-                                                p > 0 || accumulate);          \
+                                                p > 0 || accumulate, NULL);    \
         }                                                                      \
     }                                                                          \
     free(b_packed);                                                            \
@@ -234,13 +265,21 @@ void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *packed, T *c, ptrdiff_t ldc, int accumulate)                      \
 {                                                                              \
-    SIMD_NAME(matmul_blocked_##SFX)(m, n, k, a, lda, packed, 0, k, c, ldc,     \
-                                    accumulate);                               \
+    /* Fetched ahead when B is too large to stay in L2 and there are enough  \
+       row tiles to spread the fetches over. */                               \
+    const T *fetch_end = m >= FETCH_MIN_TILES * TILE_ROWS &&                   \
+        k * n * (ptrdiff_t)sizeof(T) >= FETCH_MIN_BYTES ? packed + k * n : NULL; \
+    SIMD_NAME(matmul_columns_##SFX)(m, n, k, a, lda, packed, 0, k, 0, c, ldc,  \
+                                    accumulate, fetch_end);                    \
 }
 
 FASTLSTM_DEFINE_MATMUL(float, f32)
 FASTLSTM_DEFINE_MATMUL(double, f64)
 #undef FASTLSTM_DEFINE_MATMUL
 #undef TILE_CASE
+#undef FETCH_MIN_TILES
+#undef FETCH_MIN_BYTES
+#undef CACHE_LINE
+#undef K_BLOCK
 #undef MAX_TILE_ROWS
 #undef TILE_ROWS

@@ -71,6 +71,24 @@ def test_packed_product_equals_the_unpacked_one_bitwise(n, k, dtype, simd_level)
         np.testing.assert_array_equal(packed, unpacked)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_product_fetching_ahead_equals_the_unpacked_one_bitwise(dtype, simd_level):
+    """Weights over 1 MiB and 48 rows or more: the packed product fetches the
+    next block of the weights while it uses the current one."""
+    rng = np.random.default_rng(5)
+    m, k, n = 50, 300, 1000
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    for accumulate in (False, True):
+        unpacked, packed = c0.copy(), c0.copy()
+        _lstm.matmul(a, b, unpacked, accumulate)
+        _lstm.matmul(a, b, packed, accumulate, packed=True)
+        np.testing.assert_array_equal(packed, unpacked)
+    np.testing.assert_allclose(packed, a.astype(np.float64) @ b + c0,
+                               rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
+
+
 def test_packed_product_writes_only_its_columns():
     rng = np.random.default_rng(2)
     big_a = rng.standard_normal((10, 30)).astype(np.float32)
