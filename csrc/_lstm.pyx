@@ -36,6 +36,7 @@ _forward_part).
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
@@ -692,6 +693,62 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                                     - _column_split(block, n_blocks, 4 * H), kern)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
+
+
+# --------------------------------------------------------------- fingerprint
+
+cdef uint64_t FINGERPRINT_PRIME = 0x100000001b3  # FNV's 64-bit prime
+cdef uint64_t FINGERPRINT_SEED = 0xcbf29ce484222325  # FNV's 64-bit offset basis
+cdef int FINGERPRINT_LANES = 8
+
+
+cdef inline uint64_t _mix(uint64_t state, uint64_t word) noexcept nogil:
+    """One step of a lane: xor and multiply by an odd number, then fold the
+    high bits down (without the fold a change in a word's top bit would be
+    undone by the same change in the lane's next word). Each part is a
+    bijection of the state, so a lane never forgets that one word changed."""
+    state = (state ^ word) * FINGERPRINT_PRIME
+    return state ^ (state >> 31)
+
+
+def fingerprint(const unsigned char[::1] data):
+    """A 64-bit hash of a contiguous buffer's bytes, for telling whether an
+    array changed (fastlstm.functional's caches); not for security.
+
+    FINGERPRINT_LANES independent lanes take every eighth 8-byte word, so
+    the multiplications overlap (about 8 bytes a cycle); the lanes, the tail
+    bytes and the length are then mixed into one value. A change of one word
+    always changes the result; any other change does so but with
+    probability about 2**-64.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_ssize_t words = n // 8
+    cdef Py_ssize_t i, lane
+    cdef uint64_t state[8]
+    cdef uint64_t word = 0
+    cdef uint64_t result
+    cdef const unsigned char *raw = &data[0] if n > 0 else NULL
+    with nogil:
+        for lane in range(FINGERPRINT_LANES):
+            state[lane] = FINGERPRINT_SEED + <uint64_t> lane
+        i = 0
+        while i + FINGERPRINT_LANES <= words:
+            for lane in range(FINGERPRINT_LANES):
+                memcpy(&word, raw + 8 * (i + lane), 8)
+                state[lane] = _mix(state[lane], word)
+            i += FINGERPRINT_LANES
+        while i < words:
+            memcpy(&word, raw + 8 * i, 8)
+            state[i % FINGERPRINT_LANES] = _mix(state[i % FINGERPRINT_LANES], word)
+            i += 1
+        word = 0
+        if n > 8 * words:
+            memcpy(&word, raw + 8 * words, n - 8 * words)
+        result = _mix(FINGERPRINT_SEED, <uint64_t> n)
+        result = _mix(result, word)
+        for lane in range(FINGERPRINT_LANES):
+            result = _mix(result, state[lane])
+    return result
 
 
 # ------------------------------------------------------------- test access

@@ -7,7 +7,7 @@ one that calls BLAS), holds BLAS to one thread; the kernels do the rest
 without the GIL.
 """
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -26,9 +26,13 @@ class LSTMCache:
 
     Per (batch, time, unit) it holds 6 values: the four activated gates, the
     cell state and the hidden state, the last being the returned ``y``
-    itself (24 bytes in float32, 48 in float64). Besides that, a private copy
-    of x (``features`` values per (batch, time)), of the weights and of h0,
-    c0. Backward overwrites the gates unless asked to retain them.
+    itself (24 bytes in float32, 48 in float64). Besides that, x
+    (``features`` values per (batch, time)), the weights, h0 and c0: the
+    caller's own arrays where forward could use them as given, not copies,
+    so that the weights are not held twice. Of each such array it keeps a
+    fingerprint, and ``lstm_backward`` refuses to run if one changed (as
+    PyTorch refuses a tensor modified in place after its use). Backward
+    overwrites the gates unless asked to retain them.
     """
 
     x: np.ndarray                 # (batch, time, features)
@@ -39,11 +43,28 @@ class LSTMCache:
     y: np.ndarray                 # (batch, time, units), read-only
     gates: Optional[np.ndarray]   # (batch, time, 4 * units); None once consumed
     cells: np.ndarray             # (batch, time, units)
+    fingerprints: Dict[str, int]  # of the fields above that are the caller's arrays
 
 
-def _private(converted, original):
-    """`converted`, copied if it still shares memory with the caller's array."""
-    return converted.copy() if np.may_share_memory(converted, original) else converted
+def _fingerprint(array):
+    """A 64-bit hash of a C-contiguous array's bytes."""
+    return _lstm.fingerprint(array.reshape(-1).view(np.uint8))
+
+
+def _callers_arrays(inputs, originals):
+    """Fingerprints of the converted inputs that still share memory with the
+    caller's arrays (the others are copies only the cache holds)."""
+    return {name: _fingerprint(getattr(inputs, name)) for name, original in originals.items()
+            if np.may_share_memory(getattr(inputs, name), original)}
+
+
+def _check_unchanged(cache):
+    for name, fingerprint in cache.fingerprints.items():
+        if _fingerprint(getattr(cache, name)) != fingerprint:
+            raise RuntimeError(
+                f"{name} was modified after lstm_forward; lstm_backward needs the values "
+                "forward used. Change it after backward (as an optimizer step does), "
+                "or give lstm_forward a copy")
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
@@ -78,7 +99,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     Notes
     -----
     float32 inputs give float32 results; anything else is computed in
-    float64. The caller's arrays are never modified. Results are bitwise
+    float64. The caller's arrays are never modified; the cache refers to
+    them, so changing one before ``lstm_backward`` makes backward raise
+    (see LSTMCache). Results are bitwise
     identical for every thread count. Inference reuses one scratch buffer
     per dtype from call to call (a few MB, never more than 64 MiB) instead
     of mapping fresh pages each time; training reuses the gates buffer of
@@ -112,11 +135,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
 
     if not return_cache:
         return y, h_n, c_n
+    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+                 "h0": h0, "c0": c0}
     cache = LSTMCache(
-        x=_private(inputs.x, x), kernel=_private(inputs.kernel, kernel),
-        recurrent_kernel=_private(inputs.recurrent_kernel, recurrent_kernel),
-        h0=_private(inputs.h0, h0), c0=_private(inputs.c0, c0),
-        y=y, gates=gates, cells=cells)
+        x=inputs.x, kernel=inputs.kernel, recurrent_kernel=inputs.recurrent_kernel,
+        h0=inputs.h0, c0=inputs.c0, y=y, gates=gates, cells=cells,
+        fingerprints=_callers_arrays(inputs, originals))
     y.flags.writeable = False
     return y, h_n, c_n, cache
 
@@ -145,6 +169,12 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     LSTMGrads
         ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, shaped like
         ``x, kernel, recurrent_kernel, bias, h0, c0``.
+
+    Raises
+    ------
+    RuntimeError
+        If the cache was consumed, or if x, a weight matrix, h0 or c0 was
+        modified since the forward pass.
     """
     if not isinstance(cache, LSTMCache):
         raise TypeError("cache must come from fastlstm.functional.lstm_forward("
@@ -159,6 +189,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
                          dtype, check_finite)
     dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite)
     dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite)
+
+    _check_unchanged(cache)
 
     dz = cache.gates.copy() if retain_cache else cache.gates
     if not retain_cache:

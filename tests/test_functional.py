@@ -133,16 +133,53 @@ def test_caller_arrays_are_never_modified():
         np.testing.assert_array_equal(a, b)
 
 
-def test_cache_owns_its_inputs():
-    """Changing x or the weights after forward must not change the gradients."""
+@pytest.mark.parametrize("name", ["x", "kernel", "recurrent_kernel", "h0", "c0"])
+def test_backward_refuses_inputs_changed_after_forward(name):
+    """The cache refers to the caller's arrays instead of copying them, so a
+    change after forward, even of one ulp, must stop backward rather than
+    bend the gradients."""
     p = Problem(5, 3, 2, 4)
-    expected = run(functional, p)[3]
     _, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
-    for a in p.inputs:
-        a[...] = 7.0
-    actual = functional.lstm_backward(cache, *p.output_grads)
-    for a, e in zip(actual, expected):
+    assert getattr(cache, name) is getattr(p, name)  # held, not copied
+    changed = getattr(p, name)
+    changed.flat[-1] = np.nextafter(changed.flat[-1], np.inf)
+    with pytest.raises(RuntimeError, match=f"{name} was modified after lstm_forward"):
+        functional.lstm_backward(cache, *p.output_grads)
+
+
+def test_inputs_forward_converted_may_change_after_it():
+    """float16 weights are converted, so the cache holds its own copy."""
+    p = Problem(5, 3, 2, 4, dtype=np.float32)
+    x, kernel, recurrent_kernel, bias, h0, c0 = p.inputs
+    half = recurrent_kernel.astype(np.float16)
+    _, _, _, cache = functional.lstm_forward(x, kernel, half, bias, h0, c0, return_cache=True)
+    _, _, _, same = functional.lstm_forward(x, kernel, half.copy(), bias, h0, c0,
+                                            return_cache=True)
+    half[...] = 7.0
+    for a, e in zip(functional.lstm_backward(cache, *p.output_grads),
+                    functional.lstm_backward(same, *p.output_grads)):
         np.testing.assert_array_equal(a, e)
+
+
+def test_fingerprint_sees_every_bit():
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, 203, dtype=np.uint8)  # 25 words and a 3-byte tail
+    reference = _lstm.fingerprint(data)
+    assert _lstm.fingerprint(data.copy()) == reference
+    seen = {reference}
+    for byte in range(data.size):
+        for bit in range(8):
+            changed = data.copy()
+            changed[byte] ^= 1 << bit
+            seen.add(_lstm.fingerprint(changed))
+    assert len(seen) == 1 + 8 * data.size
+    # Top bits of two words of one lane (8 words apart) flipped together.
+    both = data.copy()
+    both[7] ^= 0x80
+    both[7 + 64] ^= 0x80
+    assert _lstm.fingerprint(both) != reference
+    assert _lstm.fingerprint(data[:-1]) != reference
+    assert _lstm.fingerprint(np.zeros(0, np.uint8)) != _lstm.fingerprint(np.zeros(1, np.uint8))
 
 
 def test_y_is_read_only_while_cached_and_backward_consumes_the_cache():
