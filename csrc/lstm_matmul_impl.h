@@ -62,6 +62,34 @@ void SIMD_NAME(matmul_tile_##SFX)(                                             \
             *(uvec *)(c + r * ldc + v * lanes) = acc[r][v];                    \
 }                                                                              \
                                                                                \
+/* One row against two full column panels, b0's and b1's (rows of each      \
+   `stride` apart), into c's columns 0..2 * panel. Each column's sum is the   \
+   tile's, one accumulator over k in order, so the result is bitwise the     \
+   same; but twice the independent accumulators keep both FMA ports busy,    \
+   where one panel's are bound by the FMA latency. */                        \
+static inline __attribute__((always_inline))                                   \
+void SIMD_NAME(matmul_row_pair_##SFX)(                                         \
+    ptrdiff_t k, const T *restrict a, const T *restrict b0,                    \
+    const T *restrict b1, ptrdiff_t stride, T *restrict c, int accumulate)     \
+{                                                                              \
+    typedef SIMD_NAME(vec_##SFX) vec;                                          \
+    typedef SIMD_NAME(uvec_##SFX) uvec;                                        \
+    const int lanes = SIMD_VECTOR_BYTES / sizeof(T);                           \
+    const int nvec = SIMD_TILE_VECTORS;                                        \
+    vec acc[2 * SIMD_TILE_VECTORS];                                            \
+    for (int v = 0; v < 2 * nvec; ++v)                                         \
+        acc[v] = accumulate ? (vec)*(const uvec *)(c + v * lanes) : (vec){0};  \
+    for (ptrdiff_t p = 0; p < k; ++p) {                                        \
+        const T s = a[p];                                                      \
+        for (int v = 0; v < nvec; ++v) {                                       \
+            acc[v] += s * (vec)*(const uvec *)(b0 + p * stride + v * lanes);   \
+            acc[nvec + v] += s * (vec)*(const uvec *)(b1 + p * stride + v * lanes); \
+        }                                                                      \
+    }                                                                          \
+    for (int v = 0; v < 2 * nvec; ++v)                                         \
+        *(uvec *)(c + v * lanes) = acc[v];                                     \
+}                                                                              \
+                                                                               \
 /* All rows of one column panel of `nvec` vectors, in as few tiles as the    \
    tile height allows, of near-equal heights (no thin remainder tile). Each   \
    tile first asks for its share of `fetch_lines` cache lines from `fetch`    \
@@ -150,6 +178,14 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     const ptrdiff_t panel = SIMD_TILE_VECTORS * lanes;                         \
     ptrdiff_t j = 0, stride;                                                   \
     const T *rows;                                                             \
+    if (m == 1) /* no row tile to reuse B across: k blocks gain nothing */    \
+        for (; j + 2 * panel <= n; j += 2 * panel) {                           \
+            rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel, &stride); \
+            const T *next = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j + panel, \
+                                                        j + panel, p, panel, &stride); \
+            SIMD_NAME(matmul_row_pair_##SFX)(k, a, rows, next, stride, c + j,  \
+                                             accumulate);                      \
+        }                                                                      \
     for (; j + panel <= n; j += panel) {                                       \
         rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel, &stride); \
         SIMD_NAME(matmul_group_##SFX)(SIMD_TILE_VECTORS, m, k, a, lda, rows,   \

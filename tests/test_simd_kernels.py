@@ -45,6 +45,24 @@ def test_matmul_rows_do_not_depend_on_their_neighbours(dtype, simd_level):
         np.testing.assert_array_equal(part, block[start:stop])
 
 
+@pytest.mark.parametrize("n", [64, 200, 517])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_single_row_products_equal_the_block_rows_bitwise(n, dtype, simd_level):
+    """A lone row (batch 1) takes two column panels at a time; each of its
+    columns must still be summed exactly as in a tile of several rows."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((9, 300)).astype(dtype)
+    b = rng.standard_normal((300, n)).astype(dtype)
+    c0 = rng.standard_normal((9, n)).astype(dtype)
+    for packed in (False, True):
+        block = c0.copy()
+        _lstm.matmul(a, b, block, True, packed=packed)
+        for row in range(a.shape[0]):
+            alone = c0[row:row + 1].copy()
+            _lstm.matmul(a[row:row + 1], b, alone, True, packed=packed)
+            np.testing.assert_array_equal(alone, block[row:row + 1])
+
+
 def test_matmul_reads_strided_rows():
     rng = np.random.default_rng(1)
     big_a = rng.standard_normal((10, 30))
