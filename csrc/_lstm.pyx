@@ -718,13 +718,13 @@ def fingerprint(const unsigned char[::1] data):
     FINGERPRINT_LANES independent lanes take every eighth 8-byte word, so
     the multiplications overlap (about 8 bytes a cycle); the lanes, the tail
     bytes and the length are then mixed into one value. A change of one word
-    always changes the result; any other change does so but with
-    probability about 2**-64.
+    always changes the result; other changes leave it equal only by chance
+    (about 2**-64 for unrelated data).
     """
     cdef Py_ssize_t n = data.shape[0]
     cdef Py_ssize_t words = n // 8
     cdef Py_ssize_t i, lane
-    cdef uint64_t state[8]
+    cdef uint64_t state[8]  # FINGERPRINT_LANES
     cdef uint64_t word = 0
     cdef uint64_t result
     cdef const unsigned char *raw = &data[0] if n > 0 else NULL
