@@ -599,15 +599,18 @@ cdef void _weight_grads_block(
         floating *dz, const floating *x, const floating *h0, const floating *y,
         floating *dkernel, floating *drecurrent, floating *dbias,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        Py_ssize_t j0, Py_ssize_t nc, lstm_simd_kernels kern) noexcept nogil:
-    """Columns j0:j0+nc of dkernel, drecurrent_kernel and dbias, each a sum
-    over all B*T rows. Zeroes dz[:, 0, j0:j0+nc] on the way (see below).
+        Py_ssize_t block, Py_ssize_t n_blocks, lstm_simd_kernels kern) noexcept nogil:
+    """Column block `block` of n_blocks (cut by _column_split) of dkernel,
+    drecurrent_kernel and dbias, each a sum over all B*T rows. Zeroes
+    dz[:, 0, j0:j0+nc] on the way (see below).
 
     Our product copies each block of 128 rows of x, y and dz once (see
     lstm_matmul_tn); BLAS packed the long B*T side of both operands again
     for every column block, which took about 40% of its time here."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t BT = B * T
+    cdef Py_ssize_t j0 = _column_split(block, n_blocks, G)
+    cdef Py_ssize_t nc = _column_split(block + 1, n_blocks, G) - j0
     cdef Py_ssize_t row, j, b
     cdef floating *dz_row
     memset(dbias + j0, 0, nc * sizeof(floating))
@@ -688,9 +691,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
             for block in prange(n_blocks, schedule="static", num_threads=n_threads):
                 _weight_grads_block(&dz[0, 0, 0], &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
                                     &dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0],
-                                    B, T, I, H, _column_split(block, n_blocks, 4 * H),
-                                    _column_split(block + 1, n_blocks, 4 * H)
-                                    - _column_split(block, n_blocks, 4 * H), kern)
+                                    B, T, I, H, block, n_blocks, kern)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
 
