@@ -77,11 +77,12 @@ simd_library = ("fastlstm_simd", {
     "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
     # rebuild when a header changes
     "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_simd_level.h", "csrc/lstm_gates_impl.h",
-                      "csrc/lstm_matmul_impl.h"]},
+                      "csrc/lstm_matmul_impl.h", "csrc/aligned_memory.h"]},
 })
 
 kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],
-                    depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h"])
+                    depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h",
+                             "csrc/aligned_memory.h"])
 
 setup(
     libraries=[simd_library],

@@ -88,6 +88,10 @@ cdef extern from "lstm_simd.h" nogil:
     lstm_simd_kernels fastlstm_simd_kernels(int level)
 
 
+cdef extern from "aligned_memory.h" nogil:
+    void *fastlstm_aligned_malloc(size_t bytes)
+    void fastlstm_aligned_free(void *memory)
+
 cdef extern from "openmp_compat.h" nogil:
     int fastlstm_openmp_enabled()
     int fastlstm_omp_max_threads()
@@ -277,13 +281,13 @@ cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t
 
 cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
                             const floating *b, Py_ssize_t ldb) except NULL:
-    """A malloc'ed copy of b (k, n) in the product's packed layout.
+    """A copy of b (k, n) in the product's packed layout, cache-line aligned.
 
     Packed once per call, it is read by every thread at every step; the
-    caller frees it.
+    caller frees it with fastlstm_aligned_free.
     """
-    cdef floating *packed = <floating *> malloc(
-        max(1, k * (n + FASTLSTM_PACK_EXTRA)) * sizeof(floating))
+    cdef floating *packed = <floating *> fastlstm_aligned_malloc(
+        k * (n + FASTLSTM_PACK_EXTRA) * sizeof(floating))
     if packed == NULL:
         raise MemoryError("fastlstm: could not allocate the packed weights")
     if floating is float:
@@ -474,8 +478,8 @@ cdef int _forward(const floating *x, const floating *kernel,
                     _forward_part(x, packed_kernel, packed_recurrent, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1)
     finally:
-        free(packed_kernel)
-        free(packed_recurrent)
+        fastlstm_aligned_free(packed_kernel)
+        fastlstm_aligned_free(packed_recurrent)
     return 0
 
 
@@ -682,7 +686,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                                          &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
                                          &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern)
     finally:
-        free(packed_recurrent_t)
+        fastlstm_aligned_free(packed_recurrent_t)
     with nogil:
         if failed == 0:
             for block in prange(n_dx_blocks, schedule="static", num_threads=n_threads):
@@ -784,7 +788,7 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
             _matmul_packed(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
                            a.strides[0] // sizeof(floating), b_packed, &c[0, 0],
                            c.strides[0] // sizeof(floating), accumulate)
-        free(b_packed)
+        fastlstm_aligned_free(b_packed)
         return
     with nogil:
         _matmul(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],

@@ -272,7 +272,8 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
     enum { M_CHUNK = 48, PAGE = 4096 };                                        \
     T a_t[M_CHUNK * K_BLOCK];                                                  \
     T *b_packed = ldb * (ptrdiff_t)sizeof(T) < PAGE ? NULL :                   \
-        malloc(K_BLOCK * (n + FASTLSTM_PACK_EXTRA) * sizeof(T));               \
+        fastlstm_aligned_malloc(K_BLOCK * (n + FASTLSTM_PACK_EXTRA)            \
+                                * sizeof(T));                                  \
     const ptrdiff_t chunks = (m + M_CHUNK - 1) / M_CHUNK;                      \
     for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
         const ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                \
@@ -294,7 +295,7 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
                                                 p > 0 || accumulate, NULL);    \
         }                                                                      \
     }                                                                          \
-    free(b_packed);                                                            \
+    fastlstm_aligned_free(b_packed);                                           \
 }                                                                              \
                                                                                \
 void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "aligned_memory.h"
 #include "lstm_simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
