@@ -67,6 +67,8 @@ cdef extern from "lstm_simd.h" nogil:
     ctypedef void (*matmul_packed_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
                                           Py_ssize_t, const double *, double *, Py_ssize_t,
                                           int) noexcept nogil
+    ctypedef int (*all_finite_f32_fn)(Py_ssize_t, const float *) noexcept nogil
+    ctypedef int (*all_finite_f64_fn)(Py_ssize_t, const double *) noexcept nogil
     ctypedef struct lstm_simd_kernels:
         forward_f32_fn forward_f32
         forward_f64_fn forward_f64
@@ -80,6 +82,8 @@ cdef extern from "lstm_simd.h" nogil:
         matmul_packed_f64_fn matmul_packed_f64
         matmul_f32_fn matmul_tn_f32
         matmul_f64_fn matmul_tn_f64
+        all_finite_f32_fn all_finite_f32
+        all_finite_f64_fn all_finite_f64
     int FASTLSTM_PACK_EXTRA
     int fastlstm_simd_level_count()
     const char *fastlstm_simd_level_name(int level)
@@ -698,6 +702,23 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                                     B, T, I, H, block, n_blocks, kern)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
+
+
+# ------------------------------------------------------------- finiteness
+
+def all_finite(const floating[::1] values):
+    """Whether no value is NaN or infinite (the inputs' check_finite pass)."""
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    cdef Py_ssize_t n = values.shape[0]
+    cdef int finite = 1
+    if n == 0:
+        return True
+    with nogil:
+        if floating is float:
+            finite = kern.all_finite_f32(n, &values[0])
+        else:
+            finite = kern.all_finite_f64(n, &values[0])
+    return bool(finite)
 
 
 # --------------------------------------------------------------- fingerprint

@@ -1,5 +1,6 @@
 /*
- * Runtime dispatch of the SIMD kernels (gate math, small matrix product).
+ * Runtime dispatch of the SIMD kernels (gate math, small matrix product,
+ * the finiteness check).
  *
  * A portable build may not assume AVX2 (no -march=native), yet these loops
  * are worth 2-8x more with wide vectors. So the kernels are compiled once per
@@ -70,7 +71,8 @@
       lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx,                            \
       lstm_pack_f32_##sfx, lstm_pack_f64_##sfx,                                \
       lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx,              \
-      lstm_matmul_tn_f32_##sfx, lstm_matmul_tn_f64_##sfx }
+      lstm_matmul_tn_f32_##sfx, lstm_matmul_tn_f64_##sfx,                      \
+      lstm_all_finite_f32_##sfx, lstm_all_finite_f64_##sfx }
 
 static const lstm_simd_kernels kernel_table[] = {
     KERNELS(baseline),

@@ -6,7 +6,9 @@
  *   4 * n_units laid out as the gates i, f, g (the cell candidate, Keras'
  *   "c") and o; everything elementwise between two matrix products happens
  *   in one vectorized pass (lstm_gates_impl.h);
- * - the small-M matrix product of each step (lstm_matmul_impl.h).
+ * - the small-M matrix product of each step (lstm_matmul_impl.h);
+ * - and, for the argument checks, whether an array is all finite
+ *   (lstm_finite_impl.h).
  *
  * lstm_simd.c compiles them once per instruction set (baseline, AVX2+FMA,
  * AVX-512) and picks one at run time, so a portable build still runs the
@@ -87,6 +89,10 @@ typedef void (*lstm_matmul_packed_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                           const double *a, ptrdiff_t lda, const double *packed,
                                           double *c, ptrdiff_t ldc, int accumulate);
 
+/* 1 when none of the n values is NaN or infinite, else 0. */
+typedef int (*lstm_all_finite_f32_fn)(ptrdiff_t n, const float *values);
+typedef int (*lstm_all_finite_f64_fn)(ptrdiff_t n, const double *values);
+
 typedef struct {
     lstm_gates_forward_f32_fn forward_f32;
     lstm_gates_forward_f64_fn forward_f64;
@@ -100,6 +106,8 @@ typedef struct {
     lstm_matmul_packed_f64_fn matmul_packed_f64;
     lstm_matmul_tn_f32_fn matmul_tn_f32;
     lstm_matmul_tn_f64_fn matmul_tn_f64;
+    lstm_all_finite_f32_fn all_finite_f32;
+    lstm_all_finite_f64_fn all_finite_f64;
 } lstm_simd_kernels;
 
 /* SIMD levels, lowest first. */

@@ -9,6 +9,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from . import _lstm
+
 _BLAS_INT_MAX = 2**31 - 1
 
 
@@ -43,9 +45,17 @@ def compute_dtype(*arrays):
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
+def all_finite(array):
+    """Whether no element is NaN or infinite; float32 and float64 arrays in
+    one pass of the compiled check, without NumPy's temporary boolean array."""
+    if array.dtype in (np.float32, np.float64):
+        return _lstm.all_finite(np.ravel(array))
+    return bool(np.isfinite(array).all())
+
+
 def check_finite_arrays(**arrays):
     for name, array in arrays.items():
-        if array is not None and not np.isfinite(array).all():
+        if array is not None and not all_finite(array):
             raise ValueError(f"{name} contains NaN or infinity "
                              "(pass check_finite=False to skip this check)")
 

@@ -275,3 +275,25 @@ def test_gates_backward_matches_float64_math(units, dtype, with_dy, simd_level):
     bound = tolerance * np.stack([scale * np.abs(g * i), scale * np.abs(c_prev * f),
                                   scale * np.abs(i), np.abs(dh_t * o)])
     assert np.all(np.abs(out_gates - expected) <= bound + GATE_ATOL[dtype])
+
+
+# Lengths around the unrolled loop's stride (4 vectors: 64 floats at AVX-512)
+# and its scalar tail.
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 63, 64, 65, 203])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_finds_every_non_finite_value_wherever_it_is(n, dtype, simd_level):
+    info = np.finfo(dtype)
+    values = np.linspace(-1, 1, n).astype(dtype)
+    # The extremes of the finite range are finite.
+    values[0], values[-1] = info.max, -info.tiny / 4  # a subnormal
+    assert _lstm.all_finite(values)
+    for bad in (np.nan, np.inf, -np.inf, -np.nan):
+        for position in range(n):
+            marked = values.copy()
+            marked[position] = bad
+            assert not _lstm.all_finite(marked), (bad, position)
+
+
+def test_all_finite_of_nothing_is_true():
+    assert _lstm.all_finite(np.empty(0, np.float32))
+    assert _lstm.all_finite(np.empty(0, np.float64))
