@@ -53,13 +53,14 @@ def test_cpu_affinity_caps_the_default():
 
 @pytest.mark.parametrize("batch, units, itemsize, threads, parts", [
     (1, 100, 4, 1, 1), (64, 100, 4, 1, 1), (128, 100, 4, 1, 1), (129, 100, 4, 1, 2),
-    (1000, 100, 4, 1, 8), (64, 100, 4, 2, 2), (3, 50, 4, 4, 3), (16, 64, 4, 2, 1),
-    (16, 63, 4, 2, 2), (17, 64, 4, 2, 2), (300, 100, 8, 2, 3),
+    (1000, 100, 4, 1, 8), (64, 100, 4, 2, 2), (3, 50, 4, 4, 3), (16, 256, 4, 2, 1),
+    (16, 255, 4, 2, 2), (17, 256, 4, 2, 2), (1, 182, 8, 2, 1), (1, 181, 8, 2, 1),
+    (2, 181, 8, 2, 2), (1, 128, 4, 2, 1), (4, 128, 4, 2, 2), (300, 100, 8, 2, 3),
     (64, 64, 4, 1, 4), (64, 64, 8, 1, 1), (17, 50, 4, 1, 2), (8, 50, 4, 2, 2)])
 def test_batch_parts(batch, units, itemsize, threads, parts):
     """One part per thread, at most 128 rows each (16 when the recurrent
-    weights fit in 64 KiB); a batch of at most 16 rows with 64+ units is one
-    part that the threads share."""
+    weights fit in 64 KiB); a batch of at most 16 rows whose recurrent
+    weights take 1 MiB or more is one part that the threads share."""
     assert _lstm.batch_parts(batch, units, itemsize, threads) == parts
 
 
@@ -71,11 +72,13 @@ def _results(problem):
 
 # Parts of uneven size, more parts than threads, several column blocks, a
 # projection longer than one row block, many features; then one part shared
-# by the threads, which split its columns (64+ units): ragged unit counts,
-# several inference time blocks.
+# by the threads, which split its columns (weights of 1 MiB or more: 256+
+# units in float32, 182+ in float64): ragged unit counts, several inference
+# time blocks.
 @pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5), (40, 3, 80, 7),
                                    (300, 3, 5, 6), (1, 9, 3, 129), (7, 5, 70, 200),
-                                   (16, 4, 2, 64), (2, 600, 3, 100)], ids=str)
+                                   (16, 4, 2, 64), (2, 600, 3, 100), (1, 6, 3, 257),
+                                   (5, 4, 20, 300), (2, 130, 3, 256)], ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_results_are_bitwise_identical_for_1_to_4_threads(shape, dtype, restore_threads):
     problem = Problem(*shape, dtype=dtype, seed=11)
