@@ -67,6 +67,12 @@ cdef extern from "lstm_simd.h" nogil:
     ctypedef void (*matmul_packed_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
                                           Py_ssize_t, const double *, double *, Py_ssize_t,
                                           int) noexcept nogil
+    ctypedef void (*matmul_tn_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
+                                      Py_ssize_t, const float *, Py_ssize_t, float *,
+                                      Py_ssize_t, int, float *) noexcept nogil
+    ctypedef void (*matmul_tn_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
+                                      Py_ssize_t, const double *, Py_ssize_t, double *,
+                                      Py_ssize_t, int, double *) noexcept nogil
     ctypedef int (*all_finite_f32_fn)(Py_ssize_t, const float *) noexcept nogil
     ctypedef int (*all_finite_f64_fn)(Py_ssize_t, const double *) noexcept nogil
     ctypedef struct lstm_simd_kernels:
@@ -80,8 +86,8 @@ cdef extern from "lstm_simd.h" nogil:
         pack_f64_fn pack_f64
         matmul_packed_f32_fn matmul_packed_f32
         matmul_packed_f64_fn matmul_packed_f64
-        matmul_f32_fn matmul_tn_f32
-        matmul_f64_fn matmul_tn_f64
+        matmul_tn_f32_fn matmul_tn_f32
+        matmul_tn_f64_fn matmul_tn_f64
         all_finite_f32_fn all_finite_f32
         all_finite_f64_fn all_finite_f64
     int FASTLSTM_PACK_EXTRA
@@ -131,6 +137,11 @@ cdef Py_ssize_t PRODUCT_ROW_BLOCK = 256
 cdef Py_ssize_t SPLIT_BATCH_MAX = 16
 cdef Py_ssize_t SPLIT_WEIGHT_BYTES = 1 << 20
 cdef Py_ssize_t SPLIT_COLUMNS = 64
+# The weight gradients give each thread a block of gate columns: near-equal
+# blocks cut at multiples of GRAD_COLUMNS (a whole number of vectors at
+# every SIMD level). Their product sums each column alone, so the cut
+# changes no bit.
+cdef Py_ssize_t GRAD_COLUMNS = 16
 
 cdef int _simd_level = fastlstm_simd_best_level()
 
@@ -240,12 +251,13 @@ cdef inline Py_ssize_t _split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) n
     return i * size // parts
 
 
-cdef inline Py_ssize_t _column_split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t G) noexcept nogil:
-    """Start of part i of G gate columns cut at multiples of SPLIT_COLUMNS;
-    the last part takes the ragged end (part `parts` starts at G)."""
+cdef inline Py_ssize_t _column_split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t G,
+                                     Py_ssize_t unit) noexcept nogil:
+    """Start of part i of G gate columns cut at multiples of `unit`; the last
+    part takes the ragged end (part `parts` starts at G)."""
     if i == parts:
         return G
-    return SPLIT_COLUMNS * _split(i, parts, G // SPLIT_COLUMNS)
+    return unit * _split(i, parts, G // unit)
 
 
 # ------------------------------------------------------------------- forward
@@ -273,12 +285,13 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
 cdef inline void _matmul_tn(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                             const floating *a, Py_ssize_t lda, const floating *b,
                             Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
-                            bint accumulate) noexcept nogil:
-    """c (m, n) = [c +] a^T @ b, a stored (k, m); each element summed over k in order."""
+                            bint accumulate, floating *column_sums=NULL) noexcept nogil:
+    """c (m, n) = [c +] a^T @ b, a stored (k, m); each element summed over k in
+    order. column_sums (n), unless NULL: [column_sums +] b's column sums."""
     if floating is float:
-        kern.matmul_tn_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+        kern.matmul_tn_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
     else:
-        kern.matmul_tn_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+        kern.matmul_tn_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
 
 
 cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
@@ -390,8 +403,8 @@ cdef void _forward_part(
     cdef const floating *c_prev_row
     cdef floating *c_row
     # This member's columns of the products and its units of the gate math.
-    cdef Py_ssize_t j0 = _column_split(member, team, G)
-    cdef Py_ssize_t j1 = _column_split(member + 1, team, G)
+    cdef Py_ssize_t j0 = _column_split(member, team, G, SPLIT_COLUMNS)
+    cdef Py_ssize_t j1 = _column_split(member + 1, team, G, SPLIT_COLUMNS)
     cdef Py_ssize_t u0 = _split(member, team, H)
     cdef Py_ssize_t nu = _split(member + 1, team, H) - u0
 
@@ -623,19 +636,16 @@ cdef void _weight_grads_block(
 
     Our product copies each block of 128 rows of x, y and dz once (see
     lstm_matmul_tn); BLAS packed the long B*T side of both operands again
-    for every column block, which took about 40% of its time here."""
+    for every column block, which took about 40% of its time here. dbias,
+    dz's column sums, comes out of dkernel's product while dz is in cache
+    (a scalar pass of its own took a fifth of the weight gradients' time
+    at 100 units)."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t BT = B * T
-    cdef Py_ssize_t j0 = _column_split(block, n_blocks, G)
-    cdef Py_ssize_t nc = _column_split(block + 1, n_blocks, G) - j0
-    cdef Py_ssize_t row, j, b
-    cdef floating *dz_row
-    memset(dbias + j0, 0, nc * sizeof(floating))
-    for row in range(BT):
-        dz_row = dz + row * G + j0
-        for j in range(nc):
-            dbias[j0 + j] += dz_row[j]
-    _matmul_tn(kern, I, nc, BT, x, I, dz + j0, G, dkernel + j0, G, False)
+    cdef Py_ssize_t j0 = _column_split(block, n_blocks, G, GRAD_COLUMNS)
+    cdef Py_ssize_t nc = _column_split(block + 1, n_blocks, G, GRAD_COLUMNS) - j0
+    cdef Py_ssize_t b
+    _matmul_tn(kern, I, nc, BT, x, I, dz + j0, G, dkernel + j0, G, False, dbias + j0)
     # drecurrent = sum over (b, t) of h_{t-1}^T dz_t. Flattened, row (b, t) of
     # y is h_t of sequence b, so y's rows 0..BT-2 against dz's rows 1..BT-1
     # pair every h_{t-1} with its dz_t in one product, except that each
@@ -683,10 +693,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Py_ssize_t n_parts = _n_parts(B, H, sizeof(floating), n_threads)
     cdef Py_ssize_t n_dx_blocks = _n_dx_blocks(B * T)
-    # Our product sums every element in order over all rows, so cutting the
-    # weight gradients' columns at multiples of SPLIT_COLUMNS changes no bit:
-    # one block per thread.
-    cdef Py_ssize_t n_blocks = max(1, min(n_threads, 4 * H // SPLIT_COLUMNS))
+    # One block of gate columns per thread (see GRAD_COLUMNS).
+    cdef Py_ssize_t n_blocks = max(1, min(n_threads, 4 * H // GRAD_COLUMNS))
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t part, block
     cdef int failed = 0
@@ -827,8 +835,9 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
 
 
 def matmul_tn(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
-              bint accumulate):
-    """c = [c +] a^T @ b with the weight gradients' product (for tests).
+              bint accumulate, floating[::1] sums=None):
+    """c = [c +] a^T @ b with the weight gradients' product (for tests);
+    sums (n,), if given, = [sums +] the column sums of b (the bias gradient).
 
     a (k, m), b (k, n) and c (m, n) may be strided by rows (unit stride along
     each row), as the backward pass reads a column block of dz.
@@ -836,11 +845,15 @@ def matmul_tn(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
     _check_product_operands(
         "matmul_tn", a.shape[0] == b.shape[0] and c.shape[0] == a.shape[1]
         and c.shape[1] == b.shape[1], sizeof(floating), {"a": a, "b": b, "c": c})
+    if sums is not None and sums.shape[0] != b.shape[1]:
+        raise ValueError(f"matmul_tn: sums must have shape ({b.shape[1]},), "
+                         f"got ({sums.shape[0]},)")
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    cdef floating *sums_ptr = NULL if sums is None else &sums[0]
     with nogil:
         _matmul_tn(kern, a.shape[1], b.shape[1], a.shape[0], &a[0, 0],
                    a.strides[0] // sizeof(floating), &b[0, 0], b.strides[0] // sizeof(floating),
-                   &c[0, 0], c.strides[0] // sizeof(floating), accumulate)
+                   &c[0, 0], c.strides[0] // sizeof(floating), accumulate, sums_ptr)
 
 
 def gates_forward(floating[:, ::1] z, const floating[::1] bias, const floating[::1] c_prev,

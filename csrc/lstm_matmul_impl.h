@@ -264,13 +264,20 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
    a time (read in place, a^T's rows are a's columns, an element per cache   \
    line); b's block is packed when b's rows are a page or more apart (they   \
    then fall into the same L1 sets), or read in place if there is no memory  \
-   for the copy. Either way each element is lstm_matmul's sum. */              \
+   for the copy. Either way each element is lstm_matmul's sum.               \
+   column_sums, unless NULL, gets [column_sums +] the sums of b's columns     \
+   (the bias gradient), as a row of ones times each block while it is in     \
+   cache: each sum is its column's values added in order. */                 \
 void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
-    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
+    const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
+    T *column_sums)                                                            \
 {                                                                              \
     enum { M_CHUNK = 48, PAGE = 4096 };                                        \
     T a_t[M_CHUNK * K_BLOCK];                                                  \
+    T ones[K_BLOCK];                                                           \
+    for (ptrdiff_t q = 0; q < K_BLOCK; ++q)                                    \
+        ones[q] = 1;                                                           \
     T *b_packed = ldb * (ptrdiff_t)sizeof(T) < PAGE ? NULL :                   \
         fastlstm_aligned_malloc(K_BLOCK * (n + FASTLSTM_PACK_EXTRA)            \
                                 * sizeof(T));                                  \
@@ -294,6 +301,14 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
                                                 p, c + i0 * ldc, ldc,          \
                                                 p > 0 || accumulate, NULL);    \
         }                                                                      \
+        if (column_sums && b_packed)                                           \
+            SIMD_NAME(matmul_columns_##SFX)(1, n, kb, ones, kb, b_packed, 0,   \
+                                            kb, 0, column_sums, 0,             \
+                                            p > 0 || accumulate, NULL);        \
+        else if (column_sums)                                                  \
+            SIMD_NAME(matmul_columns_##SFX)(1, n, kb, ones, kb, b, ldb, 0, p,  \
+                                            column_sums, 0,                    \
+                                            p > 0 || accumulate, NULL);        \
     }                                                                          \
     fastlstm_aligned_free(b_packed);                                           \
 }                                                                              \

@@ -64,12 +64,19 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 /*
  * c (m, n) = [c +] a^T @ b with a stored (k, m), rows lda apart: the weight
  * gradients' sums over all (batch, time) rows. Each element is summed over
- * k in order, as in lstm_matmul, so cutting the columns into blocks at
- * least a vector wide (narrower ones go through a scalar loop) does not
- * change a bit.
+ * k in order, as in lstm_matmul, so cutting the columns into blocks (any
+ * width) does not change a bit. column_sums (n), unless NULL, receives
+ * [column_sums +] the sum of each column of b over its k rows, added in
+ * order: the bias gradient, taken while b passes through the cache.
  */
-typedef lstm_matmul_f32_fn lstm_matmul_tn_f32_fn;
-typedef lstm_matmul_f64_fn lstm_matmul_tn_f64_fn;
+typedef void (*lstm_matmul_tn_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                      const float *a, ptrdiff_t lda, const float *b,
+                                      ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                      int accumulate, float *column_sums);
+typedef void (*lstm_matmul_tn_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                      const double *a, ptrdiff_t lda, const double *b,
+                                      ptrdiff_t ldb, double *c, ptrdiff_t ldc,
+                                      int accumulate, double *column_sums);
 
 /*
  * The same product with B packed once by pack_* (B's k, n and ldb), so each

@@ -156,19 +156,42 @@ def test_transposed_product_is_the_plain_one_bitwise(k, m, n, ldb, dtype, simd_l
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_level):
     """The backward pass gives each thread a block of gate columns, cut at
-    multiples of 64 with the last block taking the rest; the result must not
+    multiples of 16 with the last block taking the rest; the result must not
     depend on the cut, or on the number of threads."""
     rng = np.random.default_rng(n)
     a = rng.standard_normal((200, 30)).astype(dtype)
     b = rng.standard_normal((200, ldb)).astype(dtype)[:, :n]
     whole = np.zeros((30, n), dtype)
     _lstm.matmul_tn(a, b, whole, False)
-    for cuts in ([0, 64, n], [0, 64, 128, n], [0, 64 * (n // 128), n]):
+    for cuts in ([0, 64, n], [0, 64, 128, n], [0, 64 * (n // 128), n], [0, 16, n],
+                 [0, 16 * (n // 32), n], [0, 48, 112, n]):
         cuts = sorted(set(cuts))
         blocks = np.zeros((30, n), dtype)
         for start, stop in zip(cuts[:-1], cuts[1:]):
             _lstm.matmul_tn(a, b[:, start:stop], blocks[:, start:stop], False)
         np.testing.assert_array_equal(blocks, whole)
+
+
+@pytest.mark.parametrize("k, n, ldb", [(300, 203, 203), (129, 40, 1100), (5, 17, 17), (260, 1030, 1030)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_transposed_product_sums_the_columns_of_b_in_order(k, n, ldb, dtype, accumulate,
+                                                         simd_level):
+    """The bias gradient rides along the weight gradient's product: each
+    column of b added up row by row, bitwise as a running sum would, with
+    the product itself unchanged."""
+    rng = np.random.default_rng(k + n)
+    a = rng.standard_normal((k, 7)).astype(dtype)
+    b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
+    start_sums = rng.standard_normal(n).astype(dtype)
+    start_product = rng.standard_normal((7, n)).astype(dtype)
+    sums, product = start_sums.copy(), start_product.copy()
+    _lstm.matmul_tn(a, b, product, accumulate, sums)
+    expected_product = start_product.copy()
+    _lstm.matmul_tn(a, b, expected_product, accumulate)
+    running = np.cumsum(np.vstack([start_sums[None], b]) if accumulate else b, axis=0)[-1]
+    np.testing.assert_array_equal(product, expected_product)
+    np.testing.assert_array_equal(sums, running)
 
 
 def sigmoid(x):
