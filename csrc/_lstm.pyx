@@ -209,6 +209,15 @@ cdef inline bint _split_units(Py_ssize_t B, Py_ssize_t H, Py_ssize_t itemsize,
             and 4 * H * H * itemsize >= SPLIT_WEIGHT_BYTES)
 
 
+cdef inline int _team_size(Py_ssize_t n_parts, int n_threads) noexcept nogil:
+    """Threads for a loop over n_parts parts: no more than there are parts.
+    A thread with no part would still have to wake up and reach the loop's
+    closing barrier, and the call waits for it (measured paired on 2
+    threads: batch-1 forward at 50 and 128 units 1.44x and 1.13x faster
+    with a team of one)."""
+    return <int> min(<Py_ssize_t> n_threads, n_parts)
+
+
 def batch_parts(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t itemsize, int n_threads):
     """Number of parts the forward and backward passes cut `batch` rows into."""
     return _n_parts(batch, units, itemsize, n_threads)
@@ -500,7 +509,8 @@ cdef int _forward(const floating *x, const floating *kernel,
                                   gates, cells, scratch, B, T, I, H, 0, 1, kern,
                                   fastlstm_omp_thread_num(), fastlstm_omp_num_threads())
             else:
-                for part in prange(n_parts, schedule="static", num_threads=n_threads):
+                for part in prange(n_parts, schedule="static",
+                                   num_threads=_team_size(n_parts, n_threads)):
                     _forward_part(x, packed_kernel, packed_recurrent, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1)
     finally:
@@ -702,7 +712,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                                                            &recurrent_kernel[0, 0])
     try:
         with nogil:
-            for part in prange(n_parts, schedule="static", num_threads=n_threads):
+            for part in prange(n_parts, schedule="static",
+                               num_threads=_team_size(n_parts, n_threads)):
                 failed += _backward_part(&dz[0, 0, 0], packed_recurrent_t, &c0[0, 0],
                                          &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
                                          &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern)
