@@ -132,8 +132,7 @@ cdef Py_ssize_t PRODUCT_ROW_BLOCK = 256
 # least SPLIT_WEIGHT_BYTES is shared by the threads, each taking whole
 # multiples of SPLIT_COLUMNS gate columns: a multiple of every SIMD level's
 # panel width, so each member's columns are a self-contained piece of the
-# packed weights. The weight gradients split their columns among the
-# threads the same way.
+# packed weights.
 cdef Py_ssize_t SPLIT_BATCH_MAX = 16
 cdef Py_ssize_t SPLIT_WEIGHT_BYTES = 1 << 20
 cdef Py_ssize_t SPLIT_COLUMNS = 64
@@ -647,9 +646,8 @@ cdef void _weight_grads_block(
     Our product copies each block of 128 rows of x, y and dz once (see
     lstm_matmul_tn); BLAS packed the long B*T side of both operands again
     for every column block, which took about 40% of its time here. dbias,
-    dz's column sums, comes out of dkernel's product while dz is in cache
-    (a scalar pass of its own took a fifth of the weight gradients' time
-    at 100 units)."""
+    dz's column sums, comes out of dkernel's product while dz is in cache,
+    instead of a scalar pass over dz of its own."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t BT = B * T
     cdef Py_ssize_t j0 = _column_split(block, n_blocks, G, GRAD_COLUMNS)
