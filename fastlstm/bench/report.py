@@ -325,6 +325,9 @@ def plots(results, directory):
 
     os.makedirs(directory, exist_ok=True)
     grid = results.get("grid", [])
+    # One color per peer in every panel, also where a peer lacks a mode.
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {peer: cycle[i % len(cycle)] for i, peer in enumerate(results["config"]["peers"])}
     paths = []
     for dtype, threads in sorted({(r["dtype"], r["threads"]) for r in grid}):
         rows = [r for r in grid if r["dtype"] == dtype and r["threads"] == threads]
@@ -336,8 +339,8 @@ def plots(results, directory):
                 xs = [i + k * width for i, r in enumerate(rows) if peer in r[mode]]
                 ms = [1e3 * r[mode][peer]["median_s"] for r in rows if peer in r[mode]]
                 rate = [gflops(r, mode, peer) for r in rows if peer in r[mode]]
-                axes[0, column].bar(xs, ms, width, label=peer)
-                axes[1, column].bar(xs, rate, width, label=peer)
+                axes[0, column].bar(xs, ms, width, label=peer, color=colors[peer])
+                axes[1, column].bar(xs, rate, width, label=peer, color=colors[peer])
             for ax, label in ((axes[0, column], "ms (log)"), (axes[1, column], "GFLOP/s")):
                 ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
                 ax.set_xticklabels([_shape(r["shape"]) for r in rows], rotation=30, fontsize=7)
