@@ -60,8 +60,12 @@ def test_cpu_affinity_caps_the_default():
 def test_batch_parts(batch, units, itemsize, threads, parts):
     """One part per thread, at most 128 rows each (16 when the recurrent
     weights fit in 64 KiB); a batch of at most 16 rows whose recurrent
-    weights take 1 MiB or more is one part that the threads share."""
+    weights take 1 MiB or more is one part that the threads share in the
+    forward pass, but backward still cuts it into batch parts."""
     assert _lstm.batch_parts(batch, units, itemsize, threads) == parts
+    shared = parts == 1 and threads > 1 and batch > 1
+    backward = min(batch, threads) if shared else parts
+    assert _lstm.batch_parts(batch, units, itemsize, threads, backward=True) == backward
 
 
 def _results(problem):
