@@ -128,6 +128,11 @@ cdef Py_ssize_t INFERENCE_BLOCK_BYTES = 512 * 1024
 # The input projection and dx run over this many rows at a time, so the
 # rows being multiplied stay in L2 while every column panel passes them.
 cdef Py_ssize_t PRODUCT_ROW_BLOCK = 256
+# A single time step of at most this many rows (streaming, one step per
+# call) reads the weights as given: packing them would read them twice and
+# write them once more for products that use each weight once per row
+# (measured: a one-step call at 512 units took 1.2 ms, nearly all packing).
+cdef Py_ssize_t UNPACKED_STEP_ROWS = 8
 # A batch of at most SPLIT_BATCH_MAX rows whose recurrent weights take at
 # least SPLIT_WEIGHT_BYTES is shared by the threads, each taking whole
 # multiples of SPLIT_COLUMNS gate columns: a multiple of every SIMD level's
@@ -372,14 +377,36 @@ cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssi
         free(b_t)
 
 
+cdef inline const floating *_weight_columns(const floating *w, Py_ssize_t ldw,
+                                           Py_ssize_t k, Py_ssize_t j0) noexcept nogil:
+    """Where columns j0.. of a weight matrix with k rows start: packed by
+    _packed_copy (ldw = 0; j0 at a group boundary) or row-major, rows ldw apart."""
+    if ldw == 0:
+        return w + k * j0
+    return w + j0
+
+
+cdef inline void _weights_product(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
+                                  Py_ssize_t k, const floating *a, Py_ssize_t lda,
+                                  const floating *w, Py_ssize_t ldw, floating *c,
+                                  Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """c (m, n) = [c +] a @ w, w packed (ldw = 0) or row-major; the same
+    numbers either way."""
+    if ldw == 0:
+        _matmul_packed(kern, m, n, k, a, lda, w, c, ldc, accumulate)
+    else:
+        _matmul(kern, m, n, k, a, lda, w, ldw, c, ldc, accumulate)
+
+
 cdef void _product_rows(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        const floating *a, const floating *packed, floating *c,
+                        const floating *a, const floating *w, Py_ssize_t ldw, floating *c,
                         Py_ssize_t ldc) noexcept nogil:
-    """c (m, n) = a (m, k) @ packed, a contiguous, PRODUCT_ROW_BLOCK rows at a time."""
+    """c (m, n) = a (m, k) @ w (see _weights_product), a contiguous,
+    PRODUCT_ROW_BLOCK rows at a time."""
     cdef Py_ssize_t r0 = 0
     while r0 < m:
-        _matmul_packed(kern, min(PRODUCT_ROW_BLOCK, m - r0), n, k, a + r0 * k, k, packed,
-                       c + r0 * ldc, ldc, False)
+        _weights_product(kern, min(PRODUCT_ROW_BLOCK, m - r0), n, k, a + r0 * k, k, w, ldw,
+                         c + r0 * ldc, ldc, False)
         r0 += PRODUCT_ROW_BLOCK
 
 
@@ -394,14 +421,16 @@ cdef void _gather_block(const floating *x, floating *x_block, Py_ssize_t T, Py_s
 
 
 cdef void _forward_part(
-        const floating *x, const floating *packed_kernel, const floating *packed_recurrent,
-        const floating *bias, const floating *h0, const floating *c0,
+        const floating *x, const floating *kernel, const floating *recurrent_kernel,
+        Py_ssize_t ldw, const floating *bias, const floating *h0, const floating *c0,
         floating *y, floating *c_n, floating *gates, floating *cells, floating *scratch,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
         Py_ssize_t part, Py_ssize_t n_parts, lstm_simd_kernels kern,
         int member, int team) noexcept nogil:
     """Run one batch part through all time steps.
 
+    The weights are packed by _packed_copy (ldw = 0) or as given, rows ldw
+    apart (see _weights_product).
     Training (gates, cells not NULL) keeps every step's gates and cells for
     backward. Inference keeps a time block of pre-activations (and of the
     inputs) and two cell states in `scratch` (_inference_rows_size elements
@@ -453,7 +482,8 @@ cdef void _forward_part(
             if team > 1:
                 fastlstm_omp_barrier()
         if j1 > j0:
-            _product_rows(kern, nb * tb, j1 - j0, I, inputs, packed_kernel + I * j0, z + j0, G)
+            _product_rows(kern, nb * tb, j1 - j0, I, inputs,
+                          _weight_columns(kernel, ldw, I, j0), ldw, z + j0, G)
         if team > 1:
             fastlstm_omp_barrier()
         for s in range(tb):
@@ -465,8 +495,9 @@ cdef void _forward_part(
                 h_prev = y + (b0 * T + t - 1) * H
                 ld_h = T * H
             if j1 > j0:
-                _matmul_packed(kern, nb, j1 - j0, H, h_prev, ld_h, packed_recurrent + H * j0,
-                               z + s * G + j0, tb * G, True)
+                _weights_product(kern, nb, j1 - j0, H, h_prev, ld_h,
+                                 _weight_columns(recurrent_kernel, ldw, H, j0), ldw,
+                                 z + s * G + j0, tb * G, True)
             if team > 1:
                 fastlstm_omp_barrier()
             for r in range(nb):
@@ -505,28 +536,37 @@ cdef int _forward(const floating *x, const floating *kernel,
                  floating *c_n, floating *gates, floating *cells, floating *scratch,
                  Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
                  int n_threads) except -1:
-    """Pack both weight matrices once, then run every batch part without the GIL.
+    """Pack both weight matrices once (unless a single step of a small batch
+    uses them), then run every batch part without the GIL.
 
-    A small batch with enough units is one part that the threads share
-    (see _forward_part).
+    A small batch with large weights is one part that the threads share
+    (see _split_units and _forward_part).
     """
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t n_parts = _n_parts(B, H, sizeof(floating), n_threads)
     cdef Py_ssize_t part
-    cdef floating *packed_kernel = _packed_copy(kern, I, 4 * H, kernel, 4 * H)
+    cdef floating *packed_kernel = NULL
     cdef floating *packed_recurrent = NULL
+    cdef const floating *kernel_w = kernel
+    cdef const floating *recurrent_w = recurrent_kernel
+    cdef Py_ssize_t ldw = 4 * H  # as given; 0 once packed
     try:
-        packed_recurrent = _packed_copy(kern, H, 4 * H, recurrent_kernel, 4 * H)
+        if T > 1 or B > UNPACKED_STEP_ROWS:
+            packed_kernel = _packed_copy(kern, I, 4 * H, kernel, 4 * H)
+            packed_recurrent = _packed_copy(kern, H, 4 * H, recurrent_kernel, 4 * H)
+            kernel_w = packed_kernel
+            recurrent_w = packed_recurrent
+            ldw = 0
         with nogil:
             if _split_units(B, H, sizeof(floating), n_threads):
                 with parallel(num_threads=n_threads):
-                    _forward_part(x, packed_kernel, packed_recurrent, bias, h0, c0, y, c_n,
+                    _forward_part(x, kernel_w, recurrent_w, ldw, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, 0, 1, kern,
                                   fastlstm_omp_thread_num(), fastlstm_omp_num_threads())
             else:
                 for part in prange(n_parts, schedule="static",
                                    num_threads=_team_size(n_parts, n_threads)):
-                    _forward_part(x, packed_kernel, packed_recurrent, bias, h0, c0, y, c_n,
+                    _forward_part(x, kernel_w, recurrent_w, ldw, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1)
     finally:
         fastlstm_aligned_free(packed_kernel)

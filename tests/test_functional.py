@@ -70,6 +70,31 @@ def test_long_inference_uses_time_blocks_and_stays_exact():
         assert relative_error(a, e) <= TOLERANCE[np.float32]
 
 
+# Batch 1, 8 (the most rows a step reads the weights as given) and 9
+# (packed again); units whose columns end in a partial vector; 300 units
+# in float32 are shared by 2 threads.
+@pytest.mark.parametrize("batch, units", [(1, 37), (8, 100), (9, 50), (2, 300)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_step_calls_chain_to_the_whole_sequence_bitwise(batch, units, dtype, threads):
+    """A one-step call multiplies by the weights as given, a longer one by
+    packed weights: streaming a sequence step by step must still give the
+    whole sequence's numbers exactly."""
+    import fastlstm
+
+    p = Problem(batch, 5, 3, units, dtype=dtype, seed=units)
+    x, kernel, recurrent_kernel, bias, h0, c0 = p.inputs
+    with fastlstm.threads(threads):
+        y, h_n, c_n = functional.lstm_forward(*p.inputs)
+        h, c = h0, c0
+        for t in range(x.shape[1]):
+            y_t, h, c = functional.lstm_forward(x[:, t:t + 1], kernel, recurrent_kernel,
+                                                bias, h, c)
+            np.testing.assert_array_equal(y_t[:, 0], y[:, t])
+    np.testing.assert_array_equal(h, h_n)
+    np.testing.assert_array_equal(c, c_n)
+
+
 def test_dy_none_is_zero():
     p = Problem(4, 3, 2, 5)
     grads = []
