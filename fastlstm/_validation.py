@@ -45,17 +45,13 @@ def compute_dtype(*arrays):
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
-def all_finite(array):
-    """Whether no element is NaN or infinite; float32 and float64 arrays in
-    one pass of the compiled check, without NumPy's temporary boolean array."""
-    if array.dtype in (np.float32, np.float64):
-        return _lstm.all_finite(np.ravel(array))
-    return bool(np.isfinite(array).all())
-
-
 def check_finite_arrays(**arrays):
+    """Raise if an array holds NaN or infinity. The arrays are C-contiguous
+    float32 or float64 (as lstm_inputs and output_gradient make them), so
+    one pass of the compiled check reads each, without NumPy's temporary
+    boolean array."""
     for name, array in arrays.items():
-        if array is not None and not all_finite(array):
+        if array is not None and not _lstm.all_finite(array.reshape(-1)):
             raise ValueError(f"{name} contains NaN or infinity "
                              "(pass check_finite=False to skip this check)")
 
