@@ -15,9 +15,10 @@ Layout (B batch, T time, I features, H units, G = 4H; gate blocks i, f, g, o)
 
 Work split. The forward pass' products (the input projection and the
 per-step recurrent products) and backward's per-step product go to our own
-kernel (lstm_matmul_impl.h) over weights packed once per call: BLAS would
-repack them on every call, and BLAS rounds a row differently depending on
-how many rows share the call. Our kernel sums every element over k in order
+kernel (lstm_matmul_impl.h) over weights packed once per call (a single
+step of a few rows reads them as given): BLAS would repack them on every
+call, and BLAS rounds a row differently depending on how many rows share
+the call. Our kernel sums every element over k in order
 in one accumulator, so a row's result never depends on the rows beside it.
 The weight gradients, sums over all (batch, time) rows, go to the same
 kernel (reading its first operand transposed), one block of gate columns
@@ -431,6 +432,7 @@ cdef void _forward_part(
 
     The weights are packed by _packed_copy (ldw = 0) or as given, rows ldw
     apart (see _weights_product).
+
     Training (gates, cells not NULL) keeps every step's gates and cells for
     backward. Inference keeps a time block of pre-activations (and of the
     inputs) and two cell states in `scratch` (_inference_rows_size elements
