@@ -284,29 +284,31 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
     const ptrdiff_t chunks = (m + M_CHUNK - 1) / M_CHUNK;                      \
     for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
         const ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                \
-        if (b_packed)                                                          \
+        /* This block of b as matmul_columns reads it: packed (its k = kb)    \
+           or b itself from row p. */                                         \
+        const T *block = b;                                                    \
+        ptrdiff_t block_ldb = ldb, block_k = 0, block_p = p;                   \
+        if (b_packed) {                                                        \
             SIMD_NAME(lstm_pack_##SFX)(kb, n, b + p * ldb, ldb, b_packed);     \
+            block = b_packed;                                                  \
+            block_ldb = 0;                                                     \
+            block_k = kb;                                                      \
+            block_p = 0;                                                       \
+        }                                                                      \
         for (ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {                   \
             const ptrdiff_t i0 = chunk * m / chunks;                           \
             const ptrdiff_t mc = (chunk + 1) * m / chunks - i0;                \
             for (ptrdiff_t q = 0; q < kb; ++q)                                 \
                 for (ptrdiff_t i = 0; i < mc; ++i)                             \
                     a_t[i * kb + q] = a[(p + q) * lda + i0 + i];               \
-            if (b_packed)                                                      \
-                SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, b_packed,  \
-                                                0, kb, 0, c + i0 * ldc, ldc,   \
-                                                p > 0 || accumulate, NULL);    \
-            else                                                               \
-                SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, b, ldb, 0, \
-                                                p, c + i0 * ldc, ldc,          \
-                                                p > 0 || accumulate, NULL);    \
-        }                                                                      \
-        if (column_sums && b_packed)                                           \
-            SIMD_NAME(matmul_columns_##SFX)(1, n, kb, ones, kb, b_packed, 0,   \
-                                            kb, 0, column_sums, 0,             \
+            SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, block,         \
+                                            block_ldb, block_k, block_p,       \
+                                            c + i0 * ldc, ldc,                 \
                                             p > 0 || accumulate, NULL);        \
-        else if (column_sums)                                                  \
-            SIMD_NAME(matmul_columns_##SFX)(1, n, kb, ones, kb, b, ldb, 0, p,  \
+        }                                                                      \
+        if (column_sums)                                                       \
+            SIMD_NAME(matmul_columns_##SFX)(1, n, kb, ones, kb, block,         \
+                                            block_ldb, block_k, block_p,       \
                                             column_sums, 0,                    \
                                             p > 0 || accumulate, NULL);        \
     }                                                                          \
