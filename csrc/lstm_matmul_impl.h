@@ -21,34 +21,43 @@
 /* Rows of B per k block: one tile's width of them fills about 2/3 of L1. */
 #define K_BLOCK 128
 #define CACHE_LINE 64
-/* B is fetched ahead when it has at least this many bytes (half of L2) and
-   the product at least this many row tiles. */
+/* B is fetched ahead when it has at least this many bytes (half of L2). */
 #define FETCH_MIN_BYTES (1 << 20)
-#define FETCH_MIN_TILES 8
 
 #define TILE_CASE(SFX, n)                                                      \
     case n: SIMD_NAME(matmul_tile_##SFX)(n, nvec, k, a + i * lda, lda, b, ldb, \
-                                         c + i * ldc, ldc, accumulate); break;
+                                         c + i * ldc, ldc, accumulate,         \
+                                         fetch + CACHE_LINE * first_line,      \
+                                         last_line - first_line); break;
 
 #define FASTLSTM_DEFINE_MATMUL(T, SFX)                                         \
 /* One tile: `rows` rows x `nvec` vectors of C; both are constants after      \
-   inlining, so the accumulators live in registers. */                        \
+   inlining, so the accumulators live in registers. The tile also fetches   \
+   `fetch_lines` cache lines from `fetch` into L2, spread evenly over its k   \
+   loop: issued in one burst they stall the tile on the memory system's      \
+   queue (see matmul_group). */                                              \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_tile_##SFX)(                                             \
     const int rows, const int nvec, ptrdiff_t k,                               \
     const T *restrict a, ptrdiff_t lda, const T *restrict b, ptrdiff_t ldb,    \
-    T *restrict c, ptrdiff_t ldc, int accumulate)                              \
+    T *restrict c, ptrdiff_t ldc, int accumulate,                              \
+    const char *fetch, ptrdiff_t fetch_lines)                                  \
 {                                                                              \
     typedef SIMD_NAME(vec_##SFX) vec;                                          \
     typedef SIMD_NAME(uvec_##SFX) uvec;                                        \
     const int lanes = SIMD_VECTOR_BYTES / sizeof(T);                           \
     vec acc[MAX_TILE_ROWS][SIMD_TILE_VECTORS];                                 \
+    ptrdiff_t fetch_credit = 0; /* fetch_lines per step of p, k per line */   \
     for (int r = 0; r < rows; ++r)                                             \
         for (int v = 0; v < nvec; ++v)                                         \
             acc[r][v] = accumulate ? (vec)*(const uvec *)(c + r * ldc + v * lanes) \
                                    : (vec){0};                                 \
     for (ptrdiff_t p = 0; p < k; ++p) {                                        \
         vec bv[SIMD_TILE_VECTORS];                                             \
+        for (fetch_credit += fetch_lines; fetch_credit >= k; fetch_credit -= k) { \
+            __builtin_prefetch(fetch, 0, 2);                                   \
+            fetch += CACHE_LINE;                                               \
+        }                                                                      \
         for (int v = 0; v < nvec; ++v)                                         \
             bv[v] = *(const uvec *)(b + p * ldb + v * lanes);                  \
         for (int r = 0; r < rows; ++r) {                                       \
@@ -92,8 +101,8 @@ void SIMD_NAME(matmul_row_pair_##SFX)(                                         \
                                                                                \
 /* All rows of one column panel of `nvec` vectors, in as few tiles as the    \
    tile height allows, of near-equal heights (no thin remainder tile). Each   \
-   tile first asks for its share of `fetch_lines` cache lines from `fetch`    \
-   into L2 (see matmul_group). */                                            \
+   tile fetches its share of `fetch_lines` cache lines from `fetch` into L2   \
+   (see matmul_group). */                                                    \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_panel_##SFX)(                                            \
     const int nvec, ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda,       \
@@ -103,9 +112,8 @@ void SIMD_NAME(matmul_panel_##SFX)(                                            \
     const ptrdiff_t tiles = (m + TILE_ROWS - 1) / TILE_ROWS;                   \
     for (ptrdiff_t t = 0; t < tiles; ++t) {                                    \
         const ptrdiff_t i = t * m / tiles;                                     \
-        for (ptrdiff_t line = t * fetch_lines / tiles;                         \
-             line < (t + 1) * fetch_lines / tiles; ++line)                     \
-            __builtin_prefetch(fetch + CACHE_LINE * line, 0, 2);               \
+        const ptrdiff_t first_line = t * fetch_lines / tiles;                  \
+        const ptrdiff_t last_line = (t + 1) * fetch_lines / tiles;             \
         switch ((t + 1) * m / tiles - i) {                                     \
         TILE_CASE(SFX, 7) TILE_CASE(SFX, 6) TILE_CASE(SFX, 5)                  \
         TILE_CASE(SFX, 4) TILE_CASE(SFX, 3) TILE_CASE(SFX, 2)                  \
@@ -158,9 +166,16 @@ void SIMD_NAME(matmul_group_##SFX)(                                            \
                 bytes = kb * stride * (ptrdiff_t)sizeof(T);                    \
             fetch_lines = bytes / CACHE_LINE;                                  \
         }                                                                      \
-        SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
-                                      stride, c, ldc, p > 0 || accumulate,     \
-                                      (const char *)next, fetch_lines);        \
+        /* Two calls so that the tiles of a product that fetches nothing      \
+           compile without the fetch loop (it cost 2-3% there). */            \
+        if (fetch_lines > 0)                                                   \
+            SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
+                                          stride, c, ldc, p > 0 || accumulate, \
+                                          (const char *)next, fetch_lines);    \
+        else                                                                   \
+            SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
+                                          stride, c, ldc, p > 0 || accumulate, \
+                                          NULL, 0);                            \
     }                                                                          \
 }                                                                              \
                                                                                \
@@ -319,9 +334,9 @@ void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *packed, T *c, ptrdiff_t ldc, int accumulate)                      \
 {                                                                              \
-    /* Fetched ahead when B is too large to stay in L2 and there are enough  \
-       row tiles to spread the fetches over. */                               \
-    const T *fetch_end = m >= FETCH_MIN_TILES * TILE_ROWS &&                   \
+    /* Fetched ahead when B is too large to stay in L2 and there is at least  \
+       one full row tile (with fewer rows the fetches slowed the product). */ \
+    const T *fetch_end = m >= TILE_ROWS &&                                     \
         k * n * (ptrdiff_t)sizeof(T) >= FETCH_MIN_BYTES ? packed + k * n : NULL; \
     SIMD_NAME(matmul_columns_##SFX)(m, n, k, a, lda, packed, 0, k, 0, c, ldc,  \
                                     accumulate, fetch_end);                    \
@@ -331,7 +346,6 @@ FASTLSTM_DEFINE_MATMUL(float, f32)
 FASTLSTM_DEFINE_MATMUL(double, f64)
 #undef FASTLSTM_DEFINE_MATMUL
 #undef TILE_CASE
-#undef FETCH_MIN_TILES
 #undef FETCH_MIN_BYTES
 #undef CACHE_LINE
 #undef K_BLOCK
