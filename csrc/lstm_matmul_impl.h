@@ -175,7 +175,7 @@ void SIMD_NAME(matmul_group_##SFX)(                                            \
         else                                                                   \
             SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
                                           stride, c, ldc, p > 0 || accumulate, \
-                                          NULL, 0);                            \
+                                          (const char *)next, 0);              \
     }                                                                          \
 }                                                                              \
                                                                                \
