@@ -119,9 +119,11 @@ def test_packed_product_writes_only_its_columns():
 
 # (k, m, n, row stride of b): k across row blocks of 128, m across uneven
 # chunks of 48, n with tails; b's rows in place (stride * itemsize < 4 KiB)
-# or a page or more apart, when the kernel packs them.
+# or a page or more apart, when the kernel packs them; n over more than one
+# of the kernel's own column blocks (1 MiB of b's rows: 2048 columns in
+# float32, 1024 in float64) with a ragged end.
 TN_SHAPES = [(300, 100, 37, 37), (129, 5, 400, 400), (1, 1, 1, 1), (260, 50, 70, 1100),
-             (128, 49, 3, 600), (7, 3, 17, 2048)]
+             (128, 49, 3, 600), (7, 3, 17, 2048), (130, 20, 2100, 2100), (5, 3, 1028, 1028)]
 
 
 @pytest.mark.parametrize("k, m, n, ldb", TN_SHAPES)
@@ -152,7 +154,8 @@ def test_transposed_product_is_the_plain_one_bitwise(k, m, n, ldb, dtype, simd_l
     np.testing.assert_array_equal(transposed, plain)
 
 
-@pytest.mark.parametrize("n, ldb", [(128, 128), (203, 203), (400, 1024), (1100, 1100)])
+@pytest.mark.parametrize("n, ldb", [(128, 128), (203, 203), (400, 1024), (1100, 1100),
+                                   (2100, 2100)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_level):
     """The backward pass gives each thread a block of gate columns, cut at
@@ -172,7 +175,8 @@ def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_l
         np.testing.assert_array_equal(blocks, whole)
 
 
-@pytest.mark.parametrize("k, n, ldb", [(300, 203, 203), (129, 40, 1100), (5, 17, 17), (260, 1030, 1030)])
+@pytest.mark.parametrize("k, n, ldb", [(300, 203, 203), (129, 40, 1100), (5, 17, 17), (260, 1030, 1030),
+                                      (130, 2100, 2100)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("accumulate", [True, False])
 def test_transposed_product_sums_the_columns_of_b_in_order(k, n, ldb, dtype, accumulate,
