@@ -142,10 +142,10 @@ cdef Py_ssize_t UNPACKED_STEP_ROWS = 8
 cdef Py_ssize_t SPLIT_BATCH_MAX = 16
 cdef Py_ssize_t SPLIT_WEIGHT_BYTES = 1 << 20
 cdef Py_ssize_t SPLIT_COLUMNS = 64
-# The weight gradients give each thread a block of gate columns: near-equal
-# blocks cut at multiples of GRAD_COLUMNS (a whole number of vectors at
-# every SIMD level). Their product sums each column alone, so the cut
-# changes no bit.
+# The weight gradients cut the gate columns into about one block per
+# thread: near-equal blocks cut at multiples of GRAD_COLUMNS (a whole number
+# of vectors at every SIMD level). Their product sums each column alone, so
+# the cut changes no bit.
 cdef Py_ssize_t GRAD_COLUMNS = 16
 # Weight gradients of at most GRAD_ROW_SPLIT_BYTES are also cut by rows:
 # each of GRAD_ROW_PARTS parts of the batch is summed on its own, and the

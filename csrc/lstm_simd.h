@@ -64,10 +64,12 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 /*
  * c (m, n) = [c +] a^T @ b with a stored (k, m), rows lda apart: the weight
  * gradients' sums over all (batch, time) rows. Each element is summed over
- * k in order, as in lstm_matmul, so cutting the columns into blocks (any
- * width) does not change a bit. column_sums (n), unless NULL, receives
- * [column_sums +] the sum of each column of b over its k rows, added in
- * order: the bias gradient, taken while b passes through the cache.
+ * k in order, as in lstm_matmul, so cutting the columns into blocks of at
+ * least one vector does not change a bit (a narrower block goes through a
+ * scalar loop, which the compiler rounds differently). column_sums (n),
+ * unless NULL, receives [column_sums +] the sum of each column of b over
+ * its k rows, added in order: the bias gradient, taken while b passes
+ * through the cache.
  */
 typedef void (*lstm_matmul_tn_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                       const float *a, ptrdiff_t lda, const float *b,
