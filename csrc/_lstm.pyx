@@ -710,6 +710,19 @@ cdef inline Py_ssize_t _grad_row_parts(Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
     return 1
 
 
+cdef inline floating *_row_part_grads(floating *partials, Py_ssize_t row_part,
+                                     Py_ssize_t I, Py_ssize_t H) noexcept nogil:
+    """Row part row_part's (> 0) gradients in `partials`: (I + H + 1) * 4H
+    elements each, dkernel's, drecurrent's, then dbias' shape."""
+    return partials + (row_part - 1) * (I + H + 1) * 4 * H
+
+
+cdef inline void _add_into(floating *total, const floating *part, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        total[i] += part[i]
+
+
 cdef void _weight_grads_task(
         Py_ssize_t task, Py_ssize_t n_blocks, Py_ssize_t n_row_parts,
         floating *dz, const floating *x, const floating *h0, const floating *y,
@@ -718,13 +731,13 @@ cdef void _weight_grads_task(
         lstm_simd_kernels kern) noexcept nogil:
     """Task `task` of n_row_parts * n_blocks: one column block of one row
     part. Row part 0 writes the gradients themselves, part p > 0 its slice
-    of `partials` ((I + H + 1) * 4H elements each: dkernel's, drecurrent's,
-    then dbias' shape), which _add_partials sums in afterwards."""
+    of `partials` (see _row_part_grads), which _add_partials sums in
+    afterwards."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t row_part = task // n_blocks
     cdef floating *part_grads
     if row_part > 0:
-        part_grads = partials + (row_part - 1) * (I + H + 1) * G
+        part_grads = _row_part_grads(partials, row_part, I, H)
         dkernel = part_grads
         drecurrent = part_grads + I * G
         dbias = part_grads + (I + H) * G
@@ -733,20 +746,17 @@ cdef void _weight_grads_task(
 
 
 cdef void _add_partials(floating *dkernel, floating *drecurrent, floating *dbias,
-                        const floating *partials, Py_ssize_t n_row_parts,
+                        floating *partials, Py_ssize_t n_row_parts,
                         Py_ssize_t I, Py_ssize_t H) noexcept nogil:
     """Add each row part's gradients (see _weight_grads_task), in order."""
     cdef Py_ssize_t G = 4 * H
-    cdef Py_ssize_t part, i
+    cdef Py_ssize_t part
     cdef const floating *part_grads
     for part in range(1, n_row_parts):
-        part_grads = partials + (part - 1) * (I + H + 1) * G
-        for i in range(I * G):
-            dkernel[i] += part_grads[i]
-        for i in range(H * G):
-            drecurrent[i] += part_grads[I * G + i]
-        for i in range(G):
-            dbias[i] += part_grads[(I + H) * G + i]
+        part_grads = _row_part_grads(partials, part, I, H)
+        _add_into(dkernel, part_grads, I * G)
+        _add_into(drecurrent, part_grads + I * G, H * G)
+        _add_into(dbias, part_grads + (I + H) * G, G)
 
 
 cdef void _weight_grads_block(
@@ -834,38 +844,41 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t part, block, task
     cdef floating *partials = NULL
+    cdef floating *packed_recurrent_t = NULL
     cdef int failed = 0
-    cdef floating *packed_recurrent_t = _packed_transpose(kern, H, 4 * H,
-                                                           &recurrent_kernel[0, 0])
-    if n_row_parts > 1:
-        partials = <floating *> malloc((n_row_parts - 1) * (I + H + 1) * 4 * H
-                                       * sizeof(floating))
-        if partials == NULL:
-            fastlstm_aligned_free(packed_recurrent_t)
-            raise MemoryError("fastlstm: could not allocate the weight gradients' partial sums")
     try:
+        packed_recurrent_t = _packed_transpose(kern, H, 4 * H, &recurrent_kernel[0, 0])
+        if n_row_parts > 1:
+            partials = <floating *> malloc((n_row_parts - 1) * (I + H + 1) * 4 * H
+                                           * sizeof(floating))
+            if partials == NULL:
+                raise MemoryError("fastlstm: could not allocate the weight gradients' "
+                                  "partial sums")
         with nogil:
             for part in prange(n_parts, schedule="static",
                                num_threads=_team_size(n_parts, n_threads)):
                 failed += _backward_part(&dz[0, 0, 0], packed_recurrent_t, &c0[0, 0],
                                          &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
                                          &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern)
+        # The recurrence is done with the packed weights.
+        fastlstm_aligned_free(packed_recurrent_t)
+        packed_recurrent_t = NULL
+        with nogil:
+            if failed == 0:
+                for block in prange(n_dx_blocks, schedule="static", num_threads=n_threads):
+                    _input_grads_block(&dz[0, 0, 0], &kernel[0, 0], &dx[0, 0, 0], B * T, I,
+                                       4 * H, block, n_dx_blocks)
+                for task in prange(n_tasks, schedule="static",
+                                   num_threads=_team_size(n_tasks, n_threads)):
+                    _weight_grads_task(task, n_blocks, n_row_parts, &dz[0, 0, 0], &x[0, 0, 0],
+                                       &h0[0, 0], &y[0, 0, 0], &dkernel[0, 0],
+                                       &drecurrent_kernel[0, 0], &dbias[0], partials,
+                                       B, T, I, H, kern)
+                _add_partials(&dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0],
+                              partials, n_row_parts, I, H)
     finally:
         fastlstm_aligned_free(packed_recurrent_t)
-    with nogil:
-        if failed == 0:
-            for block in prange(n_dx_blocks, schedule="static", num_threads=n_threads):
-                _input_grads_block(&dz[0, 0, 0], &kernel[0, 0], &dx[0, 0, 0], B * T, I,
-                                   4 * H, block, n_dx_blocks)
-            for task in prange(n_tasks, schedule="static",
-                               num_threads=_team_size(n_tasks, n_threads)):
-                _weight_grads_task(task, n_blocks, n_row_parts, &dz[0, 0, 0], &x[0, 0, 0],
-                                   &h0[0, 0], &y[0, 0, 0], &dkernel[0, 0],
-                                   &drecurrent_kernel[0, 0], &dbias[0], partials,
-                                   B, T, I, H, kern)
-            _add_partials(&dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0], partials,
-                          n_row_parts, I, H)
-    free(partials)
+        free(partials)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
 
