@@ -3,6 +3,8 @@
 - csrc/lstm_simd.c, the gate math and the per-step matrix product, becomes a
   static library compiled on its own (-O3; it dispatches over SIMD levels at
   run time, so no -march).
+- csrc/_elementwise.pyx, dropout's mask and the optimizers' updates, becomes
+  fastlstm._elementwise.
 - csrc/_lstm.pyx, the recurrent kernels, becomes fastlstm._lstm, with OpenMP
   when a compile-and-link probe finds it. Without OpenMP the build still
   succeeds, single-threaded, with a warning; FASTLSTM_REQUIRE_OPENMP=1 turns
@@ -85,8 +87,14 @@ kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=[
                     depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h",
                              "csrc/aligned_memory.h"])
 
+# -ffp-contract=off: these loops promise NumPy's bits, one rounding per
+# operation, so no multiply and add may fuse. -fno-math-errno: sqrt need not
+# set errno, which kept the optimizers' loops from vectorizing.
+elementwise = Extension("fastlstm._elementwise", sources=["csrc/_elementwise.pyx"],
+                        extra_compile_args=["-ffp-contract=off", "-fno-math-errno"])
+
 setup(
     libraries=[simd_library],
-    ext_modules=cythonize([kernels], include_path=["csrc"], language_level=3),
+    ext_modules=cythonize([kernels, elementwise], include_path=["csrc"], language_level=3),
     cmdclass={"build_ext": BuildExtWithOpenMP},
 )

@@ -1,11 +1,16 @@
 """Optimizers with Keras' update rules and default hyper-parameters.
 
-Updates are vectorized NumPy, in place on the model's weight arrays. Each
+Updates are in place on the model's weight arrays (C-contiguous float32 or
+float64):
+vectorized NumPy for SGD, one compiled pass per weight for RMSprop and Adam
+(fastlstm._elementwise, bitwise the same as the NumPy formulas). Each
 optimizer keeps its state (moments) per weight, in the weights' order.
 ``clipnorm`` rescales each weight's gradient to at most that L2 norm and
 ``clipvalue`` clips every element, guarding against exploding gradients.
 """
 import numpy as np
+
+from . import _elementwise
 
 __all__ = ["get", "Optimizer", "SGD", "RMSprop", "Adam"]
 
@@ -48,6 +53,22 @@ class Optimizer:
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
 
 
+def _flat(weight):
+    """weight as a 1-D view, for the compiled updates in place."""
+    if weight.dtype not in (np.float32, np.float64):
+        raise TypeError(f"weights must be float32 or float64, got {weight.dtype}")
+    if not weight.flags.c_contiguous or not weight.flags.writeable:
+        raise ValueError("weights must be writeable C-contiguous arrays")
+    return weight.reshape(-1)
+
+
+def _flat_like(grad, weight):
+    """grad as a 1-D C-contiguous array of weight's dtype."""
+    if np.shape(grad) != weight.shape:
+        raise ValueError(f"a gradient has shape {np.shape(grad)}; its weight has {weight.shape}")
+    return np.ascontiguousarray(grad, dtype=weight.dtype).reshape(-1)
+
+
 class SGD(Optimizer):
     """Gradient descent, optionally with (Nesterov) momentum."""
 
@@ -87,15 +108,15 @@ class RMSprop(Optimizer):
         self.epsilon = float(epsilon)
 
     def _new_slots(self, weight):
-        return {"mean_square": np.zeros_like(weight)}
+        return {"mean_square": np.zeros(weight.size, weight.dtype)}
 
     def _update(self, weight, grad, slots):
-        mean_square = slots["mean_square"]
-        mean_square *= np.float32(self.rho)
-        mean_square += np.float32(1.0 - self.rho) * grad * grad
-        # Keras 3 puts epsilon inside the square root.
-        weight -= np.float32(self.learning_rate) * grad / np.sqrt(mean_square
-                                                                 + np.float32(self.epsilon))
+        # mean_square = rho mean_square + (1 - rho) grad**2;
+        # weight -= lr grad / sqrt(mean_square + epsilon): Keras 3 puts
+        # epsilon inside the square root.
+        _elementwise.rmsprop_update(_flat(weight), _flat_like(grad, weight), slots["mean_square"],
+                                    np.float32(self.learning_rate), np.float32(self.rho),
+                                    np.float32(1.0 - self.rho), np.float32(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
@@ -109,14 +130,16 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _new_slots(self, weight):
-        return {"m": np.zeros_like(weight), "v": np.zeros_like(weight)}
+        return {"m": np.zeros(weight.size, weight.dtype), "v": np.zeros(weight.size, weight.dtype)}
 
     def _update(self, weight, grad, slots):
-        m, v, t = slots["m"], slots["v"], self.iterations
-        m += np.float32(1.0 - self.beta_1) * (grad - m)
-        v += np.float32(1.0 - self.beta_2) * (grad * grad - v)
+        # m += (1 - beta_1) (grad - m); v += (1 - beta_2) (grad**2 - v);
+        # weight -= step m / (sqrt(v) + epsilon), step bias-corrected.
+        t = self.iterations
         step = self.learning_rate * np.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
-        weight -= np.float32(step) * m / (np.sqrt(v) + np.float32(self.epsilon))
+        _elementwise.adam_update(_flat(weight), _flat_like(grad, weight), slots["m"], slots["v"],
+                                 np.float32(step), np.float32(1.0 - self.beta_1),
+                                 np.float32(1.0 - self.beta_2), np.float32(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -331,6 +331,66 @@ def test_optimizer_updates_follow_keras_formulas():
                                w - step * m / (np.sqrt(v) + 1e-7), rtol=1e-5)
 
 
+def _numpy_rmsprop(weight, grad, mean_square, lr, rho, eps):
+    """The update as NumPy operations, in the compiled loop's order."""
+    mean_square *= np.float32(rho)
+    mean_square += np.float32(1.0 - rho) * grad * grad
+    weight -= np.float32(lr) * grad / np.sqrt(mean_square + np.float32(eps))
+
+
+def _numpy_adam(weight, grad, m, v, step, beta_1, beta_2, eps):
+    m += np.float32(1.0 - beta_1) * (grad - m)
+    v += np.float32(1.0 - beta_2) * (grad * grad - v)
+    weight -= np.float32(step) * m / (np.sqrt(v) + np.float32(eps))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_updates_are_bitwise_the_numpy_formulas(dtype):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((37, 11)).astype(dtype)
+    grads = [rng.standard_normal(weight.shape).astype(dtype) for _ in range(3)]
+    rmsprop, adam = optimizers.RMSprop(0.01), optimizers.Adam(0.02)
+    w_rms, w_adam, w_rms_np, w_adam_np = (weight.copy() for _ in range(4))
+    mean_square = np.zeros_like(weight)
+    m, v = np.zeros_like(weight), np.zeros_like(weight)
+    for t, grad in enumerate(grads, start=1):
+        rmsprop.apply([w_rms], [grad])
+        adam.apply([w_adam], [grad])
+        _numpy_rmsprop(w_rms_np, grad, mean_square, 0.01, 0.9, 1e-7)
+        step = 0.02 * np.sqrt(1.0 - 0.999 ** t) / (1.0 - 0.9 ** t)
+        _numpy_adam(w_adam_np, grad, m, v, step, 0.9, 0.999, 1e-7)
+    assert w_rms.dtype == w_adam.dtype == dtype
+    np.testing.assert_array_equal(w_rms, w_rms_np)
+    np.testing.assert_array_equal(w_adam, w_adam_np)
+
+
+def test_compiled_updates_reject_what_they_cannot_update_in_place():
+    weight = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"gradient has shape \(3,\); its weight has \(4, 3\)"):
+        optimizers.RMSprop().apply([weight], [np.zeros(3, np.float32)])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        optimizers.Adam().apply([weight.T], [np.zeros((3, 4), np.float32)])
+    with pytest.raises(TypeError, match="float32 or float64, got int64"):
+        optimizers.RMSprop().apply([np.zeros(3, np.int64)], [np.zeros(3)])
+    np.testing.assert_array_equal(weight, 0)
+
+
+def test_dropout_mask_is_applied_in_one_pass_like_x_times_mask():
+    fastlstm.set_random_seed(1)
+    layer = Dropout(0.3)
+    x = np.random.default_rng(0).standard_normal((7, 5, 3)).astype(np.float32)
+    x[0, 0, :] = [np.nan, np.inf, -np.inf]
+    out = layer.forward(x, training=True)
+    keep = layer._mask.reshape(x.shape) >= round(0.3 * 65536)
+    with np.errstate(invalid="ignore"):
+        expected = x * (keep * np.float32(1 / 0.7))
+    np.testing.assert_array_equal(out, expected)  # NaN where x is NaN or a dropped inf
+    dy = np.ones_like(x)
+    np.testing.assert_array_equal(layer.backward(dy), keep * np.float32(1 / 0.7))
+    with pytest.raises(ValueError, match="mask was drawn for 105 values"):
+        layer.backward(np.ones((2, 2), np.float32))
+
+
 def test_gradient_clipping():
     w = np.zeros(2, np.float32)
     g = np.array([3.0, 4.0], np.float32)  # norm 5
