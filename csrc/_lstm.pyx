@@ -156,6 +156,10 @@ cdef Py_ssize_t GRAD_COLUMNS = 16
 # units and more both run 1.83-1.95x faster.
 cdef Py_ssize_t GRAD_ROW_PARTS = 2
 cdef Py_ssize_t GRAD_ROW_SPLIT_BYTES = 4 << 20
+# The weight gradients' product reads GRAD_K_ROWS (batch, time) rows of
+# [x_t, h_{t-1}] at a time, gathered into one block: the product's own k
+# block (K_BLOCK in lstm_matmul_impl.h), so each call is one block of it.
+cdef Py_ssize_t GRAD_K_ROWS = 128
 
 cdef int _simd_level = fastlstm_simd_best_level()
 
@@ -712,8 +716,8 @@ cdef inline Py_ssize_t _grad_row_parts(Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
 
 cdef inline floating *_row_part_grads(floating *partials, Py_ssize_t row_part,
                                      Py_ssize_t I, Py_ssize_t H) noexcept nogil:
-    """Row part row_part's (> 0) gradients in `partials`: (I + H + 1) * 4H
-    elements each, dkernel's, drecurrent's, then dbias' shape."""
+    """Row part row_part's (> 0) gradients in `partials`, each laid out as
+    the weight gradients are (see backward)."""
     return partials + (row_part - 1) * (I + H + 1) * 4 * H
 
 
@@ -723,81 +727,87 @@ cdef inline void _add_into(floating *total, const floating *part, Py_ssize_t n) 
         total[i] += part[i]
 
 
-cdef void _weight_grads_task(
+cdef int _weight_grads_task(
         Py_ssize_t task, Py_ssize_t n_blocks, Py_ssize_t n_row_parts,
-        floating *dz, const floating *x, const floating *h0, const floating *y,
-        floating *dkernel, floating *drecurrent, floating *dbias, floating *partials,
+        const floating *dz, const floating *x, const floating *h0, const floating *y,
+        floating *dweights, floating *partials,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
         lstm_simd_kernels kern) noexcept nogil:
     """Task `task` of n_row_parts * n_blocks: one column block of one row
     part. Row part 0 writes the gradients themselves, part p > 0 its slice
     of `partials` (see _row_part_grads), which _add_partials sums in
-    afterwards."""
-    cdef Py_ssize_t G = 4 * H
+    afterwards. Returns -1 if out of memory."""
     cdef Py_ssize_t row_part = task // n_blocks
-    cdef floating *part_grads
     if row_part > 0:
-        part_grads = _row_part_grads(partials, row_part, I, H)
-        dkernel = part_grads
-        drecurrent = part_grads + I * G
-        dbias = part_grads + (I + H) * G
-    _weight_grads_block(dz, x, h0, y, dkernel, drecurrent, dbias, B, T, I, H,
-                        task % n_blocks, n_blocks, row_part, n_row_parts, kern)
+        dweights = _row_part_grads(partials, row_part, I, H)
+    return _weight_grads_block(dz, x, h0, y, dweights, B, T, I, H,
+                               task % n_blocks, n_blocks, row_part, n_row_parts, kern)
 
 
-cdef void _add_partials(floating *dkernel, floating *drecurrent, floating *dbias,
-                        floating *partials, Py_ssize_t n_row_parts,
+cdef void _add_partials(floating *dweights, const floating *partials, Py_ssize_t n_row_parts,
                         Py_ssize_t I, Py_ssize_t H) noexcept nogil:
     """Add each row part's gradients (see _weight_grads_task), in order."""
-    cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t part
-    cdef const floating *part_grads
     for part in range(1, n_row_parts):
-        part_grads = _row_part_grads(partials, part, I, H)
-        _add_into(dkernel, part_grads, I * G)
-        _add_into(drecurrent, part_grads + I * G, H * G)
-        _add_into(dbias, part_grads + (I + H) * G, G)
+        _add_into(dweights, _row_part_grads(<floating *> partials, part, I, H),
+                  (I + H + 1) * 4 * H)
 
 
-cdef void _weight_grads_block(
-        floating *dz, const floating *x, const floating *h0, const floating *y,
-        floating *dkernel, floating *drecurrent, floating *dbias,
-        Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
+cdef void _gather_grad_rows(const floating *x, const floating *h0, const floating *y,
+                            floating *rows, Py_ssize_t r0, Py_ssize_t n_rows,
+                            Py_ssize_t T, Py_ssize_t I, Py_ssize_t H) noexcept nogil:
+    """rows (n_rows, I + H) = [x_t, h_{t-1}] for the flattened (batch, time)
+    rows r0.. of x; h_{t-1} is h0's row at each sequence's first step, else
+    the row of y before."""
+    cdef Py_ssize_t q, r
+    cdef const floating *h_prev
+    for q in range(n_rows):
+        r = r0 + q
+        h_prev = h0 + (r // T) * H if r % T == 0 else y + (r - 1) * H
+        memcpy(rows + q * (I + H), x + r * I, I * sizeof(floating))
+        memcpy(rows + q * (I + H) + I, h_prev, H * sizeof(floating))
+
+
+cdef int _weight_grads_block(
+        const floating *dz, const floating *x, const floating *h0, const floating *y,
+        floating *dweights, Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
         Py_ssize_t block, Py_ssize_t n_blocks, Py_ssize_t row_part,
         Py_ssize_t n_row_parts, lstm_simd_kernels kern) noexcept nogil:
-    """Column block `block` of n_blocks (cut by _column_split) of dkernel,
-    drecurrent_kernel and dbias, each a sum over the T rows of each sequence
-    of row part `row_part` of n_row_parts (cut by _split). Zeroes
-    dz[b, 0, j0:j0+nc] for those sequences on the way (see below).
+    """Column block `block` of n_blocks (cut by _column_split) of the weight
+    gradients dweights (see backward), each a sum over the T rows of each
+    sequence of row part `row_part` of n_row_parts (cut by _split).
 
-    Our product copies each block of 128 rows of x, y and dz once (see
-    lstm_matmul_tn); BLAS packed the long B*T side of both operands again
-    for every column block, which took about 40% of its time here. dbias,
-    dz's column sums, comes out of dkernel's product while dz is in cache,
-    instead of a scalar pass over dz of its own."""
+    dkernel and drecurrent_kernel are one product, [x_t, h_{t-1}]^T dz_t
+    summed over the (batch, time) rows, so dz is read once for both; dbias,
+    dz's column sums, comes out of the same product while dz is in cache.
+    Our product copies each block of rows once (see lstm_matmul_tn), where
+    BLAS packed the long (batch, time) side of both operands again for every
+    column block (about 40% of its time here). Returns -1 if out of memory."""
     cdef Py_ssize_t G = 4 * H
+    cdef Py_ssize_t M = I + H
     cdef Py_ssize_t b0 = _split(row_part, n_row_parts, B)
     cdef Py_ssize_t nb = _split(row_part + 1, n_row_parts, B) - b0
     cdef Py_ssize_t BT = nb * T
     cdef Py_ssize_t j0 = _column_split(block, n_blocks, G, GRAD_COLUMNS)
     cdef Py_ssize_t nc = _column_split(block + 1, n_blocks, G, GRAD_COLUMNS) - j0
-    cdef Py_ssize_t b
+    cdef Py_ssize_t r0, n_rows
+    cdef floating *rows = <floating *> malloc(min(GRAD_K_ROWS, BT) * M * sizeof(floating))
+    if rows == NULL:
+        return -1
     # This part's sequences only: their rows of x, h0, y and dz.
     x += b0 * T * I
     h0 += b0 * H
     y += b0 * T * H
     dz += b0 * T * G
-    _matmul_tn(kern, I, nc, BT, x, I, dz + j0, G, dkernel + j0, G, False, dbias + j0)
-    # drecurrent = sum over (b, t) of h_{t-1}^T dz_t. Flattened, row (b, t) of
-    # y is h_t of sequence b, so y's rows 0..BT-2 against dz's rows 1..BT-1
-    # pair every h_{t-1} with its dz_t in one product, except that each
-    # sequence's first step meets the previous sequence's last h instead of
-    # h0. So: h0^T dz[:, 0] first, then zero dz[:, 0] before the shifted product.
-    _matmul_tn(kern, H, nc, nb, h0, H, dz + j0, T * G, drecurrent + j0, G, False)
-    for b in range(nb):
-        memset(dz + b * T * G + j0, 0, nc * sizeof(floating))
-    if BT > 1:
-        _matmul_tn(kern, H, nc, BT - 1, y, H, dz + G + j0, G, drecurrent + j0, G, True)
+    r0 = 0
+    while r0 < BT:
+        n_rows = min(GRAD_K_ROWS, BT - r0)
+        _gather_grad_rows(x, h0, y, rows, r0, n_rows, T, I, H)
+        _matmul_tn(kern, M, nc, n_rows, rows, M, dz + r0 * G + j0, G, dweights + j0, G,
+                   r0 > 0, dweights + M * G + j0)
+        r0 += n_rows
+    free(rows)
+    return 0
 
 
 def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
@@ -805,8 +815,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              const floating[:, ::1] h0, const floating[:, ::1] c0,
              const floating[:, :, ::1] y, const floating[:, :, ::1] cells,
              dy, dh_n, dc_n,
-             floating[:, :, ::1] dx, floating[:, ::1] dkernel,
-             floating[:, ::1] drecurrent_kernel, floating[::1] dbias,
+             floating[:, :, ::1] dx, floating[:, ::1] dweights,
              floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads):
     """BPTT. dz: the activated gates kept by forward_training, destroyed here.
 
@@ -814,7 +823,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     dz_t @ R^T.
 
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
-    Fills dx, dkernel, drecurrent_kernel, dbias, dh0, dc0.
+    Fills dx, dh0, dc0 and dweights (I + H + 1, 4H): the rows of dkernel,
+    then of drecurrent_kernel, then dbias.
     """
     cdef const floating[:, :, ::1] dy_view
     cdef const floating[:, ::1] dh_n_view
@@ -870,12 +880,11 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                                        4 * H, block, n_dx_blocks)
                 for task in prange(n_tasks, schedule="static",
                                    num_threads=_team_size(n_tasks, n_threads)):
-                    _weight_grads_task(task, n_blocks, n_row_parts, &dz[0, 0, 0], &x[0, 0, 0],
-                                       &h0[0, 0], &y[0, 0, 0], &dkernel[0, 0],
-                                       &drecurrent_kernel[0, 0], &dbias[0], partials,
-                                       B, T, I, H, kern)
-                _add_partials(&dkernel[0, 0], &drecurrent_kernel[0, 0], &dbias[0],
-                              partials, n_row_parts, I, H)
+                    failed += _weight_grads_task(task, n_blocks, n_row_parts, &dz[0, 0, 0],
+                                                 &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
+                                                 &dweights[0, 0], partials, B, T, I, H, kern)
+                if failed == 0:
+                    _add_partials(&dweights[0, 0], partials, n_row_parts, I, H)
     finally:
         fastlstm_aligned_free(packed_recurrent_t)
         free(partials)

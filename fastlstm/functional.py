@@ -168,7 +168,9 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     -------
     LSTMGrads
         ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, shaped like
-        ``x, kernel, recurrent_kernel, bias, h0, c0``.
+        ``x, kernel, recurrent_kernel, bias, h0, c0``. dkernel,
+        drecurrent_kernel and dbias are views of consecutive rows of one
+        (features + units + 1, 4 * units) array.
 
     Raises
     ------
@@ -195,20 +197,24 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     dz = cache.gates.copy() if retain_cache else cache.gates
     if not retain_cache:
         cache.gates = None
+    # The three weight gradients are rows of one array: the kernel computes
+    # them as one product (see _lstm.backward).
+    weight_grads = np.empty((features + units + 1, 4 * units), dtype)
     grads = LSTMGrads(dx=np.empty((batch, time, features), dtype),
-                      dkernel=np.empty_like(cache.kernel),
-                      drecurrent_kernel=np.empty_like(cache.recurrent_kernel),
-                      dbias=np.empty(4 * units, dtype),
+                      dkernel=weight_grads[:features],
+                      drecurrent_kernel=weight_grads[features:features + units],
+                      dbias=weight_grads[features + units],
                       dh0=np.empty((batch, units), dtype),
                       dc0=np.empty((batch, units), dtype))
     if batch == 0 or time == 0:
-        for grad in grads[:4]:
-            grad.fill(0)
+        grads.dx.fill(0)
+        weight_grads.fill(0)
         grads.dh0[...] = 0 if dh_n is None else dh_n
         grads.dc0[...] = 0 if dc_n is None else dc_n
         return grads
     with blas_single_threaded():
         _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
-                       cache.y, cache.cells, dy, dh_n, dc_n, *grads, get_num_threads())
+                       cache.y, cache.cells, dy, dh_n, dc_n, grads.dx, weight_grads,
+                       grads.dh0, grads.dc0, get_num_threads())
     _workspace.recycle_gates(dz)
     return grads
