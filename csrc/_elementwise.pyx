@@ -11,8 +11,9 @@ same order and the same precision, so the results are bitwise NumPy's
 (setup.py compiles this module with -ffp-contract=off so that GCC does not
 fuse a multiply and an add into one rounding).
 
-Nothing here validates: the callers in fastlstm pass 1-D C-contiguous
-arrays of one dtype and equal lengths.
+The callers in fastlstm pass 1-D C-contiguous arrays of one dtype; the
+kernels check only that the lengths agree, so that no loop runs past an
+array.
 """
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf
@@ -27,6 +28,12 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
     return sqrt(x)
 
 
+cdef _check_lengths(name, Py_ssize_t n, lengths):
+    for other, length in lengths.items():
+        if length != n:
+            raise ValueError(f"{name}: {other} has {length} elements, expected {n}")
+
+
 def dropout(const floating[::1] x, const uint16_t[::1] bits, uint16_t threshold,
             double scale, floating[::1] out):
     """out = x * (scale if bits >= threshold else 0), elementwise.
@@ -36,6 +43,7 @@ def dropout(const floating[::1] x, const uint16_t[::1] bits, uint16_t threshold,
     """
     cdef Py_ssize_t i
     cdef floating kept = <floating> scale
+    _check_lengths("dropout", x.shape[0], {"bits": bits.shape[0], "out": out.shape[0]})
     with nogil:
         for i in range(x.shape[0]):
             out[i] = x[i] * (kept if bits[i] >= threshold else <floating> 0)
@@ -54,6 +62,8 @@ def rmsprop_update(floating[::1] weight, const floating[::1] grad,
     cdef floating g, ms
     cdef floating lr = <floating> learning_rate, rho_ = <floating> rho
     cdef floating rest = <floating> one_minus_rho, eps = <floating> epsilon
+    _check_lengths("rmsprop_update", weight.shape[0],
+                   {"grad": grad.shape[0], "mean_square": mean_square.shape[0]})
     with nogil:
         for i in range(weight.shape[0]):
             g = grad[i]
@@ -72,6 +82,8 @@ def adam_update(floating[::1] weight, const floating[::1] grad, floating[::1] m,
     cdef floating g, mi, vi
     cdef floating step_ = <floating> step, eps = <floating> epsilon
     cdef floating rest_1 = <floating> one_minus_beta_1, rest_2 = <floating> one_minus_beta_2
+    _check_lengths("adam_update", weight.shape[0],
+                   {"grad": grad.shape[0], "m": m.shape[0], "v": v.shape[0]})
     with nogil:
         for i in range(weight.shape[0]):
             g = grad[i]

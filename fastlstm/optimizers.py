@@ -1,10 +1,9 @@
 """Optimizers with Keras' update rules and default hyper-parameters.
 
 Updates are in place on the model's weight arrays (C-contiguous float32 or
-float64):
-vectorized NumPy for SGD, one compiled pass per weight for RMSprop and Adam
-(fastlstm._elementwise, bitwise the same as the NumPy formulas). Each
-optimizer keeps its state (moments) per weight, in the weights' order.
+float64): vectorized NumPy for SGD, one compiled pass per weight for RMSprop
+and Adam (fastlstm._elementwise, bitwise the same as the NumPy formulas).
+Each optimizer keeps its state (moments) per weight, in the weights' order.
 ``clipnorm`` rescales each weight's gradient to at most that L2 norm and
 ``clipvalue`` clips every element, guarding against exploding gradients.
 """

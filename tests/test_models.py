@@ -373,6 +373,10 @@ def test_compiled_updates_reject_what_they_cannot_update_in_place():
     with pytest.raises(TypeError, match="float32 or float64, got int64"):
         optimizers.RMSprop().apply([np.zeros(3, np.int64)], [np.zeros(3)])
     np.testing.assert_array_equal(weight, 0)
+    optimizer = optimizers.RMSprop()
+    optimizer.apply([weight], [np.ones((4, 3), np.float32)])
+    with pytest.raises(ValueError, match="mean_square has 12 elements, expected 20"):
+        optimizer.apply([np.zeros((4, 5), np.float32)], [np.ones((4, 5), np.float32)])
 
 
 def test_dropout_mask_is_applied_in_one_pass_like_x_times_mask():
