@@ -2,10 +2,19 @@
 
 Fairness: after a call, a library's idle threads keep spinning for a while
 (OpenBLAS about 0.1 s unless OPENBLAS_THREAD_TIMEOUT is small, OpenMP
-runtimes a few ms, ONNX Runtime's pool by design) and would steal the cores
-from whichever library runs next. So every timed call starts after a short
-pause, and a peer that spins on purpose (ONNX Runtime) also gets time to
+runtimes a few ms (fastlstm's libgomp about 7 ms), ONNX Runtime's pool
+40-60 ms by design) and would steal the cores from whichever library runs
+next. So every call starts after a pause longer than an OpenMP runtime's
+spin, and a peer that spins on purpose (ONNX Runtime) also gets time to
 settle after its own calls.
+
+Once those threads have gone to sleep, waking them is slow on the
+development VM: a 2-thread fastlstm call that takes 0.2 ms back to back took
+7.7 ms after 0.2 s idle (4-7 ms per wake-up; 1-thread calls are not
+affected). Interleaving lets every library's pool fall asleep between its
+calls, so each timed call follows an untimed call of the same callable:
+the grid measures back-to-back speed for every library alike, not the
+wake-up latency of an idle machine.
 """
 import math
 import statistics
@@ -14,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PAUSE_SECONDS = 0.005
+PAUSE_SECONDS = 0.015
 
 
 @dataclass
@@ -52,6 +61,9 @@ def interleaved(functions, repeats, settle=None):
     settle : dict of name -> seconds, optional
         Extra pause after that callable's calls.
 
+    Each timed call comes right after an untimed call of the same callable
+    (see the module docstring).
+
     Returns
     -------
     dict of name -> Timing
@@ -64,6 +76,7 @@ def interleaved(functions, repeats, settle=None):
     for round_ in range(repeats):
         for name, fn in (order if round_ % 2 == 0 else order[::-1]):
             time.sleep(PAUSE_SECONDS)
+            fn()  # wakes the callable's own threads
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
