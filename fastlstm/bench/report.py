@@ -299,7 +299,8 @@ REPORT_TABLES = [
 def markdown(results, command):
     """The whole report as Markdown."""
     parts = [f"Machine: {machine()}", f"Command: `{command}`",
-             f"Median of {results['config']['repeats']} interleaved runs after a warm-up; "
+             f"Median of {results['config']['repeats']} interleaved rounds after a warm-up "
+             "round, each timed call right after an untimed call of the same callable; "
              "ratio = peer time / fastlstm time (above 1: fastlstm is faster), the median "
              "of the per-round ratios, with its 95% interval in parentheses; ± is half "
              "the interquartile range, relative to the median."]
