@@ -744,13 +744,12 @@ cdef int _weight_grads_task(
                                task % n_blocks, n_blocks, row_part, n_row_parts, kern)
 
 
-cdef void _add_partials(floating *dweights, const floating *partials, Py_ssize_t n_row_parts,
+cdef void _add_partials(floating *dweights, floating *partials, Py_ssize_t n_row_parts,
                         Py_ssize_t I, Py_ssize_t H) noexcept nogil:
     """Add each row part's gradients (see _weight_grads_task), in order."""
     cdef Py_ssize_t part
     for part in range(1, n_row_parts):
-        _add_into(dweights, _row_part_grads(<floating *> partials, part, I, H),
-                  (I + H + 1) * 4 * H)
+        _add_into(dweights, _row_part_grads(partials, part, I, H), (I + H + 1) * 4 * H)
 
 
 cdef void _gather_grad_rows(const floating *x, const floating *h0, const floating *y,

@@ -205,7 +205,7 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self._mask = None
+        self._mask = self._mask_shape = None
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
@@ -215,6 +215,7 @@ class Dropout(Layer):
         # 1/65536 keep the drop probability within 1e-5 of `rate`. The bits
         # are the mask that backward applies again.
         self._mask = generator().bit_generator.random_raw(-(-x.size // 4)).view(np.uint16)[:x.size]
+        self._mask_shape = np.shape(x)
         return self._apply_mask(x)
 
     def backward(self, dy):
@@ -222,12 +223,12 @@ class Dropout(Layer):
 
     def _apply_mask(self, x):
         """x * (1 / (1 - rate) where the mask keeps, else 0), in one pass."""
-        x = np.ascontiguousarray(x)
-        if x.size != self._mask.size:
+        x = np.asarray(x)
+        if x.shape != self._mask_shape:
             raise ValueError(f"dropout: got {x.shape}, but the mask was drawn for "
-                             f"{self._mask.size} values")
-        if x.dtype not in (np.float32, np.float64):
-            x = x.astype(np.float32)
+                             f"{self._mask.size} values of shape {self._mask_shape}")
+        x = np.ascontiguousarray(x, dtype=x.dtype if x.dtype in (np.float32, np.float64)
+                                 else np.float32)
         out = np.empty_like(x)
         threshold = min(round(self.rate * 65536), 65535)  # a uint16
         _elementwise.dropout(x.reshape(-1), self._mask, threshold,

@@ -393,6 +393,8 @@ def test_dropout_mask_is_applied_in_one_pass_like_x_times_mask():
     np.testing.assert_array_equal(layer.backward(dy), keep * np.float32(1 / 0.7))
     with pytest.raises(ValueError, match="mask was drawn for 105 values"):
         layer.backward(np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"of shape \(7, 5, 3\)"):
+        layer.backward(np.ones((3, 5, 7), np.float32))  # as many values, other shape
 
 
 def test_gradient_clipping():
