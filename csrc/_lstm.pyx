@@ -68,12 +68,12 @@ cdef extern from "lstm_simd.h" nogil:
     ctypedef void (*matmul_packed_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
                                           Py_ssize_t, const double *, double *, Py_ssize_t,
                                           int) noexcept nogil
-    ctypedef void (*matmul_tn_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
-                                      Py_ssize_t, const float *, Py_ssize_t, float *,
-                                      Py_ssize_t, int, float *) noexcept nogil
-    ctypedef void (*matmul_tn_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
-                                      Py_ssize_t, const double *, Py_ssize_t, double *,
-                                      Py_ssize_t, int, double *) noexcept nogil
+    ctypedef void (*matmul_grad_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
+                                        Py_ssize_t, const float *, Py_ssize_t, float *,
+                                        Py_ssize_t, int, float *) noexcept nogil
+    ctypedef void (*matmul_grad_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
+                                        Py_ssize_t, const double *, Py_ssize_t, double *,
+                                        Py_ssize_t, int, double *) noexcept nogil
     ctypedef int (*all_finite_f32_fn)(Py_ssize_t, const float *) noexcept nogil
     ctypedef int (*all_finite_f64_fn)(Py_ssize_t, const double *) noexcept nogil
     ctypedef struct lstm_simd_kernels:
@@ -87,8 +87,8 @@ cdef extern from "lstm_simd.h" nogil:
         pack_f64_fn pack_f64
         matmul_packed_f32_fn matmul_packed_f32
         matmul_packed_f64_fn matmul_packed_f64
-        matmul_tn_f32_fn matmul_tn_f32
-        matmul_tn_f64_fn matmul_tn_f64
+        matmul_grad_f32_fn matmul_grad_f32
+        matmul_grad_f64_fn matmul_grad_f64
         all_finite_f32_fn all_finite_f32
         all_finite_f64_fn all_finite_f64
     int FASTLSTM_PACK_EXTRA
@@ -157,9 +157,12 @@ cdef Py_ssize_t GRAD_COLUMNS = 16
 cdef Py_ssize_t GRAD_ROW_PARTS = 2
 cdef Py_ssize_t GRAD_ROW_SPLIT_BYTES = 4 << 20
 # The weight gradients' product reads GRAD_K_ROWS (batch, time) rows of
-# [x_t, h_{t-1}] at a time, gathered into one block: the product's own k
-# block (K_BLOCK in lstm_matmul_impl.h), so each call is one block of it.
+# [x_t, h_{t-1}] at a time, gathered transposed into one block: the
+# product's own k block (K_BLOCK in lstm_matmul_impl.h), so each call is one
+# block of it.
 cdef Py_ssize_t GRAD_K_ROWS = 128
+# Columns per pass of _transpose_rows: a cache line of float32.
+cdef Py_ssize_t TRANSPOSE_COLUMNS = 16
 
 cdef int _simd_level = fastlstm_simd_best_level()
 
@@ -325,16 +328,17 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
         kern.matmul_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 
 
-cdef inline void _matmul_tn(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                            const floating *a, Py_ssize_t lda, const floating *b,
-                            Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
-                            bint accumulate, floating *column_sums=NULL) noexcept nogil:
-    """c (m, n) = [c +] a^T @ b, a stored (k, m); each element summed over k in
-    order. column_sums (n), unless NULL: [column_sums +] b's column sums."""
+cdef inline void _matmul_grad(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
+                              Py_ssize_t k, const floating *a, Py_ssize_t lda,
+                              const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
+                              bint accumulate, floating *column_sums=NULL) noexcept nogil:
+    """c (m, n) = [c +] a (m, k) @ b (k, n) for a long k (the weight
+    gradients); each element summed over k in order, as _matmul sums it.
+    column_sums (n), unless NULL: [column_sums +] b's column sums."""
     if floating is float:
-        kern.matmul_tn_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
+        kern.matmul_grad_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
     else:
-        kern.matmul_tn_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
+        kern.matmul_grad_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
 
 
 cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
@@ -752,19 +756,35 @@ cdef void _add_partials(floating *dweights, floating *partials, Py_ssize_t n_row
         _add_into(dweights, _row_part_grads(partials, part, I, H), (I + H + 1) * 4 * H)
 
 
-cdef void _gather_grad_rows(const floating *x, const floating *h0, const floating *y,
-                            floating *rows, Py_ssize_t r0, Py_ssize_t n_rows,
-                            Py_ssize_t T, Py_ssize_t I, Py_ssize_t H) noexcept nogil:
-    """rows (n_rows, I + H) = [x_t, h_{t-1}] for the flattened (batch, time)
-    rows r0.. of x; h_{t-1} is h0's row at each sequence's first step, else
-    the row of y before."""
+cdef void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ssize_t width,
+                          floating *a) noexcept nogil:
+    """a (width, n_rows) = the n_rows rows of `width` values, transposed;
+    TRANSPOSE_COLUMNS columns at a time, so that the lines read and written
+    stay in L1."""
+    cdef Py_ssize_t i0 = 0, i, q
+    while i0 < width:
+        for q in range(n_rows):
+            for i in range(i0, min(i0 + TRANSPOSE_COLUMNS, width)):
+                a[i * n_rows + q] = rows[q][i]
+        i0 += TRANSPOSE_COLUMNS
+
+
+cdef void _gather_grad_operand(const floating *x, const floating *h0, const floating *y,
+                               floating *a, const floating **rows, Py_ssize_t r0,
+                               Py_ssize_t n_rows, Py_ssize_t T, Py_ssize_t I,
+                               Py_ssize_t H) noexcept nogil:
+    """a (I + H, n_rows) = [x_t, h_{t-1}]^T for the flattened (batch, time)
+    rows r0.., the weight gradients' a operand: h_{t-1} is h0's row at each
+    sequence's first step, else the row of y before. rows: room for n_rows
+    row pointers."""
     cdef Py_ssize_t q, r
-    cdef const floating *h_prev
+    for q in range(n_rows):
+        rows[q] = x + (r0 + q) * I
+    _transpose_rows(rows, n_rows, I, a)
     for q in range(n_rows):
         r = r0 + q
-        h_prev = h0 + (r // T) * H if r % T == 0 else y + (r - 1) * H
-        memcpy(rows + q * (I + H), x + r * I, I * sizeof(floating))
-        memcpy(rows + q * (I + H) + I, h_prev, H * sizeof(floating))
+        rows[q] = h0 + (r // T) * H if r % T == 0 else y + (r - 1) * H
+    _transpose_rows(rows, n_rows, H, a + I * n_rows)
 
 
 cdef int _weight_grads_block(
@@ -779,9 +799,10 @@ cdef int _weight_grads_block(
     dkernel and drecurrent_kernel are one product, [x_t, h_{t-1}]^T dz_t
     summed over the (batch, time) rows, so dz is read once for both; dbias,
     dz's column sums, comes out of the same product while dz is in cache.
-    Our product copies each block of rows once (see lstm_matmul_tn), where
-    BLAS packed the long (batch, time) side of both operands again for every
-    column block (about 40% of its time here). Returns -1 if out of memory."""
+    Each block of GRAD_K_ROWS rows of [x_t, h_{t-1}] is copied once,
+    transposed, where BLAS packed the long (batch, time) side of both
+    operands again for every column block (about 40% of its time here).
+    Returns -1 if out of memory."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t M = I + H
     cdef Py_ssize_t b0 = _split(row_part, n_row_parts, B)
@@ -790,8 +811,12 @@ cdef int _weight_grads_block(
     cdef Py_ssize_t j0 = _column_split(block, n_blocks, G, GRAD_COLUMNS)
     cdef Py_ssize_t nc = _column_split(block + 1, n_blocks, G, GRAD_COLUMNS) - j0
     cdef Py_ssize_t r0, n_rows
-    cdef floating *rows = <floating *> malloc(min(GRAD_K_ROWS, BT) * M * sizeof(floating))
-    if rows == NULL:
+    cdef Py_ssize_t max_rows = min(GRAD_K_ROWS, BT)
+    cdef floating *operand = <floating *> malloc(max_rows * M * sizeof(floating))
+    cdef const floating **rows = <const floating **> malloc(max_rows * sizeof(floating *))
+    if operand == NULL or rows == NULL:
+        free(operand)
+        free(rows)
         return -1
     # This part's sequences only: their rows of x, h0, y and dz.
     x += b0 * T * I
@@ -801,10 +826,11 @@ cdef int _weight_grads_block(
     r0 = 0
     while r0 < BT:
         n_rows = min(GRAD_K_ROWS, BT - r0)
-        _gather_grad_rows(x, h0, y, rows, r0, n_rows, T, I, H)
-        _matmul_tn(kern, M, nc, n_rows, rows, M, dz + r0 * G + j0, G, dweights + j0, G,
-                   r0 > 0, dweights + M * G + j0)
+        _gather_grad_operand(x, h0, y, operand, rows, r0, n_rows, T, I, H)
+        _matmul_grad(kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + j0, G,
+                     dweights + j0, G, r0 > 0, dweights + M * G + j0)
         r0 += n_rows
+    free(operand)
     free(rows)
     return 0
 
@@ -1004,26 +1030,27 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
                 c.strides[0] // sizeof(floating), accumulate)
 
 
-def matmul_tn(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
-              bint accumulate, floating[::1] sums=None):
-    """c = [c +] a^T @ b with the weight gradients' product (for tests);
-    sums (n,), if given, = [sums +] the column sums of b (the bias gradient).
+def matmul_grad(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
+                bint accumulate, floating[::1] sums=None):
+    """c = [c +] a @ b with the weight gradients' product (for tests); sums
+    (n,), if given, = [sums +] the column sums of b (the bias gradient).
 
-    a (k, m), b (k, n) and c (m, n) may be strided by rows (unit stride along
+    a (m, k), b (k, n) and c (m, n) may be strided by rows (unit stride along
     each row), as the backward pass reads a column block of dz.
     """
     _check_product_operands(
-        "matmul_tn", a.shape[0] == b.shape[0] and c.shape[0] == a.shape[1]
+        "matmul_grad", a.shape[1] == b.shape[0] and c.shape[0] == a.shape[0]
         and c.shape[1] == b.shape[1], sizeof(floating), {"a": a, "b": b, "c": c})
     if sums is not None and sums.shape[0] != b.shape[1]:
-        raise ValueError(f"matmul_tn: sums must have shape ({b.shape[1]},), "
+        raise ValueError(f"matmul_grad: sums must have shape ({b.shape[1]},), "
                          f"got ({sums.shape[0]},)")
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef floating *sums_ptr = NULL if sums is None else &sums[0]
     with nogil:
-        _matmul_tn(kern, a.shape[1], b.shape[1], a.shape[0], &a[0, 0],
-                   a.strides[0] // sizeof(floating), &b[0, 0], b.strides[0] // sizeof(floating),
-                   &c[0, 0], c.strides[0] // sizeof(floating), accumulate, sums_ptr)
+        _matmul_grad(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
+                     a.strides[0] // sizeof(floating), &b[0, 0],
+                     b.strides[0] // sizeof(floating), &c[0, 0],
+                     c.strides[0] // sizeof(floating), accumulate, sums_ptr)
 
 
 def gates_forward(floating[:, ::1] z, const floating[::1] bias, const floating[::1] c_prev,

@@ -1,7 +1,7 @@
 /*
  * Small-M matrix product for the recurrent step: C (m, n) = [C +] A (m, k) @ B (k, n),
  * all row-major, m being a batch chunk (a few to a few dozen rows); and, with
- * A stored transposed, the weight gradients' sums over all (batch, time) rows.
+ * a long k, the weight gradients' sums over all (batch, time) rows.
  *
  * Why not BLAS: a BLAS call repacks B (the recurrent weights) every time,
  * which at these m costs more than the multiply, and BLAS rounds a row
@@ -26,7 +26,7 @@
 /* B is fetched ahead when it has at least this many bytes (half of L2). */
 #define FETCH_MIN_BYTES (1 << 20)
 /* Bytes of b per column block of the weight-gradient product (half of L2). */
-#define TN_BLOCK_BYTES (1 << 20)
+#define GRAD_BLOCK_BYTES (1 << 20)
 
 #define TILE_CASE(SFX, n)                                                      \
     case n: SIMD_NAME(matmul_tile_##SFX)(n, nvec, k, a + i * lda, lda, b, ldb, \
@@ -290,22 +290,21 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
     }                                                                          \
 }                                                                              \
                                                                                \
-/* One block of lstm_matmul_tn's columns. Per                                \
-   block of K_BLOCK rows: a's block is copied transposed, M_CHUNK columns at \
-   a time (read in place, a^T's rows are a's columns, an element per cache   \
-   line); b's block is packed when b's rows are a page or more apart (they   \
-   then fall into the same L1 sets), or read in place if there is no memory  \
-   for the copy. Either way each element is lstm_matmul's sum.               \
+/* One block of lstm_matmul_grad's columns. Per block of K_BLOCK rows of b:  \
+   b's block is packed when b's rows are a page or more apart (they then     \
+   fall into the same L1 sets), or read in place if there is no memory for   \
+   the copy; a is taken M_CHUNK rows at a time, so that a chunk's block of a  \
+   stays in L1 while b's block passes it. Either way each element is         \
+   lstm_matmul's sum.                                                        \
    column_sums, unless NULL, gets [column_sums +] the sums of b's columns     \
    (the bias gradient), as a row of ones times each block while it is in     \
    cache: each sum is its column's values added in order. */                 \
-static void SIMD_NAME(matmul_tn_columns_##SFX)(                                \
+static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
     T *column_sums)                                                            \
 {                                                                              \
     enum { M_CHUNK = 48, PAGE = 4096 };                                        \
-    T a_t[M_CHUNK * K_BLOCK];                                                  \
     T ones[K_BLOCK];                                                           \
     for (ptrdiff_t q = 0; q < K_BLOCK; ++q)                                    \
         ones[q] = 1;                                                           \
@@ -329,11 +328,8 @@ static void SIMD_NAME(matmul_tn_columns_##SFX)(                                \
         for (ptrdiff_t chunk = 0; chunk < chunks; ++chunk) {                   \
             const ptrdiff_t i0 = chunk * m / chunks;                           \
             const ptrdiff_t mc = (chunk + 1) * m / chunks - i0;                \
-            for (ptrdiff_t q = 0; q < kb; ++q)                                 \
-                for (ptrdiff_t i = 0; i < mc; ++i)                             \
-                    a_t[i * kb + q] = a[(p + q) * lda + i0 + i];               \
-            SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a_t, kb, block,         \
-                                            block_ldb, block_k, block_p,       \
+            SIMD_NAME(matmul_columns_##SFX)(mc, n, kb, a + i0 * lda + p, lda,  \
+                                            block, block_ldb, block_k, block_p, \
                                             c + i0 * ldc, ldc,                 \
                                             p > 0 || accumulate, NULL);        \
         }                                                                      \
@@ -346,21 +342,22 @@ static void SIMD_NAME(matmul_tn_columns_##SFX)(                                \
     fastlstm_aligned_free(b_packed);                                           \
 }                                                                              \
                                                                                \
-/* c (m, n) = [c +] a^T @ b with a stored as (k, m): a weight gradient, the  \
-   sum over the (batch, time) rows of an activation times its dz row; see    \
-   matmul_tn_columns. The columns are taken in blocks whose K_BLOCK rows of  \
-   b fill at most TN_BLOCK_BYTES, so that a block of b stays in L2 while     \
-   every chunk of a^T uses it (measured at 1024 units on 1 thread: 4096      \
-   columns in one block ran 1.05-1.11x slower than in two). The blocks are   \
-   cut at whole panels and the last one takes the ragged end, so no block    \
-   is narrower than a vector: such a block would be summed by the scalar     \
-   loop, which GCC rounds differently. So cutting changes no bit. */         \
-void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
+/* c (m, n) = [c +] a (m, k) @ b (k, n) for a long k: a weight gradient, the \
+   sum over the (batch, time) rows of an activation (a holds it transposed,  \
+   one row per feature) times its dz row; see matmul_grad_columns. The       \
+   columns are taken in blocks whose K_BLOCK rows of b fill at most          \
+   GRAD_BLOCK_BYTES, so that a block of b stays in L2 while every chunk of a \
+   uses it (measured at 1024 units on 1 thread: 4096 columns in one block    \
+   ran 1.05-1.11x slower than in two). The blocks are cut at whole panels    \
+   and the last one takes the ragged end, so no block is narrower than a     \
+   vector: such a block would be summed by the scalar loop, which GCC rounds \
+   differently. So cutting changes no bit. */                               \
+void SIMD_NAME(lstm_matmul_grad_##SFX)(                                        \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
     T *column_sums)                                                            \
 {                                                                              \
-    const ptrdiff_t width = TN_BLOCK_BYTES / (K_BLOCK * (ptrdiff_t)sizeof(T)); \
+    const ptrdiff_t width = GRAD_BLOCK_BYTES / (K_BLOCK * (ptrdiff_t)sizeof(T)); \
     const ptrdiff_t panel = SIMD_TILE_VECTORS * SIMD_VECTOR_BYTES / sizeof(T); \
     const ptrdiff_t panels = n / panel;                                        \
     ptrdiff_t blocks = (n + width - 1) / width;                                \
@@ -369,9 +366,9 @@ void SIMD_NAME(lstm_matmul_tn_##SFX)(                                          \
     for (ptrdiff_t i = 0; i < blocks; ++i) {                                   \
         const ptrdiff_t j0 = panel * (i * panels / blocks);                    \
         const ptrdiff_t j1 = i + 1 == blocks ? n : panel * ((i + 1) * panels / blocks); \
-        SIMD_NAME(matmul_tn_columns_##SFX)(m, j1 - j0, k, a, lda, b + j0, ldb, \
-                                           c + j0, ldc, accumulate,            \
-                                           column_sums ? column_sums + j0 : NULL); \
+        SIMD_NAME(matmul_grad_columns_##SFX)(m, j1 - j0, k, a, lda, b + j0, ldb, \
+                                             c + j0, ldc, accumulate,          \
+                                             column_sums ? column_sums + j0 : NULL); \
     }                                                                          \
 }                                                                              \
                                                                                \
@@ -392,7 +389,7 @@ FASTLSTM_DEFINE_MATMUL(double, f64)
 #undef FASTLSTM_DEFINE_MATMUL
 #undef TILE_CASE
 #undef FETCH_MIN_BYTES
-#undef TN_BLOCK_BYTES
+#undef GRAD_BLOCK_BYTES
 #undef CACHE_LINE
 #undef K_BLOCK
 #undef MAX_TILE_ROWS

@@ -71,7 +71,7 @@
       lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx,                            \
       lstm_pack_f32_##sfx, lstm_pack_f64_##sfx,                                \
       lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx,              \
-      lstm_matmul_tn_f32_##sfx, lstm_matmul_tn_f64_##sfx,                      \
+      lstm_matmul_grad_f32_##sfx, lstm_matmul_grad_f64_##sfx,                  \
       lstm_all_finite_f32_##sfx, lstm_all_finite_f64_##sfx }
 
 static const lstm_simd_kernels kernel_table[] = {

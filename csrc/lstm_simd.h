@@ -62,8 +62,9 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                    ptrdiff_t ldb, double *c, ptrdiff_t ldc, int accumulate);
 
 /*
- * c (m, n) = [c +] a^T @ b with a stored (k, m), rows lda apart: the weight
- * gradients' sums over all (batch, time) rows. Each element is summed over
+ * c (m, n) = [c +] a (m, k) @ b (k, n) for a long k, rows lda and ldb apart:
+ * the weight gradients' sums over all (batch, time) rows, a holding the
+ * activations transposed (one row per feature). Each element is summed over
  * k in order, as in lstm_matmul, so cutting the columns into blocks of at
  * least one vector does not change a bit (a narrower block goes through a
  * scalar loop, which the compiler rounds differently). column_sums (n),
@@ -71,14 +72,14 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
  * its k rows, added in order: the bias gradient, taken while b passes
  * through the cache.
  */
-typedef void (*lstm_matmul_tn_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                      const float *a, ptrdiff_t lda, const float *b,
-                                      ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                                      int accumulate, float *column_sums);
-typedef void (*lstm_matmul_tn_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                      const double *a, ptrdiff_t lda, const double *b,
-                                      ptrdiff_t ldb, double *c, ptrdiff_t ldc,
-                                      int accumulate, double *column_sums);
+typedef void (*lstm_matmul_grad_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                        const float *a, ptrdiff_t lda, const float *b,
+                                        ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                        int accumulate, float *column_sums);
+typedef void (*lstm_matmul_grad_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                        const double *a, ptrdiff_t lda, const double *b,
+                                        ptrdiff_t ldb, double *c, ptrdiff_t ldc,
+                                        int accumulate, double *column_sums);
 
 /*
  * The same product with B packed once by pack_* (B's k, n and ldb), so each
@@ -113,8 +114,8 @@ typedef struct {
     lstm_pack_f64_fn pack_f64;
     lstm_matmul_packed_f32_fn matmul_packed_f32;
     lstm_matmul_packed_f64_fn matmul_packed_f64;
-    lstm_matmul_tn_f32_fn matmul_tn_f32;
-    lstm_matmul_tn_f64_fn matmul_tn_f64;
+    lstm_matmul_grad_f32_fn matmul_grad_f32;
+    lstm_matmul_grad_f64_fn matmul_grad_f64;
     lstm_all_finite_f32_fn all_finite_f32;
     lstm_all_finite_f64_fn all_finite_f64;
 } lstm_simd_kernels;

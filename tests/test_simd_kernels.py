@@ -122,36 +122,36 @@ def test_packed_product_writes_only_its_columns():
 # or a page or more apart, when the kernel packs them; n over more than one
 # of the kernel's own column blocks (1 MiB of b's rows: 2048 columns in
 # float32, 1024 in float64) with a ragged end.
-TN_SHAPES = [(300, 100, 37, 37), (129, 5, 400, 400), (1, 1, 1, 1), (260, 50, 70, 1100),
+GRAD_SHAPES = [(300, 100, 37, 37), (129, 5, 400, 400), (1, 1, 1, 1), (260, 50, 70, 1100),
              (128, 49, 3, 600), (7, 3, 17, 2048), (130, 20, 2100, 2100), (5, 3, 1028, 1028)]
 
 
-@pytest.mark.parametrize("k, m, n, ldb", TN_SHAPES)
+@pytest.mark.parametrize("k, m, n, ldb", GRAD_SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transposed_product_matches_numpy(k, m, n, ldb, dtype, simd_level):
+def test_gradient_product_matches_numpy(k, m, n, ldb, dtype, simd_level):
     rng = np.random.default_rng(k * m + n)
-    a = rng.standard_normal((k, m)).astype(dtype)
+    a = rng.standard_normal((m, k + 3)).astype(dtype)[:, :k]  # rows k + 3 apart
     b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
     c0 = rng.standard_normal((m, n)).astype(dtype)
     tolerance = 1e-5 if dtype == np.float32 else 1e-13
     for accumulate in (False, True):
         c = c0.copy()
-        _lstm.matmul_tn(a, b, c, accumulate)
-        expected = a.T.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
+        _lstm.matmul_grad(a, b, c, accumulate)
+        expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
         np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * np.sqrt(k))
 
 
-@pytest.mark.parametrize("k, m, n, ldb", TN_SHAPES)
+@pytest.mark.parametrize("k, m, n, ldb", GRAD_SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transposed_product_is_the_plain_one_bitwise(k, m, n, ldb, dtype, simd_level):
+def test_gradient_product_is_the_plain_one_bitwise(k, m, n, ldb, dtype, simd_level):
     rng = np.random.default_rng(k + m * n)
-    a = rng.standard_normal((k, m)).astype(dtype)
+    a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
     plain = np.zeros((m, n), dtype)
-    _lstm.matmul(np.ascontiguousarray(a.T), np.ascontiguousarray(b), plain, False)
-    transposed = np.zeros((m, n), dtype)
-    _lstm.matmul_tn(a, b, transposed, False)
-    np.testing.assert_array_equal(transposed, plain)
+    _lstm.matmul(a, np.ascontiguousarray(b), plain, False)
+    gradient = np.zeros((m, n), dtype)
+    _lstm.matmul_grad(a, b, gradient, False)
+    np.testing.assert_array_equal(gradient, plain)
 
 
 @pytest.mark.parametrize("n, ldb", [(128, 128), (203, 203), (400, 1024), (1100, 1100),
@@ -162,16 +162,16 @@ def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_l
     multiples of 16 with the last block taking the rest; the result must not
     depend on the cut, or on the number of threads."""
     rng = np.random.default_rng(n)
-    a = rng.standard_normal((200, 30)).astype(dtype)
+    a = rng.standard_normal((30, 200)).astype(dtype)
     b = rng.standard_normal((200, ldb)).astype(dtype)[:, :n]
     whole = np.zeros((30, n), dtype)
-    _lstm.matmul_tn(a, b, whole, False)
+    _lstm.matmul_grad(a, b, whole, False)
     for cuts in ([0, 64, n], [0, 64, 128, n], [0, 64 * (n // 128), n], [0, 16, n],
                  [0, 16 * (n // 32), n], [0, 48, 112, n]):
         cuts = sorted(set(cuts))
         blocks = np.zeros((30, n), dtype)
         for start, stop in zip(cuts[:-1], cuts[1:]):
-            _lstm.matmul_tn(a, b[:, start:stop], blocks[:, start:stop], False)
+            _lstm.matmul_grad(a, b[:, start:stop], blocks[:, start:stop], False)
         np.testing.assert_array_equal(blocks, whole)
 
 
@@ -179,20 +179,20 @@ def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_l
                                       (130, 2100, 2100)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("accumulate", [True, False])
-def test_transposed_product_sums_the_columns_of_b_in_order(k, n, ldb, dtype, accumulate,
+def test_gradient_product_sums_the_columns_of_b_in_order(k, n, ldb, dtype, accumulate,
                                                          simd_level):
     """The bias gradient rides along the weight gradient's product: each
     column of b added up row by row, bitwise as a running sum would, with
     the product itself unchanged."""
     rng = np.random.default_rng(k + n)
-    a = rng.standard_normal((k, 7)).astype(dtype)
+    a = rng.standard_normal((7, k)).astype(dtype)
     b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
     start_sums = rng.standard_normal(n).astype(dtype)
     start_product = rng.standard_normal((7, n)).astype(dtype)
     sums, product = start_sums.copy(), start_product.copy()
-    _lstm.matmul_tn(a, b, product, accumulate, sums)
+    _lstm.matmul_grad(a, b, product, accumulate, sums)
     expected_product = start_product.copy()
-    _lstm.matmul_tn(a, b, expected_product, accumulate)
+    _lstm.matmul_grad(a, b, expected_product, accumulate)
     running = np.cumsum(np.vstack([start_sums[None], b]) if accumulate else b, axis=0)[-1]
     np.testing.assert_array_equal(product, expected_product)
     np.testing.assert_array_equal(sums, running)
