@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -109,13 +110,35 @@ def test_every_section_runs_and_reports(tmp_path):
 
 def test_interleaving_reverses_the_order_every_other_round(monkeypatch):
     monkeypatch.setattr(timing, "PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(timing, "MIN_SAMPLE_SECONDS", 0.0)  # one call per sample
     calls = []
     functions = {name: (lambda name=name: calls.append(name)) for name in "ABC"}
     timings = timing.interleaved(functions, repeats=3)
-    # The warm-up round, then the rounds; every timed call right after an
-    # untimed one of the same callable, so that its thread pool is awake.
-    assert "".join(calls) == "ABC" + "AABBCC" + "CCBBAA" + "AABBCC"
-    assert all(len(t.samples) == 3 for t in timings.values())
+    # The warm-up round, two calls each to size the samples, then the
+    # rounds; every timed call right after an untimed one of the same
+    # callable, so that its thread pool is awake.
+    assert "".join(calls) == "ABC" + "AABBCC" + "AABBCC" + "CCBBAA" + "AABBCC"
+    assert all(len(t.samples) == 3 and t.calls == 1 for t in timings.values())
+
+
+def test_a_short_call_is_timed_over_enough_calls_to_fill_a_sample(monkeypatch):
+    monkeypatch.setattr(timing, "PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(timing, "MIN_SAMPLE_SECONDS", 0.02)
+    counts = {"short": 0, "long": 0}
+
+    def call(name, seconds):
+        counts[name] += 1
+        time.sleep(seconds)
+
+    timings = timing.interleaved({"short": lambda: call("short", 0.004),
+                                  "long": lambda: call("long", 0.03)}, repeats=2)
+    short, long = timings["short"], timings["long"]
+    assert 2 <= short.calls <= 5 and long.calls == 1
+    # Warm-up, sizing (2 calls), then per round a waking call and the sample.
+    assert counts == {"short": 3 + 2 * (1 + short.calls), "long": 3 + 2 * 2}
+    # A sample is the time per call, not per sample.
+    assert all(0.004 <= s < 0.02 for s in short.samples)
+    assert short.to_dict()["calls_per_sample"] == short.calls
 
 
 def test_paired_ratio_divides_within_rounds():

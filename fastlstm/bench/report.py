@@ -2,6 +2,7 @@
 import platform
 
 from .._build_info import build_info
+from .timing import MIN_SAMPLE_SECONDS
 
 # Issue 4's targets; float32 unless the name says otherwise.
 INFERENCE_VS_ONNX = 1.1        # our time at most 1.1x ONNX Runtime's, every shape
@@ -300,10 +301,12 @@ def markdown(results, command):
     """The whole report as Markdown."""
     parts = [f"Machine: {machine()}", f"Command: `{command}`",
              f"Median of {results['config']['repeats']} interleaved rounds after a warm-up "
-             "round, each timed call right after an untimed call of the same callable; "
-             "ratio = peer time / fastlstm time (above 1: fastlstm is faster), the median "
-             "of the per-round ratios, with its 95% interval in parentheses; ± is half "
-             "the interquartile range, relative to the median."]
+             "round; in each round a callable's sample is the time per call of as many "
+             f"back-to-back calls as fill {MIN_SAMPLE_SECONDS * 1e3:.0f} ms (one if a call "
+             "takes longer), right after an untimed call of the same callable; ratio = "
+             "peer time / fastlstm time (above 1: fastlstm is faster), the median of the "
+             "per-round ratios, with its 95% interval in parentheses; ± is half the "
+             "interquartile range, relative to the median."]
     if "peak" in results:
         parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5): " + ", ".join(
             f"{n} thread(s) {v:.0f} GFLOP/s" for n, v in results["peak"].items()))

@@ -15,6 +15,13 @@ went from 0.17 to 0.32 ms). Interleaving lets every library's pool fall asleep b
 calls, so each timed call follows an untimed call of the same callable:
 the grid measures back-to-back speed for every library alike, not the
 wake-up latency of an idle machine.
+
+Even warm, a call of a millisecond or two on 2 threads is at the mercy of
+the VM's scheduler: in session 9, fastlstm's 2-thread forward at
+(64, 60, 1, 50) spread +-85% around a 4 ms median that runs 1.0 ms alone.
+So a sample is as many back-to-back calls as fill MIN_SAMPLE_SECONDS (as
+timeit's autorange does), their mean time per call; a call that long or
+longer is a sample of one.
 """
 import math
 import statistics
@@ -24,13 +31,17 @@ from dataclasses import dataclass
 import numpy as np
 
 PAUSE_SECONDS = 0.015
+MIN_SAMPLE_SECONDS = 0.02
+MAX_CALLS_PER_SAMPLE = 1000
 
 
 @dataclass
 class Timing:
-    """Seconds of one callable over interleaved rounds."""
+    """Seconds per call of one callable over interleaved rounds: one sample
+    per round, each the mean of `calls` back-to-back calls."""
 
     samples: list
+    calls: int = 1
 
     @property
     def median(self):
@@ -45,11 +56,12 @@ class Timing:
         return (q3 - q1) / self.median
 
     def to_dict(self):
-        return {"median_s": self.median, "spread": self.spread, "n": len(self.samples)}
+        return {"median_s": self.median, "spread": self.spread, "n": len(self.samples),
+                "calls_per_sample": self.calls}
 
 
 def interleaved(functions, repeats, settle=None):
-    """Time each callable, one call of each per round, the order reversed
+    """Time each callable, one sample of each per round, the order reversed
     every other round (A B C C B A ...) so that no callable always runs
     right after another one's leftovers in the caches and clocks.
 
@@ -61,8 +73,9 @@ def interleaved(functions, repeats, settle=None):
     settle : dict of name -> seconds, optional
         Extra pause after that callable's calls.
 
-    Each timed call comes right after an untimed call of the same callable
-    (see the module docstring).
+    Each sample is the mean time per call of calls_per_sample(fn)
+    back-to-back calls, measured right after an untimed call of the same
+    callable (see the module docstring).
 
     Returns
     -------
@@ -71,6 +84,7 @@ def interleaved(functions, repeats, settle=None):
     settle = settle or {}
     for fn in functions.values():
         fn()
+    calls = {name: calls_per_sample(fn) for name, fn in functions.items()}
     samples = {name: [] for name in functions}
     order = list(functions.items())
     for round_ in range(repeats):
@@ -78,10 +92,20 @@ def interleaved(functions, repeats, settle=None):
             time.sleep(PAUSE_SECONDS)
             fn()  # wakes the callable's own threads
             start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
+            for _ in range(calls[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / calls[name])
             time.sleep(settle.get(name, 0.0))
-    return {name: Timing(s) for name, s in samples.items()}
+    return {name: Timing(s, calls[name]) for name, s in samples.items()}
+
+
+def calls_per_sample(fn):
+    """How many back-to-back calls of fn fill MIN_SAMPLE_SECONDS (at least
+    1, at most MAX_CALLS_PER_SAMPLE), from the time of one call after an
+    untimed one."""
+    fn()
+    calls = math.ceil(MIN_SAMPLE_SECONDS / max(_timed(fn), 1e-9))
+    return int(min(MAX_CALLS_PER_SAMPLE, max(1, calls)))
 
 
 def paired_ratio(peer, ours, confidence=0.95):
