@@ -108,6 +108,13 @@ def test_every_section_runs_and_reports(tmp_path):
     json.dumps(results)  # JSON-ready as it is
 
 
+def test_the_peak_is_the_larger_of_the_runs_first_and_last_readings(monkeypatch):
+    readings = iter([100.0, 200.0, 120.0, 180.0])  # start: 1, 2 threads; end: 1, 2
+    monkeypatch.setattr(suite, "sgemm_peak", lambda n: next(readings))
+    results = suite.run(tiny_config(sections=["peak", "memory"], threads=[1, 2]))
+    assert results["peak"] == {"1": 120.0, "2": 200.0}
+
+
 def test_interleaving_reverses_the_order_every_other_round(monkeypatch):
     monkeypatch.setattr(timing, "PAUSE_SECONDS", 0.0)
     monkeypatch.setattr(timing, "MIN_SAMPLE_SECONDS", 0.0)  # one call per sample

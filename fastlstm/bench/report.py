@@ -308,7 +308,8 @@ def markdown(results, command):
              "per-round ratios, with its 95% interval in parentheses; ± is half the "
              "interquartile range, relative to the median."]
     if "peak" in results:
-        parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5): " + ", ".join(
+        parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5 calls at the start of "
+                     "the run and, when other sections ran, 5 more at its end): " + ", ".join(
             f"{n} thread(s) {v:.0f} GFLOP/s" for n, v in results["peak"].items()))
     for key, title, make in REPORT_TABLES:
         if key in results:

@@ -117,6 +117,15 @@ def run_peak(config, peers):
     return {str(n): sgemm_peak(n) for n in config.threads}
 
 
+def _remeasured_peak(config, peers, first):
+    """The larger of each thread count's peak at the start of the run and
+    now: a peak measured while the shared machine was busy reads low, and
+    every kernel's fraction of it high (one run's 1-thread peak read 103
+    GFLOP/s where the forward pass reached 124)."""
+    again = run_peak(config, peers)
+    return {n: max(first[n], again[n]) for n in first}
+
+
 def run_grid(config, peers):
     """One row per (dtype, threads, shape): times of every peer, fwd and fwd+bwd."""
     rows = []
@@ -304,6 +313,9 @@ def run(config):
         for section in config.sections:
             config.log(f"[{section}]")
             results[section] = RUNS[section](config, peers)
+        if "peak" in results and len(config.sections) > 1:
+            config.log("[peak, again]")
+            results["peak"] = _remeasured_peak(config, peers, results["peak"])
     finally:
         for peer in peers:
             peer.close()
