@@ -123,7 +123,7 @@ def test_packed_product_writes_only_its_columns():
 # of the kernel's own column blocks (1 MiB of b's rows: 2048 columns in
 # float32, 1024 in float64) with a ragged end.
 GRAD_SHAPES = [(300, 100, 37, 37), (129, 5, 400, 400), (1, 1, 1, 1), (260, 50, 70, 1100),
-             (128, 49, 3, 600), (7, 3, 17, 2048), (130, 20, 2100, 2100), (5, 3, 1028, 1028)]
+               (128, 49, 3, 600), (7, 3, 17, 2048), (130, 20, 2100, 2100), (5, 3, 1028, 1028)]
 
 
 @pytest.mark.parametrize("k, m, n, ldb", GRAD_SHAPES)
@@ -180,7 +180,7 @@ def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_l
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("accumulate", [True, False])
 def test_gradient_product_sums_the_columns_of_b_in_order(k, n, ldb, dtype, accumulate,
-                                                         simd_level):
+                                                       simd_level):
     """The bias gradient rides along the weight gradient's product: each
     column of b added up row by row, bitwise as a running sum would, with
     the product itself unchanged."""
