@@ -709,11 +709,17 @@ cdef void _input_grads_block(const floating *dz, const floating *kernel, floatin
          <floating> 0, dx + r0 * I, I)
 
 
+cdef inline Py_ssize_t _weight_grads_size(Py_ssize_t I, Py_ssize_t H) noexcept nogil:
+    """Elements of the weight gradients: (I + H + 1, 4H), the rows of dkernel,
+    drecurrent_kernel and dbias (see backward)."""
+    return (I + H + 1) * 4 * H
+
+
 cdef inline Py_ssize_t _grad_row_parts(Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
                                        Py_ssize_t itemsize) noexcept nogil:
     """Parts of the batch whose weight gradients are summed separately (see
     GRAD_ROW_PARTS); a function of the shape alone."""
-    if (I + H + 1) * 4 * H * itemsize <= GRAD_ROW_SPLIT_BYTES:
+    if _weight_grads_size(I, H) * itemsize <= GRAD_ROW_SPLIT_BYTES:
         return min(B, GRAD_ROW_PARTS)
     return 1
 
@@ -722,7 +728,7 @@ cdef inline floating *_row_part_grads(floating *partials, Py_ssize_t row_part,
                                      Py_ssize_t I, Py_ssize_t H) noexcept nogil:
     """Row part row_part's (> 0) gradients in `partials`, each laid out as
     the weight gradients are (see backward)."""
-    return partials + (row_part - 1) * (I + H + 1) * 4 * H
+    return partials + (row_part - 1) * _weight_grads_size(I, H)
 
 
 cdef inline void _add_into(floating *total, const floating *part, Py_ssize_t n) noexcept nogil:
@@ -753,7 +759,7 @@ cdef void _add_partials(floating *dweights, floating *partials, Py_ssize_t n_row
     """Add each row part's gradients (see _weight_grads_task), in order."""
     cdef Py_ssize_t part
     for part in range(1, n_row_parts):
-        _add_into(dweights, _row_part_grads(partials, part, I, H), (I + H + 1) * 4 * H)
+        _add_into(dweights, _row_part_grads(partials, part, I, H), _weight_grads_size(I, H))
 
 
 cdef void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ssize_t width,
@@ -884,7 +890,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     try:
         packed_recurrent_t = _packed_transpose(kern, H, 4 * H, &recurrent_kernel[0, 0])
         if n_row_parts > 1:
-            partials = <floating *> malloc((n_row_parts - 1) * (I + H + 1) * 4 * H
+            partials = <floating *> malloc((n_row_parts - 1) * _weight_grads_size(I, H)
                                            * sizeof(floating))
             if partials == NULL:
                 raise MemoryError("fastlstm: could not allocate the weight gradients' "
