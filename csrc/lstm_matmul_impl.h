@@ -17,9 +17,9 @@
  */
 
 #define TILE_ROWS SIMD_TILE_ROWS
-/* Vectors of the half-panel column group (see matmul_columns); 1: none. */
-#define HALF_PANEL_VECTORS (SIMD_TILE_VECTORS / 2)
-#define MAX_TILE_ROWS 8 /* accumulator array size, so every case of the switch is valid */
+/* Accumulator array sizes, so that every case of the switches is valid. */
+#define MAX_TILE_ROWS 8
+#define MAX_TILE_VECTORS 4
 /* Rows of B per k block: one tile's width of them fills about 2/3 of L1. */
 #define K_BLOCK 128
 #define CACHE_LINE 64
@@ -32,38 +32,76 @@
     case n: SIMD_NAME(matmul_tile_##SFX)(n, nvec, k, a + i * lda, lda, b, ldb, \
                                          c + i * ldc, ldc, accumulate,         \
                                          fetch + CACHE_LINE * first_line,      \
-                                         last_line - first_line); break;
+                                         last_line - first_line, b_shift,      \
+                                         c_shift); break;
+
+/* A column group of n vectors (a constant, so its accumulators are
+   registers; and so are the shifts of a group without a shifted vector, so
+   that its tiles address B and C as before); cases above the level's tile
+   width are never taken. */
+#define GROUP_CASE(SFX, n)                                                     \
+    case n: if (n > SIMD_TILE_VECTORS) break;                                  \
+        if (c_shift == 0)                                                      \
+            SIMD_NAME(matmul_group_##SFX)(n, m, k, a, lda, rows, stride,      \
+                                          c + v * lanes, ldc, accumulate,      \
+                                          n == SIMD_TILE_VECTORS ? fetch_end : NULL, \
+                                          0, 0);                               \
+        else                                                                   \
+            SIMD_NAME(matmul_group_##SFX)(n, m, k, a, lda, rows, stride,      \
+                                          c + v * lanes, ldc, accumulate,      \
+                                          n == SIMD_TILE_VECTORS ? fetch_end : NULL, \
+                                          b_shift, c_shift);                   \
+        break;
+
+/* Vectors in the next column group when `left` of a row's vectors remain:
+   a full panel, or all that are left. It depends on `left` alone, so a
+   product over columns j0.. with j0 at a panel boundary groups them as the
+   whole row's product does (the packed layout relies on it). */
+static inline ptrdiff_t SIMD_NAME(group_vectors)(ptrdiff_t left)
+{
+    return left < SIMD_TILE_VECTORS ? left : SIMD_TILE_VECTORS;
+}
 
 #define FASTLSTM_DEFINE_MATMUL(T, SFX)                                         \
 /* One tile: `rows` rows x `nvec` vectors of C; both are constants after      \
    inlining, so the accumulators live in registers. The tile also fetches   \
    `fetch_lines` cache lines from `fetch` into L2, spread evenly over its k   \
    loop: issued in one burst they stall the tile on the memory system's      \
-   queue (see matmul_group). */                                              \
+   queue (see matmul_group).                                                 \
+   The last vector sits b_shift columns left of its place in b and c_shift   \
+   in c (the overlapping last vector of a row, see matmul_columns). It then  \
+   shares columns with the vector before it: both load them from c before    \
+   either stores, and store the same sums. */                                \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_tile_##SFX)(                                             \
     const int rows, const int nvec, ptrdiff_t k,                               \
     const T *restrict a, ptrdiff_t lda, const T *restrict b, ptrdiff_t ldb,    \
     T *restrict c, ptrdiff_t ldc, int accumulate,                              \
-    const char *fetch, ptrdiff_t fetch_lines)                                  \
+    const char *fetch, ptrdiff_t fetch_lines, ptrdiff_t b_shift,               \
+    ptrdiff_t c_shift)                                                         \
 {                                                                              \
     typedef SIMD_NAME(vec_##SFX) vec;                                          \
     typedef SIMD_NAME(uvec_##SFX) uvec;                                        \
     const int lanes = SIMD_VECTOR_BYTES / sizeof(T);                           \
-    vec acc[MAX_TILE_ROWS][SIMD_TILE_VECTORS];                                 \
+    ptrdiff_t b_at[MAX_TILE_VECTORS], c_at[MAX_TILE_VECTORS];                  \
+    vec acc[MAX_TILE_ROWS][MAX_TILE_VECTORS];                                  \
     ptrdiff_t fetch_credit = 0; /* fetch_lines per step of p, k per line */   \
+    for (int v = 0; v < nvec; ++v) {                                           \
+        b_at[v] = v * lanes - (v == nvec - 1 ? b_shift : 0);                   \
+        c_at[v] = v * lanes - (v == nvec - 1 ? c_shift : 0);                   \
+    }                                                                          \
     for (int r = 0; r < rows; ++r)                                             \
         for (int v = 0; v < nvec; ++v)                                         \
-            acc[r][v] = accumulate ? (vec)*(const uvec *)(c + r * ldc + v * lanes) \
+            acc[r][v] = accumulate ? (vec)*(const uvec *)(c + r * ldc + c_at[v]) \
                                    : (vec){0};                                 \
     for (ptrdiff_t p = 0; p < k; ++p) {                                        \
-        vec bv[SIMD_TILE_VECTORS];                                             \
+        vec bv[MAX_TILE_VECTORS];                                              \
         for (fetch_credit += fetch_lines; fetch_credit >= k; fetch_credit -= k) { \
             __builtin_prefetch(fetch, 0, 2);                                   \
             fetch += CACHE_LINE;                                               \
         }                                                                      \
         for (int v = 0; v < nvec; ++v)                                         \
-            bv[v] = *(const uvec *)(b + p * ldb + v * lanes);                  \
+            bv[v] = *(const uvec *)(b + p * ldb + b_at[v]);                    \
         for (int r = 0; r < rows; ++r) {                                       \
             T s = a[r * lda + p];                                              \
             for (int v = 0; v < nvec; ++v)                                     \
@@ -72,7 +110,7 @@ void SIMD_NAME(matmul_tile_##SFX)(                                             \
     }                                                                          \
     for (int r = 0; r < rows; ++r)                                             \
         for (int v = 0; v < nvec; ++v)                                         \
-            *(uvec *)(c + r * ldc + v * lanes) = acc[r][v];                    \
+            *(uvec *)(c + r * ldc + c_at[v]) = acc[r][v];                      \
 }                                                                              \
                                                                                \
 /* One row against two full column panels, b0's and b1's (rows of each      \
@@ -111,7 +149,8 @@ static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_panel_##SFX)(                                            \
     const int nvec, ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda,       \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
-    const char *fetch, ptrdiff_t fetch_lines)                                  \
+    const char *fetch, ptrdiff_t fetch_lines, ptrdiff_t b_shift,               \
+    ptrdiff_t c_shift)                                                         \
 {                                                                              \
     const ptrdiff_t tiles = (m + TILE_ROWS - 1) / TILE_ROWS;                   \
     for (ptrdiff_t t = 0; t < tiles; ++t) {                                    \
@@ -158,7 +197,7 @@ static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_group_##SFX)(                                            \
     const int nvec, ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda,       \
     const T *rows, ptrdiff_t stride, T *c, ptrdiff_t ldc, int accumulate,      \
-    const T *fetch_end)                                                        \
+    const T *fetch_end, ptrdiff_t b_shift, ptrdiff_t c_shift)                  \
 {                                                                              \
     for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
         const ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                \
@@ -175,22 +214,49 @@ void SIMD_NAME(matmul_group_##SFX)(                                            \
         if (fetch_lines > 0)                                                   \
             SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
                                           stride, c, ldc, p > 0 || accumulate, \
-                                          (const char *)next, fetch_lines);    \
+                                          (const char *)next, fetch_lines,     \
+                                          b_shift, c_shift);                   \
         else                                                                   \
             SIMD_NAME(matmul_panel_##SFX)(nvec, m, kb, a + p, lda, rows + p * stride, \
                                           stride, c, ldc, p > 0 || accumulate, \
-                                          (const char *)next, 0);              \
+                                          (const char *)next, 0, b_shift,      \
+                                          c_shift);                            \
     }                                                                          \
 }                                                                              \
                                                                                \
-/* Columns of C in groups: full panels, a half panel, single vectors, then   \
-   the vector that ends at column n (overlapping the last group), or, when n  \
-   is narrower than a vector, scalar columns. Rows p..p+k of B (a is already  \
-   offset by p). fetch_end: see matmul_group (full panels only).              \
-   The half panel is there because a one-vector tile loads a broadcast per   \
-   FMA and so waits on loads (measured: 32 rows by 48 columns at 109 GFLOP/s, \
-   by 64 at 160). Every group sums each column the same way, so the grouping \
-   changes no bit. */                                                        \
+/* The row's shifted last vector in a group of its own: c (m, lanes) ends   \
+   at column n, and the group before has written its first `lanes - fresh`    \
+   columns already. Computed into a buffer, and only its `fresh` new columns  \
+   kept, so that a k block never resumes from a column already finished.    */ \
+static inline __attribute__((always_inline))                                   \
+void SIMD_NAME(matmul_alone_##SFX)(                                            \
+    ptrdiff_t m, ptrdiff_t k, const T *a, ptrdiff_t lda, const T *rows,        \
+    ptrdiff_t stride, T *c, ptrdiff_t ldc, ptrdiff_t fresh, int accumulate)    \
+{                                                                              \
+    enum { GROUP = 64, LANES = SIMD_VECTOR_BYTES / sizeof(T) };                \
+    T buffer[GROUP * LANES];                                                   \
+    for (ptrdiff_t i = 0; i < m; i += GROUP) {                                 \
+        const ptrdiff_t count = m - i < GROUP ? m - i : GROUP;                 \
+        for (ptrdiff_t r = 0; r < count && accumulate; ++r)                    \
+            memcpy(buffer + r * LANES, c + (i + r) * ldc, LANES * sizeof(T));  \
+        SIMD_NAME(matmul_group_##SFX)(1, count, k, a + i * lda, lda, rows,     \
+                                      stride, buffer, LANES, accumulate, NULL, \
+                                      0, 0);                                   \
+        for (ptrdiff_t r = 0; r < count; ++r)                                  \
+            memcpy(c + (i + r) * ldc + LANES - fresh, buffer + r * LANES + LANES - fresh, \
+                   fresh * sizeof(T));                                         \
+    }                                                                          \
+}                                                                              \
+                                                                               \
+/* Columns of C in groups of vectors (see group_vectors). When n is not a   \
+   multiple of the vector, the last vector ends at column n, overlapping the  \
+   one before it: in the same group it costs nothing (measured at 64 rows by  \
+   50 columns: 1.3x faster than the half-panel and single-vector groups      \
+   that served before); alone, it is computed into a buffer, since the group \
+   before has already written the overlap. When n is narrower than a vector,  \
+   scalar columns. Rows p..p+k of B (a is already offset by p). fetch_end:    \
+   see matmul_group (full panels only). Every group sums each column the same \
+   way, so the grouping changes no bit. */                                   \
 static inline __attribute__((always_inline))                                   \
 void SIMD_NAME(matmul_columns_##SFX)(                                          \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
@@ -198,63 +264,52 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     T *c, ptrdiff_t ldc, int accumulate, const T *fetch_end)                   \
 {                                                                              \
     const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
-    const ptrdiff_t panel = SIMD_TILE_VECTORS * lanes;                         \
-    ptrdiff_t j = 0, stride;                                                   \
+    const ptrdiff_t panel = SIMD_TILE_VECTORS;                                 \
+    const ptrdiff_t vectors = n >= lanes ? (n + lanes - 1) / lanes : 0;        \
+    const ptrdiff_t shift = vectors * lanes - n; /* of the last vector, if any */ \
+    ptrdiff_t v = 0, stride;                                                   \
     const T *rows;                                                             \
-    if (m == 1) /* no row tile to reuse B across: k blocks gain nothing */    \
-        for (; j + 2 * panel <= n; j += 2 * panel) {                           \
-            rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel, &stride); \
-            const T *next = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j + panel, \
-                                                        j + panel, p, panel, &stride); \
-            SIMD_NAME(matmul_row_pair_##SFX)(k, a, rows, next, stride, c + j,  \
-                                             accumulate);                      \
+    /* One row: no row tile to reuse B across, so k blocks gain nothing; two   \
+       full panels at a time, neither holding a shifted last vector. */       \
+    while (m == 1 && vectors - v >= 2 * panel + (shift > 0)) {                 \
+        const ptrdiff_t j = v * lanes, next_j = j + panel * lanes;             \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel * lanes, &stride); \
+        const T *next = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, next_j, next_j, p, \
+                                                    panel * lanes, &stride);   \
+        SIMD_NAME(matmul_row_pair_##SFX)(k, a, rows, next, stride, c + j,      \
+                                         accumulate);                          \
+        v += 2 * panel;                                                        \
+    }                                                                          \
+    while (v < vectors) {                                                      \
+        const ptrdiff_t nvec = SIMD_NAME(group_vectors)(vectors - v);          \
+        const ptrdiff_t c_shift = v + nvec == vectors ? shift : 0;             \
+        const ptrdiff_t b_shift = packed_k > 0 ? 0 : c_shift; /* packed: moved in place */ \
+        if (nvec == 1 && c_shift > 0) {                                        \
+            rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, v * lanes, n - lanes, \
+                                               p, lanes, &stride);             \
+            SIMD_NAME(matmul_alone_##SFX)(m, k, a, lda, rows, stride,          \
+                                          c + n - lanes, ldc, lanes - c_shift, \
+                                          accumulate);                         \
+            break;                                                             \
         }                                                                      \
-    for (; j + panel <= n; j += panel) {                                       \
-        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel, &stride); \
-        SIMD_NAME(matmul_group_##SFX)(SIMD_TILE_VECTORS, m, k, a, lda, rows,   \
-                                      stride, c + j, ldc, accumulate, fetch_end); \
-    }                                                                          \
-    if (HALF_PANEL_VECTORS > 1 && j + HALF_PANEL_VECTORS * lanes <= n) {       \
-        const ptrdiff_t width = HALF_PANEL_VECTORS * lanes;                    \
-        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, width, &stride); \
-        SIMD_NAME(matmul_group_##SFX)(HALF_PANEL_VECTORS, m, k, a, lda, rows,  \
-                                      stride, c + j, ldc, accumulate, NULL);   \
-        j += width;                                                            \
-    }                                                                          \
-    for (; j + lanes <= n; j += lanes) {                                       \
-        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, lanes, &stride); \
-        SIMD_NAME(matmul_group_##SFX)(1, m, k, a, lda, rows, stride, c + j,    \
-                                      ldc, accumulate, NULL);                  \
-    }                                                                          \
-    if (j < n && n >= lanes) {                                                 \
-        /* Fewer than a vector of columns left: compute the vector that ends  \
-           at column n into a buffer and keep only its new columns. */        \
-        enum { GROUP = 64 };                                                   \
-        T buffer[GROUP * SIMD_VECTOR_BYTES / sizeof(T)];                       \
-        const ptrdiff_t start = n - lanes;                                     \
-        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, start, p, lanes, &stride); \
-        for (ptrdiff_t i = 0; i < m; i += GROUP) {                             \
-            const ptrdiff_t count = m - i < GROUP ? m - i : GROUP;             \
-            for (ptrdiff_t r = 0; r < count && accumulate; ++r)                \
-                for (ptrdiff_t q = 0; q < lanes; ++q)                          \
-                    buffer[r * lanes + q] = c[(i + r) * ldc + start + q];      \
-            SIMD_NAME(matmul_group_##SFX)(1, count, k, a + i * lda, lda, rows, \
-                                          stride, buffer, lanes, accumulate, NULL); \
-            for (ptrdiff_t r = 0; r < count; ++r)                              \
-                for (ptrdiff_t q = j - start; q < lanes; ++q)                  \
-                    c[(i + r) * ldc + start + q] = buffer[r * lanes + q];      \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, v * lanes, v * lanes, p, \
+                                           nvec * lanes, &stride);            \
+        switch (nvec) {                                                        \
+        GROUP_CASE(SFX, 4) GROUP_CASE(SFX, 3) GROUP_CASE(SFX, 2)               \
+        GROUP_CASE(SFX, 1)                                                     \
+        default: break;                                                        \
         }                                                                      \
-        j = n;                                                                 \
+        v += nvec;                                                             \
     }                                                                          \
     /* Narrower than one vector: the same sum, one lane at a time. */         \
-    if (j < n) {                                                               \
-        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, n - j, &stride); \
-        for (ptrdiff_t col = 0; col < n - j; ++col)                            \
+    if (vectors == 0) {                                                        \
+        rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, 0, 0, p, n, &stride); \
+        for (ptrdiff_t col = 0; col < n; ++col)                                \
             for (ptrdiff_t r = 0; r < m; ++r) {                                \
-                T acc = accumulate ? c[r * ldc + j + col] : (T)0;              \
+                T acc = accumulate ? c[r * ldc + col] : (T)0;                  \
                 for (ptrdiff_t q = 0; q < k; ++q)                              \
                     acc += a[r * lda + q] * rows[q * stride + col];            \
-                c[r * ldc + j + col] = acc;                                    \
+                c[r * ldc + col] = acc;                                        \
             }                                                                  \
     }                                                                          \
 }                                                                              \
@@ -268,25 +323,32 @@ void SIMD_NAME(lstm_matmul_##SFX)(                                             \
 }                                                                              \
                                                                                \
 /* B (k, n) into the packed layout: the column groups of matmul_columns in    \
-   order, each as a contiguous (k, width) block, so the product streams it.  */ \
+   order, each as a contiguous (k, width) block, so the product streams it;   \
+   the shifted last vector is copied from where it ends, at column n.  */     \
 void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
                                 ptrdiff_t ldb, T *packed)                      \
 {                                                                              \
     const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
-    const ptrdiff_t panel = SIMD_TILE_VECTORS * lanes;                         \
-    ptrdiff_t j = 0;                                                           \
-    while (j < n) {                                                            \
-        ptrdiff_t col = j, width;                                              \
-        if (j + panel <= n) width = panel;                                     \
-        else if (HALF_PANEL_VECTORS > 1 && j + HALF_PANEL_VECTORS * lanes <= n) \
-            width = HALF_PANEL_VECTORS * lanes;                                \
-        else if (j + lanes <= n) width = lanes;                                \
-        else if (n >= lanes) { width = lanes; col = n - lanes; }               \
-        else width = n - j;                                                    \
-        T *dst = packed + k * j;                                               \
+    const ptrdiff_t vectors = n >= lanes ? (n + lanes - 1) / lanes : 0;        \
+    if (vectors == 0)                                                          \
         for (ptrdiff_t p = 0; p < k; ++p)                                      \
-            memcpy(dst + p * width, b + p * ldb + col, width * sizeof(T));     \
-        j = col + width;                                                       \
+            memcpy(packed + p * n, b + p * ldb, n * sizeof(T));                \
+    for (ptrdiff_t v = 0, nvec; v < vectors; v += nvec) {                      \
+        nvec = SIMD_NAME(group_vectors)(vectors - v);                          \
+        /* Columns of the group's vectors but the last, which ends at or      \
+           before column n. */                                                \
+        const ptrdiff_t head = (nvec - 1) * lanes;                             \
+        const ptrdiff_t last = (v + nvec) * lanes > n ? n - lanes : v * lanes + head; \
+        T *dst = packed + k * v * lanes;                                       \
+        for (ptrdiff_t p = 0; p < k; ++p) {                                    \
+            T *row = dst + p * nvec * lanes;                                   \
+            if (last == v * lanes + head) { /* no shifted vector */           \
+                memcpy(row, b + p * ldb + v * lanes, nvec * lanes * sizeof(T)); \
+                continue;                                                      \
+            }                                                                  \
+            memcpy(row, b + p * ldb + v * lanes, head * sizeof(T));            \
+            memcpy(row + head, b + p * ldb + last, lanes * sizeof(T));         \
+        }                                                                      \
     }                                                                          \
 }                                                                              \
                                                                                \
@@ -388,10 +450,12 @@ FASTLSTM_DEFINE_MATMUL(float, f32)
 FASTLSTM_DEFINE_MATMUL(double, f64)
 #undef FASTLSTM_DEFINE_MATMUL
 #undef TILE_CASE
+#undef GROUP_CASE
 #undef FETCH_MIN_BYTES
 #undef GRAD_BLOCK_BYTES
 #undef CACHE_LINE
 #undef K_BLOCK
 #undef MAX_TILE_ROWS
+#undef MAX_TILE_VECTORS
 #undef TILE_ROWS
-#undef HALF_PANEL_VECTORS
+

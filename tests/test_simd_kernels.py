@@ -12,10 +12,13 @@ def simd_level(request):
     _lstm.set_simd_level(None)
 
 
-# m rows of a batch part; n, k cover full panels, single vectors and a tail
-# narrower than a vector, and sizes smaller than one vector.
+# m rows of a batch part; n, k cover full panels, groups of fewer vectors, a
+# last vector that overlaps the one before it (in their group, or alone after
+# a full panel), sizes smaller than one vector, and k over several blocks of
+# 128 (a block resumes from the sums the one before stored).
 @pytest.mark.parametrize("m, n, k", [(16, 512, 128), (7, 203, 37), (1, 200, 50), (5, 3, 2),
-                                     (33, 64, 1), (4, 17, 9), (2, 1, 1)])
+                                     (33, 64, 1), (4, 17, 9), (2, 1, 1), (9, 50, 200),
+                                     (6, 100, 300), (3, 40, 130), (1, 100, 300)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("accumulate", [True, False])
 def test_matmul_matches_numpy(m, n, k, dtype, accumulate, simd_level):
