@@ -20,6 +20,8 @@
 /* Accumulator array sizes, so that every case of the switches is valid. */
 #define MAX_TILE_ROWS 8
 #define MAX_TILE_VECTORS 4
+_Static_assert(SIMD_TILE_ROWS < MAX_TILE_ROWS && SIMD_TILE_VECTORS <= MAX_TILE_VECTORS,
+               "a tile larger than the accumulator arrays and the switches cover");
 /* Rows of B per k block: one tile's width of them fills about 2/3 of L1. */
 #define K_BLOCK 128
 #define CACHE_LINE 64
