@@ -370,29 +370,40 @@ cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
     return packed
 
 
+cdef void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ssize_t width,
+                          floating *a) noexcept nogil:
+    """a (width, n_rows) = the n_rows rows of `width` values, transposed;
+    TRANSPOSE_COLUMNS columns at a time, so that each line read is used
+    whole and the TRANSPOSE_COLUMNS rows of a being written stay in L1
+    (a plain loop writes to a new cache line at every element)."""
+    cdef Py_ssize_t i0 = 0, i, q
+    while i0 < width:
+        for q in range(n_rows):
+            for i in range(i0, min(i0 + TRANSPOSE_COLUMNS, width)):
+                a[i * n_rows + q] = rows[q][i]
+        i0 += TRANSPOSE_COLUMNS
+
+
 cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssize_t cols,
                                  const floating *b) except NULL:
     """_packed_copy of the transpose (cols, rows) of b (rows, cols)."""
     cdef floating *b_t = <floating *> malloc(max(1, rows * cols) * sizeof(floating))
-    cdef Py_ssize_t i0, j0, i, j
-    if b_t == NULL:
+    cdef const floating **row_starts = <const floating **> malloc(
+        max(1, rows) * sizeof(floating *))
+    cdef Py_ssize_t i
+    if b_t == NULL or row_starts == NULL:
+        free(b_t)
+        free(row_starts)
         raise MemoryError("fastlstm: could not allocate the transposed weights")
     try:
         with nogil:
-            # In 32 x 32 tiles, so that both sides stay in cache: a plain
-            # loop writes to a new cache line at every element.
-            i0 = 0
-            while i0 < rows:
-                j0 = 0
-                while j0 < cols:
-                    for i in range(i0, min(i0 + 32, rows)):
-                        for j in range(j0, min(j0 + 32, cols)):
-                            b_t[j * rows + i] = b[i * cols + j]
-                    j0 += 32
-                i0 += 32
+            for i in range(rows):
+                row_starts[i] = b + i * cols
+            _transpose_rows(row_starts, rows, cols, b_t)
         return _packed_copy(kern, cols, rows, b_t, rows)
     finally:
         free(b_t)
+        free(row_starts)
 
 
 cdef inline const floating *_weight_columns(const floating *w, Py_ssize_t ldw,
@@ -760,19 +771,6 @@ cdef void _add_partials(floating *dweights, floating *partials, Py_ssize_t n_row
     cdef Py_ssize_t part
     for part in range(1, n_row_parts):
         _add_into(dweights, _row_part_grads(partials, part, I, H), _weight_grads_size(I, H))
-
-
-cdef void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ssize_t width,
-                          floating *a) noexcept nogil:
-    """a (width, n_rows) = the n_rows rows of `width` values, transposed;
-    TRANSPOSE_COLUMNS columns at a time, so that the lines read and written
-    stay in L1."""
-    cdef Py_ssize_t i0 = 0, i, q
-    while i0 < width:
-        for q in range(n_rows):
-            for i in range(i0, min(i0 + TRANSPOSE_COLUMNS, width)):
-                a[i * n_rows + q] = rows[q][i]
-        i0 += TRANSPOSE_COLUMNS
 
 
 cdef void _gather_grad_operand(const floating *x, const floating *h0, const floating *y,
