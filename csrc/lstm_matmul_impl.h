@@ -64,6 +64,16 @@ static inline ptrdiff_t SIMD_NAME(group_vectors)(ptrdiff_t left)
     return left < SIMD_TILE_VECTORS ? left : SIMD_TILE_VECTORS;
 }
 
+/* Columns the last vector of the group of `nvec` vectors from vector v sits
+   left of its place: nonzero only when it is the overlapping last vector of
+   a row of n columns (n not a multiple of `lanes`), which ends at column n. */
+static inline ptrdiff_t SIMD_NAME(group_shift)(ptrdiff_t v, ptrdiff_t nvec, ptrdiff_t n,
+                                               ptrdiff_t lanes)
+{
+    const ptrdiff_t end = (v + nvec) * lanes;
+    return end > n ? end - n : 0;
+}
+
 #define FASTLSTM_DEFINE_MATMUL(T, SFX)                                         \
 /* One tile: `rows` rows x `nvec` vectors of C; both are constants after      \
    inlining, so the accumulators live in registers. The tile also fetches   \
@@ -268,12 +278,11 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
     const ptrdiff_t panel = SIMD_TILE_VECTORS;                                 \
     const ptrdiff_t vectors = n >= lanes ? (n + lanes - 1) / lanes : 0;        \
-    const ptrdiff_t shift = vectors * lanes - n; /* of the last vector, if any */ \
     ptrdiff_t v = 0, stride;                                                   \
     const T *rows;                                                             \
     /* One row: no row tile to reuse B across, so k blocks gain nothing; two   \
        full panels at a time, neither holding a shifted last vector. */       \
-    while (m == 1 && vectors - v >= 2 * panel + (shift > 0)) {                 \
+    while (m == 1 && vectors - v >= 2 * panel + (n % lanes != 0)) {            \
         const ptrdiff_t j = v * lanes, next_j = j + panel * lanes;             \
         rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, j, j, p, panel * lanes, &stride); \
         const T *next = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, next_j, next_j, p, \
@@ -284,7 +293,7 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     }                                                                          \
     while (v < vectors) {                                                      \
         const ptrdiff_t nvec = SIMD_NAME(group_vectors)(vectors - v);          \
-        const ptrdiff_t c_shift = v + nvec == vectors ? shift : 0;             \
+        const ptrdiff_t c_shift = SIMD_NAME(group_shift)(v, nvec, n, lanes);   \
         const ptrdiff_t b_shift = packed_k > 0 ? 0 : c_shift; /* packed: moved in place */ \
         if (nvec == 1 && c_shift > 0) {                                        \
             rows = SIMD_NAME(group_rows_##SFX)(b, ldb, packed_k, v * lanes, n - lanes, \
@@ -337,14 +346,15 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
             memcpy(packed + p * n, b + p * ldb, n * sizeof(T));                \
     for (ptrdiff_t v = 0, nvec; v < vectors; v += nvec) {                      \
         nvec = SIMD_NAME(group_vectors)(vectors - v);                          \
-        /* Columns of the group's vectors but the last, which ends at or      \
-           before column n. */                                                \
+        const ptrdiff_t shift = SIMD_NAME(group_shift)(v, nvec, n, lanes);     \
+        /* Columns of the group's vectors but the last, then where the last  \
+           one starts in b. */                                                \
         const ptrdiff_t head = (nvec - 1) * lanes;                             \
-        const ptrdiff_t last = (v + nvec) * lanes > n ? n - lanes : v * lanes + head; \
+        const ptrdiff_t last = v * lanes + head - shift;                       \
         T *dst = packed + k * v * lanes;                                       \
         for (ptrdiff_t p = 0; p < k; ++p) {                                    \
             T *row = dst + p * nvec * lanes;                                   \
-            if (last == v * lanes + head) { /* no shifted vector */           \
+            if (shift == 0) {                                                  \
                 memcpy(row, b + p * ldb + v * lanes, nvec * lanes * sizeof(T)); \
                 continue;                                                      \
             }                                                                  \
