@@ -79,13 +79,12 @@ simd_library = ("fastlstm_simd", {
     "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
     # rebuild when a header changes
     "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_simd_level.h", "csrc/lstm_gates_impl.h",
-                      "csrc/lstm_matmul_impl.h", "csrc/lstm_finite_impl.h",
-                      "csrc/aligned_memory.h"]},
+                      "csrc/lstm_matmul_impl.h", "csrc/lstm_finite_impl.h"]},
 })
 
 kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],
                     depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h",
-                             "csrc/aligned_memory.h"])
+                             "csrc/aligned_memory.h", "csrc/transpose_rows.h"])
 
 # -ffp-contract=off: these loops promise NumPy's bits, one rounding per
 # operation, so no multiply and add may fuse. -fno-math-errno: sqrt need not

@@ -70,10 +70,10 @@ cdef extern from "lstm_simd.h" nogil:
                                           int) noexcept nogil
     ctypedef void (*matmul_grad_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
                                         Py_ssize_t, const float *, Py_ssize_t, float *,
-                                        Py_ssize_t, int, float *) noexcept nogil
+                                        Py_ssize_t, int, float *, float *) noexcept nogil
     ctypedef void (*matmul_grad_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
                                         Py_ssize_t, const double *, Py_ssize_t, double *,
-                                        Py_ssize_t, int, double *) noexcept nogil
+                                        Py_ssize_t, int, double *, double *) noexcept nogil
     ctypedef int (*all_finite_f32_fn)(Py_ssize_t, const float *) noexcept nogil
     ctypedef int (*all_finite_f64_fn)(Py_ssize_t, const double *) noexcept nogil
     ctypedef struct lstm_simd_kernels:
@@ -92,6 +92,8 @@ cdef extern from "lstm_simd.h" nogil:
         all_finite_f32_fn all_finite_f32
         all_finite_f64_fn all_finite_f64
     int FASTLSTM_PACK_EXTRA
+    int FASTLSTM_K_BLOCK
+    Py_ssize_t fastlstm_matmul_grad_scratch(Py_ssize_t n, Py_ssize_t ldb, Py_ssize_t itemsize)
     int fastlstm_simd_level_count()
     const char *fastlstm_simd_level_name(int level)
     int fastlstm_simd_level_supported(int level)
@@ -102,6 +104,13 @@ cdef extern from "lstm_simd.h" nogil:
 cdef extern from "aligned_memory.h" nogil:
     void *fastlstm_aligned_malloc(size_t bytes)
     void fastlstm_aligned_free(void *memory)
+
+cdef extern from "transpose_rows.h" nogil:
+    void fastlstm_transpose_rows_f32(const float **rows, Py_ssize_t n_rows, Py_ssize_t width,
+                                     float *a)
+    void fastlstm_transpose_rows_f64(const double **rows, Py_ssize_t n_rows,
+                                     Py_ssize_t width, double *a)
+
 
 cdef extern from "openmp_compat.h" nogil:
     int fastlstm_openmp_enabled()
@@ -158,11 +167,8 @@ cdef Py_ssize_t GRAD_ROW_PARTS = 2
 cdef Py_ssize_t GRAD_ROW_SPLIT_BYTES = 4 << 20
 # The weight gradients' product reads GRAD_K_ROWS (batch, time) rows of
 # [x_t, h_{t-1}] at a time, gathered transposed into one block: the
-# product's own k block (K_BLOCK in lstm_matmul_impl.h), so each call is one
-# block of it.
-cdef Py_ssize_t GRAD_K_ROWS = 128
-# Columns per pass of _transpose_rows: a cache line of float32.
-cdef Py_ssize_t TRANSPOSE_COLUMNS = 16
+# product's own k block, so each call is one block of it.
+cdef Py_ssize_t GRAD_K_ROWS = FASTLSTM_K_BLOCK
 
 cdef int _simd_level = fastlstm_simd_best_level()
 
@@ -331,14 +337,32 @@ cdef inline void _matmul(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_
 cdef inline void _matmul_grad(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
                               Py_ssize_t k, const floating *a, Py_ssize_t lda,
                               const floating *b, Py_ssize_t ldb, floating *c, Py_ssize_t ldc,
-                              bint accumulate, floating *column_sums=NULL) noexcept nogil:
+                              bint accumulate, floating *column_sums,
+                              floating *scratch) noexcept nogil:
     """c (m, n) = [c +] a (m, k) @ b (k, n) for a long k (the weight
     gradients); each element summed over k in order, as _matmul sums it.
-    column_sums (n), unless NULL: [column_sums +] b's column sums."""
+    column_sums (n), unless NULL: [column_sums +] b's column sums. scratch:
+    _matmul_grad_scratch(n, ldb) elements, aligned, or NULL if that is 0."""
     if floating is float:
-        kern.matmul_grad_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
+        kern.matmul_grad_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums,
+                             scratch)
     else:
-        kern.matmul_grad_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums)
+        kern.matmul_grad_f64(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums,
+                             scratch)
+
+
+cdef int _alloc_matmul_grad_scratch(Py_ssize_t n, Py_ssize_t ldb,
+                                    floating **scratch) noexcept nogil:
+    """scratch[0] = aligned scratch for _matmul_grad over n columns of b with
+    rows ldb apart, or NULL when it needs none (free it with
+    fastlstm_aligned_free). Returns -1 if out of memory."""
+    cdef Py_ssize_t size = fastlstm_matmul_grad_scratch(n, ldb, sizeof(floating))
+    scratch[0] = NULL
+    if size > 0:
+        scratch[0] = <floating *> fastlstm_aligned_malloc(size * sizeof(floating))
+        if scratch[0] == NULL:
+            return -1
+    return 0
 
 
 cdef inline void _matmul_packed(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
@@ -370,18 +394,14 @@ cdef floating *_packed_copy(lstm_simd_kernels kern, Py_ssize_t k, Py_ssize_t n,
     return packed
 
 
-cdef void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ssize_t width,
-                          floating *a) noexcept nogil:
-    """a (width, n_rows) = the n_rows rows of `width` values, transposed;
-    TRANSPOSE_COLUMNS columns at a time, so that each line read is used
-    whole and the TRANSPOSE_COLUMNS rows of a being written stay in L1
-    (a plain loop writes to a new cache line at every element)."""
-    cdef Py_ssize_t i0 = 0, i, q
-    while i0 < width:
-        for q in range(n_rows):
-            for i in range(i0, min(i0 + TRANSPOSE_COLUMNS, width)):
-                a[i * n_rows + q] = rows[q][i]
-        i0 += TRANSPOSE_COLUMNS
+cdef inline void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ssize_t width,
+                                 floating *a) noexcept nogil:
+    """a (width, n_rows) = the n_rows rows of `width` values, transposed
+    (transpose_rows.h)."""
+    if floating is float:
+        fastlstm_transpose_rows_f32(rows, n_rows, width, a)
+    else:
+        fastlstm_transpose_rows_f64(rows, n_rows, width, a)
 
 
 cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssize_t cols,
@@ -818,9 +838,12 @@ cdef int _weight_grads_block(
     cdef Py_ssize_t max_rows = min(GRAD_K_ROWS, BT)
     cdef floating *operand = <floating *> malloc(max_rows * M * sizeof(floating))
     cdef const floating **rows = <const floating **> malloc(max_rows * sizeof(floating *))
-    if operand == NULL or rows == NULL:
+    cdef floating *scratch
+    cdef int scratch_failed = _alloc_matmul_grad_scratch(nc, G, &scratch)
+    if operand == NULL or rows == NULL or scratch_failed:
         free(operand)
         free(rows)
+        fastlstm_aligned_free(scratch)
         return -1
     # This part's sequences only: their rows of x, h0, y and dz.
     x += b0 * T * I
@@ -832,10 +855,11 @@ cdef int _weight_grads_block(
         n_rows = min(GRAD_K_ROWS, BT - r0)
         _gather_grad_operand(x, h0, y, operand, rows, r0, n_rows, T, I, H)
         _matmul_grad(kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + j0, G,
-                     dweights + j0, G, r0 > 0, dweights + M * G + j0)
+                     dweights + j0, G, r0 > 0, dweights + M * G + j0, scratch)
         r0 += n_rows
     free(operand)
     free(rows)
+    fastlstm_aligned_free(scratch)
     return 0
 
 
@@ -1050,11 +1074,15 @@ def matmul_grad(const floating[:, :] a, const floating[:, :] b, floating[:, :] c
                          f"got ({sums.shape[0]},)")
     cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef floating *sums_ptr = NULL if sums is None else &sums[0]
+    cdef Py_ssize_t ldb = b.strides[0] // sizeof(floating)
+    cdef floating *scratch
+    if _alloc_matmul_grad_scratch(b.shape[1], ldb, &scratch) < 0:
+        raise MemoryError("matmul_grad: could not allocate the packing scratch")
     with nogil:
         _matmul_grad(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
-                     a.strides[0] // sizeof(floating), &b[0, 0],
-                     b.strides[0] // sizeof(floating), &c[0, 0],
-                     c.strides[0] // sizeof(floating), accumulate, sums_ptr)
+                     a.strides[0] // sizeof(floating), &b[0, 0], ldb, &c[0, 0],
+                     c.strides[0] // sizeof(floating), accumulate, sums_ptr, scratch)
+    fastlstm_aligned_free(scratch)
 
 
 def gates_forward(floating[:, ::1] z, const floating[::1] bias, const floating[::1] c_prev,

@@ -23,7 +23,7 @@
 _Static_assert(SIMD_TILE_ROWS < MAX_TILE_ROWS && SIMD_TILE_VECTORS <= MAX_TILE_VECTORS,
                "a tile larger than the accumulator arrays and the switches cover");
 /* Rows of B per k block: one tile's width of them fills about 2/3 of L1. */
-#define K_BLOCK 128
+#define K_BLOCK FASTLSTM_K_BLOCK
 #define CACHE_LINE 64
 /* B is fetched ahead when it has at least this many bytes (half of L2). */
 #define FETCH_MIN_BYTES (1 << 20)
@@ -365,9 +365,8 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
 }                                                                              \
                                                                                \
 /* One block of lstm_matmul_grad's columns. Per block of K_BLOCK rows of b:  \
-   b's block is packed when b's rows are a page or more apart (they then     \
-   fall into the same L1 sets), or read in place if there is no memory for   \
-   the copy; a is taken M_CHUNK rows at a time, so that a chunk's block of a  \
+   b's block is packed into scratch, unless that is NULL (b is then read in   \
+   place); a is taken M_CHUNK rows at a time, so that a chunk's block of a    \
    stays in L1 while b's block passes it. Either way each element is         \
    lstm_matmul's sum.                                                        \
    column_sums, unless NULL, gets [column_sums +] the sums of b's columns     \
@@ -376,15 +375,12 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
 static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
-    T *column_sums)                                                            \
+    T *column_sums, T *b_packed)                                               \
 {                                                                              \
-    enum { M_CHUNK = 48, PAGE = 4096 };                                        \
+    enum { M_CHUNK = 48 };                                                     \
     T ones[K_BLOCK];                                                           \
     for (ptrdiff_t q = 0; q < K_BLOCK; ++q)                                    \
         ones[q] = 1;                                                           \
-    T *b_packed = ldb * (ptrdiff_t)sizeof(T) < PAGE ? NULL :                   \
-        fastlstm_aligned_malloc(K_BLOCK * (n + FASTLSTM_PACK_EXTRA)            \
-                                * sizeof(T));                                  \
     const ptrdiff_t chunks = (m + M_CHUNK - 1) / M_CHUNK;                      \
     for (ptrdiff_t p = 0; p < k; p += K_BLOCK) {                               \
         const ptrdiff_t kb = k - p < K_BLOCK ? k - p : K_BLOCK;                \
@@ -413,7 +409,6 @@ static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
                                             column_sums, 0,                    \
                                             p > 0 || accumulate, NULL);        \
     }                                                                          \
-    fastlstm_aligned_free(b_packed);                                           \
 }                                                                              \
                                                                                \
 /* c (m, n) = [c +] a (m, k) @ b (k, n) for a long k: a weight gradient, the \
@@ -425,11 +420,12 @@ static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
    ran 1.05-1.11x slower than in two). The blocks are cut at whole panels    \
    and the last one takes the ragged end, so no block is narrower than a     \
    vector: such a block would be summed by the scalar loop, which GCC rounds \
-   differently. So cutting changes no bit. */                               \
+   differently. So cutting changes no bit. The blocks take turns with the   \
+   scratch. */                                                               \
 void SIMD_NAME(lstm_matmul_grad_##SFX)(                                        \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
-    T *column_sums)                                                            \
+    T *column_sums, T *scratch)                                                \
 {                                                                              \
     const ptrdiff_t width = GRAD_BLOCK_BYTES / (K_BLOCK * (ptrdiff_t)sizeof(T)); \
     const ptrdiff_t panel = SIMD_TILE_VECTORS * SIMD_VECTOR_BYTES / sizeof(T); \
@@ -442,7 +438,8 @@ void SIMD_NAME(lstm_matmul_grad_##SFX)(                                        \
         const ptrdiff_t j1 = i + 1 == blocks ? n : panel * ((i + 1) * panels / blocks); \
         SIMD_NAME(matmul_grad_columns_##SFX)(m, j1 - j0, k, a, lda, b + j0, ldb, \
                                              c + j0, ldc, accumulate,          \
-                                             column_sums ? column_sums + j0 : NULL); \
+                                             column_sums ? column_sums + j0 : NULL, \
+                                             scratch);                         \
     }                                                                          \
 }                                                                              \
                                                                                \

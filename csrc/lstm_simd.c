@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "aligned_memory.h"
 #include "lstm_simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -131,4 +130,10 @@ lstm_simd_kernels fastlstm_simd_kernels(int level)
     if (!fastlstm_simd_level_supported(level))
         level = 0;
     return kernel_table[level];
+}
+
+ptrdiff_t fastlstm_matmul_grad_scratch(ptrdiff_t n, ptrdiff_t ldb, ptrdiff_t itemsize)
+{
+    enum { PAGE = 4096 };
+    return ldb * itemsize < PAGE ? 0 : FASTLSTM_K_BLOCK * (n + FASTLSTM_PACK_EXTRA);
 }

@@ -70,16 +70,24 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
  * scalar loop, which the compiler rounds differently). column_sums (n),
  * unless NULL, receives [column_sums +] the sum of each column of b over
  * its k rows, added in order: the bias gradient, taken while b passes
- * through the cache.
+ * through the cache. scratch holds fastlstm_matmul_grad_scratch(n, ldb,
+ * sizeof(element)) elements; NULL (when that is 0) reads b in place. Either
+ * way the bits are the same.
  */
 typedef void (*lstm_matmul_grad_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         const float *a, ptrdiff_t lda, const float *b,
                                         ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                                        int accumulate, float *column_sums);
+                                        int accumulate, float *column_sums, float *scratch);
 typedef void (*lstm_matmul_grad_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         const double *a, ptrdiff_t lda, const double *b,
                                         ptrdiff_t ldb, double *c, ptrdiff_t ldc,
-                                        int accumulate, double *column_sums);
+                                        int accumulate, double *column_sums,
+                                        double *scratch);
+
+/* Rows of B per k block of the products. lstm_matmul_grad is fastest fed
+   one block of its long k per call (a's block is then a copy that stays in
+   cache). */
+#define FASTLSTM_K_BLOCK 128
 
 /*
  * The same product with B packed once by pack_* (B's k, n and ldb), so each
@@ -127,5 +135,10 @@ int fastlstm_simd_level_supported(int level);
 /* The level the dispatcher picked for this CPU (the best supported one). */
 int fastlstm_simd_best_level(void);
 lstm_simd_kernels fastlstm_simd_kernels(int level);
+/* Elements of lstm_matmul_grad's scratch for n columns of b whose rows are
+   ldb elements of `itemsize` bytes apart: room to pack one k block of b when
+   its rows are a page or more apart (they would fall into the same L1
+   sets), else 0 (b is read in place). */
+ptrdiff_t fastlstm_matmul_grad_scratch(ptrdiff_t n, ptrdiff_t ldb, ptrdiff_t itemsize);
 
 #endif
