@@ -342,7 +342,7 @@ cdef inline void _matmul_grad(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n
     """c (m, n) = [c +] a (m, k) @ b (k, n) for a long k (the weight
     gradients); each element summed over k in order, as _matmul sums it.
     column_sums (n), unless NULL: [column_sums +] b's column sums. scratch:
-    _matmul_grad_scratch(n, ldb) elements, aligned, or NULL if that is 0."""
+    from _alloc_matmul_grad_scratch(n, ldb), NULL when b needs no packing."""
     if floating is float:
         kern.matmul_grad_f32(m, n, k, a, lda, b, ldb, c, ldc, accumulate, column_sums,
                              scratch)

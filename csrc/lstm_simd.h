@@ -71,8 +71,8 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
  * unless NULL, receives [column_sums +] the sum of each column of b over
  * its k rows, added in order: the bias gradient, taken while b passes
  * through the cache. scratch holds fastlstm_matmul_grad_scratch(n, ldb,
- * sizeof(element)) elements; NULL (when that is 0) reads b in place. Either
- * way the bits are the same.
+ * sizeof(element)) elements, best cache-line aligned; NULL (when that is 0)
+ * reads b in place. Either way the bits are the same.
  */
 typedef void (*lstm_matmul_grad_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         const float *a, ptrdiff_t lda, const float *b,
