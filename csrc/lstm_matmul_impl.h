@@ -22,7 +22,6 @@
 #define MAX_TILE_VECTORS 4
 _Static_assert(SIMD_TILE_ROWS < MAX_TILE_ROWS && SIMD_TILE_VECTORS <= MAX_TILE_VECTORS,
                "a tile larger than the accumulator arrays and the switches cover");
-/* Rows of B per k block: one tile's width of them fills about 2/3 of L1. */
 #define K_BLOCK FASTLSTM_K_BLOCK
 #define CACHE_LINE 64
 /* B is fetched ahead when it has at least this many bytes (half of L2). */

@@ -84,9 +84,9 @@ typedef void (*lstm_matmul_grad_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         int accumulate, double *column_sums,
                                         double *scratch);
 
-/* Rows of B per k block of the products. lstm_matmul_grad is fastest fed
-   one block of its long k per call (a's block is then a copy that stays in
-   cache). */
+/* Rows of B per k block of the products: one tile's width of them fills
+   about 2/3 of L1. lstm_matmul_grad is fastest fed one block of its long k
+   per call (a's block is then a copy that stays in cache). */
 #define FASTLSTM_K_BLOCK 128
 
 /*

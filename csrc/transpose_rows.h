@@ -3,9 +3,9 @@
  * weight gradients' operand [x_t, h_{t-1}]^T and the recurrent weights'
  * transpose (see _lstm.pyx).
  *
- * COLUMNS columns at a time, so that each cache line read is used whole and
- * the COLUMNS rows of a being written stay in L1 (a plain loop writes to a
- * new line at every element).
+ * FASTLSTM_TRANSPOSE_COLUMNS columns at a time, so that each cache line read
+ * is used whole and the rows of a being written stay in L1 (a plain loop
+ * writes to a new line at every element).
  *
  * In C rather than Cython so that it stays a function of its own: inlined
  * into the backward pass's parallel region, as GCC chose to do with the
