@@ -15,7 +15,7 @@ import pytest
 
 from fastlstm import bench, functional
 from fastlstm.bench import peers as peers_module
-from fastlstm.bench import report, suite, timing
+from fastlstm.bench import classic, report, suite, timing
 from fastlstm.bench.peers import FastLSTM, Peer, Reference, Runner
 from fastlstm.bench.problems import Problem
 
@@ -224,6 +224,23 @@ def test_targets_report_the_worst_shape_and_the_verdict():
     assert "| met" in rows["inference speedup over ONNX Runtime, units <= 128"]
     assert "2.00 at 2t (64, 60, 1, 50)" in rows["training speedup over PyTorch, every shape"]
     assert "not measured" in rows["float64 training speedup over PyTorch float64"]
+
+
+def test_classic_table_reads_each_framework_as_gflops_and_the_goals_as_needed_rates():
+    flops = classic.network_flops(100, training=True)
+    # LSTM(1 -> 50) and LSTM(50 -> 100) over 60 steps; the backward counted as twice the forward.
+    assert flops == 3 * 2 * 100 * 60 * (4 * 50 * 51 + 4 * 100 * 150)
+    results = {"peak": {"2": 100.0}, "classic": {
+        "threads": 2, "train_windows": 100, "predict_windows": 10,
+        "fit_epoch_flops": 8e9, "predict_flops": 1e9,
+        "fit_epoch": {"fastlstm": {"median_s": 0.2}, "torch": {"median_s": 0.4}},
+        "predict": {"fastlstm": {"median_s": 0.02}, "torch": {"median_s": 0.05}}}}
+    lines = report.classic_table(results).splitlines()
+    assert lines[2] == "| fastlstm | 0.200 | 1.00x | 40 | 40% | 20.0 | 1.00x | 50 | 50% |"
+    assert lines[3] == "| torch | 0.400 | 2.00x | 20 | 20% | 50.0 | 2.50x | 20 | 20% |"
+    assert lines[5:] == [
+        "- fit epoch 3x faster than torch would need 60 GFLOP/s, 60% of the 2-thread sgemm peak.",
+        "- predict 3x faster than torch would need 60 GFLOP/s, 60% of the 2-thread sgemm peak."]
 
 
 def test_linear_fit_recovers_a_line():

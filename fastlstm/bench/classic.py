@@ -3,17 +3,22 @@
 LSTM(50, return_sequences=True) -> Dropout(0.2) -> LSTM(100) -> Dropout(0.2)
 -> Dense(1), MSE and rmsprop (Keras' defaults: lr 0.001, rho 0.9, eps 1e-7),
 batch 64, on 60-step windows of GOOG's Close (shipped with fastlstm): one fit
-epoch over the first 1670 windows and one predict over the next 430. Each
-framework uses its natural calls (Keras: fit / predict; PyTorch: the usual
-training loop).
+epoch over the first 1670 windows and one predict over up to 430 after them
+(the shipped series has 418). Each framework uses its natural calls (Keras:
+fit / predict; PyTorch: the usual training loop). network_flops() counts the
+arithmetic, so that each framework's time also reads as GFLOP/s against the
+machine's sgemm peak.
 """
 import numpy as np
 
 from .. import datasets, timeseries
 from .._random import set_random_seed
 from ..forecaster import classic_model
+from .problems import lstm_forward_flops
 
 TRAIN_WINDOWS, PREDICT_WINDOWS, WINDOW, BATCH = 1670, 430, 60, 64
+UNITS = 50  # the first LSTM layer's; the second has 2 * UNITS
+LSTM_LAYERS = ((1, UNITS), (UNITS, 2 * UNITS))  # (features, units) of each LSTM layer
 
 
 def goog_windows():
@@ -25,10 +30,22 @@ def goog_windows():
     return x[:TRAIN_WINDOWS], y[:TRAIN_WINDOWS], x[TRAIN_WINDOWS:end]
 
 
+def network_flops(windows, training):
+    """FLOPs of the two LSTM layers' products over `windows` windows.
+
+    Forward only, or (training) forward plus a backward counted as twice the
+    forward, as the grid counts it. The gate math, Dropout, Dense(1) and the
+    optimizer are not counted, so the GFLOP/s derived from it are a floor.
+    """
+    forward = sum(lstm_forward_flops(windows, WINDOW, features, units)
+                  for features, units in LSTM_LAYERS)
+    return 3 * forward if training else forward
+
+
 def fastlstm_runner(x, y, x_predict):
     """(fit one epoch, predict) callables."""
     set_random_seed(0)
-    model = classic_model(WINDOW)
+    model = classic_model(WINDOW, units=UNITS)
     return (lambda: model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0),
             lambda: model.predict(x_predict))
 
@@ -40,8 +57,8 @@ def keras_runner(x, y, x_predict):
     import keras
 
     model = keras.Sequential([keras.Input((WINDOW, 1)),
-                              keras.layers.LSTM(50, return_sequences=True),
-                              keras.layers.Dropout(0.2), keras.layers.LSTM(100),
+                              keras.layers.LSTM(UNITS, return_sequences=True),
+                              keras.layers.Dropout(0.2), keras.layers.LSTM(2 * UNITS),
                               keras.layers.Dropout(0.2), keras.layers.Dense(1)])
     model.compile(loss="mean_squared_error", optimizer="rmsprop")
     return (lambda: model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0),
@@ -54,10 +71,10 @@ def torch_runner(x, y, x_predict):
     class Classic(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm1 = torch.nn.LSTM(1, 50, batch_first=True)
-            self.lstm2 = torch.nn.LSTM(50, 100, batch_first=True)
+            self.lstm1 = torch.nn.LSTM(1, UNITS, batch_first=True)
+            self.lstm2 = torch.nn.LSTM(UNITS, 2 * UNITS, batch_first=True)
             self.drop = torch.nn.Dropout(0.2)
-            self.dense = torch.nn.Linear(100, 1)
+            self.dense = torch.nn.Linear(2 * UNITS, 1)
 
         def forward(self, inputs):
             h = self.drop(self.lstm1(inputs)[0])

@@ -4,6 +4,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def lstm_forward_flops(batch, time_steps, features, units):
+    """2 * T * B * 4H * (I + H): the multiply-adds of an LSTM layer's two products,
+    counted twice (a multiply and an add)."""
+    return 2 * time_steps * batch * 4 * units * (features + units)
+
+
 @dataclass
 class Problem:
     """Inputs of one LSTM layer in Keras layout, shared by every peer.
@@ -52,8 +58,7 @@ class Problem:
 
     def forward_flops(self):
         """2 * T * B * 4H * (I + H): the multiply-adds of both products."""
-        b, t, i, h = self.shape
-        return 2 * t * b * 4 * h * (i + h)
+        return lstm_forward_flops(*self.shape)
 
     def training_flops(self):
         """Forward plus backward, the backward counted as twice the forward."""

@@ -179,17 +179,52 @@ def memory_table(results):
 
 
 def classic_table(results):
+    """Each framework's fit epoch and predict: time, ratio to fastlstm, and
+    the GFLOP/s of the LSTM layers' products with its share of the sgemm peak
+    at the section's thread count (runs saved before the FLOPs were recorded
+    show time and ratio only)."""
     classic = results.get("classic")
     if not classic:
         return ""
-    fit, predict = classic["fit_epoch"], classic["predict"]
-    ours_fit, ours_predict = fit["fastlstm"]["median_s"], predict["fastlstm"]["median_s"]
-    body = [[name, f"{fit[name]['median_s']:.3f}", f"{fit[name]['median_s'] / ours_fit:.2f}x",
-             f"{1e3 * predict[name]['median_s']:.1f}",
-             f"{predict[name]['median_s'] / ours_predict:.2f}x"] for name in fit]
-    return _table([f"framework ({classic['threads']} threads)",
-                   f"fit epoch ({classic['train_windows']} windows) s", "ratio",
-                   f"predict {classic['predict_windows']} windows ms", "ratio"], body)
+    peak = results.get("peak", {}).get(str(classic["threads"]))
+    header = [f"framework ({classic['threads']} threads)"]
+    # (section key, column title, scale of seconds to the unit in the title, decimals)
+    columns = [("fit_epoch", f"fit epoch ({classic['train_windows']} windows) s", 1, 3),
+               ("predict", f"predict ({classic['predict_windows']} windows) ms", 1e3, 1)]
+    for label, title, _, _ in columns:
+        header += [title, "ratio"]
+        if f"{label}_flops" in classic:
+            header += ["GFLOP/s"] + (["% sgemm peak"] if peak else [])
+    body = []
+    for name in classic["fit_epoch"]:
+        cells = [name]
+        for label, _, scale, decimals in columns:
+            seconds = classic[label][name]["median_s"]
+            cells += [f"{scale * seconds:.{decimals}f}",
+                      f"{seconds / classic[label]['fastlstm']['median_s']:.2f}x"]
+            if f"{label}_flops" in classic:
+                rate = classic[f"{label}_flops"] / seconds / 1e9
+                cells += [f"{rate:.0f}"] + ([f"{100 * rate / peak:.0f}%"] if peak else [])
+        body.append(cells)
+    needs = _classic_goal_needs(classic, peak)
+    return _table(header, body) + ("\n\n" + "\n".join(needs) if needs else "")
+
+
+def _classic_goal_needs(classic, peak):
+    """One line per classic target: the GFLOP/s fastlstm would need to meet
+    it in this run, as a share of the sgemm peak (none without FLOPs or peak)."""
+    lines = []
+    for label, goals in (("fit_epoch", CLASSIC_FIT), ("predict", CLASSIC_PREDICT)):
+        flops = classic.get(f"{label}_flops")
+        for peer, goal in goals.items():
+            if flops is None or not peak or peer not in classic[label]:
+                continue
+            needed = goal * flops / classic[label][peer]["median_s"] / 1e9
+            lines.append(f"- {label.replace('_', ' ')} {goal:g}x faster than {peer} would need "
+                         f"{needed:.0f} GFLOP/s, "
+                         f"{100 * needed / peak:.0f}% of the {classic['threads']}-thread "
+                         "sgemm peak.")
+    return lines
 
 
 def _check(name, values, goal, better="higher"):

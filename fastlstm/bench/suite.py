@@ -291,6 +291,8 @@ def run_classic(config, peers):
     fit = interleaved(fits, repeats)
     predict = interleaved(predicts, config.repeats)
     result = {"threads": n, "train_windows": len(x), "predict_windows": len(x_predict),
+              "fit_epoch_flops": classic_bench.network_flops(len(x), training=True),
+              "predict_flops": classic_bench.network_flops(len(x_predict), training=False),
               "fit_epoch": {k: t.to_dict() for k, t in fit.items()},
               "predict": {k: t.to_dict() for k, t in predict.items()}}
     config.log("  classic: " + ", ".join(
