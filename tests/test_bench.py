@@ -90,7 +90,7 @@ def test_every_section_runs_and_reports(tmp_path):
     assert set(suite.SECTIONS) <= set(results)
     assert set(results["peak"]) == {"1", "2"} and all(v > 0 for v in results["peak"].values())
     assert [r["threads"] for r in results["grid"]] == [1, 1, 2, 2]
-    assert {tuple(r["shape"]) for r in results["scaling"]} == set()  # no batch >= 32 here
+    assert results["scaling"]["rows"] == [] and results["scaling"]["sgemm"] is None  # batch < 32
     assert [r["shape"] for r in results["latency"]] == [[1, 100, 3, 3], [1, 100, 8, 8]]
     assert set(results["latency"][0]["streaming_step"]) == {"fastlstm", "reference"}
     assert [r["time_steps"] for r in results["sweep"]["rows"]] == [2, 4, 8]
@@ -201,8 +201,12 @@ def test_memory_counts_the_gates_buffer_even_after_a_training_step():
 
 def test_scaling_compares_one_thread_with_the_most():
     config = tiny_config(shapes=[(32, 2, 3, 4)], threads=[1, 2], sections=["scaling"])
-    (row,) = suite.run(config)["scaling"]
-    assert set(row["fwd"]) == {"1 threads", "2 threads"}
+    results = suite.run(config)
+    (row,) = results["scaling"]["rows"]
+    assert set(row["fwd"]) == set(results["scaling"]["sgemm"]) == {"1 threads", "2 threads"}
+    speedup = timing.thread_speedup(results["scaling"]["sgemm"], 2)
+    assert f"SciPy's sgemm (1536^3) ran {speedup:.2f}x faster on 2 threads" in \
+        report.scaling_table(results)
 
 
 def _fake_grid_row(shape, ours, peers, mode="fwd", dtype="float32", threads=2):

@@ -8,12 +8,14 @@ Sections
 peak     the machine's sgemm GFLOP/s per thread count (SciPy's BLAS)
 grid     every peer on every (batch, time, features, units), dtype and
          thread count: forward (inference) and forward + backward
-scaling  fastlstm at 1 thread against N threads, interleaved
+scaling  fastlstm at 1 thread against N threads, interleaved, next to sgemm
+         timed the same way
 latency  batch 1: cost per step inside a sequence, and per call when the
          sequence is fed one step per call (streaming)
 sweep    cost against the number of time steps (it should be linear)
 memory   training memory against the activations backward needs
-classic  the classic stacked network end to end (fit epoch, predict)
+classic  the classic stacked network end to end (fit epoch, predict), with
+         the FLOPs of its LSTM layers
 """
 import tracemalloc
 from dataclasses import dataclass, field
@@ -25,7 +27,8 @@ from .._threads import get_num_threads, set_num_threads, threads as fastlstm_thr
 from . import classic as classic_bench
 from .peers import FastLSTM, Unsupported, all_peers
 from .problems import Problem
-from .timing import interleaved, paired_ratio, sgemm_peak
+from .timing import (interleaved, paired_ratio, sgemm_peak, square_sgemm, thread_speedup,
+                     with_blas_threads)
 
 GRID = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128),
         (64, 50, 256, 256), (32, 50, 512, 512), (128, 25, 1024, 1024)]
@@ -157,26 +160,37 @@ def _grid_progress(row):
 
 
 def run_scaling(config, peers):
-    """fastlstm at 1 thread and at the most threads asked for, interleaved, batch >= 32."""
+    """fastlstm at 1 thread and at the most threads asked for, interleaved, batch >= 32.
+
+    Returns {"rows": one per shape, "sgemm": the same comparison for a
+    square sgemm}: how far the machine's own best kernel scales in the same
+    run is the yardstick for fastlstm's scaling.
+    """
     most = max(config.threads)
-    rows = []
-    if most < 2:
-        config.log("scaling: only one thread count asked for: skipped")
-        return rows
-    for shape in (s for s in config.shapes if s[0] >= 32):
+    result = {"threads": [1, most], "rows": [], "sgemm": None}
+    shapes = [s for s in config.shapes if s[0] >= 32]
+    if most < 2 or not shapes:
+        config.log("scaling: needs 2 or more threads and a shape of batch >= 32: skipped")
+        return result
+    product, _ = square_sgemm()
+    sgemm = interleaved({f"{n} threads": with_blas_threads(n, product) for n in (1, most)},
+                        config.repeats)
+    result["sgemm"] = {k: t.to_dict() for k, t in sgemm.items()}
+    config.log(f"  scaling sgemm: {most} threads / 1 thread = "
+               f"{thread_speedup(result['sgemm'], most):.2f}x")
+    for shape in shapes:
         problem = Problem(*shape, dtype=config.dtypes[0])
-        row = {"dtype": problem.dtype, "shape": list(shape), "threads": [1, most]}
+        row = {"dtype": problem.dtype, "shape": list(shape)}
         runner = FastLSTM().runner(problem)
         for mode, fn in (("fwd", runner.forward), ("fwd+bwd", runner.train_step)):
             functions = {f"{n} threads": _with_threads(n, fn) for n in (1, most)}
             row[mode] = {k: t.to_dict()
                          for k, t in interleaved(functions, config.repeats).items()}
-        rows.append(row)
-        speedups = [row[m]["1 threads"]["median_s"] / row[m][f"{most} threads"]["median_s"]
-                    for m in ("fwd", "fwd+bwd")]
+        result["rows"].append(row)
         config.log(f"  scaling {tuple(shape)}: {most} threads / 1 thread = "
-                   f"{speedups[0]:.2f}x fwd, {speedups[1]:.2f}x fwd+bwd")
-    return rows
+                   f"{thread_speedup(row['fwd'], most):.2f}x fwd, "
+                   f"{thread_speedup(row['fwd+bwd'], most):.2f}x fwd+bwd")
+    return result
 
 
 def _with_threads(n, fn):

@@ -99,6 +99,14 @@ def interleaved(functions, repeats, settle=None):
     return {name: Timing(s, calls[name]) for name, s in samples.items()}
 
 
+def thread_speedup(timings, most):
+    """Time on 1 thread / time on `most` threads.
+
+    timings : dict with "1 threads" and f"{most} threads", each a Timing.to_dict().
+    """
+    return timings["1 threads"]["median_s"] / timings[f"{most} threads"]["median_s"]
+
+
 def calls_per_sample(fn):
     """How many back-to-back calls of fn fill MIN_SAMPLE_SECONDS (at least
     1, at most MAX_CALLS_PER_SAMPLE), from the time of one call after an
@@ -141,22 +149,45 @@ def paired_ratio(peer, ours, confidence=0.95):
     return {"median": statistics.median(ratios), "low": ratios[k - 1], "high": ratios[n - k]}
 
 
-def sgemm_peak(threads, size=1536, repeats=5):
-    """GFLOP/s of a square float32 GEMM with SciPy's BLAS (the one fastlstm calls).
+def square_sgemm(size=1536):
+    """A float32 GEMM of two random size x size matrices with SciPy's BLAS
+    (the one fastlstm calls).
 
-    The best of ``repeats`` calls: a peak, what the cores can do when nothing
-    else disturbs them.
+    Returns
+    -------
+    (call, flops) : a callable running the product once, and its FLOPs
     """
     from scipy.linalg.blas import sgemm
-    from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(0)
     a = np.asfortranarray(rng.standard_normal((size, size), dtype=np.float32))
     b = np.asfortranarray(rng.standard_normal((size, size), dtype=np.float32))
+    return (lambda: sgemm(1.0, a, b)), 2 * size ** 3
+
+
+def with_blas_threads(threads, fn):
+    """fn, run with SciPy's BLAS held to `threads` threads for each call."""
+    from threadpoolctl import threadpool_limits
+
+    def call():
+        with threadpool_limits(threads, user_api="blas"):
+            return fn()
+    return call
+
+
+def sgemm_peak(threads, size=1536, repeats=5):
+    """GFLOP/s of square_sgemm(size) on `threads` threads.
+
+    The best of ``repeats`` calls: a peak, what the cores can do when nothing
+    else disturbs them.
+    """
+    from threadpoolctl import threadpool_limits
+
+    product, flops = square_sgemm(size)
     with threadpool_limits(threads, user_api="blas"):
-        sgemm(1.0, a, b)
-        best = min(_timed(lambda: sgemm(1.0, a, b)) for _ in range(repeats))
-    return 2 * size ** 3 / best / 1e9
+        product()
+        best = min(_timed(product) for _ in range(repeats))
+    return flops / best / 1e9
 
 
 def _timed(fn):
