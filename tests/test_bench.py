@@ -188,6 +188,35 @@ def test_speed_check_verdict_reads_the_interval():
     assert "0.95x (0.90-0.99) | slower" in lines[2]
 
 
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"}
+
+
+def test_the_reference_holds_its_blas_limit_only_inside_its_own_calls(monkeypatch):
+    # Held process-wide, the limit was in force while other peers ran (and
+    # PyTorch ran slower afterwards); each of the reference's calls holds it.
+    outside = _blas_threads()
+    inside = []
+    real_forward = peers_module.reference.lstm_forward
+
+    def spy(*args, **kwargs):
+        inside.append(_blas_threads())
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(peers_module.reference, "lstm_forward", spy)
+    peer = Reference()
+    peer.set_threads(1)
+    assert _blas_threads() == outside
+    runner = peer.runner(Problem(*TINY[0], dtype="float64"))
+    for call in (runner.forward, runner.train_step, runner.stream):
+        call()
+        assert _blas_threads() == outside
+    assert inside and all(set(seen.values()) == {1} for seen in inside)
+
+
 def test_memory_counts_the_gates_buffer_even_after_a_training_step():
     # A training step leaves a spare gates buffer that the next forward pass
     # would take without allocating; the measurement must not be fooled.

@@ -93,23 +93,30 @@ class FastLSTM(_NumpyModulePeer):
 
 
 class Reference(_NumpyModulePeer):
-    """The readable NumPy reference; its BLAS threads follow threadpoolctl."""
+    """The readable NumPy reference, its BLAS held to the peer's thread count.
+
+    The limit is held only while one of its own calls runs. Held across the
+    whole grid, it was in force while PyTorch trained on 1 thread, and
+    PyTorch's classic network later ran 1.5x slower in the same process
+    (the cause inside PyTorch is not known; the trigger is).
+    """
 
     name = "reference"
     module = reference
 
-    def set_threads(self, threads):
-        from threadpoolctl import threadpool_limits
+    def runner(self, problem):
+        from threadpoolctl import ThreadpoolController
 
-        super().set_threads(threads)
-        self.close()
-        self._limits = threadpool_limits(threads, user_api="blas")
+        controller = ThreadpoolController()  # found once: limit() is then cheap
+        runner = super().runner(problem)
 
-    def close(self):
-        limits = getattr(self, "_limits", None)
-        if limits is not None:
-            limits.restore_original_limits()
-            self._limits = None
+        def limited(fn):
+            def call():
+                with controller.limit(limits=self.threads, user_api="blas"):
+                    return fn()
+            return call
+        return Runner(limited(runner.forward), limited(runner.train_step),
+                      limited(runner.stream))
 
 
 class Torch(Peer):
