@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import functional, reference
 from .._threads import set_num_threads
+from .timing import with_blas_threads
 
 
 class Unsupported(Exception):
@@ -97,26 +98,17 @@ class Reference(_NumpyModulePeer):
 
     The limit is held only while one of its own calls runs. Held across the
     whole grid, it was in force while PyTorch trained on 1 thread, and
-    PyTorch's classic network later ran 1.5x slower in the same process
-    (the cause inside PyTorch is not known; the trigger is).
+    PyTorch's later calls on 2 threads ran up to 2x slower in the same
+    process (the cause inside PyTorch is not known; the trigger is).
     """
 
     name = "reference"
     module = reference
 
     def runner(self, problem):
-        from threadpoolctl import ThreadpoolController
-
-        controller = ThreadpoolController()  # found once: limit() is then cheap
         runner = super().runner(problem)
-
-        def limited(fn):
-            def call():
-                with controller.limit(limits=self.threads, user_api="blas"):
-                    return fn()
-            return call
-        return Runner(limited(runner.forward), limited(runner.train_step),
-                      limited(runner.stream))
+        return Runner(*(with_blas_threads(self.threads, fn)
+                        for fn in (runner.forward, runner.train_step, runner.stream)))
 
 
 class Torch(Peer):
