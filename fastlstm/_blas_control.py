@@ -19,7 +19,10 @@ _limiter = None
 _controller = None
 
 
-def _get_controller():
+def blas_controller():
+    """The process's threadpools (NumPy's and SciPy's BLAS among them),
+    found once: each limit() on it then costs microseconds, not the
+    hundreds a new search would."""
     global _controller
     if _controller is None:
         import scipy.linalg.cython_blas  # noqa: F401  (load scipy's BLAS first)
@@ -33,7 +36,7 @@ def blas_single_threaded():
     global _active_calls, _limiter
     with _lock:
         if _active_calls == 0:
-            _limiter = _get_controller().limit(limits=1, user_api="blas")
+            _limiter = blas_controller().limit(limits=1, user_api="blas")
         _active_calls += 1
     try:
         yield
@@ -57,7 +60,7 @@ def scipy_blas_info():
     except Exception:  # show_config's layout is not a stable API
         pass
     scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
-    for lib in _get_controller().info():
+    for lib in blas_controller().info():
         in_scipy = os.path.basename(os.path.dirname(lib["filepath"])).startswith("scipy")
         if lib["user_api"] == "blas" and lib["filepath"].startswith(scipy_dir) and in_scipy:
             info.update(internal_api=lib["internal_api"], architecture=lib.get("architecture"),

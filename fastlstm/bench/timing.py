@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._blas_control import blas_controller
+
 PAUSE_SECONDS = 0.015
 MIN_SAMPLE_SECONDS = 0.02
 MAX_CALLS_PER_SAMPLE = 1000
@@ -167,17 +169,9 @@ def square_sgemm(size=1536):
 
 def with_blas_threads(threads, fn):
     """fn, run with every BLAS library in the process (NumPy's, SciPy's) held
-    to `threads` threads during each call, and only then.
-
-    The libraries are found once, here: limiting them then costs about
-    10 us a call, where finding them again would cost about 300 us.
-    """
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-
+    to `threads` threads during each call, and only then."""
     def call():
-        with controller.limit(limits=threads, user_api="blas"):
+        with blas_controller().limit(limits=threads, user_api="blas"):
             return fn()
     return call
 
@@ -188,10 +182,8 @@ def sgemm_peak(threads, size=1536, repeats=5):
     The best of ``repeats`` calls: a peak, what the cores can do when nothing
     else disturbs them.
     """
-    from threadpoolctl import threadpool_limits
-
     product, flops = square_sgemm(size)
-    with threadpool_limits(threads, user_api="blas"):
+    with blas_controller().limit(limits=threads, user_api="blas"):
         product()
         best = min(_timed(product) for _ in range(repeats))
     return flops / best / 1e9
