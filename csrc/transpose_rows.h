@@ -35,11 +35,16 @@
  * 16-byte vector a side (4 x 4 float, 2 x 2 double), each transposed in
  * registers and stored as whole vectors: float ran 1.9-2.3x and double
  * 1.3-1.4x faster than one element at a time at widths of 50 to 1024
- * (measured in a C harness on 128 rows). The vectors are GCC's generic ones at SSE2's width, which every
- * x86-64 has, so this needs no SIMD dispatch (wider generic vectors ran
- * 4-5x slower, split into SSE2 pieces). A copy, so any order gives the same
- * bits.
+ * (measured in a C harness on 128 rows). The vectors are GCC's generic ones
+ * at SSE2's width, which every x86-64 has, so this needs no SIMD dispatch
+ * (wider generic vectors ran 4-5x slower, split into SSE2 pieces). Other
+ * compilers (no __builtin_shuffle) copy the same blocks one element at a
+ * time. A copy, so any order gives the same bits.
  */
+#define FASTLSTM_TRANSPOSE_SIDE_F32 4
+#define FASTLSTM_TRANSPOSE_SIDE_F64 2
+
+#if defined(__GNUC__) && !defined(__clang__)
 typedef float fastlstm_quad_f32 __attribute__((vector_size(16)));
 typedef float fastlstm_uquad_f32 __attribute__((vector_size(16), aligned(4), may_alias));
 typedef int32_t fastlstm_quad_index_f32 __attribute__((vector_size(16)));
@@ -78,12 +83,24 @@ static inline void fastlstm_transpose_block_f64(const double *const *rows, ptrdi
     *(upair *)a = __builtin_shuffle(r0, r1, (index){0, 2});
     *(upair *)(a + ld) = __builtin_shuffle(r0, r1, (index){1, 3});
 }
+#else
+#define FASTLSTM_DEFINE_TRANSPOSE_BLOCK(T, SFX, SIDE)                          \
+static inline void fastlstm_transpose_block_##SFX(const T *const *rows, ptrdiff_t i, \
+                                                  T *a, ptrdiff_t ld)          \
+{                                                                              \
+    for (ptrdiff_t c = 0; c < SIDE; ++c)                                       \
+        for (ptrdiff_t r = 0; r < SIDE; ++r)                                   \
+            a[c * ld + r] = rows[r][i + c];                                    \
+}
+FASTLSTM_DEFINE_TRANSPOSE_BLOCK(float, f32, FASTLSTM_TRANSPOSE_SIDE_F32)
+FASTLSTM_DEFINE_TRANSPOSE_BLOCK(double, f64, FASTLSTM_TRANSPOSE_SIDE_F64)
+#undef FASTLSTM_DEFINE_TRANSPOSE_BLOCK
+#endif
 
-#define FASTLSTM_DEFINE_TRANSPOSE(T, SFX)                                      \
+#define FASTLSTM_DEFINE_TRANSPOSE(T, SFX, SIDE)                                \
 static FASTLSTM_NOINLINE void fastlstm_transpose_rows_##SFX(                   \
     const T *const *rows, ptrdiff_t n_rows, ptrdiff_t width, T *a)             \
 {                                                                              \
-    enum { SIDE = 16 / sizeof(T) }; /* of fastlstm_transpose_block */          \
     for (ptrdiff_t i0 = 0; i0 < width; i0 += FASTLSTM_TRANSPOSE_COLUMNS) {     \
         const ptrdiff_t i1 = width - i0 < FASTLSTM_TRANSPOSE_COLUMNS ?         \
             width : i0 + FASTLSTM_TRANSPOSE_COLUMNS;                           \
@@ -102,8 +119,8 @@ static FASTLSTM_NOINLINE void fastlstm_transpose_rows_##SFX(                   \
     }                                                                          \
 }
 
-FASTLSTM_DEFINE_TRANSPOSE(float, f32)
-FASTLSTM_DEFINE_TRANSPOSE(double, f64)
+FASTLSTM_DEFINE_TRANSPOSE(float, f32, FASTLSTM_TRANSPOSE_SIDE_F32)
+FASTLSTM_DEFINE_TRANSPOSE(double, f64, FASTLSTM_TRANSPOSE_SIDE_F64)
 #undef FASTLSTM_DEFINE_TRANSPOSE
 
 #endif
