@@ -217,6 +217,25 @@ def test_the_reference_holds_its_blas_limit_only_inside_its_own_calls(monkeypatc
     assert inside and all(set(seen.values()) == {1} for seen in inside)
 
 
+def test_the_torch_peer_gives_torch_its_thread_count_back(monkeypatch):
+    # set_threads changes torch's process-wide count; close() must undo it
+    # (a stand-in module, since PyTorch is an optional peer).
+    import types
+
+    count = {"threads": 7}
+    fake = types.SimpleNamespace(get_num_threads=lambda: count["threads"],
+                                 set_num_threads=lambda n: count.update(threads=n))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    peer = peers_module.Torch()
+    peer.set_threads(1)
+    peer.set_threads(2)
+    assert count["threads"] == 2
+    peer.close()
+    assert count["threads"] == 7
+    peer.close()
+    assert count["threads"] == 7
+
+
 def test_memory_counts_the_gates_buffer_even_after_a_training_step():
     # A training step leaves a spare gates buffer that the next forward pass
     # would take without allocating; the measurement must not be fooled.

@@ -115,6 +115,7 @@ class Torch(Peer):
     """PyTorch's nn.LSTM; its gate order i, f, g, o is Keras' i, f, c, o."""
 
     name = "torch"
+    _threads_before = None  # torch's own count, restored by close()
 
     def missing(self):
         try:
@@ -127,7 +128,16 @@ class Torch(Peer):
         import torch
 
         super().set_threads(threads)
+        if self._threads_before is None:
+            self._threads_before = torch.get_num_threads()
         torch.set_num_threads(threads)
+
+    def close(self):
+        import torch
+
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
     def runner(self, problem):
         import torch
