@@ -2,10 +2,11 @@
 
 Same signatures and numbers as fastlstm.reference, computed by
 fastlstm._lstm (Cython + OpenMP + BLAS, csrc/_lstm.pyx). This layer checks
-the arguments, allocates every output and, for the backward pass (the only
-one that calls BLAS), holds BLAS to one thread; the kernels do the rest
-without the GIL.
+the arguments, allocates every output and, when the backward pass calls BLAS
+(for the input gradient of a layer with few features), holds BLAS to one
+thread; the kernels do the rest without the GIL.
 """
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -212,7 +213,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         grads.dh0[...] = 0 if dh_n is None else dh_n
         grads.dc0[...] = 0 if dc_n is None else dc_n
         return grads
-    with blas_single_threaded():
+    calls_blas = _lstm.backward_calls_blas(features, units, dtype.itemsize)
+    with blas_single_threaded() if calls_blas else nullcontext():
         _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
                        cache.y, cache.cells, dy, dh_n, dc_n, grads.dx, weight_grads,
                        grads.dh0, grads.dc0, get_num_threads())

@@ -10,11 +10,13 @@ GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
 # (batch, time, features, units): batch 1, batch below the thread count and
 # above one batch part of 16 rows, time 1, features 1, and the units of the
 # issue; many features; several parts at 1 thread; input projections over
-# more than one row block.
+# more than one row block; the fewest and one too few features for dx by the
+# kernels' own product (15, 16; see _lstm.backward_calls_blas).
 SHAPES = [
     (1, 1, 1, 1), (1, 5, 3, 3), (2, 1, 4, 17), (3, 4, 1, 50), (17, 3, 2, 3),
     (5, 3, 3, 100), (33, 4, 5, 17), (2, 3, 6, 129), (40, 2, 3, 50), (1, 6, 1, 129),
-    (5, 3, 70, 9), (18, 4, 65, 33), (130, 3, 70, 20), (20, 30, 3, 80),
+    (5, 3, 70, 9), (18, 4, 65, 33), (130, 3, 70, 20), (20, 30, 3, 80), (6, 3, 15, 24),
+    (6, 3, 16, 24),
 ]
 
 
@@ -146,6 +148,26 @@ def test_odd_layouts_give_the_contiguous_result(layout, dtype):
         np.testing.assert_array_equal(a, e)
     for a, e in zip(actual[3], expected[3]):
         np.testing.assert_array_equal(a, e)
+
+
+def test_backward_holds_blas_to_one_thread_only_when_it_calls_blas(monkeypatch):
+    """dx goes to BLAS only for few features or a large kernel; otherwise
+    backward calls no BLAS and skips threadpoolctl's limit (tens of us a call)."""
+    assert _lstm.backward_calls_blas(15, 24, 4)
+    assert not _lstm.backward_calls_blas(16, 24, 4)
+    assert _lstm.backward_calls_blas(512, 512, 4)  # a 4 MiB kernel
+    held = []
+
+    def recording_limit():
+        held.append(True)
+        return functional.nullcontext()
+
+    monkeypatch.setattr(functional, "blas_single_threaded", recording_limit)
+    for features, expected in [(3, [True]), (20, [])]:
+        held.clear()
+        problem = Problem(4, 3, features, 24, dtype=np.float32, seed=features)
+        assert_matches_reference(problem, np.float32)
+        assert held == expected, features
 
 
 def test_caller_arrays_are_never_modified():
