@@ -4,8 +4,9 @@
 
 Nothing here validates: fastlstm.functional checks shapes, dtypes,
 finiteness and sizes, allocates every output, holds BLAS to one thread when
-backward calls it (backward_calls_blas), and only then calls in. All arrays are C-contiguous, batch-major, non-empty, and
-their sizes fit BLAS' 32-bit integers.
+backward calls it (backward_calls_blas), and only then calls in. All arrays
+are C-contiguous, batch-major, non-empty, and their sizes fit BLAS' 32-bit
+integers.
 
 Layout (B batch, T time, I features, H units, G = 4H; gate blocks i, f, g, o)
     x (B, T, I); kernel (I, G); recurrent_kernel (H, G); bias (G,)

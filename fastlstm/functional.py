@@ -3,8 +3,8 @@
 Same signatures and numbers as fastlstm.reference, computed by
 fastlstm._lstm (Cython + OpenMP + BLAS, csrc/_lstm.pyx). This layer checks
 the arguments, allocates every output and, when the backward pass calls BLAS
-(for the input gradient of a layer with few features), holds BLAS to one
-thread; the kernels do the rest without the GIL.
+(for the input gradient of a layer with few features or a large kernel),
+holds BLAS to one thread; the kernels do the rest without the GIL.
 """
 from contextlib import nullcontext
 from dataclasses import dataclass
