@@ -139,7 +139,7 @@ cdef Py_ssize_t DX_ROW_BLOCK = 256
 # whole vectors of them, and the kernel takes at most OWN_DX_MAX_KERNEL_BYTES,
 # so that its packed transpose stays in L2. Measured on 256-row blocks on 1
 # thread, the packed product ran 1.08-1.49x faster than OpenBLAS' sgemm at
-# 32-256 features; whole training steps 1.03-1.11x faster at up to 256
+# 32-256 features; whole training steps 1.02-1.12x faster at up to 256
 # units, 0.98x at 512. Otherwise dx goes to BLAS: its dot products beat the
 # product's one-lane-at-a-time loop at a few features (at 1 feature 36
 # against 4 GFLOP/s), and its blocking of the long k wins on larger kernels.

@@ -10,8 +10,8 @@ GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
 # (batch, time, features, units): batch 1, batch below the thread count and
 # above one batch part of 16 rows, time 1, features 1, and the units of the
 # issue; many features; several parts at 1 thread; input projections over
-# more than one row block; the fewest and one too few features for dx by the
-# kernels' own product (15, 16; see _lstm.backward_calls_blas).
+# more than one row block; one feature too few for dx by the kernels' own
+# product, and the fewest (15 and 16; see _lstm.backward_calls_blas).
 SHAPES = [
     (1, 1, 1, 1), (1, 5, 3, 3), (2, 1, 4, 17), (3, 4, 1, 50), (17, 3, 2, 3),
     (5, 3, 3, 100), (33, 4, 5, 17), (2, 3, 6, 129), (40, 2, 3, 50), (1, 6, 1, 129),
