@@ -1,4 +1,6 @@
 """The compiled kernels (fastlstm.functional) against the NumPy reference."""
+import contextlib
+
 import numpy as np
 import pytest
 from conftest import TOLERANCE, Problem, relative_error, run
@@ -160,7 +162,7 @@ def test_backward_holds_blas_to_one_thread_only_when_it_calls_blas(monkeypatch):
 
     def recording_limit():
         held.append(True)
-        return functional.nullcontext()
+        return contextlib.nullcontext()
 
     monkeypatch.setattr(functional, "blas_single_threaded", recording_limit)
     for features, expected in [(3, [True]), (20, [])]:
