@@ -1,0 +1,42 @@
+/*
+ * Software prefetch of the rows a time step will touch next.
+ *
+ * Training keeps (batch, time, ...) arrays (gates, cells, dy), and a step
+ * reads one row of each per sequence: rows a whole sequence apart, written
+ * or last read long before, so they come from L3. The hardware prefetchers
+ * follow a few dense streams, not tens of short strided rows, so the step
+ * loops prefetch the next step's row of a sequence right after they finish
+ * its current one; the step's recurrent product then hides the latency.
+ * Measured at (64, 60, 50, 100) on 1 thread: backward's gate pass fell from
+ * 8.6% to 3.9% of a training step in perf (the prefetches themselves 1.8%),
+ * and the step ran 1.04-1.07x faster in float32 and 1.08-1.10x in float64.
+ * The lines go to L2 (locality 2): in A/B runs against the build without
+ * prefetch, into L2 read 1.01-1.05x at the mid shapes where into L1 read
+ * 0.98-1.06x.
+ */
+#ifndef FASTLSTM_PREFETCH_ROWS_H
+#define FASTLSTM_PREFETCH_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FASTLSTM_CACHE_LINE 64
+
+/* Prefetch n_rows rows of row_bytes bytes each, stride_bytes apart. */
+static inline void fastlstm_prefetch_rows(const void *first, ptrdiff_t n_rows,
+                                          ptrdiff_t row_bytes, ptrdiff_t stride_bytes)
+{
+#if defined(__GNUC__)
+    const char *row = (const char *)first;
+    for (ptrdiff_t r = 0; r < n_rows; ++r, row += stride_bytes) {
+        /* From the line the row starts in to the one it ends in. */
+        uintptr_t line = (uintptr_t)row & ~(uintptr_t)(FASTLSTM_CACHE_LINE - 1);
+        for (; line < (uintptr_t)(row + row_bytes); line += FASTLSTM_CACHE_LINE)
+            __builtin_prefetch((const void *)line, 0, 2);
+    }
+#else
+    (void)first; (void)n_rows; (void)row_bytes; (void)stride_bytes;
+#endif
+}
+
+#endif
