@@ -943,7 +943,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
 
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
     Fills dx, dh0, dc0 and dweights (I + H + 1, 4H): the rows of dkernel,
-    then of drecurrent_kernel, then dbias.
+    then of drecurrent_kernel, then dbias. dx None skips the input gradient.
     """
     cdef const floating[:, :, ::1] dy_view
     cdef const floating[:, ::1] dh_n_view
@@ -951,6 +951,9 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef const floating *dy_ptr = NULL
     cdef const floating *dh_n_ptr = NULL
     cdef const floating *dc_n_ptr = NULL
+    cdef floating *dx_ptr = NULL
+    if dx is not None:
+        dx_ptr = &dx[0, 0, 0]
     if dy is not None:
         dy_view = dy
         dy_ptr = &dy_view[0, 0, 0]
@@ -978,7 +981,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef int failed = 0
     try:
         packed_recurrent_t = _packed_transpose(kern, H, 4 * H, &recurrent_kernel[0, 0])
-        if not _dx_by_blas(I, H, sizeof(floating)):
+        if dx_ptr != NULL and not _dx_by_blas(I, H, sizeof(floating)):
             packed_kernel_t = _packed_transpose(kern, I, 4 * H, &kernel[0, 0])
         if n_row_parts > 1:
             partials = <floating *> malloc((n_row_parts - 1) * _weight_grads_size(I, H)
@@ -996,10 +999,11 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
         fastlstm_aligned_free(packed_recurrent_t)
         packed_recurrent_t = NULL
         with nogil:
-            if failed == 0:
+            if failed == 0 and dx_ptr != NULL:
                 for block in prange(n_dx_blocks, schedule="static", num_threads=n_threads):
                     _input_grads_block(kern, &dz[0, 0, 0], &kernel[0, 0], packed_kernel_t,
-                                       &dx[0, 0, 0], B * T, I, 4 * H, block, n_dx_blocks)
+                                       dx_ptr, B * T, I, 4 * H, block, n_dx_blocks)
+            if failed == 0:
                 for task in prange(n_tasks, schedule="static",
                                    num_threads=_team_size(n_tasks, n_threads)):
                     failed += _weight_grads_task(task, n_blocks, n_row_parts, &dz[0, 0, 0],

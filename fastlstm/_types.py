@@ -1,5 +1,5 @@
 """Types shared by the reference and the kernels."""
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -9,7 +9,8 @@ class LSTMGrads(NamedTuple):
 
     Attributes
     ----------
-    dx : ndarray of shape (batch, time, features)
+    dx : ndarray of shape (batch, time, features), or None
+        None when backward was called with ``input_grad=False``.
     dkernel : ndarray of shape (features, 4 * units)
     drecurrent_kernel : ndarray of shape (units, 4 * units)
     dbias : ndarray of shape (4 * units,)
@@ -17,7 +18,7 @@ class LSTMGrads(NamedTuple):
     dc0 : ndarray of shape (batch, units)
     """
 
-    dx: np.ndarray
+    dx: Optional[np.ndarray]
     dkernel: np.ndarray
     drecurrent_kernel: np.ndarray
     dbias: np.ndarray

@@ -146,7 +146,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     return y, h_n, c_n, cache
 
 
-def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False):
+def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False,
+                  input_grad=True):
     """Backpropagate through an LSTM forward pass (BPTT).
 
     Parameters
@@ -164,6 +165,9 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         Keep the cache usable for another backward. By default backward
         writes its intermediate gradients over the cached gates to save
         memory, and a second backward through the same cache is an error.
+    input_grad : bool
+        Compute dx. A model's first layer has no use for it (its input is
+        data), so it passes False and dx comes back None.
 
     Returns
     -------
@@ -201,19 +205,20 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     # The three weight gradients are rows of one array: the kernel computes
     # them as one product (see _lstm.backward).
     weight_grads = np.empty((features + units + 1, 4 * units), dtype)
-    grads = LSTMGrads(dx=np.empty((batch, time, features), dtype),
+    grads = LSTMGrads(dx=np.empty((batch, time, features), dtype) if input_grad else None,
                       dkernel=weight_grads[:features],
                       drecurrent_kernel=weight_grads[features:features + units],
                       dbias=weight_grads[features + units],
                       dh0=np.empty((batch, units), dtype),
                       dc0=np.empty((batch, units), dtype))
     if batch == 0 or time == 0:
-        grads.dx.fill(0)
+        if input_grad:
+            grads.dx.fill(0)
         weight_grads.fill(0)
         grads.dh0[...] = 0 if dh_n is None else dh_n
         grads.dc0[...] = 0 if dc_n is None else dc_n
         return grads
-    calls_blas = _lstm.backward_calls_blas(features, units, dtype.itemsize)
+    calls_blas = input_grad and _lstm.backward_calls_blas(features, units, dtype.itemsize)
     with blas_single_threaded() if calls_blas else nullcontext():
         _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
                        cache.y, cache.cells, dy, dh_n, dc_n, grads.dx, weight_grads,

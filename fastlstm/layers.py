@@ -2,8 +2,10 @@
 
 A layer is built from the shape of one sample (no batch axis), then runs
 ``forward(x, training)`` and, after a training forward, ``backward(dy)``,
-which stores the weight gradients in ``grads`` and returns dx. Weights live
-in ``weights`` in Keras' order and layout, float32.
+which stores the weight gradients in ``grads`` and returns dx. A model's
+first layer runs ``backward_weights(dy)`` instead: its input is data, so
+only the weight gradients are needed. Weights live in ``weights`` in Keras'
+order and layout, float32.
 """
 import numpy as np
 
@@ -39,6 +41,11 @@ class Layer:
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def backward_weights(self, dy):
+        """Store the weight gradients in ``grads`` like ``backward``, without
+        returning dx; layers override it to skip computing dx."""
+        self.backward(dy)
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -113,10 +120,15 @@ class LSTM(Layer):
         return (output, h_n, c_n) if self.return_state and not training else output
 
     def backward(self, dy):
-        if self.return_sequences:
-            grads = functional.lstm_backward(self._cache, dy, check_finite=False)
-        else:
-            grads = functional.lstm_backward(self._cache, None, dh_n=dy, check_finite=False)
+        return self._backward(dy, input_grad=True)
+
+    def backward_weights(self, dy):
+        self._backward(dy, input_grad=False)
+
+    def _backward(self, dy, input_grad):
+        dy_seq, dh_n = (dy, None) if self.return_sequences else (None, dy)
+        grads = functional.lstm_backward(self._cache, dy_seq, dh_n=dh_n, check_finite=False,
+                                         input_grad=input_grad)
         self._cache = None
         self.grads = [grads.dkernel, grads.drecurrent_kernel, grads.dbias]
         return grads.dx
@@ -185,12 +197,20 @@ class Dense(Layer):
         return a
 
     def backward(self, dy):
+        dz = self._weight_grads(dy)
+        return (dz @ self.weights[0].T).astype(np.float32, copy=False)
+
+    def backward_weights(self, dy):
+        self._weight_grads(dy)
+
+    def _weight_grads(self, dy):
+        """Store the weight gradients; returns dz, the gradient before the activation."""
         kernel, _ = self.weights
         dz = dy * self._derivative(self._a)
         x2d, dz2d = self._x.reshape(-1, kernel.shape[0]), dz.reshape(-1, self.units)
         self.grads = [(x2d.T @ dz2d).astype(np.float32), dz2d.sum(axis=0).astype(np.float32)]
         self._x = self._a = None
-        return (dz @ kernel.T).astype(np.float32, copy=False)
+        return dz
 
     def get_config(self):
         return {"name": self.name, "units": self.units, "activation": self.activation}
@@ -220,6 +240,9 @@ class Dropout(Layer):
 
     def backward(self, dy):
         return dy if self._mask is None else self._apply_mask(dy)
+
+    def backward_weights(self, dy):
+        pass  # no weights
 
     def _apply_mask(self, x):
         """x * (1 / (1 - rate) where the mask keeps, else 0), in one pass."""

@@ -227,8 +227,9 @@ class Sequential:
     def _train_step(self, x, y):
         output = self._forward(x, training=True)
         grad = self.loss.gradient(y, output)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
+        self.layers[0].backward_weights(grad)
         weights = [w for layer in self.layers for w in layer.weights]
         grads = [g for layer in self.layers for g in layer.grads]
         self.optimizer.apply(weights, grads)

@@ -117,7 +117,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     return (y, h_n, c_n, cache) if return_cache else (y, h_n, c_n)
 
 
-def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True):
+def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_grad=True):
     """Backpropagate through the time steps recorded in `cache`.
 
     Parameters
@@ -130,6 +130,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True):
         Gradients with respect to the final states (None: zero).
     check_finite : bool
         Reject NaN and inf in the gradients.
+    input_grad : bool
+        Compute dx (None otherwise).
 
     Returns
     -------
@@ -148,7 +150,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True):
     dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite)
     dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite)
 
-    dx = np.zeros((batch, time, features), dtype)
+    dx = np.zeros((batch, time, features), dtype) if input_grad else None
     dkernel = np.zeros_like(kernel)
     drecurrent_kernel = np.zeros_like(recurrent_kernel)
     dbias = np.zeros(4 * units, dtype)
@@ -164,7 +166,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True):
                              dc * s.c_prev * s.f * (1 - s.f),
                              dc * s.i * (1 - s.g**2),
                              dh * tanh_c * s.o * (1 - s.o)], axis=1)
-        dx[:, t] = dz @ kernel.T
+        if input_grad:
+            dx[:, t] = dz @ kernel.T
         dkernel += s.x.T @ dz
         drecurrent_kernel += s.h_prev.T @ dz
         dbias += dz.sum(axis=0)

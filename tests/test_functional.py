@@ -172,6 +172,24 @@ def test_backward_holds_blas_to_one_thread_only_when_it_calls_blas(monkeypatch):
         assert held == expected, features
 
 
+@pytest.mark.parametrize("module", [functional, reference])
+@pytest.mark.parametrize("features", [3, 20])  # dx by BLAS, by the packed product
+def test_backward_without_input_grad_gives_the_same_weight_grads(module, features, monkeypatch):
+    """input_grad=False returns dx None, everything else bitwise as with dx,
+    and (calling no BLAS) skips the BLAS thread limit."""
+    held = []
+    monkeypatch.setattr(functional, "blas_single_threaded",
+                        lambda: held.append(True) or contextlib.nullcontext())
+    p = Problem(5, 4, features, 24, dtype=np.float32, seed=features)
+    _, _, _, full = run(module, p)
+    cache = module.lstm_forward(*p.inputs, return_cache=True)[3]
+    held.clear()
+    partial = module.lstm_backward(cache, *p.output_grads, input_grad=False)
+    assert partial.dx is None and held == []
+    for name in GRAD_NAMES[1:]:
+        np.testing.assert_array_equal(getattr(partial, name), getattr(full, name), name)
+
+
 def test_caller_arrays_are_never_modified():
     p = Problem(20, 4, 3, 6, dtype=np.float32)
     arrays = list(p.inputs) + list(p.output_grads)

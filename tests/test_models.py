@@ -57,6 +57,38 @@ def test_whole_model_gradients_match_finite_differences(loss, activation):
             assert abs(grad[index] - numerical) <= 2e-3 + 2e-2 * abs(numerical), (weight.shape, index)
 
 
+@pytest.mark.parametrize("first", ["lstm", "dense", "dropout"])
+def test_backward_weights_stores_the_grads_backward_does(first):
+    """A model's first layer skips dx (backward_weights); its weight
+    gradients, and so a training step, are bitwise those of backward."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((4, 2)).astype(np.float32)
+
+    def model():
+        fastlstm.set_random_seed(5)
+        head = {"lstm": LSTM(5, return_sequences=True, input_shape=(6, 3)),
+                "dense": Dense(5, activation="tanh", input_shape=(6, 3)),
+                "dropout": Dropout(0.3, input_shape=(6, 3))}[first]
+        built = fastlstm.Sequential([head, LSTM(4), Dense(2)])
+        built.compile("sgd", "mse")
+        built.build()
+        return built
+
+    stepped, manual = model(), model()
+    fastlstm.set_random_seed(7)
+    stepped._train_step(x, y)
+    fastlstm.set_random_seed(7)
+    grad = manual.loss.gradient(y, manual._forward(x, training=True))
+    for layer in reversed(manual.layers):
+        grad = layer.backward(grad)
+    assert grad.shape == x.shape
+    manual.optimizer.apply(manual.weights, [g for layer in manual.layers for g in layer.grads])
+    assert len(stepped.weights) == len(manual.weights)
+    for a, e in zip(stepped.weights, manual.weights):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_fit_lowers_the_loss_on_a_learnable_series():
     fastlstm.set_random_seed(0)
     x, y = sine_windows()
