@@ -137,8 +137,8 @@ int fastlstm_simd_best_level(void);
 lstm_simd_kernels fastlstm_simd_kernels(int level);
 /* Elements of lstm_matmul_grad's scratch for n columns of b whose rows are
    ldb elements of `itemsize` bytes apart: room to pack one k block of b when
-   its rows are a page or more apart (they would fall into the same L1
-   sets), else 0 (b is read in place). */
+   its rows are a page or more apart, or a multiple of 512 bytes (they would
+   fall into few L1 sets; see lstm_simd.c), else 0 (b is read in place). */
 ptrdiff_t fastlstm_matmul_grad_scratch(ptrdiff_t n, ptrdiff_t ldb, ptrdiff_t itemsize);
 
 #endif

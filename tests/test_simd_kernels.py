@@ -121,12 +121,14 @@ def test_packed_product_writes_only_its_columns():
 
 
 # (k, m, n, row stride of b): k across row blocks of 128, m across uneven
-# chunks of 48, n with tails; b's rows in place (stride * itemsize < 4 KiB)
-# or a page or more apart, when the kernel packs them; n over more than one
-# of the kernel's own column blocks (1 MiB of b's rows: 2048 columns in
-# float32, 1024 in float64) with a ragged end.
+# chunks of 48, n with tails; b's rows in place (stride * itemsize under
+# 4 KiB and not a multiple of 512 bytes) or, when the kernel packs them, a
+# page or more apart or a multiple of 512 bytes apart (the last two shapes);
+# n over more than one of the kernel's own column blocks (1 MiB of b's rows:
+# 2048 columns in float32, 1024 in float64) with a ragged end.
 GRAD_SHAPES = [(300, 100, 37, 37), (129, 5, 400, 400), (1, 1, 1, 1), (260, 50, 70, 1100),
-               (128, 49, 3, 600), (7, 3, 17, 2048), (130, 20, 2100, 2100), (5, 3, 1028, 1028)]
+               (128, 49, 3, 600), (7, 3, 17, 2048), (130, 20, 2100, 2100), (5, 3, 1028, 1028),
+               (200, 40, 128, 128), (150, 30, 500, 512)]
 
 
 @pytest.mark.parametrize("k, m, n, ldb", GRAD_SHAPES)
