@@ -11,7 +11,7 @@
  * 8.6% to 3.9% of a training step in perf (the prefetches themselves 1.8%),
  * and the step ran 1.04-1.07x faster in float32 and 1.08-1.10x in float64.
  * The lines go to L2 (locality 2): in A/B runs against the build without
- * prefetch, into L2 read 1.01-1.05x at the mid shapes where into L1 read
+ * prefetch, into L2 read 0.99-1.05x at the mid shapes where into L1 read
  * 0.98-1.06x.
  */
 #ifndef FASTLSTM_PREFETCH_ROWS_H
