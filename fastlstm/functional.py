@@ -166,8 +166,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         writes its intermediate gradients over the cached gates to save
         memory, and a second backward through the same cache is an error.
     input_grad : bool
-        Compute dx. A model's first layer has no use for it (its input is
-        data), so it passes False and dx comes back None.
+        Compute dx; with False, dx comes back None and costs nothing. A
+        model's first layer passes False: its input is data.
 
     Returns
     -------
