@@ -116,8 +116,7 @@ cdef extern from "transpose_rows.h" nogil:
 
 
 cdef extern from "prefetch_rows.h" nogil:
-    void fastlstm_prefetch_rows(const void *first, Py_ssize_t n_rows, Py_ssize_t row_bytes,
-                                Py_ssize_t stride_bytes)
+    void fastlstm_prefetch_row(const void *row, Py_ssize_t row_bytes)
 
 
 cdef extern from "openmp_compat.h" nogil:
@@ -491,11 +490,9 @@ cdef inline bint _prefetches_rows(Py_ssize_t G, Py_ssize_t itemsize) noexcept no
     return G * itemsize <= PREFETCH_MAX_ROW_BYTES
 
 
-cdef inline void _prefetch_step(const floating *first, Py_ssize_t nb, Py_ssize_t width,
-                                Py_ssize_t T) noexcept nogil:
-    """Prefetch one step's rows (width values each) of nb sequences of a
-    (batch, T, width) array, first being the first sequence's row."""
-    fastlstm_prefetch_rows(first, nb, width * sizeof(floating), T * width * sizeof(floating))
+cdef inline void _prefetch_row(const floating *row, Py_ssize_t width) noexcept nogil:
+    """Prefetch a row of `width` values into L2 (prefetch_rows.h)."""
+    fastlstm_prefetch_row(row, width * sizeof(floating))
 
 
 cdef void _gather_block(const floating *x, floating *x_block, Py_ssize_t T, Py_ssize_t I,
@@ -607,7 +604,7 @@ cdef void _forward_part(
                                    c_prev_row + u0, c_row + u0, y + (b * T + t) * H + u0)
                 if prefetch and s + 1 < tb:
                     # The next step's row of the projection, written long ago.
-                    _prefetch_step(z + (r * tb + s + 1) * G, 1, G, tb)
+                    _prefetch_row(z + (r * tb + s + 1) * G, G)
             if team > 1:
                 fastlstm_omp_barrier()
         t0 += tb
@@ -755,11 +752,11 @@ cdef int _backward_part(
             _gates_backward(kern, H, dz + (b * T + t) * G, c_prev_row, c_row,
                             dh + r * H, dy_row, dc + r * H)
             if prefetch and t > 0:  # the rows this sequence's next step reads
-                _prefetch_step(dz + (b * T + t - 1) * G, 1, G, T)
+                _prefetch_row(dz + (b * T + t - 1) * G, G)
                 if dy != NULL:
-                    _prefetch_step(dy_row - H, 1, H, T)
+                    _prefetch_row(dy_row - H, H)
                 if t > 1:
-                    _prefetch_step(c_prev_row - H, 1, H, T)
+                    _prefetch_row(c_prev_row - H, H)
         # Gradient reaching h_{t-1} through the recurrence: dz_t @ R^T.
         _matmul_packed(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, packed_recurrent_t,
                        dh, H, False)

@@ -22,20 +22,16 @@
 
 #define FASTLSTM_CACHE_LINE 64
 
-/* Prefetch n_rows rows of row_bytes bytes each, stride_bytes apart. */
-static inline void fastlstm_prefetch_rows(const void *first, ptrdiff_t n_rows,
-                                          ptrdiff_t row_bytes, ptrdiff_t stride_bytes)
+/* Prefetch the bytes [row, row + row_bytes) into L2, line by line. */
+static inline void fastlstm_prefetch_row(const void *row, ptrdiff_t row_bytes)
 {
 #if defined(__GNUC__)
-    const char *row = (const char *)first;
-    for (ptrdiff_t r = 0; r < n_rows; ++r, row += stride_bytes) {
-        /* From the line the row starts in to the one it ends in. */
-        uintptr_t line = (uintptr_t)row & ~(uintptr_t)(FASTLSTM_CACHE_LINE - 1);
-        for (; line < (uintptr_t)(row + row_bytes); line += FASTLSTM_CACHE_LINE)
-            __builtin_prefetch((const void *)line, 0, 2);
-    }
+    /* From the line the row starts in to the one it ends in. */
+    uintptr_t line = (uintptr_t)row & ~(uintptr_t)(FASTLSTM_CACHE_LINE - 1);
+    for (; line < (uintptr_t)row + (uintptr_t)row_bytes; line += FASTLSTM_CACHE_LINE)
+        __builtin_prefetch((const void *)line, 0, 2);
 #else
-    (void)first; (void)n_rows; (void)row_bytes; (void)stride_bytes;
+    (void)row; (void)row_bytes;
 #endif
 }
 
