@@ -79,6 +79,7 @@ cdef extern from "lstm_simd.h" nogil:
                                         Py_ssize_t, int, double *, double *) noexcept nogil
     ctypedef int (*all_finite_f32_fn)(Py_ssize_t, const float *) noexcept nogil
     ctypedef int (*all_finite_f64_fn)(Py_ssize_t, const double *) noexcept nogil
+    ctypedef uint64_t (*fingerprint_fn)(Py_ssize_t, const unsigned char *) noexcept nogil
     ctypedef struct lstm_simd_kernels:
         forward_f32_fn forward_f32
         forward_f64_fn forward_f64
@@ -94,6 +95,7 @@ cdef extern from "lstm_simd.h" nogil:
         matmul_grad_f64_fn matmul_grad_f64
         all_finite_f32_fn all_finite_f32
         all_finite_f64_fn all_finite_f64
+        fingerprint_fn fingerprint
     int FASTLSTM_PACK_EXTRA
     int FASTLSTM_K_BLOCK
     Py_ssize_t fastlstm_matmul_grad_scratch(Py_ssize_t n, Py_ssize_t ldb, Py_ssize_t itemsize)
@@ -1039,57 +1041,17 @@ def all_finite(const floating[::1] values):
 
 # --------------------------------------------------------------- fingerprint
 
-cdef uint64_t FINGERPRINT_PRIME = 0x100000001b3  # FNV's 64-bit prime
-cdef uint64_t FINGERPRINT_SEED = 0xcbf29ce484222325  # FNV's 64-bit offset basis
-cdef int FINGERPRINT_LANES = 8
-
-
-cdef inline uint64_t _mix(uint64_t state, uint64_t word) noexcept nogil:
-    """One step of a lane: xor and multiply by an odd number, then fold the
-    high bits down (without the fold a change in a word's top bit would be
-    undone by the same change in the lane's next word). Each part is a
-    bijection of the state, so a lane never forgets that one word changed."""
-    state = (state ^ word) * FINGERPRINT_PRIME
-    return state ^ (state >> 31)
-
-
 def fingerprint(const unsigned char[::1] data):
     """A 64-bit hash of a contiguous buffer's bytes, for telling whether an
-    array changed (fastlstm.functional's caches); not for security.
-
-    FINGERPRINT_LANES independent lanes take every eighth 8-byte word, so
-    the multiplications overlap (about 8 bytes a cycle); the lanes, the tail
-    bytes and the length are then mixed into one value. A change of one word
-    always changes the result; other changes leave it equal only by chance
-    (about 2**-64 for unrelated data).
-    """
+    array changed (fastlstm.functional's caches); not for security. A change
+    of one 8-byte word always changes it; the value is the same at every SIMD
+    level (see lstm_fingerprint_impl.h)."""
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
     cdef Py_ssize_t n = data.shape[0]
-    cdef Py_ssize_t words = n // 8
-    cdef Py_ssize_t i, lane
-    cdef uint64_t state[8]  # FINGERPRINT_LANES
-    cdef uint64_t word = 0
-    cdef uint64_t result
     cdef const unsigned char *raw = &data[0] if n > 0 else NULL
+    cdef uint64_t result
     with nogil:
-        for lane in range(FINGERPRINT_LANES):
-            state[lane] = FINGERPRINT_SEED + <uint64_t> lane
-        i = 0
-        while i + FINGERPRINT_LANES <= words:
-            for lane in range(FINGERPRINT_LANES):
-                memcpy(&word, raw + 8 * (i + lane), 8)
-                state[lane] = _mix(state[lane], word)
-            i += FINGERPRINT_LANES
-        while i < words:
-            memcpy(&word, raw + 8 * i, 8)
-            state[i % FINGERPRINT_LANES] = _mix(state[i % FINGERPRINT_LANES], word)
-            i += 1
-        word = 0
-        if n > 8 * words:
-            memcpy(&word, raw + 8 * words, n - 8 * words)
-        result = _mix(FINGERPRINT_SEED, <uint64_t> n)
-        result = _mix(result, word)
-        for lane in range(FINGERPRINT_LANES):
-            result = _mix(result, state[lane])
+        result = kern.fingerprint(n, raw)
     return result
 
 

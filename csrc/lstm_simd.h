@@ -7,8 +7,10 @@
  *   "c") and o; everything elementwise between two matrix products happens
  *   in one vectorized pass (lstm_gates_impl.h);
  * - the small-M matrix product of each step (lstm_matmul_impl.h);
- * - and, for the argument checks, whether an array is all finite
- *   (lstm_finite_impl.h).
+ * - for the argument checks, whether an array is all finite
+ *   (lstm_finite_impl.h);
+ * - and the fingerprint by which a cache sees its inputs change
+ *   (lstm_fingerprint_impl.h).
  *
  * lstm_simd.c compiles them once per instruction set (baseline, AVX2+FMA,
  * AVX-512) and picks one at run time, so a portable build still runs the
@@ -18,6 +20,7 @@
 #define FASTLSTM_LSTM_SIMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Forward: z (in: pre-activations without bias; out: activated gates i, f,
@@ -111,6 +114,40 @@ typedef void (*lstm_matmul_packed_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 typedef int (*lstm_all_finite_f32_fn)(ptrdiff_t n, const float *values);
 typedef int (*lstm_all_finite_f64_fn)(ptrdiff_t n, const double *values);
 
+/*
+ * A 64-bit hash of n bytes (lstm_fingerprint_impl.h): the same value at
+ * every SIMD level. Lane j of FASTLSTM_FINGERPRINT_LANES mixes in the words
+ * j, j + lanes, ...: xor, multiply by FNV's 64-bit prime, then fold the high
+ * bits down (without the fold a change in a word's top bit would be undone
+ * by the same change in the lane's next word). Each lane then goes through
+ * the avalanche before it is mixed into the result. data may be NULL when n
+ * is 0.
+ */
+#define FASTLSTM_FINGERPRINT_LANES 64
+#define FASTLSTM_FINGERPRINT_PRIME UINT64_C(0x100000001b3)
+#define FASTLSTM_FINGERPRINT_SEED UINT64_C(0xcbf29ce484222325)
+typedef uint64_t (*lstm_fingerprint_fn)(ptrdiff_t n, const unsigned char *data);
+
+static inline uint64_t fastlstm_fingerprint_mix(uint64_t state, uint64_t word)
+{
+    state = (state ^ word) * FASTLSTM_FINGERPRINT_PRIME;
+    return state ^ (state >> 31);
+}
+
+/* MurmurHash3's 64-bit finalizer, a bijection in which every input bit
+   reaches every output bit. A lane's mix carries a change of a word's high
+   bits into few other bits, so without it the changes of two words in two
+   lanes could cancel in the final sum (measured: flipping bit 61 of word 65
+   or of word 128 of a 1067-byte buffer gave the same value). */
+static inline uint64_t fastlstm_fingerprint_avalanche(uint64_t lane)
+{
+    lane ^= lane >> 33;
+    lane *= UINT64_C(0xff51afd7ed558ccd);
+    lane ^= lane >> 33;
+    lane *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return lane ^ (lane >> 33);
+}
+
 typedef struct {
     lstm_gates_forward_f32_fn forward_f32;
     lstm_gates_forward_f64_fn forward_f64;
@@ -126,6 +163,7 @@ typedef struct {
     lstm_matmul_grad_f64_fn matmul_grad_f64;
     lstm_all_finite_f32_fn all_finite_f32;
     lstm_all_finite_f64_fn all_finite_f64;
+    lstm_fingerprint_fn fingerprint;
 } lstm_simd_kernels;
 
 /* SIMD levels, lowest first. */

@@ -329,3 +329,81 @@ def test_all_finite_finds_every_non_finite_value_wherever_it_is(n, dtype, simd_l
 def test_all_finite_of_nothing_is_true():
     assert _lstm.all_finite(np.empty(0, np.float32))
     assert _lstm.all_finite(np.empty(0, np.float64))
+
+
+FINGERPRINT_LANES = 64
+FNV_PRIME, FNV_SEED = 0x100000001B3, 0xCBF29CE484222325
+
+
+def _fingerprint_mix(state, word):
+    state = ((state ^ word) * FNV_PRIME) % 2**64
+    return state ^ (state >> 31)
+
+
+def _fingerprint_avalanche(lane):
+    lane ^= lane >> 33
+    lane = lane * 0xFF51AFD7ED558CCD % 2**64
+    lane ^= lane >> 33
+    lane = lane * 0xC4CEB9FE1A85EC53 % 2**64
+    return lane ^ (lane >> 33)
+
+
+def reference_fingerprint(data):
+    """The fingerprint as lstm_fingerprint_impl.h defines it, in Python's
+    integers: lane j mixes in the words j, j + 64, ..., then the length, the
+    tail bytes and the lanes (each through the avalanche) are mixed into one
+    value."""
+    raw = data.tobytes()
+    lanes = [FNV_SEED + lane for lane in range(FINGERPRINT_LANES)]
+    words = len(raw) // 8
+    for i in range(words):
+        word = int.from_bytes(raw[8 * i:8 * i + 8], "little")
+        lanes[i % FINGERPRINT_LANES] = _fingerprint_mix(lanes[i % FINGERPRINT_LANES], word)
+    result = _fingerprint_mix(FNV_SEED, len(raw))
+    result = _fingerprint_mix(result, int.from_bytes(raw[8 * words:], "little"))
+    for state in lanes:
+        result = _fingerprint_mix(result, _fingerprint_avalanche(state))
+    return result
+
+
+# Around the 512-byte stripe of 64 lanes, with and without a partial stripe
+# of whole words and a tail of bytes.
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 203, 511, 512, 513, 520, 1067, 4096 + 13])
+def test_fingerprint_is_its_definition_at_every_level(n, simd_level):
+    data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
+    assert _lstm.fingerprint(data) == reference_fingerprint(data)
+
+
+def test_fingerprint_sees_every_bit(simd_level):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, 1067, dtype=np.uint8)  # 2 stripes, 5 words and 3 bytes
+    reference = _lstm.fingerprint(data)
+    assert _lstm.fingerprint(data.copy()) == reference
+    seen = {reference}
+    for byte in range(data.size):
+        for bit in range(8):
+            changed = data.copy()
+            changed[byte] ^= 1 << bit
+            seen.add(_lstm.fingerprint(changed))
+    assert len(seen) == 1 + 8 * data.size
+    # Top bits of two words of one lane (64 words apart) flipped together.
+    both = data.copy()
+    both[7] ^= 0x80
+    both[7 + 8 * FINGERPRINT_LANES] ^= 0x80
+    assert _lstm.fingerprint(both) != reference
+    assert _lstm.fingerprint(data[:-1]) != reference
+    assert _lstm.fingerprint(np.zeros(0, np.uint8)) != _lstm.fingerprint(np.zeros(1, np.uint8))
+
+
+@pytest.mark.parametrize("bit", [31, 61, 63])
+def test_fingerprint_tells_apart_the_same_flip_in_any_two_words(bit, simd_level):
+    # Such structured changes (the signs of two values, say) are what a
+    # lane's cheap mix alone could let cancel across lanes.
+    words = np.random.default_rng(1).integers(0, 2**63, 133, dtype=np.uint64)
+    seen = {_lstm.fingerprint(words.view(np.uint8))}
+    for a in range(words.size):
+        for b in range(a + 1, words.size):
+            changed = words.copy()
+            changed[[a, b]] ^= np.uint64(1 << bit)
+            seen.add(_lstm.fingerprint(changed.view(np.uint8)))
+    assert len(seen) == 1 + words.size * (words.size - 1) // 2
