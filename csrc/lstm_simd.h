@@ -136,9 +136,11 @@ static inline uint64_t fastlstm_fingerprint_mix(uint64_t state, uint64_t word)
 
 /* MurmurHash3's 64-bit finalizer, a bijection in which every input bit
    reaches every output bit. A lane's mix carries a change of a word's high
-   bits into few other bits, so without it the changes of two words in two
-   lanes could cancel in the final sum (measured: flipping bit 61 of word 65
-   or of word 128 of a 1067-byte buffer gave the same value). */
+   bits into few other bits, and without it different changes in different
+   lanes collided in the final sum far above chance: of a 1067-byte buffer,
+   flipping bit 61 of word 65 and flipping it in word 128 gave equal
+   values, and flipping bit 63 in each pair of 133 words 52 collisions among
+   the 8778 pairs. */
 static inline uint64_t fastlstm_fingerprint_avalanche(uint64_t lane)
 {
     lane ^= lane >> 33;
