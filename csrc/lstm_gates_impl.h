@@ -12,7 +12,7 @@
  *
  * exp and tanh are our own so that nothing needs -ffast-math or a vector
  * math library: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2 / 2, a
- * polynomial for expm1(r) (minimax in float, Taylor in double), and 2**n
+ * minimax polynomial for expm1(r), and 2**n
  * built from the bits of the rounded n. The error stays within a few ulp of
  * float and double; expm1 keeps tanh accurate in relative terms near zero.
  *
@@ -111,7 +111,12 @@ static inline VF64 SIMD_NAME(recip_f64)(VF64 d) { return 1.0 / d; }
  * *scale = 2**n, so that exp(sign * x) = scale + scale * expm1(r). sign is a
  * constant (-1 or 2) folded into the reduction. The float polynomial is a
  * minimax fit of (expm1(r) - r) / r**2 on |r| <= ln2 / 2 (relative error
- * 1.3e-8; float's epsilon is 1.2e-7); the double one is Taylor's.
+ * 1.3e-8; float's epsilon is 1.2e-7); the double one of degree 9 is a
+ * Chebyshev fit (mpmath's chebyfit) on the same interval, relative error
+ * 4.1e-17 (double's epsilon is 1.1e-16). It replaced Taylor's degree 11:
+ * both put sigmoid and tanh within 2 ulp of mpmath's over [-40, 40], and
+ * two fewer multiply-adds per exp made float64 training steps 1.02-1.03x
+ * faster at (64, 60, 1, 50).
  */
 static inline __attribute__((always_inline))
 VF32 SIMD_NAME(expm1_parts_f32)(VF32 x, const float sign, VF32 *scale)
@@ -139,18 +144,16 @@ VF64 SIMD_NAME(expm1_parts_f64)(VF64 x, const double sign, VF64 *scale)
     VF64 r = sign * x - n * 6.93147180369123816490e-01;
     r = r - n * 1.90821492927058770002e-10;
     *scale = (VF64)(((BITS64)k + 1023u) << 52);
-    VF64 p = (VF64){} + 1.0 / 6227020800.0; /* 1 / 13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
+    VF64 p = (VF64){} + 0x1.af389eeb9e5e9p-26;
+    p = p * r + 0x1.28917ca046b86p-22;
+    p = p * r + 0x1.71de0db2eafc6p-19;
+    p = p * r + 0x1.a019b9148739fp-16;
+    p = p * r + 0x1.a01a01a7c2f2ep-13;
+    p = p * r + 0x1.6c16c17889f40p-10;
+    p = p * r + 0x1.11111111109b5p-7;
+    p = p * r + 0x1.5555555553d68p-5;
+    p = p * r + 0x1.5555555555556p-3;
+    p = p * r + 0x1.0000000000001p-1;
     return r + r * r * p;
 }
 
