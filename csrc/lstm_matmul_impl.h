@@ -23,7 +23,7 @@
 _Static_assert(SIMD_TILE_ROWS < MAX_TILE_ROWS && SIMD_TILE_VECTORS <= MAX_TILE_VECTORS,
                "a tile larger than the accumulator arrays and the switches cover");
 #define K_BLOCK FASTLSTM_K_BLOCK
-#define CACHE_LINE 64
+#define CACHE_LINE FASTLSTM_CACHE_LINE
 /* B is fetched ahead when it has at least this many bytes (half of L2). */
 #define FETCH_MIN_BYTES (1 << 20)
 /* Bytes of b per column block of the weight-gradient product (half of L2). */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "aligned_memory.h"  /* FASTLSTM_CACHE_LINE */
 #include "lstm_simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)

@@ -19,8 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define FASTLSTM_CACHE_LINE 64
+#include "aligned_memory.h"  /* FASTLSTM_CACHE_LINE */
 
 /* Prefetch the bytes [row, row + row_bytes) into L2, line by line. */
 static inline void fastlstm_prefetch_row(const void *row, ptrdiff_t row_bytes)
