@@ -77,6 +77,13 @@ cdef extern from "lstm_simd.h" nogil:
     ctypedef void (*matmul_grad_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
                                         Py_ssize_t, const double *, Py_ssize_t, double *,
                                         Py_ssize_t, int, double *, double *) noexcept nogil
+    ctypedef void (*matmul_dot_f32_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
+                                       Py_ssize_t, const float *, Py_ssize_t, float *,
+                                       Py_ssize_t) noexcept nogil
+    ctypedef void (*matmul_dot_f64_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
+                                       Py_ssize_t, const double *, Py_ssize_t, double *,
+                                       Py_ssize_t) noexcept nogil
+    ctypedef Py_ssize_t (*dot_columns_fn)(Py_ssize_t, Py_ssize_t) noexcept nogil
     ctypedef int (*all_finite_f32_fn)(Py_ssize_t, const float *) noexcept nogil
     ctypedef int (*all_finite_f64_fn)(Py_ssize_t, const double *) noexcept nogil
     ctypedef uint64_t (*fingerprint_fn)(Py_ssize_t, const unsigned char *) noexcept nogil
@@ -93,6 +100,10 @@ cdef extern from "lstm_simd.h" nogil:
         matmul_packed_f64_fn matmul_packed_f64
         matmul_grad_f32_fn matmul_grad_f32
         matmul_grad_f64_fn matmul_grad_f64
+        matmul_dot_f32_fn matmul_dot_f32
+        matmul_dot_f64_fn matmul_dot_f64
+        dot_columns_fn dot_columns_f32
+        dot_columns_fn dot_columns_f64
         all_finite_f32_fn all_finite_f32
         all_finite_f64_fn all_finite_f64
         fingerprint_fn fingerprint
@@ -434,12 +445,33 @@ cdef inline void _transpose_rows(const floating **rows, Py_ssize_t n_rows, Py_ss
         fastlstm_transpose_rows_f64(rows, n_rows, width, a)
 
 
+cdef inline Py_ssize_t _dot_columns(lstm_simd_kernels kern, Py_ssize_t n, Py_ssize_t k,
+                                     Py_ssize_t itemsize) noexcept nogil:
+    """How many of the last of n columns of a product with transposed weights
+    of k columns _transposed_product takes as dot products (lstm_dot_impl.h)."""
+    if itemsize == sizeof(float):
+        return kern.dot_columns_f32(n, k)
+    return kern.dot_columns_f64(n, k)
+
+
+cdef inline void _matmul_dot(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             const floating *a, Py_ssize_t lda, const floating *w,
+                             Py_ssize_t ldw, floating *c, Py_ssize_t ldc) noexcept nogil:
+    if floating is float:
+        kern.matmul_dot_f32(m, n, k, a, lda, w, ldw, c, ldc)
+    else:
+        kern.matmul_dot_f64(m, n, k, a, lda, w, ldw, c, ldc)
+
+
 cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssize_t cols,
                                  const floating *b) except NULL:
-    """_packed_copy of the transpose (cols, rows) of b (rows, cols)."""
-    cdef floating *b_t = <floating *> malloc(max(1, rows * cols) * sizeof(floating))
+    """_packed_copy of the transpose (cols, rows) of b (rows, cols), but for
+    its last _dot_columns(rows, cols) columns, which _transposed_product
+    reads from b itself."""
+    cdef Py_ssize_t n_packed = rows - _dot_columns(kern, rows, cols, sizeof(floating))
+    cdef floating *b_t = <floating *> malloc(max(1, n_packed * cols) * sizeof(floating))
     cdef const floating **row_starts = <const floating **> malloc(
-        max(1, rows) * sizeof(floating *))
+        max(1, n_packed) * sizeof(floating *))
     cdef Py_ssize_t i
     if b_t == NULL or row_starts == NULL:
         free(b_t)
@@ -447,13 +479,27 @@ cdef floating *_packed_transpose(lstm_simd_kernels kern, Py_ssize_t rows, Py_ssi
         raise MemoryError("fastlstm: could not allocate the transposed weights")
     try:
         with nogil:
-            for i in range(rows):
+            for i in range(n_packed):
                 row_starts[i] = b + i * cols
-            _transpose_rows(row_starts, rows, cols, b_t)
-        return _packed_copy(kern, cols, rows, b_t, rows)
+            _transpose_rows(row_starts, n_packed, cols, b_t)
+        return _packed_copy(kern, cols, n_packed, b_t, n_packed)
     finally:
         free(b_t)
         free(row_starts)
+
+
+cdef inline void _transposed_product(lstm_simd_kernels kern, Py_ssize_t m, Py_ssize_t n,
+                                     Py_ssize_t k, const floating *a, Py_ssize_t lda,
+                                     const floating *packed, const floating *w,
+                                     floating *c, Py_ssize_t ldc) noexcept nogil:
+    """c (m, n) = a (m, k) @ w^T for w (n, k) row-major: the first columns
+    with packed (_packed_transpose of w), the last _dot_columns(n, k) as dot
+    products with w's rows."""
+    cdef Py_ssize_t n_dot = _dot_columns(kern, n, k, sizeof(floating))
+    if n > n_dot:
+        _matmul_packed(kern, m, n - n_dot, k, a, lda, packed, c, ldc, False)
+    if n_dot > 0:
+        _matmul_dot(kern, m, n_dot, k, a, lda, w + (n - n_dot) * k, k, c + n - n_dot, ldc)
 
 
 cdef inline const floating *_weight_columns(const floating *w, Py_ssize_t ldw,
@@ -719,7 +765,7 @@ cdef inline void _copy_rows_or_zero(floating *dst, const floating *src,
 
 
 cdef int _backward_part(
-        floating *dz, const floating *packed_recurrent_t,
+        floating *dz, const floating *recurrent_kernel, const floating *packed_recurrent_t,
         const floating *c0, const floating *cells, const floating *dy,
         const floating *dh_n, const floating *dc_n,
         floating *dh0, floating *dc0, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
@@ -763,8 +809,8 @@ cdef int _backward_part(
                 if t > 1:
                     _prefetch_row(c_prev_row - H, H)
         # Gradient reaching h_{t-1} through the recurrence: dz_t @ R^T.
-        _matmul_packed(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, packed_recurrent_t,
-                       dh, H, False)
+        _transposed_product(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, packed_recurrent_t,
+                            recurrent_kernel, dh, H)
 
     memcpy(dh0 + b0 * H, dh, nb * H * sizeof(floating))
     memcpy(dc0 + b0 * H, dc, nb * H * sizeof(floating))
@@ -795,14 +841,19 @@ cdef void _input_grads_block(lstm_simd_kernels kern, const floating *dz,
                              floating *dx, Py_ssize_t BT, Py_ssize_t I, Py_ssize_t G,
                              Py_ssize_t block, Py_ssize_t n_blocks) noexcept nogil:
     """One row block of dx = dz @ kernel^T, flattened over (batch, time): by
-    the packed product over packed_kernel_t, kernel^T packed, or by BLAS when
-    that is NULL. The blocks depend on BT alone, so BLAS rounds every row the
-    same way for any thread count (the packed product's rows never depend on
-    the rows beside them)."""
+    _transposed_product over packed_kernel_t (_packed_transpose of kernel),
+    PRODUCT_ROW_BLOCK rows at a time, or by BLAS when that is NULL. The
+    blocks depend on BT alone, so BLAS rounds every row the same way for any
+    thread count (our products' rows never depend on the rows beside them)."""
     cdef Py_ssize_t r0 = _split(block, n_blocks, BT)
-    cdef Py_ssize_t rows = _split(block + 1, n_blocks, BT) - r0
+    cdef Py_ssize_t r1 = _split(block + 1, n_blocks, BT)
+    cdef Py_ssize_t rows = r1 - r0
     if packed_kernel_t != NULL:
-        _product_rows(kern, rows, I, G, dz + r0 * G, packed_kernel_t, 0, dx + r0 * I, I)
+        while r0 < r1:
+            rows = min(PRODUCT_ROW_BLOCK, r1 - r0)
+            _transposed_product(kern, rows, I, G, dz + r0 * G, G, packed_kernel_t, kernel,
+                                dx + r0 * I, I)
+            r0 += rows
     else:
         gemm(c'N', c'T', rows, I, G, <floating> 1, dz + r0 * G, G, kernel, G,
              <floating> 0, dx + r0 * I, I)
@@ -942,7 +993,9 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
 
     recurrent_kernel is packed once, transposed, for the per-step product
     dz_t @ R^T; so is kernel for dx = dz @ kernel^T, unless dx is narrow
-    enough to go to BLAS (see backward_calls_blas).
+    enough to go to BLAS (see backward_calls_blas). Both products take their
+    last columns as dot products when whole vectors would mostly waste them
+    (_transposed_product).
 
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
     Fills dx, dh0, dc0 and dweights (I + H + 1, 4H): the rows of dkernel,
@@ -995,7 +1048,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
         with nogil:
             for part in prange(n_parts, schedule="static",
                                num_threads=_team_size(n_parts, n_threads)):
-                failed += _backward_part(&dz[0, 0, 0], packed_recurrent_t, &c0[0, 0],
+                failed += _backward_part(&dz[0, 0, 0], &recurrent_kernel[0, 0],
+                                         packed_recurrent_t, &c0[0, 0],
                                          &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
                                          &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern)
         # The recurrence is done with the packed weights.
@@ -1093,6 +1147,28 @@ def matmul(const floating[:, :] a, const floating[:, ::1] b, floating[:, :] c, b
         _matmul(kern, a.shape[0], b.shape[1], a.shape[1], &a[0, 0],
                 a.strides[0] // sizeof(floating), &b[0, 0], b.shape[1], &c[0, 0],
                 c.strides[0] // sizeof(floating), accumulate)
+
+
+def transposed_product(const floating[:, :] a, const floating[:, ::1] w, floating[:, :] c):
+    """c = a @ w.T as the backward pass takes its products with transposed
+    weights (for tests): packed vectors, and dot products for the last
+    dot_columns(n, k) columns."""
+    _check_product_operands(
+        "transposed_product", a.shape[1] == w.shape[1] and c.shape[0] == a.shape[0]
+        and c.shape[1] == w.shape[0], sizeof(floating), {"a": a, "w": w, "c": c})
+    cdef lstm_simd_kernels kern = fastlstm_simd_kernels(_simd_level)
+    cdef floating *packed = _packed_transpose(kern, w.shape[0], w.shape[1], &w[0, 0])
+    with nogil:
+        _transposed_product(kern, a.shape[0], w.shape[0], a.shape[1], &a[0, 0],
+                            a.strides[0] // sizeof(floating), packed, &w[0, 0], &c[0, 0],
+                            c.strides[0] // sizeof(floating))
+    fastlstm_aligned_free(packed)
+
+
+def dot_columns(Py_ssize_t n, Py_ssize_t k, Py_ssize_t itemsize):
+    """How many of the last of n columns transposed_product takes as dot
+    products at the current SIMD level, for a of k columns (for tests)."""
+    return _dot_columns(fastlstm_simd_kernels(_simd_level), n, k, itemsize)
 
 
 def matmul_grad(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,

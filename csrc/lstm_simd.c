@@ -1,6 +1,6 @@
 /*
- * Runtime dispatch of the SIMD kernels (gate math, small matrix product,
- * the finiteness check, the fingerprint).
+ * Runtime dispatch of the SIMD kernels (gate math, small matrix product and
+ * dot products, the finiteness check, the fingerprint).
  *
  * A portable build may not assume AVX2 (no -march=native), yet these loops
  * are worth 2-8x more with wide vectors. So the kernels are compiled once per
@@ -72,6 +72,8 @@
       lstm_pack_f32_##sfx, lstm_pack_f64_##sfx,                                \
       lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx,              \
       lstm_matmul_grad_f32_##sfx, lstm_matmul_grad_f64_##sfx,                  \
+      lstm_matmul_dot_f32_##sfx, lstm_matmul_dot_f64_##sfx,                    \
+      lstm_dot_columns_f32_##sfx, lstm_dot_columns_f64_##sfx,                  \
       lstm_all_finite_f32_##sfx, lstm_all_finite_f64_##sfx,                    \
       lstm_fingerprint_##sfx }
 

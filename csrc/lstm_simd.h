@@ -6,7 +6,9 @@
  *   4 * n_units laid out as the gates i, f, g (the cell candidate, Keras'
  *   "c") and o; everything elementwise between two matrix products happens
  *   in one vectorized pass (lstm_gates_impl.h);
- * - the small-M matrix product of each step (lstm_matmul_impl.h);
+ * - the small-M matrix product of each step (lstm_matmul_impl.h), and dot
+ *   products for the last columns of the backward's products with
+ *   transposed weights (lstm_dot_impl.h);
  * - for the argument checks, whether an array is all finite
  *   (lstm_finite_impl.h);
  * - and the fingerprint by which a cache sees its inputs change
@@ -110,6 +112,20 @@ typedef void (*lstm_matmul_packed_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                           const double *a, ptrdiff_t lda, const double *packed,
                                           double *c, ptrdiff_t ldc, int accumulate);
 
+/*
+ * c (m, n) = a (m, k) @ w^T for w (n, k), rows lda, ldw and ldc apart,
+ * overwriting c: each element a dot product of a row of a and a row of w
+ * (lstm_dot_impl.h), so a row's result does not depend on m. The backward
+ * pass takes the last dot_columns(n, k) columns of its products with
+ * transposed weights this way, and the others with lstm_matmul_packed.
+ */
+typedef void (*lstm_matmul_dot_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                       const float *a, ptrdiff_t lda, const float *w,
+                                       ptrdiff_t ldw, float *c, ptrdiff_t ldc);
+typedef void (*lstm_matmul_dot_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                       const double *a, ptrdiff_t lda, const double *w,
+                                       ptrdiff_t ldw, double *c, ptrdiff_t ldc);
+typedef ptrdiff_t (*lstm_dot_columns_fn)(ptrdiff_t n, ptrdiff_t k);
 /* 1 when none of the n values is NaN or infinite, else 0. */
 typedef int (*lstm_all_finite_f32_fn)(ptrdiff_t n, const float *values);
 typedef int (*lstm_all_finite_f64_fn)(ptrdiff_t n, const double *values);
@@ -163,6 +179,10 @@ typedef struct {
     lstm_matmul_packed_f64_fn matmul_packed_f64;
     lstm_matmul_grad_f32_fn matmul_grad_f32;
     lstm_matmul_grad_f64_fn matmul_grad_f64;
+    lstm_matmul_dot_f32_fn matmul_dot_f32;
+    lstm_matmul_dot_f64_fn matmul_dot_f64;
+    lstm_dot_columns_fn dot_columns_f32;
+    lstm_dot_columns_fn dot_columns_f64;
     lstm_all_finite_f32_fn all_finite_f32;
     lstm_all_finite_f64_fn all_finite_f64;
     lstm_fingerprint_fn fingerprint;

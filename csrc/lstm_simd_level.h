@@ -16,6 +16,7 @@ typedef double SIMD_NAME(uvec_f64)
 
 #include "lstm_gates_impl.h"
 #include "lstm_matmul_impl.h"
+#include "lstm_dot_impl.h"
 #include "lstm_finite_impl.h"
 #include "lstm_fingerprint_impl.h"
 #undef SIMD_NAME

@@ -120,6 +120,58 @@ def test_packed_product_writes_only_its_columns():
     assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 26:].any()
 
 
+# The backward pass' products with transposed weights (dh = dz_t @ R^T, dx =
+# dz @ kernel^T): columns narrower than one vector (all by dot products),
+# a short tail past the last whole vector (by dot products from k = 128 at
+# wide levels), longer tails and short k (by the packed product alone); k
+# with a remainder past the last whole vector; rows in uneven blocks of 4.
+TRANSPOSED_SHAPES = [(9, 3, 40), (5, 1, 1), (13, 15, 136), (7, 50, 200), (4, 50, 201),
+                     (6, 18, 72), (11, 100, 400), (3, 66, 132), (17, 7, 9), (2, 130, 520)]
+VECTOR_BYTES = {"baseline": 16, "sse2": 16, "avx2": 32, "avx512": 64}
+
+
+@pytest.mark.parametrize("m, n, k", TRANSPOSED_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_product_matches_numpy(m, n, k, dtype, simd_level):
+    rng = np.random.default_rng(m * n + k)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    c = np.full((m, n), np.nan, dtype)
+    _lstm.transposed_product(a, w, c)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(c, a.astype(np.float64) @ w.T.astype(np.float64),
+                               rtol=tolerance, atol=tolerance * np.sqrt(k))
+
+
+@pytest.mark.parametrize("m, n, k", TRANSPOSED_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_product_rows_do_not_depend_on_their_neighbours(m, n, k, dtype, simd_level):
+    """Each row alone is bitwise the same as in the block: the backward pass'
+    thread invariance, whichever columns the dot products take."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    block = np.empty((m, n), dtype)
+    _lstm.transposed_product(a, w, block)
+    for row in range(m):
+        alone = np.empty((1, n), dtype)
+        _lstm.transposed_product(a[row:row + 1], w, alone)
+        np.testing.assert_array_equal(alone, block[row:row + 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_products_take_narrow_products_and_short_tails(dtype, simd_level):
+    lanes = VECTOR_BYTES[simd_level] // np.dtype(dtype).itemsize
+    itemsize = np.dtype(dtype).itemsize
+    for n in range(1, lanes):
+        assert _lstm.dot_columns(n, 4, itemsize) == n
+    assert _lstm.dot_columns(3 * lanes, 400, itemsize) == 0
+    assert _lstm.dot_columns(3 * lanes + lanes // 2, 400, itemsize) == 0
+    tail = _lstm.dot_columns(3 * lanes + 1, 400, itemsize)
+    assert tail == (1 if lanes >= 8 else 0)
+    assert _lstm.dot_columns(3 * lanes + 1, 64, itemsize) == 0
+
+
 # (k, m, n, row stride of b): k across row blocks of 128, m across uneven
 # chunks of 48, n with tails; b's rows in place (stride * itemsize under
 # 4 KiB and not a multiple of 512 bytes) or, when the kernel packs them, a

@@ -79,11 +79,14 @@ def _results(problem):
 # by the threads, which split its columns (weights of 1 MiB or more: 256+
 # units in float32, 182+ in float64): ragged unit counts, several inference
 # time blocks; a last vector of gate columns that overlaps the one before it,
-# alone after a full panel (257 units) or in a group of three (265, float32).
+# alone after a full panel (257 units) or in a group of three (265, float32);
+# 50 units and features, whose backward products take their last columns as
+# dot products (float32, AVX-512).
 @pytest.mark.parametrize("shape", [(50, 7, 3, 40), (64, 5, 8, 33), (3, 4, 2, 5), (40, 3, 80, 7),
                                    (300, 3, 5, 6), (1, 9, 3, 129), (7, 5, 70, 200),
                                    (16, 4, 2, 64), (2, 600, 3, 100), (1, 6, 3, 257),
-                                   (1, 5, 3, 265), (5, 4, 20, 300), (2, 130, 3, 256)],
+                                   (1, 5, 3, 265), (5, 4, 20, 300), (2, 130, 3, 256),
+                                   (33, 4, 50, 50)],
                          ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_results_are_bitwise_identical_for_1_to_4_threads(shape, dtype, restore_threads):
