@@ -160,7 +160,7 @@ void SIMD_NAME(dot_block_##SFX)(                                               \
     typedef SIMD_NAME(uvec_##SFX) uvec;                                        \
     enum { LANES = SIMD_VECTOR_BYTES / sizeof(T) };                            \
     const ptrdiff_t k_vectors = k - k % LANES, rest = k - k_vectors;           \
-    vec acc[DOT_ROWS][DOT_COLUMNS] = {{(vec){0}}}; /* all 8 reach lane_sums */ \
+    vec acc[DOT_ROWS * DOT_COLUMNS] = {0}; /* all 8 go to lane_sums */         \
     vec wv[DOT_COLUMNS];                                                       \
     for (ptrdiff_t p = 0; p < k_vectors; p += LANES) {                         \
         for (int j = 0; j < cols; ++j)                                         \
@@ -168,7 +168,7 @@ void SIMD_NAME(dot_block_##SFX)(                                               \
         for (int r = 0; r < rows; ++r) {                                       \
             const vec av = *(const uvec *)(a + r * lda + p);                   \
             for (int j = 0; j < cols; ++j)                                     \
-                acc[r][j] += av * wv[j];                                       \
+                acc[r * DOT_COLUMNS + j] += av * wv[j];                        \
         }                                                                      \
     }                                                                          \
     if (rest > 0) { /* the last k % LANES terms, zero-padded to a vector */    \
@@ -180,11 +180,11 @@ void SIMD_NAME(dot_block_##SFX)(                                               \
             vec av = {0};                                                      \
             memcpy(&av, a + r * lda + k_vectors, rest * sizeof(T));            \
             for (int j = 0; j < cols; ++j)                                     \
-                acc[r][j] += av * wv[j];                                       \
+                acc[r * DOT_COLUMNS + j] += av * wv[j];                        \
         }                                                                      \
     }                                                                          \
     T sums[DOT_ROWS * DOT_COLUMNS];                                            \
-    SIMD_NAME(lane_sums_##SFX)(&acc[0][0], sums);                              \
+    SIMD_NAME(lane_sums_##SFX)(acc, sums);                                     \
     for (int r = 0; r < rows; ++r)                                             \
         for (int j = 0; j < cols; ++j)                                         \
             c[r * ldc + j] = sums[r * DOT_COLUMNS + j];                        \
