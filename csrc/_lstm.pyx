@@ -847,11 +847,12 @@ cdef void _input_grads_block(lstm_simd_kernels kern, const floating *dz,
     thread count (our products' rows never depend on the rows beside them)."""
     cdef Py_ssize_t r0 = _split(block, n_blocks, BT)
     cdef Py_ssize_t r1 = _split(block + 1, n_blocks, BT)
-    cdef Py_ssize_t r
+    cdef Py_ssize_t r = r0
     if packed_kernel_t != NULL:
-        for r in range(r0, r1, PRODUCT_ROW_BLOCK):
+        while r < r1:
             _transposed_product(kern, min(PRODUCT_ROW_BLOCK, r1 - r), I, G, dz + r * G, G,
                                 packed_kernel_t, kernel, dx + r * I, I)
+            r += PRODUCT_ROW_BLOCK
     else:
         gemm(c'N', c'T', r1 - r0, I, G, <floating> 1, dz + r0 * G, G, kernel, G,
              <floating> 0, dx + r0 * I, I)
