@@ -30,6 +30,7 @@
    accumulators and operands fit in 16 vector registers (AVX2's count). */
 #define DOT_ROWS 4
 #define DOT_COLUMNS 2
+_Static_assert(DOT_ROWS * DOT_COLUMNS == 8, "lane_sums sums a block's 8 accumulators");
 /* Dot products take the columns past a row's last whole vector when they
    are at most DOT_TAIL_MAX(lanes) of a vector's `lanes` and k >= DOT_MIN_K.
    Measured against the overlapping last vector (old build against new,
@@ -47,32 +48,15 @@
         break;
 
 /* The lanes of v added in a fixed tree: lane q and lane q + half, halving
-   down to one lane, so each step is one add of a vector's two halves. */
+   down to one lane. lane_sums below takes the same tree 8 vectors at a time
+   where it is written out; this is the other levels' one at a time. */
 #define FASTLSTM_DEFINE_LANE_SUM(T, SFX)                                       \
-typedef T SIMD_NAME(half32_##SFX) __attribute__((vector_size(32)));             \
-typedef T SIMD_NAME(half16_##SFX) __attribute__((vector_size(16)));             \
 static inline T SIMD_NAME(lane_sum_##SFX)(SIMD_NAME(vec_##SFX) v)              \
 {                                                                              \
-    SIMD_NAME(half16_##SFX) lo16, hi16;                                        \
-    if (SIMD_VECTOR_BYTES == 64) {                                             \
-        SIMD_NAME(half32_##SFX) lo, hi;                                        \
-        memcpy(&lo, &v, 32);                                                   \
-        memcpy(&hi, (const char *)&v + 32, 32);                                \
-        lo = lo + hi;                                                          \
-        memcpy(&lo16, &lo, 16);                                                \
-        memcpy(&hi16, (const char *)&lo + 16, 16);                             \
-    } else if (SIMD_VECTOR_BYTES == 32) {                                      \
-        memcpy(&lo16, &v, 16);                                                 \
-        memcpy(&hi16, (const char *)&v + 16, 16);                              \
-    } else {                                                                   \
-        memcpy(&lo16, &v, 16);                                                 \
-        memset(&hi16, 0, 16);                                                  \
-    }                                                                          \
-    lo16 = lo16 + hi16; /* with SSE's one vector, + 0 changes no sum */        \
-    enum { LANES16 = 16 / sizeof(T) };                                         \
-    T x[LANES16];                                                              \
-    memcpy(x, &lo16, 16);                                                      \
-    for (int width = LANES16 / 2; width > 0; width /= 2)                       \
+    enum { LANES = SIMD_VECTOR_BYTES / sizeof(T) };                            \
+    T x[LANES];                                                                \
+    memcpy(x, &v, sizeof x);                                                   \
+    for (int width = LANES / 2; width > 0; width /= 2)                         \
         for (int q = 0; q < width; ++q)                                        \
             x[q] += x[q + width];                                              \
     return x[0];                                                               \
