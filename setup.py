@@ -78,9 +78,9 @@ simd_library = ("fastlstm_simd", {
     "include_dirs": ["csrc"],
     "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
     # rebuild when a header changes
-    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_simd_level.h", "csrc/lstm_gates_impl.h",
-                      "csrc/aligned_memory.h",
-                      "csrc/lstm_matmul_impl.h", "csrc/lstm_dot_impl.h", "csrc/lstm_finite_impl.h",
+    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_simd_level.h", "csrc/aligned_memory.h",
+                      "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h",
+                      "csrc/lstm_dot_impl.h", "csrc/lstm_finite_impl.h",
                       "csrc/lstm_fingerprint_impl.h"]},
 })
 
