@@ -3,15 +3,16 @@
 - ``Sequential``, ``fastlstm.layers`` (LSTM, Dense, Dropout), ``optimizers``,
   ``losses``, ``callbacks``, ``load_model``: the Keras-like model API.
 - ``fastlstm.timeseries`` and ``fastlstm.datasets``: windows, scalers,
-  forecasting loops, metrics; shipped series and a CSV loader.
+  forecasting loops; shipped series and a CSV loader.
+- ``fastlstm.metrics``: error measures shared by models and forecasts.
 - ``fastlstm.functional``: LSTM forward and backward on the compiled kernels.
 - ``fastlstm.reference``: the same in plain NumPy, written to be read.
 - ``set_num_threads`` / ``get_num_threads`` / ``threads``: thread control.
 - ``set_random_seed``: reproducible initialization, dropout and shuffling.
 - ``build_info()``: how this copy was built.
 """
-from . import (callbacks, datasets, functional, layers, losses, optimizers, reference,
-               timeseries)
+from . import (callbacks, datasets, functional, layers, losses, metrics, optimizers,
+               reference, timeseries)
 from ._build_info import build_info
 from ._random import set_random_seed
 from ._threads import get_num_threads, set_num_threads, threads
@@ -19,7 +20,7 @@ from ._types import LSTMGrads
 from ._version import __version__
 from .models import Sequential, load_model
 
-__all__ = ["Sequential", "load_model", "layers", "optimizers", "losses", "callbacks",
+__all__ = ["Sequential", "load_model", "layers", "optimizers", "losses", "metrics", "callbacks",
            "timeseries", "datasets", "functional", "reference", "build_info",
            "get_num_threads", "set_num_threads", "threads", "set_random_seed", "LSTMGrads",
            "__version__"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import timeseries
+from . import metrics, timeseries
 from ._random import set_random_seed
 from .layers import LSTM, Dense, Dropout
 from .models import Sequential
@@ -51,7 +51,7 @@ class ForecastRun:
 
         return {name: {"model": fn(self.test_true, self.test_predicted),
                        "persistence": fn(self.test_true, self.test_persistence)}
-                for name, fn in (("MAE", timeseries.mae), ("RMSE", timeseries.rmse),
+                for name, fn in (("MAE", metrics.mae), ("RMSE", metrics.rmse),
                                  ("bias", bias))}
 
     def metadata(self):

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from . import layers as layers_module
-from . import losses, optimizers, timeseries
+from . import losses, metrics as metrics_module, optimizers
 from ._random import generator
 from ._version import __version__
 from .callbacks import Callback, History
@@ -21,18 +21,6 @@ __all__ = ["Sequential", "load_model"]
 
 FILE_FORMAT = "fastlstm-model"
 FILE_FORMAT_VERSION = 1
-
-_METRICS = {"mae": timeseries.mae, "mse": timeseries.mse, "rmse": timeseries.rmse}
-_METRIC_ALIASES = {"mean_absolute_error": "mae", "mean_squared_error": "mse",
-                   "root_mean_squared_error": "rmse"}
-
-
-def _metric_name(name):
-    key = _METRIC_ALIASES.get(name, name)
-    if key not in _METRICS:
-        raise ValueError(f"unknown metric {name!r}; valid: {sorted(_METRICS)}")
-    return key
-
 
 class _ProgressBar:
     """One line per epoch: steps done, ETA while running, time and logs at the end."""
@@ -187,7 +175,9 @@ class Sequential:
         """Choose the optimizer (name or object), the loss and extra metrics."""
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
-        self.metrics = [_metric_name(m) for m in (metrics or [])]
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self.metrics = [metrics_module.canonical_name(m) for m in (metrics or [])]
 
     def _check_x(self, x):
         array = np.asarray(x)
@@ -287,7 +277,7 @@ class Sequential:
                 output = self._train_step(x[batch], y_batch)
                 totals["loss"] += self.loss(y_batch, output) * len(batch)
                 for name in self.metrics:
-                    totals[name] += _METRICS[name](y_batch, output) * len(batch)
+                    totals[name] += metrics_module.get(name)(y_batch, output) * len(batch)
                 seen = min((step + 1) * batch_size, n)
                 if verbose:
                     bar.update(step + 1, {k: v / seen for k, v in totals.items()})
@@ -324,7 +314,7 @@ class Sequential:
         output = self.predict(x, batch_size)
         logs = {prefix + "loss": self.loss(y, output)}
         for name in self.metrics:
-            logs[prefix + name] = _METRICS[name](y, output)
+            logs[prefix + name] = metrics_module.get(name)(y, output)
         return logs
 
     def evaluate(self, x, y, batch_size=None, verbose=0):

@@ -7,13 +7,16 @@
 - Forecasting: ``forecast_recursive`` feeds each prediction back as the next
   input; ``forecast_direct`` reads a multi-output (horizon > 1) model.
   One-step forecasting is just ``model.predict(x)``.
-- Metrics: ``mae``, ``mse``, ``rmse``, ``mape``, ``smape``, and ``persistence_forecast``,
-  the naive "tomorrow equals today" baseline any model must beat.
+- Baseline: ``persistence_forecast``, the naive "tomorrow equals today"
+  forecast any model must beat. The error measures (``mae``, ``rmse``, ...)
+  live in ``fastlstm.metrics`` and are importable from here too.
 
 A "model" here is anything with ``predict(x) -> (n, horizon)``, such as
 fastlstm's Sequential or a Keras model.
 """
 import numpy as np
+
+from .metrics import mae, mape, mse, rmse, smape
 
 __all__ = ["make_windows", "MinMaxScaler", "StandardScaler", "scaler_from_dict", "train_test_split",
            "forecast_recursive", "forecast_direct", "persistence_forecast",
@@ -285,51 +288,3 @@ def persistence_forecast(x, horizon=1, target=0):
     if windows.ndim != 3:
         raise ValueError(f"x must have shape (n, window, features), got {windows.shape}")
     return np.repeat(windows[:, -1, target][:, None], horizon, axis=1)
-
-
-def _pair(y_true, y_pred):
-    true = np.asarray(y_true, dtype=np.float64)
-    pred = np.asarray(y_pred, dtype=np.float64)
-    if true.shape != pred.shape:
-        if true.size == pred.size:
-            pred = pred.reshape(true.shape)
-        else:
-            raise ValueError(f"y_true {true.shape} and y_pred {pred.shape} differ in size")
-    if true.size == 0:
-        raise ValueError("empty y_true")
-    return true, pred
-
-
-def mae(y_true, y_pred):
-    """Mean absolute error."""
-    true, pred = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(true - pred)))
-
-
-def mse(y_true, y_pred):
-    """Mean squared error."""
-    true, pred = _pair(y_true, y_pred)
-    return float(np.mean((true - pred) ** 2))
-
-
-def rmse(y_true, y_pred):
-    """Root mean squared error."""
-    true, pred = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((true - pred) ** 2)))
-
-
-def mape(y_true, y_pred):
-    """Mean absolute percentage error, in percent (undefined where y_true is 0)."""
-    true, pred = _pair(y_true, y_pred)
-    if np.any(true == 0):
-        raise ValueError("mape is undefined where y_true is 0; use smape or mae")
-    return float(100 * np.mean(np.abs((true - pred) / true)))
-
-
-def smape(y_true, y_pred):
-    """Symmetric MAPE in percent (0 to 200); a pair of zeros counts as 0 error."""
-    true, pred = _pair(y_true, y_pred)
-    denominator = np.abs(true) + np.abs(pred)
-    ratio = np.divide(2 * np.abs(true - pred), denominator,
-                      out=np.zeros_like(denominator), where=denominator != 0)
-    return float(100 * np.mean(ratio))
