@@ -11,6 +11,18 @@
 - ``set_random_seed``: reproducible initialization, dropout and shuffling.
 - ``build_info()``: how this copy was built.
 """
+from importlib.util import find_spec as _find_spec
+from os.path import dirname as _dirname
+
+for _module in ("fastlstm._lstm", "fastlstm._elementwise"):
+    if _find_spec(_module) is None:
+        raise ImportError(
+            f"fastlstm's compiled kernels ({_module}) are not built in {_dirname(__file__)}. "
+            "Install the package with `pip install .` (a source checkout: `pip install -e .`, "
+            "which compiles them in place), and from a checkout run `pytest`, not "
+            "`python -m pytest`, which puts the unbuilt source folder first.")
+del _module
+
 from . import (callbacks, datasets, functional, layers, losses, metrics, optimizers,
                reference, timeseries)
 from ._build_info import build_info

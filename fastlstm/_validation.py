@@ -4,12 +4,15 @@ Everything a kernel could trip over is caught here, in Python, before any
 nogil code runs: ranks, shapes, dtypes, NaN/inf and sizes past 32-bit BLAS.
 The checked arrays come back C-contiguous in one floating dtype; they may be
 the caller's own arrays, so nothing downstream may write to them.
+
+This module imports nothing compiled, so the NumPy reference can use it
+without sharing code with the kernels it checks. The NaN/inf test is
+NumPy's unless the caller passes another ``all_finite`` (fastlstm.functional
+passes the compiled one-pass check).
 """
 from typing import NamedTuple, Optional
 
 import numpy as np
-
-from . import _lstm
 
 _BLAS_INT_MAX = 2**31 - 1
 
@@ -45,13 +48,17 @@ def compute_dtype(*arrays):
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
-def check_finite_arrays(**arrays):
-    """Raise if an array holds NaN or infinity. The arrays are C-contiguous
-    float32 or float64 (as lstm_inputs and output_gradient make them), so
-    one pass of the compiled check reads each, without NumPy's temporary
-    boolean array."""
+def numpy_all_finite(array):
+    """Whether every value of `array` is finite."""
+    return bool(np.isfinite(array).all())
+
+
+def check_finite_arrays(all_finite=numpy_all_finite, **arrays):
+    """Raise if an array holds NaN or infinity, as judged by `all_finite`
+    (called with each array, C-contiguous float32 or float64 as
+    lstm_inputs and output_gradient make them)."""
     for name, array in arrays.items():
-        if array is not None and not _lstm.all_finite(array.reshape(-1)):
+        if array is not None and not all_finite(array):
             raise ValueError(f"{name} contains NaN or infinity "
                              "(pass check_finite=False to skip this check)")
 
@@ -66,7 +73,7 @@ def _check_blas_sizes(batch, time, features, units):
 
 
 def lstm_inputs(x, kernel, recurrent_kernel, bias, h0=None, c0=None,
-                check_finite=True) -> LSTMInputs:
+                check_finite=True, all_finite=numpy_all_finite) -> LSTMInputs:
     """Check and convert the arguments of an LSTM forward pass.
 
     Raises
@@ -110,11 +117,12 @@ def lstm_inputs(x, kernel, recurrent_kernel, bias, h0=None, c0=None,
                                  ("recurrent_kernel", recurrent_kernel), ("bias", bias),
                                  ("h0", states["h0"]), ("c0", states["c0"]))}
     if check_finite:
-        check_finite_arrays(**converted)
+        check_finite_arrays(all_finite, **converted)
     return LSTMInputs(dtype=dtype, **converted)
 
 
-def output_gradient(name, value, shape, description, dtype, check_finite) -> Optional[np.ndarray]:
+def output_gradient(name, value, shape, description, dtype, check_finite,
+                    all_finite=numpy_all_finite) -> Optional[np.ndarray]:
     """Check an incoming gradient (dy, dh_n, dc_n); None stays None (zero)."""
     if value is None:
         return None
@@ -122,5 +130,5 @@ def output_gradient(name, value, shape, description, dtype, check_finite) -> Opt
     _check_shape(name, array, shape, description)
     array = np.ascontiguousarray(array, dtype=dtype)
     if check_finite:
-        check_finite_arrays(**{name: array})
+        check_finite_arrays(all_finite, **{name: array})
     return array

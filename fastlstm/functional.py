@@ -47,6 +47,12 @@ class LSTMCache:
     fingerprints: Dict[str, int]  # of the fields above that are the caller's arrays
 
 
+def _all_finite(array):
+    """One pass of the compiled check over a C-contiguous float array, without
+    NumPy's temporary boolean array."""
+    return _lstm.all_finite(array.reshape(-1))
+
+
 def _fingerprint(array):
     """A 64-bit hash of a C-contiguous array's bytes."""
     return _lstm.fingerprint(array.reshape(-1).view(np.uint8))
@@ -69,7 +75,7 @@ def _check_unchanged(cache):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
-                 return_cache=False, check_finite=True):
+                 return_cache=False, check_finite=True, guard_inputs=True):
     """Run an LSTM over a batch of sequences.
 
     Parameters
@@ -86,12 +92,19 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
         keeps only O(batch * units) state besides ``y``.
     check_finite : bool
         Reject NaN and inf in the inputs (like SciPy's ``check_finite``).
+    guard_inputs : bool
+        With ``return_cache``, fingerprint the caller's arrays that the
+        cache refers to, so that ``lstm_backward`` refuses them if they
+        changed. A caller that owns those arrays and leaves them alone until
+        backward (as fastlstm's layers do) may pass False to skip the two
+        hashing passes.
 
     Returns
     -------
     y : ndarray of shape (batch, time, units)
-        The hidden state at every step. With ``return_cache`` it is
-        read-only, because backward reads it.
+        The hidden state at every step. With ``return_cache`` it is a
+        read-only view whose write flag cannot be turned back on, because
+        backward reads it.
     h_n, c_n : ndarray of shape (batch, units)
         The final hidden and cell states.
     cache : LSTMCache
@@ -109,7 +122,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     the last cache ``lstm_backward`` consumed (so an array taken from a
     consumed cache's ``gates`` may be overwritten by a later forward pass).
     """
-    inputs = lstm_inputs(x, kernel, recurrent_kernel, bias, h0, c0, check_finite)
+    inputs = lstm_inputs(x, kernel, recurrent_kernel, bias, h0, c0, check_finite, _all_finite)
     batch, time, _ = inputs.x.shape
     units = inputs.recurrent_kernel.shape[0]
     dtype = inputs.dtype
@@ -141,9 +154,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     cache = LSTMCache(
         x=inputs.x, kernel=inputs.kernel, recurrent_kernel=inputs.recurrent_kernel,
         h0=inputs.h0, c0=inputs.c0, y=y, gates=gates, cells=cells,
-        fingerprints=_callers_arrays(inputs, originals))
+        fingerprints=_callers_arrays(inputs, originals) if guard_inputs else {})
+    # The caller gets a view of y: NumPy will not make a view of a read-only
+    # array writeable again, so the values backward reads stay as they were.
     y.flags.writeable = False
-    return y, h_n, c_n, cache
+    return y.view(), h_n, c_n, cache
 
 
 def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False,
@@ -193,9 +208,11 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     units = cache.h0.shape[1]
     dtype = cache.x.dtype
     dy = output_gradient("dy", dy, (batch, time, units), "(batch, time, units)",
-                         dtype, check_finite)
-    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite)
-    dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite)
+                         dtype, check_finite, _all_finite)
+    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite,
+                           _all_finite)
+    dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite,
+                           _all_finite)
 
     _check_unchanged(cache)
 

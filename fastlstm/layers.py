@@ -9,35 +9,99 @@ order and layout, float32.
 """
 import numpy as np
 
-from . import _elementwise, functional, initializers
+from . import _elementwise, functional, initializers, serialization
 from ._random import generator
 
 __all__ = ["Layer", "LSTM", "Dense", "Dropout"]
 
+# Far beyond any CPU model, and small enough that 4 * units stays a 32-bit
+# BLAS index.
+MAX_UNITS = 2**20
+# One weight array may hold at most this many values: the kernels' BLAS
+# indices are 32-bit.
+MAX_WEIGHT_ELEMENTS = 2**31 - 1
+
+
+def checked_units(units):
+    """`units` as an int in [1, MAX_UNITS], or a ValueError naming it."""
+    if (isinstance(units, bool) or not isinstance(units, (int, np.integer))
+            or not 1 <= units <= MAX_UNITS):
+        raise ValueError(f"units must be an int in [1, {MAX_UNITS}], got {units!r}")
+    return int(units)
+
+
+def checked_sample_shape(shape):
+    """The shape of one sample (no batch axis) as a tuple of ints >= 1."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"an input shape is a tuple of ints, got {shape!r}") from None
+    if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                           and d >= 1 for d in dims):
+        raise ValueError(f"an input shape (without the batch axis) must be a non-empty "
+                         f"tuple of ints >= 1, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def check_weight_sizes(layer, shapes):
+    """Refuse weights too large for the kernels before allocating them."""
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=object))
+        if size > MAX_WEIGHT_ELEMENTS:
+            raise ValueError(f"layer {layer.name!r} would need a weight of shape {shape} "
+                             f"({size:,} values); at most {MAX_WEIGHT_ELEMENTS:,} are supported")
+
 
 class Layer:
-    """Base class. Subclasses define _build, forward, backward, output shape."""
+    """Base class. Subclasses define weight_shapes, _initial_weights, forward,
+    backward and compute_output_shape.
+
+    A subclass registers itself for ``load_model`` when it is defined (see
+    fastlstm.serialization); ``get_config`` must return the keyword
+    arguments that rebuild it, which the default ``from_config`` passes to
+    the constructor.
+    """
+
+    # A layer that returns several arrays (its states too) cannot sit inside
+    # Sequential, which passes one output on.
+    return_state = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        serialization.register("layer", cls)
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer that ``get_config`` described."""
+        return cls(**config)
 
     def __init__(self, input_shape=None, name=None):
-        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.input_shape = None if input_shape is None else checked_sample_shape(input_shape)
         self.name = name or type(self).__name__.lower()
         self.weights = []
         self.grads = []
         self.built = False
 
     def build(self, input_shape):
-        """Create the weights for samples of shape `input_shape`; returns the output shape."""
-        self.input_shape = tuple(input_shape)
-        self._build(self.input_shape)
+        """Create the weights for samples of `input_shape`; returns the output shape."""
+        self.input_shape = checked_sample_shape(input_shape)
+        check_weight_sizes(self, self.weight_shapes(self.input_shape))
         # C-contiguous float32, whatever the initializer returned: the
         # optimizers update the weights in place through flat views, and the
         # kernels would otherwise copy them on every call.
-        self.weights = [np.ascontiguousarray(w, dtype=np.float32) for w in self.weights]
+        self.weights = [np.ascontiguousarray(w, dtype=np.float32)
+                        for w in self._initial_weights(self.input_shape)]
         self.built = True
         return self.compute_output_shape(self.input_shape)
 
-    def _build(self, input_shape):
-        pass
+    def weight_shapes(self, input_shape):
+        """The shapes of the weights for samples of `input_shape`, in
+        ``get_weights()`` order; known before anything is allocated."""
+        return []
+
+    def _initial_weights(self, input_shape):
+        """Freshly initialized weights, shaped as ``weight_shapes`` says."""
+        return []
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -83,9 +147,7 @@ class LSTM(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, name=None):
         super().__init__(input_shape, name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be an int >= 1, got {units!r}")
-        self.units = int(units)
+        self.units = checked_units(units)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -95,15 +157,18 @@ class LSTM(Layer):
         self.unit_forget_bias = bool(unit_forget_bias)
         self._cache = None
 
-    def _build(self, input_shape):
+    def weight_shapes(self, input_shape):
         if len(input_shape) != 2:
             raise ValueError(f"LSTM expects samples of shape (time, features), got {input_shape}")
         features, units = input_shape[1], self.units
-        bias = self.bias_initializer((4 * units,))
+        return [(features, 4 * units), (units, 4 * units), (4 * units,)]
+
+    def _initial_weights(self, input_shape):
+        kernel, recurrent, bias = self.weight_shapes(input_shape)
+        bias = self.bias_initializer(bias)
         if self.unit_forget_bias:
-            bias[units:2 * units] = 1.0
-        self.weights = [self.kernel_initializer((features, 4 * units)),
-                        self.recurrent_initializer((units, 4 * units)), bias]
+            bias[self.units:2 * self.units] = 1.0
+        return [self.kernel_initializer(kernel), self.recurrent_initializer(recurrent), bias]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units) if self.return_sequences else (self.units,)
@@ -111,8 +176,12 @@ class LSTM(Layer):
     def forward(self, x, training=False):
         kernel, recurrent_kernel, bias = self.weights
         if training:
+            # The layer owns its weights and its input is a fresh array of
+            # the previous layer's: nothing changes them before backward, so
+            # the cache's fingerprints would guard nothing.
             y, h_n, c_n, self._cache = functional.lstm_forward(
-                x, kernel, recurrent_kernel, bias, return_cache=True, check_finite=False)
+                x, kernel, recurrent_kernel, bias, return_cache=True, check_finite=False,
+                guard_inputs=False)
         else:
             y, h_n, c_n = functional.lstm_forward(x, kernel, recurrent_kernel, bias,
                                                   check_finite=False)
@@ -171,8 +240,7 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, input_shape=None, name=None):
         super().__init__(input_shape, name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be an int >= 1, got {units!r}")
+        units = checked_units(units)
         name_ = "linear" if activation is None else activation
         if name_ not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: None, "
@@ -182,9 +250,12 @@ class Dense(Layer):
         self._activate, self._derivative = _ACTIVATIONS[name_]
         self._x = self._a = None
 
-    def _build(self, input_shape):
-        self.weights = [initializers.glorot_uniform((input_shape[-1], self.units)),
-                        initializers.zeros((self.units,))]
+    def weight_shapes(self, input_shape):
+        return [(input_shape[-1], self.units), (self.units,)]
+
+    def _initial_weights(self, input_shape):
+        kernel, bias = self.weight_shapes(input_shape)
+        return [initializers.glorot_uniform(kernel), initializers.zeros(bias)]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -228,7 +299,9 @@ class Dropout(Layer):
         self._mask = self._mask_shape = None
 
     def forward(self, x, training=False):
-        if not training or self.rate == 0.0:
+        if not training:
+            return x  # leaves the mask of a training pass in flight alone
+        if self.rate == 0.0:
             self._mask = None
             return x
         # 16 random bits per value, the bit generator's raw output: steps of

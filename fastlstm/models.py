@@ -4,23 +4,27 @@ Training runs each LSTM's forward and backward through the compiled kernels;
 everything else (Dense, Dropout, losses, optimizer steps) is vectorized
 NumPy. No Python loop runs over time steps.
 """
-import json
 import sys
 import time
-import zipfile
 
 import numpy as np
 
 from . import layers as layers_module
-from . import losses, metrics as metrics_module, optimizers
+from . import losses, metrics as metrics_module, optimizers, serialization
 from ._random import generator
-from ._version import __version__
 from .callbacks import Callback, History
+from .saving import load_model, save_model
 
 __all__ = ["Sequential", "load_model"]
 
-FILE_FORMAT = "fastlstm-model"
-FILE_FORMAT_VERSION = 1
+def _check_count(name, value, minimum):
+    """`value` as an int >= `minimum`, or an error that names it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
 
 class _ProgressBar:
     """One line per epoch: steps done, ETA while running, time and logs at the end."""
@@ -85,9 +89,10 @@ class Sequential:
         """Append a layer."""
         if not isinstance(layer, layers_module.Layer):
             raise TypeError(f"expected a fastlstm layer, got {type(layer).__name__}")
-        if isinstance(layer, layers_module.LSTM) and layer.return_state:
-            raise ValueError("return_state=True returns several outputs; Sequential passes only "
-                             "one on: use the layer on its own for its states")
+        if layer.return_state:
+            raise ValueError(f"{layer.name}: return_state=True returns several outputs; "
+                             "Sequential passes only one on: use the layer on its own for its "
+                             "states")
         if self.built:
             raise RuntimeError("cannot add layers to a model that is already built")
         taken = {existing.name for existing in self.layers}
@@ -110,27 +115,34 @@ class Sequential:
         if shape is None:
             raise ValueError("the model does not know its input shape yet: pass input_shape to "
                              "the first layer, call build(input_shape), or fit/predict on data")
-        self.input_shape = tuple(int(d) for d in shape)
+        input_shape = shape = layers_module.checked_sample_shape(shape)
         for layer in self.layers:
             shape = layer.build(shape)
-        self.output_shape = tuple(shape)
+        self.input_shape, self.output_shape = input_shape, tuple(shape)
 
     @property
     def weights(self):
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
-        """Copies of all weights, layer by layer, in Keras' order and layouts."""
+        """Copies of all weights, layer by layer, in Keras' order and layouts
+        (none before the model is built)."""
+        self._build_if_declared()
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights):
         """Load weights as returned by get_weights (or by Keras' model.get_weights())."""
         self._require_built("set_weights")
         current = self.weights
+        if isinstance(weights, np.ndarray) or not hasattr(weights, "__len__"):
+            raise TypeError(f"weights must be a list of {len(current)} arrays, "
+                            f"got {type(weights).__name__}")
         if len(weights) != len(current):
             raise ValueError(f"expected {len(current)} arrays, got {len(weights)}")
         for i, (target, value) in enumerate(zip(current, weights)):
             value = np.asarray(value)
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"weight {i} must be a real numeric array, got dtype {value.dtype}")
             if value.shape != target.shape:
                 raise ValueError(f"weight {i} must have shape {target.shape}, got {value.shape}")
             if not np.isfinite(value).all():
@@ -158,16 +170,17 @@ class Sequential:
             print_fn("=" * sum(widths) if k == 0 else line)
         print_fn(f"Total params: {self.count_params():,}")
 
-    def _require_built(self, what):
-        """Build from the first layer's declared input_shape if needed (Keras
-        builds such a model as it is assembled); without one, refuse."""
-        if self.built:
-            return
-        if self.layers and self.layers[0].input_shape is not None:
+    def _build_if_declared(self):
+        """Build from the first layer's declared input_shape, as Keras builds
+        such a model as it is assembled; False when nothing declares one."""
+        if not self.built and self.layers and self.layers[0].input_shape is not None:
             self.build()
-            return
-        raise RuntimeError(f"{what}: the model is not built yet; give the first layer an "
-                           "input_shape, call build(), or fit on data first")
+        return self.built
+
+    def _require_built(self, what):
+        if not self._build_if_declared():
+            raise RuntimeError(f"{what}: the model is not built yet; give the first layer an "
+                               "input_shape, call build(), or fit on data first")
 
     # -------------------------------------------------------------- training
 
@@ -237,6 +250,8 @@ class Sequential:
             raise RuntimeError("call compile(optimizer, loss) before fit")
         x = self._check_x(x)
         y = self._check_y(y, len(x))
+        if len(x) == 0:
+            raise ValueError("x has no samples: fit needs at least one")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         if validation_data is not None:
@@ -251,8 +266,8 @@ class Sequential:
             x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
         else:
             x_val = y_val = None
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        _check_count("batch_size", batch_size, minimum=1)
+        _check_count("epochs", epochs, minimum=0)
 
         history = History()
         hooks = [history] + list(callbacks or [])
@@ -303,7 +318,7 @@ class Sequential:
         """
         self._require_built("predict")
         x = self._check_x(x)
-        batch_size = batch_size or 256
+        batch_size = 256 if batch_size is None else _check_count("batch_size", batch_size, 1)
         outputs = [self._forward(x[i:i + batch_size], training=False)
                    for i in range(0, len(x), batch_size)]
         if not outputs:
@@ -333,80 +348,17 @@ class Sequential:
     # ---------------------------------------------------------- persistence
 
     def get_config(self):
+        """The architecture: name, input shape and each layer's class and config."""
+        self._require_built("get_config")
         return {"name": self.name, "input_shape": list(self.input_shape),
-                "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
-                           for layer in self.layers]}
+                "layers": [serialization.serialize(layer) for layer in self.layers]}
 
     def save(self, path, metadata=None):
         """Save architecture, weights and the compile settings to one file.
 
-        Format (NumPy .npz, read back without unpickling): arrays
-        ``weight_0 .. weight_{n-1}`` in get_weights() order and ``config``, a
-        UTF-8 JSON document (uint8 array) with ``format``, ``format_version``,
-        ``fastlstm_version``, ``model`` (layers and their configs),
-        ``compile`` (optimizer config, loss name, metrics) and ``metadata``
-        (any JSON you pass, e.g. a scaler's parameters).
+        The format (an .npz read back without unpickling) is described in
+        fastlstm.saving; `metadata` is any JSON you pass (e.g. a scaler's
+        parameters) and comes back as ``load_model(path).metadata``.
         """
         self._require_built("save")
-        config = {"format": FILE_FORMAT, "format_version": FILE_FORMAT_VERSION,
-                  "fastlstm_version": __version__, "model": self.get_config(),
-                  "compile": None if self.optimizer is None else {
-                      "optimizer": self.optimizer.get_config(), "loss": self.loss.name,
-                      "metrics": self.metrics},
-                  "metadata": metadata}
-        arrays = {f"weight_{i}": w for i, w in enumerate(self.weights)}
-        encoded = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
-        with open(path, "wb") as f:
-            np.savez(f, config=encoded, **arrays)
-
-
-_LAYERS = {"LSTM": layers_module.LSTM, "Dense": layers_module.Dense,
-           "Dropout": layers_module.Dropout}
-
-
-def _read_model_file(path):
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            config = json.loads(bytes(data["config"]).decode("utf-8"))
-            arrays = {k: data[k] for k in data.files if k != "config"}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no model file at {path}") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a readable fastlstm model file "
-                         f"({type(e).__name__}: {e})") from None
-    if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
-        raise ValueError(f"{path} is not a fastlstm model file")
-    if config.get("format_version") != FILE_FORMAT_VERSION:
-        raise ValueError(f"{path} has model format version {config.get('format_version')}; "
-                         f"this fastlstm reads version {FILE_FORMAT_VERSION}")
-    return config, arrays
-
-
-def load_model(path):
-    """Load a model written by Sequential.save.
-
-    The metadata saved with it is ``model.metadata``. Never unpickles; a
-    missing file is a FileNotFoundError, a corrupt, truncated or foreign one
-    a ValueError.
-    """
-    config, arrays = _read_model_file(path)
-    try:
-        spec = config["model"]
-        model = Sequential(name=spec["name"])
-        for entry in spec["layers"]:
-            options = dict(entry["config"])
-            name = options.pop("name", None)
-            model.add(_LAYERS[entry["class"]](name=name, **options))
-        model.build(spec["input_shape"])
-        weights = [arrays[f"weight_{i}"] for i in range(len(model.weights))]
-        model.set_weights(weights)
-        if config.get("compile"):
-            compiled = config["compile"]
-            options = dict(compiled["optimizer"])
-            optimizer = getattr(optimizers, options.pop("name"))(**options)
-            model.compile(optimizer, compiled["loss"], compiled["metrics"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: the model description is damaged "
-                         f"({type(e).__name__}: {e})") from None
-    model.metadata = config.get("metadata")
-    return model
+        save_model(self, path, metadata)

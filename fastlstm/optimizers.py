@@ -9,12 +9,24 @@ Each optimizer keeps its state (moments) per weight, in the weights' order.
 """
 import numpy as np
 
-from . import _elementwise
+from . import _elementwise, serialization
 
 __all__ = ["get", "Optimizer", "SGD", "RMSprop", "Adam"]
 
 
 class Optimizer:
+    """Base class: subclasses define ``_update(weight, grad, slots)`` and
+    register themselves for ``load_model`` when defined
+    (fastlstm.serialization)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        serialization.register("optimizer", cls)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
@@ -48,7 +60,7 @@ class Optimizer:
         return {}
 
     def get_config(self):
-        return {"name": type(self).__name__, "learning_rate": self.learning_rate,
+        return {"learning_rate": self.learning_rate,
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
 
 

@@ -100,7 +100,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     units = recurrent_kernel.shape[0]
     cache = ReferenceCache(kernel.copy(), recurrent_kernel.copy(), x.shape, inputs.dtype)
 
-    h, c = inputs.h0, inputs.c0
+    # Copies: the cache keeps h0 and c0, and the caller may change theirs
+    # before backward.
+    h, c = inputs.h0.copy(), inputs.c0.copy()
     y = np.empty((batch, time, units), dtype=inputs.dtype)
     for t in range(time):
         z = x[:, t] @ kernel + h @ recurrent_kernel + bias

@@ -43,3 +43,24 @@ survives = np.float32(1e-40) != 0 and tiny * np.float32(0.01) != 0 and np.float3
 print(bool(survives))
 """
     assert run_python(script) == "True"
+
+
+def test_an_unbuilt_source_tree_says_how_to_build(tmp_path):
+    """The Python files without their compiled modules: importing says so.
+    (-S: without site-packages, whose editable-install finder would supply
+    the built modules of the checkout.)"""
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+
+    source = pathlib.Path(fastlstm.__file__).parent
+    shutil.copytree(source, tmp_path / "fastlstm", ignore=shutil.ignore_patterns("*.so", "*.pyd"))
+    script = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import fastlstm"
+    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ImportError: fastlstm's compiled kernels (fastlstm._lstm) are "
+                                "not built in")
+    assert "pip install" in last_line and "circular" not in result.stderr

@@ -214,6 +214,17 @@ def test_backward_refuses_inputs_changed_after_forward(name):
         functional.lstm_backward(cache, *p.output_grads)
 
 
+def test_unguarded_forward_skips_the_fingerprints_and_gives_the_same_gradients():
+    p = Problem(5, 3, 2, 4, dtype=np.float32)
+    _, _, _, guarded = functional.lstm_forward(*p.inputs, return_cache=True)
+    _, _, _, unguarded = functional.lstm_forward(*p.inputs, return_cache=True,
+                                                 guard_inputs=False)
+    assert guarded.fingerprints and not unguarded.fingerprints
+    for a, e in zip(functional.lstm_backward(unguarded, *p.output_grads),
+                    functional.lstm_backward(guarded, *p.output_grads)):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_inputs_forward_converted_may_change_after_it():
     """float16 weights are converted, so the cache holds its own copy."""
     p = Problem(5, 3, 2, 4, dtype=np.float32)
@@ -233,6 +244,8 @@ def test_y_is_read_only_while_cached_and_backward_consumes_the_cache():
     y, _, _, cache = functional.lstm_forward(*p.inputs, return_cache=True)
     with pytest.raises(ValueError, match="read-only"):
         y[0, 0, 0] = 1.0
+    with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
+        y.flags.writeable = True
     functional.lstm_backward(cache, p.dy)
     with pytest.raises(RuntimeError, match="retain_cache"):
         functional.lstm_backward(cache, p.dy)

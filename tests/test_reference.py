@@ -1,7 +1,7 @@
 """The NumPy reference against central finite differences and basic identities."""
 import numpy as np
 import pytest
-from conftest import Problem, relative_error
+from conftest import Problem, relative_error, run_python
 
 from fastlstm import reference
 
@@ -84,3 +84,40 @@ def test_empty_time_returns_initial_state():
     assert y.shape == (2, 0, 4)
     np.testing.assert_array_equal(h_n, p.h0)
     np.testing.assert_array_equal(c_n, p.c0)
+
+
+def test_initial_states_changed_after_forward_do_not_change_the_gradients():
+    p = Problem(3, 4, 2, 5)
+    _, _, _, cache = reference.lstm_forward(*p.inputs, return_cache=True)
+    expected = reference.lstm_backward(
+        reference.lstm_forward(*p.inputs, return_cache=True)[3], *p.output_grads)
+    p.h0[...] = 9.0
+    p.c0[...] = -9.0
+    for a, e in zip(reference.lstm_backward(cache, *p.output_grads), expected):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_the_reference_needs_no_compiled_code(tmp_path):
+    """The oracle and what it imports, copied alone into a package beside no
+    compiled module, import and run: it cannot share a bug with the kernels."""
+    import pathlib
+    import shutil
+
+    source = pathlib.Path(reference.__file__).parent
+    package = tmp_path / "fastlstm"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("reference.py", "_validation.py", "_types.py"):
+        shutil.copy(source / name, package / name)
+    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+              "import numpy as np\n"
+              "from fastlstm import reference\n"
+              "y, h, c = reference.lstm_forward(np.ones((1, 2, 1)), np.ones((1, 4)),"
+              " np.ones((1, 4)), np.zeros(4))\n"
+              "compiled = [m for m in sys.modules if m.startswith('fastlstm._') and"
+              " m not in ('fastlstm._validation', 'fastlstm._types')]\n"
+              "print(y.shape, compiled)")
+    assert run_python(script) == "(1, 2, 1) []"
+    with pytest.raises(ValueError, match="x contains NaN or infinity"):
+        reference.lstm_forward(np.full((1, 2, 1), np.nan), np.ones((1, 4)), np.ones((1, 4)),
+                               np.zeros(4))
