@@ -153,11 +153,11 @@ def test_odd_layouts_give_the_contiguous_result(layout, dtype):
 
 
 def test_backward_holds_blas_to_one_thread_only_when_it_calls_blas(monkeypatch):
-    """dx goes to BLAS only for few features or a large kernel; otherwise
-    backward calls no BLAS and skips threadpoolctl's limit (tens of us a call)."""
-    assert _lstm.backward_calls_blas(15, 24, 4)
-    assert not _lstm.backward_calls_blas(16, 24, 4)
-    assert _lstm.backward_calls_blas(512, 512, 4)  # a 4 MiB kernel
+    """BLAS is held to one thread exactly when the kernel says backward calls
+    it (for dx); otherwise threadpoolctl's limit (tens of us a call) is skipped."""
+    decisions = {f: _lstm.backward_calls_blas(f, 24, 4) for f in range(1, 65)}
+    with_blas = next(f for f, calls in decisions.items() if calls)
+    without_blas = next(f for f, calls in decisions.items() if not calls)
     held = []
 
     def recording_limit():
@@ -165,7 +165,7 @@ def test_backward_holds_blas_to_one_thread_only_when_it_calls_blas(monkeypatch):
         return contextlib.nullcontext()
 
     monkeypatch.setattr(functional, "blas_single_threaded", recording_limit)
-    for features, expected in [(3, [True]), (20, [])]:
+    for features, expected in [(with_blas, [True]), (without_blas, [])]:
         held.clear()
         problem = Problem(4, 3, features, 24, dtype=np.float32, seed=features)
         assert_matches_reference(problem, np.float32)
