@@ -2,16 +2,25 @@
 
 The default is the number of CPUs this process may really use: the CPU
 affinity mask, capped by a cgroup CPU quota (containers), or OMP_NUM_THREADS
-when it is set. The choice never changes a result: the kernels are bitwise
-identical for every thread count.
+when it is set. ``set_num_threads`` changes it for the whole process;
+``threads(n)`` for the code inside its block, in this Python thread (and
+asyncio task) only, as a context variable, so that two threads' blocks
+never see or undo each other's counts. The choice never changes a result:
+the kernels are bitwise identical for every thread count.
 """
 import contextlib
+import contextvars
 import math
 import operator
 import os
 import time
 
-_num_threads = None  # None: usable_cpu_count()
+# Far more than any machine's cores; a count past it is a mistake, and an
+# OpenMP team size must fit a C int.
+MAX_THREADS = 4096
+
+_num_threads = None  # set_num_threads' count; None: usable_cpu_count()
+_block_threads = contextvars.ContextVar("fastlstm_threads", default=None)  # threads(n)
 
 # Reading the cgroup files takes about 45 us, as long as a whole batch-1 step
 # of the kernels, and every kernel call asks for the thread count; so the
@@ -90,19 +99,25 @@ def _checked_thread_count(n):
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"number of threads must be in [1, {MAX_THREADS}], got {n}")
     return n
 
 
 def set_num_threads(n):
-    """Use `n` threads (an int >= 1) in fastlstm's kernels from now on."""
+    """Use `n` threads (an int in [1, MAX_THREADS]) in fastlstm's kernels
+    from now on, in every thread of the process outside ``threads`` blocks."""
     global _num_threads
     _num_threads = _checked_thread_count(n)
 
 
 def get_num_threads():
-    """Number of threads fastlstm's kernels use."""
+    """Number of threads fastlstm's kernels use here: the innermost
+    ``threads`` block's count in this context, else ``set_num_threads``',
+    else the usable CPU count."""
+    block = _block_threads.get()
+    if block is not None:
+        return block
     return usable_cpu_count() if _num_threads is None else _num_threads
 
 
@@ -110,16 +125,16 @@ def get_num_threads():
 def threads(n):
     """Context manager: use `n` threads inside the block, then restore.
 
+    The count holds for the code in the block in this Python thread (and
+    asyncio task); other threads keep theirs.
+
     Examples
     --------
     >>> with fastlstm.threads(1):
     ...     y, h, c = fastlstm.functional.lstm_forward(x, kernel, recurrent_kernel, bias)
     """
-    global _num_threads
-    n = _checked_thread_count(n)
-    previous = _num_threads
-    _num_threads = n
+    token = _block_threads.set(_checked_thread_count(n))
     try:
         yield
     finally:
-        _num_threads = previous
+        _block_threads.reset(token)

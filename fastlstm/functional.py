@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from . import _lstm, _workspace
+from . import _lstm, _teams, _workspace
 from ._blas_control import blas_single_threaded
 from ._threads import get_num_threads
 from ._types import LSTMGrads
@@ -139,12 +139,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
         # The forward pass calls no BLAS, so BLAS' threads are left alone.
         n_threads = get_num_threads()
         if return_cache:
-            _lstm.forward_training(*kernel_args, gates, cells, n_threads)
+            _teams.run(_lstm.forward_training, *kernel_args, gates, cells, n_threads=n_threads)
         else:
             size = _lstm.inference_workspace_size(batch, time, inputs.x.shape[2], units,
                                                   dtype.itemsize, n_threads)
             with _workspace.borrow(size, dtype) as workspace:
-                _lstm.forward_inference(*kernel_args, workspace, n_threads)
+                _teams.run(_lstm.forward_inference, *kernel_args, workspace,
+                           n_threads=n_threads)
         h_n = y[:, -1].copy()
 
     if not return_cache:
@@ -237,8 +238,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         return grads
     calls_blas = input_grad and _lstm.backward_calls_blas(features, units, dtype.itemsize)
     with blas_single_threaded() if calls_blas else nullcontext():
-        _lstm.backward(dz, cache.x, cache.kernel, cache.recurrent_kernel, cache.h0, cache.c0,
-                       cache.y, cache.cells, dy, dh_n, dc_n, grads.dx, weight_grads,
-                       grads.dh0, grads.dc0, get_num_threads())
+        _teams.run(_lstm.backward, dz, cache.x, cache.kernel, cache.recurrent_kernel,
+                   cache.h0, cache.c0, cache.y, cache.cells, dy, dh_n, dc_n, grads.dx,
+                   weight_grads, grads.dh0, grads.dc0, n_threads=get_num_threads())
     _workspace.recycle_gates(dz)
     return grads

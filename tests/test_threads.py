@@ -157,3 +157,96 @@ def test_cgroup_quota_is_read_again_only_once_it_is_a_second_old(monkeypatch):
     clock[0] += 0.01  # a limit changed at run time (docker update) is seen within a second
     monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: readings.append(1) or 1.0)
     assert _threads.usable_cpu_count() == 1 and len(readings) == 2
+
+
+def test_thread_counts_of_two_threads_blocks_do_not_mix(restore_threads):
+    """A enters threads(2), B threads(3), A leaves, B leaves: each sees its
+    own count throughout, and the default is back at the end."""
+    import threading
+
+    fastlstm._threads._num_threads = None
+    default = fastlstm.get_num_threads()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with fastlstm.threads(2):
+            a_in.set()
+            b_in.wait()
+            seen["a"] = fastlstm.get_num_threads()
+        a_out.set()
+
+    def b():
+        a_in.wait()
+        with fastlstm.threads(3):
+            b_in.set()
+            a_out.wait()
+            seen["b"] = fastlstm.get_num_threads()
+
+    workers = [threading.Thread(target=a), threading.Thread(target=b)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(10)
+    assert seen == {"a": 2, "b": 3}
+    assert fastlstm.get_num_threads() == default
+
+
+def test_a_block_overrides_the_process_count_only_inside_it(restore_threads):
+    import threading
+
+    fastlstm.set_num_threads(3)
+    seen = []
+    with fastlstm.threads(1):
+        worker = threading.Thread(target=lambda: seen.append(fastlstm.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert fastlstm.get_num_threads() == 1
+    assert seen == [3] and fastlstm.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("huge", [2**31, 10**6, fastlstm._threads.MAX_THREADS + 1])
+def test_absurd_thread_counts_are_refused_where_they_are_set(huge, restore_threads):
+    with pytest.raises(ValueError, match=r"number of threads must be in \[1, 4096\]"):
+        fastlstm.set_num_threads(huge)
+    with pytest.raises(ValueError, match="number of threads"):
+        with fastlstm.threads(huge):
+            pass
+
+
+FORK_SCRIPT = """
+import os, numpy as np, fastlstm
+from fastlstm import functional
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 20, 4)).astype(np.float32)
+k = (0.1 * rng.standard_normal((4, 200))).astype(np.float32)
+r = (0.1 * rng.standard_normal((50, 200))).astype(np.float32)
+b = np.zeros(200, np.float32)
+dy = np.ones((64, 20, 50), np.float32)
+
+def results():
+    y, h, c, cache = functional.lstm_forward(x, k, r, b, return_cache=True)
+    return [y, h, c, *functional.lstm_backward(cache, dy)[:4], functional.lstm_forward(x, k, r, b)[0]]
+
+with fastlstm.threads(2):
+    expected = results()
+pid = os.fork()
+if pid == 0:
+    import signal
+    signal.alarm(30)  # a hung child ends itself rather than outlive the test
+    with fastlstm.threads(2):
+        got = results()
+        got = results()  # the helper thread's team, started twice
+    threads_now = len(os.listdir("/proc/self/task"))
+    same = all(np.array_equal(a, e) for a, e in zip(got, expected))
+    os._exit(0 if same and threads_now >= 3 else 1 if not same else 2)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_runs_two_thread_kernels_without_hanging():
+    """The child computes the parent's results bitwise, on a team of two
+    threads (its thread count shows the team's worker), within the timeout."""
+    assert run_python(FORK_SCRIPT, timeout=60) == "0"
