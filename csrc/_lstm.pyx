@@ -132,6 +132,15 @@ cdef extern from "prefetch_rows.h" nogil:
     void fastlstm_prefetch_row(const void *row, Py_ssize_t row_bytes)
 
 
+cdef extern from "interrupt_poll.h" nogil:
+    ctypedef struct fastlstm_interrupt:
+        pass
+    void fastlstm_interrupt_init(fastlstm_interrupt *it, int enabled)
+    int fastlstm_interrupted(fastlstm_interrupt *it)
+    int fastlstm_interrupt_stopped(const fastlstm_interrupt *it)
+    int fastlstm_interrupt_reraise(fastlstm_interrupt *it) except -1
+
+
 cdef extern from "openmp_compat.h" nogil:
     int fastlstm_openmp_enabled()
     int fastlstm_omp_max_threads()
@@ -562,8 +571,9 @@ cdef void _forward_part(
         floating *y, floating *c_n, floating *gates, floating *cells, floating *scratch,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
         Py_ssize_t part, Py_ssize_t n_parts, lstm_simd_kernels kern,
-        int member, int team) noexcept nogil:
-    """Run one batch part through all time steps.
+        int member, int team, fastlstm_interrupt *interrupt) noexcept nogil:
+    """Run one batch part through all time steps, or until `interrupt` stops
+    the call (the outputs are then incomplete and the caller raises).
 
     The weights are packed by _packed_copy (ldw = 0) or as given, rows ldw
     apart (see _weights_product).
@@ -656,8 +666,15 @@ cdef void _forward_part(
                 if prefetch and s + 1 < tb:
                     # The next step's row of the projection, written long ago.
                     _prefetch_row(z + (r * tb + s + 1) * G, G)
+            # Member 0 polls before the step's last barrier and the others
+            # read its verdict after it, so a shared part's team leaves the
+            # loop together.
+            if member == 0:
+                fastlstm_interrupted(interrupt)
             if team > 1:
                 fastlstm_omp_barrier()
+            if fastlstm_interrupt_stopped(interrupt):
+                return
         t0 += tb
 
     if member != 0:
@@ -676,9 +693,11 @@ cdef int _forward(const floating *x, const floating *kernel,
                  const floating *h0, const floating *c0, floating *y,
                  floating *c_n, floating *gates, floating *cells, floating *scratch,
                  Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-                 int n_threads) except -1:
+                 int n_threads, bint interruptible) except -1:
     """Pack both weight matrices once (unless a single step of a small batch
-    uses them), then run every batch part without the GIL.
+    uses them), then run every batch part without the GIL. With
+    `interruptible`, a signal handler's exception (KeyboardInterrupt) stops
+    the parts within about 0.1 s and is raised here (see interrupt_poll.h).
 
     A small batch with large weights is one part that the threads share
     (see _split_units and _forward_part).
@@ -691,6 +710,8 @@ cdef int _forward(const floating *x, const floating *kernel,
     cdef const floating *kernel_w = kernel
     cdef const floating *recurrent_w = recurrent_kernel
     cdef Py_ssize_t ldw = 4 * H  # as given; 0 once packed
+    cdef fastlstm_interrupt interrupt
+    fastlstm_interrupt_init(&interrupt, interruptible)
     try:
         if T > 1 or B > UNPACKED_STEP_ROWS:
             packed_kernel = _packed_copy(kern, I, 4 * H, kernel, 4 * H)
@@ -703,15 +724,18 @@ cdef int _forward(const floating *x, const floating *kernel,
                 with parallel(num_threads=n_threads):
                     _forward_part(x, kernel_w, recurrent_w, ldw, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, 0, 1, kern,
-                                  fastlstm_omp_thread_num(), fastlstm_omp_num_threads())
+                                  fastlstm_omp_thread_num(), fastlstm_omp_num_threads(),
+                                  &interrupt)
             else:
                 for part in prange(n_parts, schedule="static",
                                    num_threads=_team_size(n_parts, n_threads)):
                     _forward_part(x, kernel_w, recurrent_w, ldw, bias, h0, c0, y, c_n,
-                                  gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1)
+                                  gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1,
+                                  &interrupt)
     finally:
         fastlstm_aligned_free(packed_kernel)
         fastlstm_aligned_free(packed_recurrent)
+    fastlstm_interrupt_reraise(&interrupt)
     return 0
 
 
@@ -719,29 +743,32 @@ def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel
                       const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                       const floating[:, ::1] h0, const floating[:, ::1] c0,
                       floating[:, :, ::1] y, floating[:, ::1] c_n,
-                      floating[::1] workspace, int n_threads):
+                      floating[::1] workspace, int n_threads, bint interruptible=False):
     """Fill y (B, T, H) and c_n (B, H); keeps no per-step state.
 
     workspace: scratch of at least inference_workspace_size(...) elements.
+    interruptible: poll for Ctrl-C (only for calls on Python's main thread).
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     if workspace.shape[0] < inference_workspace_size(B, T, I, H, sizeof(floating), n_threads):
         raise ValueError("forward_inference: workspace too small")
     _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
              &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], NULL, NULL,
-             &workspace[0], B, T, I, H, n_threads)
+             &workspace[0], B, T, I, H, n_threads, interruptible)
 
 
 def forward_training(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                      const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                      const floating[:, ::1] h0, const floating[:, ::1] c0,
                      floating[:, :, ::1] y, floating[:, ::1] c_n,
-                     floating[:, :, ::1] gates, floating[:, :, ::1] cells, int n_threads):
-    """Fill y and c_n, and keep gates (B, T, G) and cells (B, T, H) for backward."""
+                     floating[:, :, ::1] gates, floating[:, :, ::1] cells, int n_threads,
+                     bint interruptible=False):
+    """Fill y and c_n, and keep gates (B, T, G) and cells (B, T, H) for backward.
+    interruptible: as for forward_inference."""
     _forward(&x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
              &h0[0, 0], &c0[0, 0], &y[0, 0, 0], &c_n[0, 0], &gates[0, 0, 0],
              &cells[0, 0, 0], NULL, x.shape[0], x.shape[1], x.shape[2], h0.shape[1],
-             n_threads)
+             n_threads, interruptible)
 
 
 # ------------------------------------------------------------------ backward
@@ -769,8 +796,9 @@ cdef int _backward_part(
         const floating *c0, const floating *cells, const floating *dy,
         const floating *dh_n, const floating *dc_n,
         floating *dh0, floating *dc0, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
-        Py_ssize_t part, Py_ssize_t n_parts, lstm_simd_kernels kern) noexcept nogil:
-    """Reverse time loop for one batch part.
+        Py_ssize_t part, Py_ssize_t n_parts, lstm_simd_kernels kern,
+        fastlstm_interrupt *interrupt) noexcept nogil:
+    """Reverse time loop for one batch part, or until `interrupt` stops it.
 
     dz holds the part's activated gates and is overwritten with the
     gradients of the pre-activations. dy, dh_n, dc_n may be NULL (zero).
@@ -811,6 +839,8 @@ cdef int _backward_part(
         # Gradient reaching h_{t-1} through the recurrence: dz_t @ R^T.
         _transposed_product(kern, nb, H, G, dz + (b0 * T + t) * G, T * G, packed_recurrent_t,
                             recurrent_kernel, dh, H)
+        if fastlstm_interrupted(interrupt):
+            break
 
     memcpy(dh0 + b0 * H, dh, nb * H * sizeof(floating))
     memcpy(dc0 + b0 * H, dc, nb * H * sizeof(floating))
@@ -891,7 +921,7 @@ cdef int _weight_grads_task(
         const floating *dz, const floating *x, const floating *h0, const floating *y,
         floating *dweights, floating *partials,
         Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
-        lstm_simd_kernels kern) noexcept nogil:
+        lstm_simd_kernels kern, fastlstm_interrupt *interrupt) noexcept nogil:
     """Task `task` of n_row_parts * n_blocks: one column block of one row
     part. Row part 0 writes the gradients themselves, part p > 0 its slice
     of `partials` (see _row_part_grads), which _add_partials sums in
@@ -900,7 +930,7 @@ cdef int _weight_grads_task(
     if row_part > 0:
         dweights = _row_part_grads(partials, row_part, I, H)
     return _weight_grads_block(dz, x, h0, y, dweights, B, T, I, H,
-                               task % n_blocks, n_blocks, row_part, n_row_parts, kern)
+                               task % n_blocks, n_blocks, row_part, n_row_parts, kern, interrupt)
 
 
 cdef void _add_partials(floating *dweights, floating *partials, Py_ssize_t n_row_parts,
@@ -933,7 +963,8 @@ cdef int _weight_grads_block(
         const floating *dz, const floating *x, const floating *h0, const floating *y,
         floating *dweights, Py_ssize_t B, Py_ssize_t T, Py_ssize_t I, Py_ssize_t H,
         Py_ssize_t block, Py_ssize_t n_blocks, Py_ssize_t row_part,
-        Py_ssize_t n_row_parts, lstm_simd_kernels kern) noexcept nogil:
+        Py_ssize_t n_row_parts, lstm_simd_kernels kern,
+        fastlstm_interrupt *interrupt) noexcept nogil:
     """Column block `block` of n_blocks (cut by _column_split) of the weight
     gradients dweights (see backward), each a sum over the T rows of each
     sequence of row part `row_part` of n_row_parts (cut by _split).
@@ -944,7 +975,7 @@ cdef int _weight_grads_block(
     Each block of GRAD_K_ROWS rows of [x_t, h_{t-1}] is copied once,
     transposed, where BLAS packed the long (batch, time) side of both
     operands again for every column block (about 40% of its time here).
-    Returns -1 if out of memory."""
+    Stops early if `interrupt` does. Returns -1 if out of memory."""
     cdef Py_ssize_t G = 4 * H
     cdef Py_ssize_t M = I + H
     cdef Py_ssize_t b0 = _split(row_part, n_row_parts, B)
@@ -969,7 +1000,7 @@ cdef int _weight_grads_block(
     y += b0 * T * H
     dz += b0 * T * G
     r0 = 0
-    while r0 < BT:
+    while r0 < BT and not fastlstm_interrupted(interrupt):
         n_rows = min(GRAD_K_ROWS, BT - r0)
         _gather_grad_operand(x, h0, y, operand, rows, r0, n_rows, T, I, H)
         _matmul_grad(kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + j0, G,
@@ -987,7 +1018,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              const floating[:, :, ::1] y, const floating[:, :, ::1] cells,
              dy, dh_n, dc_n,
              floating[:, :, ::1] dx, floating[:, ::1] dweights,
-             floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads):
+             floating[:, ::1] dh0, floating[:, ::1] dc0, int n_threads,
+             bint interruptible=False):
     """BPTT. dz: the activated gates kept by forward_training, destroyed here.
 
     recurrent_kernel is packed once, transposed, for the per-step product
@@ -999,6 +1031,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     dy (B, T, H), dh_n and dc_n (B, H) are arrays of dz's dtype or None (zero).
     Fills dx, dh0, dc0 and dweights (I + H + 1, 4H): the rows of dkernel,
     then of drecurrent_kernel, then dbias. dx None skips the input gradient.
+    interruptible: as for forward_inference; an interrupted call leaves the
+    outputs incomplete and dz partly overwritten.
     """
     cdef const floating[:, :, ::1] dy_view
     cdef const floating[:, ::1] dh_n_view
@@ -1034,6 +1068,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef floating *packed_recurrent_t = NULL
     cdef floating *packed_kernel_t = NULL
     cdef int failed = 0
+    cdef fastlstm_interrupt interrupt
+    fastlstm_interrupt_init(&interrupt, interruptible)
     try:
         packed_recurrent_t = _packed_transpose(kern, H, 4 * H, &recurrent_kernel[0, 0])
         if dx_ptr != NULL and not _dx_by_blas(I, H, sizeof(floating)):
@@ -1050,27 +1086,31 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
                 failed += _backward_part(&dz[0, 0, 0], &recurrent_kernel[0, 0],
                                          packed_recurrent_t, &c0[0, 0],
                                          &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
-                                         &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern)
+                                         &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern,
+                                         &interrupt)
         # The recurrence is done with the packed weights.
         fastlstm_aligned_free(packed_recurrent_t)
         packed_recurrent_t = NULL
         with nogil:
             if failed == 0 and dx_ptr != NULL:
                 for block in prange(n_dx_blocks, schedule="static", num_threads=n_threads):
-                    _input_grads_block(kern, &dz[0, 0, 0], &kernel[0, 0], packed_kernel_t,
-                                       dx_ptr, B * T, I, 4 * H, block, n_dx_blocks)
+                    if not fastlstm_interrupted(&interrupt):
+                        _input_grads_block(kern, &dz[0, 0, 0], &kernel[0, 0], packed_kernel_t,
+                                           dx_ptr, B * T, I, 4 * H, block, n_dx_blocks)
             if failed == 0:
                 for task in prange(n_tasks, schedule="static",
                                    num_threads=_team_size(n_tasks, n_threads)):
                     failed += _weight_grads_task(task, n_blocks, n_row_parts, &dz[0, 0, 0],
                                                  &x[0, 0, 0], &h0[0, 0], &y[0, 0, 0],
-                                                 &dweights[0, 0], partials, B, T, I, H, kern)
-                if failed == 0:
+                                                 &dweights[0, 0], partials, B, T, I, H, kern,
+                                                 &interrupt)
+                if failed == 0 and not fastlstm_interrupted(&interrupt):
                     _add_partials(&dweights[0, 0], partials, n_row_parts, I, H)
     finally:
         fastlstm_aligned_free(packed_recurrent_t)
         fastlstm_aligned_free(packed_kernel_t)
         free(partials)
+    fastlstm_interrupt_reraise(&interrupt)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
 

@@ -1,4 +1,5 @@
-"""Where a kernel's OpenMP team starts, so that a forked child never hangs.
+"""Where a kernel's OpenMP team starts: a forked child never hangs, and a
+call on Python's main thread stops at Ctrl-C.
 
 GNU libgomp keeps a pool of worker threads for each OS thread that starts
 teams, and the pool does not survive ``os.fork()``: in the child, the
@@ -13,6 +14,9 @@ the child (one per process, on first use) while the caller waits. Every
 other call runs on the caller's thread. The thread count and therefore the
 result are the same either way (the kernels are bitwise identical for any
 thread count).
+
+Python runs signal handlers on its main thread only, so only a call made
+there polls for them (``interruptible``, see csrc/interrupt_poll.h).
 """
 import os
 import threading
@@ -42,9 +46,10 @@ def _helper_thread():
 
 
 def run(kernel, *args, n_threads):
-    """``kernel(*args, n_threads)`` on a thread whose OpenMP pool is usable."""
+    """``kernel(*args, n_threads, interruptible)`` on a thread whose OpenMP
+    pool is usable; interruptible when it runs on Python's main thread."""
     if n_threads > 1:
         if threading.get_ident() == _stale_pool_thread:
-            return _helper_thread().submit(kernel, *args, n_threads).result()
+            return _helper_thread().submit(kernel, *args, n_threads, False).result()
         _started_teams.yes = True
-    return kernel(*args, n_threads)
+    return kernel(*args, n_threads, threading.current_thread() is threading.main_thread())
