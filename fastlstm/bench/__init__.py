@@ -9,7 +9,7 @@ skipped with a one-line message.
 
 Modules: problems (the shared inputs), peers (one adapter per library),
 timing (interleaving, sgemm peak), suite (the sections), classic (the
-end-to-end network), report (tables, targets, plots).
+end-to-end network), report (tables, performance goals, plots).
 """
 import argparse
 import json

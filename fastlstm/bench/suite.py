@@ -1,7 +1,7 @@
 """The benchmark suite: what is measured, section by section.
 
 Each section returns plain dicts (JSON-ready); report.py turns them into
-tables, plots and the check against the performance targets.
+tables, plots and the check against the performance goals.
 
 Sections
 --------
@@ -122,9 +122,9 @@ def run_peak(config, peers):
 
 def _remeasured_peak(config, peers, first):
     """The larger of each thread count's peak at the start of the run and
-    now: a peak measured while the shared machine was busy reads low, and
-    every kernel's fraction of it high (one run's 1-thread peak read 103
-    GFLOP/s where the forward pass reached 124)."""
+    now: a peak measured while the shared machine is busy reads low, and
+    every kernel's fraction of it high (a 1-thread peak can read 103 GFLOP/s
+    in a run whose forward pass reaches 124)."""
     again = run_peak(config, peers)
     return {n: max(first[n], again[n]) for n in first}
 
