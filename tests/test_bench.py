@@ -367,5 +367,16 @@ def test_cli_main_called_in_process_runs_the_suite_without_re_executing(tmp_path
     assert status == 0 and "### Grid: ratios and GFLOP/s" in capsys.readouterr().out
 
 
+def test_quick_is_a_short_first_look_that_options_still_override():
+    quick = bench.config_from_args(bench.build_parser().parse_args(["--quick"]))
+    assert quick.shapes == suite.QUICK_GRID and len(quick.shapes) == 3
+    assert set(quick.shapes) < set(suite.GRID)
+    assert quick.dtypes == ["float32"] and quick.repeats == 3 and len(quick.threads) == 1
+    assert quick.sections == [s for s in suite.SECTIONS if s != "classic"]
+    args = bench.build_parser().parse_args(["--quick", "--sections", "classic", "--repeats", "5"])
+    again = bench.config_from_args(args)
+    assert again.sections == ["classic"] and again.repeats == 5 and again.shapes == quick.shapes
+
+
 def test_the_main_entry_is_importable_without_optional_peers():
     assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
