@@ -7,13 +7,13 @@
  *
  * Why: lstm_matmul_packed covers n columns with whole vectors, the last one
  * ending at column n, and a product narrower than one vector with a scalar
- * loop. Training steps, old build against new, 1 thread: 8 and 10 units
- * 1.33-1.44x faster (every column of dh a dot product instead of the
- * scalar loop); 50 units or features (float32 on AVX-512: the last 2 of 50
- * columns, where a vector did 16 columns' work for 2) 1.01-1.02x. Longer
- * tails did not gain (see DOT_TAIL_MAX): the dot products read a a second
- * time and end in a sum across lanes, so they cost about as much as the
- * vector they replace.
+ * loop. Training steps with the dot products against without them, 1
+ * thread: 8 and 10 units 1.33-1.44x faster (every column of dh a dot
+ * product instead of the scalar loop); 50 units or features (float32 on
+ * AVX-512: the last 2 of 50 columns, where a vector does 16 columns' work
+ * for 2) 1.01-1.02x. Longer tails do not gain (see DOT_TAIL_MAX): the dot
+ * products read a a second time and end in a sum across lanes, so they
+ * cost about as much as the vector they would stand in for.
  *
  * Each element is `lanes` partial sums, lane q summing the terms p = q,
  * q + lanes, ... in order (the last k % lanes terms in a zero-padded
@@ -33,10 +33,10 @@
 _Static_assert(DOT_ROWS * DOT_COLUMNS == 8, "lane_sums sums a block's 8 accumulators");
 /* Dot products take the columns past a row's last whole vector when they
    are at most DOT_TAIL_MAX(lanes) of a vector's `lanes` and k >= DOT_MIN_K.
-   Measured against the overlapping last vector (old build against new,
-   whole training steps, 1 thread): 2 columns of 16 at k = 200 and 400,
-   1.01-1.02x; 4 of 16, level; 2 of 16 at k = 72, 0.95x, as the dot
-   products' second pass over a and their sums cost more than a short
+   Measured against the overlapping last vector (whole training steps, 1
+   thread, with and without the dot products): 2 columns of 16 at k = 200
+   and 400, 1.01-1.02x; 4 of 16, level; 2 of 16 at k = 72, 0.95x, as the
+   dot products' second pass over a and their sums cost more than a short
    vector. */
 #define DOT_TAIL_MAX(lanes) ((lanes) / 8)
 #define DOT_MIN_K 128

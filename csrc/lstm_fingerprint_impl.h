@@ -16,10 +16,9 @@
  * one level checks under another. 64 lanes are 8 AVX-512 vectors (16 of
  * AVX2, which has no 64-bit multiply, so GCC builds it from 32-bit ones),
  * enough independent multiplications to hide their latency.
- * Measured on 1 thread against the scalar 8-lane hash this replaced: 27-28
- * against 19 GB/s over 12 MB in L3, 9.1-9.6 against 7.4 from memory (a
- * read-only pass such as all_finite reads 11-14 there); 32 lanes read
- * 21-28 and 8.3-9.1.
+ * Measured on 1 thread over 12 MB: 27-28 GB/s in L3 and 9.1-9.6 from
+ * memory, where a scalar 8-lane hash reads 19 and 7.4 and a read-only pass
+ * such as all_finite 11-14 from memory; 32 lanes read 21-28 and 8.3-9.1.
  *
  * Included per SIMD level by lstm_simd_level.h; no include guard on purpose.
  */

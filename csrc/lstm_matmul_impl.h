@@ -38,8 +38,8 @@ _Static_assert(SIMD_TILE_ROWS < MAX_TILE_ROWS && SIMD_TILE_VECTORS <= MAX_TILE_V
 
 /* A column group of n vectors (a constant, so its accumulators are
    registers; and so are the shifts of a group without a shifted vector, so
-   that its tiles address B and C as before); cases above the level's tile
-   width are never taken. */
+   that its tiles address B and C with no shift arithmetic); cases above the
+   level's tile width are never taken. */
 #define GROUP_CASE(SFX, n)                                                     \
     case n: if (n > SIMD_TILE_VECTORS) break;                                  \
         if (c_shift == 0)                                                      \
@@ -262,8 +262,8 @@ void SIMD_NAME(matmul_alone_##SFX)(                                            \
 /* Columns of C in groups of vectors (see group_vectors). When n is not a   \
    multiple of the vector, the last vector ends at column n, overlapping the  \
    one before it: in the same group it costs nothing (measured at 64 rows by  \
-   50 columns: 1.3x faster than the half-panel and single-vector groups      \
-   that served before); alone, it is computed into a buffer, since the group \
+   50 columns: 1.3x faster than a half-panel group and a single-vector one   \
+   for the tail); alone, it is computed into a buffer, since the group       \
    before has already written the overlap. When n is narrower than a vector,  \
    scalar columns. Rows p..p+k of B (a is already offset by p). fetch_end:    \
    see matmul_group (full panels only). Every group sums each column the same \
@@ -416,7 +416,7 @@ static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
    columns are taken in blocks whose K_BLOCK rows of b fill at most          \
    GRAD_BLOCK_BYTES, so that a block of b stays in L2 while every chunk of a \
    uses it (measured at 1024 units on 1 thread: 4096 columns in one block    \
-   ran 1.05-1.11x slower than in two). The blocks are cut at whole panels    \
+   run 1.05-1.11x slower than in two). The blocks are cut at whole panels    \
    and the last one takes the ragged end, so no block is narrower than a     \
    vector: such a block would be summed by the scalar loop, which GCC rounds \
    differently. So cutting changes no bit. The blocks take turns with the   \

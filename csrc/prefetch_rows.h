@@ -7,12 +7,12 @@
  * follow a few dense streams, not tens of short strided rows, so the step
  * loops prefetch the next step's row of a sequence right after they finish
  * its current one; the step's recurrent product then hides the latency.
- * Measured at (64, 60, 50, 100) on 1 thread: backward's gate pass fell from
- * 8.6% to 3.9% of a training step in perf (the prefetches themselves 1.8%),
- * and the step ran 1.04-1.07x faster in float32 and 1.08-1.10x in float64.
- * The lines go to L2 (locality 2): in A/B runs against the build without
- * prefetch, into L2 read 0.99-1.05x at the mid shapes where into L1 read
- * 0.98-1.06x.
+ * Measured at (64, 60, 50, 100) on 1 thread: with the prefetches, backward's
+ * gate pass takes 3.9% of a training step in perf instead of 8.6% (the
+ * prefetches themselves 1.8%), and the step runs 1.04-1.07x faster than
+ * without them in float32 and 1.08-1.10x in float64. The lines go to L2
+ * (locality 2): against no prefetch at the mid shapes, prefetching into L2
+ * runs 0.99-1.05x and into L1 0.98-1.06x.
  */
 #ifndef FASTLSTM_PREFETCH_ROWS_H
 #define FASTLSTM_PREFETCH_ROWS_H

@@ -7,11 +7,10 @@
  * is used whole and the rows of a being written stay in L1 (a plain loop
  * writes to a new line at every element).
  *
- * In C rather than Cython so that it stays a function of its own: inlined
- * into the backward pass's parallel region, as GCC chose to do with the
- * Cython version, its loop kept its pointers on the stack once that region
- * held one more variable, and the backward pass at (64, 60, 1, 50) ran 7%
- * slower.
+ * In C rather than Cython so that it stays a function of its own: GCC
+ * inlines a Cython version into the backward pass's parallel region, where
+ * its loop keeps its pointers on the stack once that region holds one more
+ * variable, and the backward pass at (64, 60, 1, 50) runs 7% slower.
  */
 #ifndef FASTLSTM_TRANSPOSE_ROWS_H
 #define FASTLSTM_TRANSPOSE_ROWS_H

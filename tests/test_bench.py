@@ -100,11 +100,15 @@ def test_every_section_runs_and_reports(tmp_path):
         assert row["training_peak_bytes"] >= row["held_after_forward_bytes"]
     assert set(results["classic"]["fit_epoch"]) == {"fastlstm"}
     text = report.markdown(results, "python -m fastlstm.bench ...")
-    for title in ("Targets (issue 4)", "First speed check (issue 2): inference against PyTorch",
-                  "Grid: ratios and GFLOP/s", "Thread scaling",
-                  "Batch 1 latency", "Time-length sweep", "Training memory",
-                  "Classic stacked network"):
-        assert f"### {title}" in text
+    titles = ("Performance goals", "Inference against PyTorch at the small shapes",
+              "Grid: ratios and GFLOP/s", "Thread scaling",
+              "Batch 1 latency", "Time-length sweep", "Training memory",
+              "Classic stacked network")
+    positions = [text.find(f"### {title}\n") for title in titles]
+    assert -1 not in positions and positions == sorted(positions)
+    goals = text.split("### Performance goals\n\n", 1)[1]
+    assert goals.startswith("| goal | worst measured | required | verdict |\n")
+    assert "| training memory held / activations backward needs |" in goals
     json.dumps(results)  # JSON-ready as it is
 
 
@@ -168,21 +172,21 @@ def test_paired_ratio_interval_is_the_median_order_statistics(n, k):
     assert n < 6 or (below <= 0.025 < above)
 
 
-def _speed_check_row(shape, threads, low, median, high):
+def _small_shape_row(shape, threads, low, median, high):
     row = _fake_grid_row(shape, 1.0, {"torch": median}, threads=threads)
     row["fwd"]["fastlstm"]["n"] = 101
     row["fwd"]["torch"]["paired_ratio"] = {"median": median, "low": low, "high": high}
     return row
 
 
-def test_speed_check_verdict_reads_the_interval():
+def test_small_shapes_verdict_reads_the_interval():
     results = {"config": {"peers": ["fastlstm", "torch"], "repeats": 101},
-               "grid": [_speed_check_row((32, 100, 32, 128), 1, 1.02, 1.03, 1.04),
-                        _speed_check_row((64, 60, 1, 50), 1, 0.98, 1.05, 1.12),
-                        _speed_check_row((1, 100, 128, 128), 2, 0.90, 0.95, 0.99),
-                        _speed_check_row((64, 50, 256, 256), 1, 2.0, 2.0, 2.0)]}
-    lines = report.speed_check_table(results).splitlines()[2:]
-    assert len(lines) == 3  # (64, 50, 256, 256) is not one of issue 2's shapes
+               "grid": [_small_shape_row((32, 100, 32, 128), 1, 1.02, 1.03, 1.04),
+                        _small_shape_row((64, 60, 1, 50), 1, 0.98, 1.05, 1.12),
+                        _small_shape_row((1, 100, 128, 128), 2, 0.90, 0.95, 0.99),
+                        _small_shape_row((64, 50, 256, 256), 1, 2.0, 2.0, 2.0)]}
+    lines = report.small_shapes_table(results).splitlines()[2:]
+    assert len(lines) == 3  # (64, 50, 256, 256) is not one of the small shapes
     assert "1.03x (1.02-1.04) | faster" in lines[0]
     assert "1.05x (0.98-1.12) | level" in lines[1]
     assert "0.95x (0.90-0.99) | slower" in lines[2]
@@ -196,8 +200,8 @@ def _blas_threads():
 
 
 def test_the_reference_holds_its_blas_limit_only_inside_its_own_calls(monkeypatch):
-    # Held process-wide, the limit was in force while other peers ran (and
-    # PyTorch ran slower afterwards); each of the reference's calls holds it.
+    # Held process-wide, the limit would be in force while other peers run
+    # (and PyTorch runs slower afterwards); each of the reference's calls holds it.
     outside = _blas_threads()
     inside = []
     real_forward = peers_module.reference.lstm_forward
@@ -264,13 +268,14 @@ def _fake_grid_row(shape, ours, peers, mode="fwd", dtype="float32", threads=2):
             "training_flops": 3e9, mode: timings, other: {"fastlstm": {"median_s": ours}}}
 
 
-def test_targets_report_the_worst_shape_and_the_verdict():
+def test_goals_report_the_worst_shape_and_the_verdict():
     results = {"config": {"peers": ["fastlstm", "onnxruntime", "torch"], "repeats": 1},
                "grid": [_fake_grid_row((64, 60, 1, 50), 1.0, {"onnxruntime": 1.5}),
                         _fake_grid_row((64, 50, 256, 256), 1.0, {"onnxruntime": 0.8}),
                         _fake_grid_row((64, 60, 1, 50), 1.0, {"torch": 2.0}, mode="fwd+bwd")]}
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in
-            report.targets(results).splitlines()[2:]}
+    table = report.goals_table(results).splitlines()
+    assert table[0] == "| goal | worst measured | required | verdict |"
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
     onnx_every = rows["inference time / ONNX Runtime's, every shape"]
     assert "1.25 at 2t (64, 50, 256, 256)" in onnx_every and "NOT met" in onnx_every
     assert "| met" in rows["inference speedup over ONNX Runtime, units <= 128"]
@@ -360,6 +365,17 @@ def test_cli_main_called_in_process_runs_the_suite_without_re_executing(tmp_path
     status = cli.main(["bench", "--shapes", "2,3,2,4", "--threads", "1", "--repeats", "1",
                        "--dtypes", "float32", "--sections", "grid", "--peers", "reference"])
     assert status == 0 and "### Grid: ratios and GFLOP/s" in capsys.readouterr().out
+
+
+def test_quick_is_a_short_first_look_that_options_still_override():
+    quick = bench.config_from_args(bench.build_parser().parse_args(["--quick"]))
+    assert quick.shapes == suite.QUICK_GRID and len(quick.shapes) == 3
+    assert set(quick.shapes) < set(suite.GRID)
+    assert quick.dtypes == ["float32"] and quick.repeats == 3 and len(quick.threads) == 1
+    assert quick.sections == [s for s in suite.SECTIONS if s != "classic"]
+    args = bench.build_parser().parse_args(["--quick", "--sections", "classic", "--repeats", "5"])
+    again = bench.config_from_args(args)
+    assert again.sections == ["classic"] and again.repeats == 5 and again.shapes == quick.shapes
 
 
 def test_the_main_entry_is_importable_without_optional_peers():

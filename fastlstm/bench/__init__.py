@@ -9,7 +9,7 @@ skipped with a one-line message.
 
 Modules: problems (the shared inputs), peers (one adapter per library),
 timing (interleaving, sgemm peak), suite (the sections), classic (the
-end-to-end network), report (tables, targets, plots).
+end-to-end network), report (tables, performance goals, plots).
 """
 import argparse
 import json
@@ -40,7 +40,8 @@ def _shape(text):
 def build_parser(prog="python -m fastlstm.bench"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="about a minute: 4 shapes, float32, default threads, 3 repeats")
+                        help="a short first look: 3 small shapes, float32, default threads, "
+                        "3 repeats, no classic section (--sections adds it back)")
     parser.add_argument("--shapes", type=_shape, nargs="+", metavar="B,T,I,H",
                         help=f"default: {' '.join(','.join(map(str, s)) for s in GRID)}")
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "float64"])

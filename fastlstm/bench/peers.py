@@ -97,8 +97,8 @@ class Reference(_NumpyModulePeer):
     """The readable NumPy reference, its BLAS held to the peer's thread count.
 
     The limit is held only while one of its own calls runs. Held across the
-    whole grid, it was in force while PyTorch trained on 1 thread, and
-    PyTorch's later calls on 2 threads ran up to 2x slower in the same
+    whole grid, it would be in force while PyTorch trains on 1 thread, and
+    PyTorch's later calls on 2 threads run up to 2x slower in the same
     process (the cause inside PyTorch is not known; the trigger is).
     """
 

@@ -1,10 +1,11 @@
-"""Turn suite results into Markdown tables, a check of the targets, and plots."""
+"""Turn suite results into Markdown tables, a check of the performance goals, and plots."""
 import platform
 
 from .._build_info import build_info
 from .timing import MIN_SAMPLE_SECONDS, thread_speedup
 
-# Issue 4's targets; float32 unless the name says otherwise.
+# The published performance goals (bench/RESULTS.md, "Performance goals"); float32
+# unless the name says otherwise.
 INFERENCE_VS_ONNX = 1.1        # our time at most 1.1x ONNX Runtime's, every shape
 TRAINING_VS_TORCH = 1.3        # at least 1.3x faster than PyTorch, every shape
 TRAINING_VS_TORCH_F64 = 3.0
@@ -13,8 +14,9 @@ THREAD_SPEEDUP = 1.8           # 2 threads against 1, batch >= 32
 CLASSIC_FIT = {"torch": 3.0, "keras": 6.0}
 CLASSIC_PREDICT = {"torch": 3.0}
 MEMORY_OVER_ACTIVATIONS = 1.1
-# Issue 2's target: faster than PyTorch's inference at these shapes, 1 and 2 threads.
-SPEED_CHECK_SHAPES = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128)]
+# Also a goal: inference faster than PyTorch's at the grid's four small shapes, on 1
+# and 2 threads; the verdict reads the interval (see small_shapes_table).
+SMALL_SHAPES = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128)]
 
 
 def machine():
@@ -61,8 +63,8 @@ def _ms(seconds):
 
 
 def ratio(row, mode, peer):
-    """peer time / fastlstm time: the median paired ratio (results before it
-    existed: the ratio of the medians)."""
+    """peer time / fastlstm time: the median paired ratio (results without
+    one: the ratio of the medians)."""
     timing = row[mode][peer]
     if "paired_ratio" in timing:
         return timing["paired_ratio"]["median"]
@@ -187,8 +189,8 @@ def memory_table(results):
 def classic_table(results):
     """Each framework's fit epoch and predict: time, ratio to fastlstm, and
     the GFLOP/s of the LSTM layers' products with its share of the sgemm peak
-    at the section's thread count (runs saved before the FLOPs were recorded
-    show time and ratio only)."""
+    at the section's thread count (results without the FLOPs show time and
+    ratio only)."""
     classic = results.get("classic")
     if not classic:
         return ""
@@ -217,7 +219,7 @@ def classic_table(results):
 
 
 def _classic_goal_needs(classic, peak):
-    """One line per classic target: the GFLOP/s fastlstm would need to meet
+    """One line per classic-network goal: the GFLOP/s fastlstm would need to meet
     it in this run, as a share of the sgemm peak (none without FLOPs or peak)."""
     lines = []
     for label, goals in (("fit_epoch", CLASSIC_FIT), ("predict", CLASSIC_PREDICT)):
@@ -234,7 +236,7 @@ def _classic_goal_needs(classic, peak):
 
 
 def _check(name, values, goal, better="higher"):
-    """A target row: the worst measured value against the goal."""
+    """A goal's row: the worst measured value against the required one."""
     if not values:
         return [name, "not measured", "-", "-"]
     worst_where, worst = min(values, key=lambda v: v[1]) if better == "higher" else \
@@ -244,8 +246,8 @@ def _check(name, values, goal, better="higher"):
             "met" if met else "NOT met"]
 
 
-def targets(results):
-    """Issue 4's targets against this run: each row name, worst value, goal, verdict."""
+def goals_table(results):
+    """The performance goals against this run: each row name, worst value, goal, verdict."""
     grid = results.get("grid", [])
 
     def ratios(dtype, mode, peer, where=lambda row: True, invert=False):
@@ -294,18 +296,18 @@ def targets(results):
               for r in results.get("memory", [])]
     rows.append(_check("training memory held / activations backward needs", memory,
                        MEMORY_OVER_ACTIVATIONS, "lower"))
-    return _table(["target", "worst measured", "goal", "verdict"], rows)
+    return _table(["goal", "worst measured", "required", "verdict"], rows)
 
 
-def speed_check_table(results):
-    """Issue 2's check: float32 inference against PyTorch at its four shapes.
+def small_shapes_table(results):
+    """float32 inference against PyTorch at the grid's four small shapes.
 
     The verdict reads the interval, not the median alone: "faster" only when
     the whole 95% interval of the paired ratio is above 1.
     """
     body = []
     for row in results.get("grid", []):
-        if (row["dtype"] != "float32" or tuple(row["shape"]) not in SPEED_CHECK_SHAPES
+        if (row["dtype"] != "float32" or tuple(row["shape"]) not in SMALL_SHAPES
                 or "torch" not in row["fwd"]):
             continue
         paired = row["fwd"]["torch"].get("paired_ratio")
@@ -325,8 +327,8 @@ def speed_check_table(results):
 
 # (suite section whose results the table needs, title, table builder), in report order.
 REPORT_TABLES = [
-    ("grid", "Targets (issue 4)", targets),
-    ("grid", "First speed check (issue 2): inference against PyTorch", speed_check_table),
+    ("grid", "Performance goals", goals_table),
+    ("grid", "Inference against PyTorch at the small shapes", small_shapes_table),
     ("grid", "Grid: ratios and GFLOP/s", grid_table),
     ("grid", "Grid: milliseconds", peer_times_table),
     ("scaling", "Thread scaling", scaling_table),

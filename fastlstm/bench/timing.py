@@ -8,20 +8,20 @@ next. So every call starts after a pause longer than an OpenMP runtime's
 spin, and a peer that spins on purpose (ONNX Runtime) also gets time to
 settle after its own calls.
 
-Once those threads have gone to sleep, waking them is slow on the
-development VM: a 2-thread fastlstm call that takes 0.2 ms back to back took
-7.7 ms after 0.2 s idle (4-7 ms per wake-up; the same call on 1 thread
-went from 0.17 to 0.32 ms). Interleaving lets every library's pool fall asleep between its
-calls, so each timed call follows an untimed call of the same callable:
-the grid measures back-to-back speed for every library alike, not the
-wake-up latency of an idle machine.
+Once those threads have gone to sleep, waking them is slow on a shared
+2-core virtual machine: there, a 2-thread fastlstm call that takes 0.2 ms
+back to back takes 7.7 ms after 0.2 s idle (4-7 ms per wake-up; on 1
+thread the same call takes 0.17 and 0.32 ms). Interleaving lets every
+library's pool fall asleep between its calls, so each timed call follows
+an untimed call of the same callable: the grid measures back-to-back
+speed for every library alike, not the wake-up latency of an idle machine.
 
 Even warm, a call of a millisecond or two on 2 threads is at the mercy of
-the VM's scheduler: in session 9, fastlstm's 2-thread forward at
-(64, 60, 1, 50) spread +-85% around a 4 ms median that runs 1.0 ms alone.
-So a sample is as many back-to-back calls as fill MIN_SAMPLE_SECONDS (as
-timeit's autorange does), their mean time per call; a call that long or
-longer is a sample of one.
+the host's scheduler: one call per sample, fastlstm's 2-thread forward at
+(64, 60, 1, 50) can spread +-85% around a 4 ms median on that machine,
+where the call takes 1.0 ms alone. So a sample is as many back-to-back
+calls as fill MIN_SAMPLE_SECONDS (as timeit's autorange does), their mean
+time per call; a call that long or longer is a sample of one.
 """
 import math
 import statistics
