@@ -87,7 +87,8 @@ simd_library = ("fastlstm_simd", {
 kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],
                     depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h",
                              "csrc/aligned_memory.h", "csrc/transpose_rows.h",
-                             "csrc/prefetch_rows.h", "csrc/interrupt_poll.h"])
+                             "csrc/prefetch_rows.h", "csrc/interrupt_poll.h",
+                             "csrc/preemption.h"])
 
 # -ffp-contract=off: these loops promise NumPy's bits, one rounding per
 # operation, so no multiply and add may fuse. -fno-math-errno: sqrt need not

@@ -1,5 +1,6 @@
-"""Where a kernel's OpenMP team starts: a forked child never hangs, and a
-call on Python's main thread stops at Ctrl-C.
+"""Where a kernel's OpenMP team starts, and how large it is in practice: a
+forked child never hangs, a busy machine never makes several threads
+slower than one, and a call on Python's main thread stops at Ctrl-C.
 
 GNU libgomp keeps a pool of worker threads for each OS thread that starts
 teams, and the pool does not survive ``os.fork()``: in the child, the
@@ -15,16 +16,62 @@ other call runs on the caller's thread. The thread count and therefore the
 result are the same either way (the kernels are bitwise identical for any
 thread count).
 
+A team is as fast as its slowest member. When the cores are busy (another
+process, more threads than cores) the scheduler takes members off their
+cores for a time slice of milliseconds, and every other member waits at
+the next barrier: a 1 ms call took 5-15 ms on two threads beside one busy
+process, against 1 ms on one thread. The kernels count their threads'
+involuntary context switches (csrc/preemption.h); when those stalls could
+amount to a tenth of the call, the next calls run on one thread, which
+loses nothing beside a busy core, for a back-off period that doubles while
+trials with the full team stay contended (up to MAX_BACKOFF_SECONDS).
+Results do not change: the kernels are bitwise identical for any thread
+count.
+
 Python runs signal handlers on its main thread only, so only a call made
 there polls for them (``interruptible``, see csrc/interrupt_poll.h).
 """
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+# What one involuntary switch costs a team: about a scheduler time slice.
+STALL_SECONDS = 0.003
+# A call is contended when its switches could have cost this share of it.
+CONTENDED_SHARE = 0.1
+MIN_BACKOFF_SECONDS = 0.1
+MAX_BACKOFF_SECONDS = 2.0
 
 _started_teams = threading.local()  # .yes: this thread has started a team
 _stale_pool_thread = None  # the thread whose pool a fork left behind, in a child
 _helper = None  # the child's ThreadPoolExecutor of one thread
+
+
+class _Contention:
+    """When the machine's cores were last seen busy, and for how long to
+    run on one thread since (shared by the process' threads; a race only
+    delays a back-off by one call)."""
+
+    def __init__(self):
+        self.until = -1.0
+        self.backoff = MIN_BACKOFF_SECONDS
+
+    def threads_for(self, requested):
+        if requested > 1 and time.monotonic() < self.until:
+            return 1
+        return requested
+
+    def record(self, switches, seconds):
+        """Note a call of the full team: `switches` in `seconds` of wall time."""
+        if switches * STALL_SECONDS > CONTENDED_SHARE * seconds:
+            self.until = time.monotonic() + self.backoff
+            self.backoff = min(2 * self.backoff, MAX_BACKOFF_SECONDS)
+        else:
+            self.backoff = MIN_BACKOFF_SECONDS
+
+
+_contention = _Contention()
 
 
 def _after_fork_in_child():
@@ -45,11 +92,23 @@ def _helper_thread():
     return _helper
 
 
+def team_size(requested):
+    """The threads a kernel call should use: `requested`, or one while the
+    cores have lately been too busy for a team (see above)."""
+    return _contention.threads_for(requested)
+
+
 def run(kernel, *args, n_threads):
     """``kernel(*args, n_threads, interruptible)`` on a thread whose OpenMP
-    pool is usable; interruptible when it runs on Python's main thread."""
-    if n_threads > 1:
-        if threading.get_ident() == _stale_pool_thread:
-            return _helper_thread().submit(kernel, *args, n_threads, False).result()
+    pool is usable; interruptible when it runs on Python's main thread.
+    `n_threads` comes from ``team_size``."""
+    if n_threads == 1:
+        return kernel(*args, 1, threading.current_thread() is threading.main_thread())
+    start = time.perf_counter()
+    if threading.get_ident() == _stale_pool_thread:
+        switches = _helper_thread().submit(kernel, *args, n_threads, False).result()
+    else:
         _started_teams.yes = True
-    return kernel(*args, n_threads, threading.current_thread() is threading.main_thread())
+        switches = kernel(*args, n_threads,
+                          threading.current_thread() is threading.main_thread())
+    _contention.record(switches, time.perf_counter() - start)

@@ -137,7 +137,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
         h_n, c_n = inputs.h0.copy(), inputs.c0.copy()
     else:
         # The forward pass calls no BLAS, so BLAS' threads are left alone.
-        n_threads = get_num_threads()
+        n_threads = _teams.team_size(get_num_threads())
         if return_cache:
             _teams.run(_lstm.forward_training, *kernel_args, gates, cells, n_threads=n_threads)
         else:
@@ -240,6 +240,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     with blas_single_threaded() if calls_blas else nullcontext():
         _teams.run(_lstm.backward, dz, cache.x, cache.kernel, cache.recurrent_kernel,
                    cache.h0, cache.c0, cache.y, cache.cells, dy, dh_n, dc_n, grads.dx,
-                   weight_grads, grads.dh0, grads.dc0, n_threads=get_num_threads())
+                   weight_grads, grads.dh0, grads.dc0,
+                   n_threads=_teams.team_size(get_num_threads()))
     _workspace.recycle_gates(dz)
     return grads

@@ -70,6 +70,16 @@ def run(module, problem, **forward_kwargs):
     return y, h_n, c_n, grads
 
 
+@pytest.fixture(autouse=True)
+def full_teams(monkeypatch):
+    """Kernels run on the thread counts the tests ask for, even when the
+    machine is busy enough that fastlstm would fall back to one thread for a
+    while (fastlstm._teams): the tests check every team size."""
+    from fastlstm import _teams
+
+    monkeypatch.setattr(_teams, "team_size", lambda requested: requested)
+
+
 @pytest.fixture
 def restore_threads():
     previous = fastlstm._threads._num_threads

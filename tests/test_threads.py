@@ -216,8 +216,9 @@ def test_absurd_thread_counts_are_refused_where_they_are_set(huge, restore_threa
 
 FORK_SCRIPT = """
 import os, numpy as np, fastlstm
-from fastlstm import functional
+from fastlstm import _teams, functional
 
+_teams.team_size = lambda requested: requested  # a team even on a busy machine
 rng = np.random.default_rng(0)
 x = rng.standard_normal((64, 20, 4)).astype(np.float32)
 k = (0.1 * rng.standard_normal((4, 200))).astype(np.float32)
@@ -250,3 +251,52 @@ def test_a_forked_child_runs_two_thread_kernels_without_hanging():
     """The child computes the parent's results bitwise, on a team of two
     threads (its thread count shows the team's worker), within the timeout."""
     assert run_python(FORK_SCRIPT, timeout=60) == "0"
+
+
+def test_a_contended_team_falls_back_to_one_thread_for_a_growing_while(monkeypatch):
+    """Involuntary switches that could have cost a tenth of a call make the
+    next calls use one thread; the back-off doubles while trials stay
+    contended and starts over after a clean one."""
+    from fastlstm import _teams
+
+    now = [100.0]
+    monkeypatch.setattr(_teams.time, "monotonic", lambda: now[0])
+
+    def wait(backoffs):
+        now[0] += backoffs * _teams.MIN_BACKOFF_SECONDS + 1e-6
+
+    contention = _teams._Contention()
+    assert contention.threads_for(2) == 2
+    contention.record(switches=1, seconds=0.5)  # 3 ms of 500: harmless
+    assert contention.threads_for(2) == 2
+    contention.record(switches=1, seconds=0.001)
+    assert contention.threads_for(2) == 1 and contention.threads_for(1) == 1
+    wait(1)
+    assert contention.threads_for(2) == 2
+    contention.record(switches=3, seconds=0.02)
+    wait(1)
+    assert contention.threads_for(2) == 1  # twice as long this time
+    wait(1)
+    assert contention.threads_for(2) == 2
+    contention.record(switches=0, seconds=0.001)
+    contention.record(switches=1, seconds=0.001)
+    wait(1)
+    assert contention.threads_for(2) == 2  # back to the shortest back-off
+
+
+@pytest.mark.parametrize("batch, units", [(64, 20), (2, 256)])  # batch parts, a shared part
+def test_kernels_report_their_teams_context_switches(batch, units):
+    from fastlstm import _teams
+
+    p = Problem(batch, 3, 2, units, dtype=np.float32)
+    reports = []
+    original = _teams._contention.record
+    _teams._contention.record = lambda switches, seconds: reports.append((switches, seconds))
+    try:
+        with fastlstm.threads(2):
+            run(functional, p)
+            functional.lstm_forward(*p.inputs)
+    finally:
+        _teams._contention.record = original
+    assert len(reports) == 3  # forward with cache, backward, inference
+    assert all(isinstance(s, int) and s >= 0 and t > 0 for s, t in reports)
