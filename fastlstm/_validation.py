@@ -29,6 +29,17 @@ class LSTMInputs(NamedTuple):
     dtype: np.dtype
 
 
+def checked_int(name, value, minimum, maximum=None):
+    """`value` as an int in [minimum, maximum], or an error that names it:
+    TypeError for a non-integer (bools included), ValueError out of range."""
+    bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int {bounds}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
+    return int(value)
+
+
 def _real_array(name, value):
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":

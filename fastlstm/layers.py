@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _elementwise, functional, initializers, serialization
 from ._random import generator
+from ._validation import checked_int
 
 __all__ = ["Layer", "LSTM", "Dense", "Dropout"]
 
@@ -20,14 +21,6 @@ MAX_UNITS = 2**20
 # One weight array may hold at most this many values: the kernels' BLAS
 # indices are 32-bit.
 MAX_WEIGHT_ELEMENTS = 2**31 - 1
-
-
-def checked_units(units):
-    """`units` as an int in [1, MAX_UNITS], or a ValueError naming it."""
-    if (isinstance(units, bool) or not isinstance(units, (int, np.integer))
-            or not 1 <= units <= MAX_UNITS):
-        raise ValueError(f"units must be an int in [1, {MAX_UNITS}], got {units!r}")
-    return int(units)
 
 
 def checked_sample_shape(shape):
@@ -147,7 +140,7 @@ class LSTM(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, name=None):
         super().__init__(input_shape, name)
-        self.units = checked_units(units)
+        self.units = checked_int("units", units, 1, MAX_UNITS)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -240,7 +233,7 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, input_shape=None, name=None):
         super().__init__(input_shape, name)
-        units = checked_units(units)
+        units = checked_int("units", units, 1, MAX_UNITS)
         name_ = "linear" if activation is None else activation
         if name_ not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: None, "

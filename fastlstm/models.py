@@ -12,19 +12,11 @@ import numpy as np
 from . import layers as layers_module
 from . import losses, metrics as metrics_module, optimizers, serialization
 from ._random import generator
+from ._validation import checked_int
 from .callbacks import Callback, History
 from .saving import load_model, save_model
 
 __all__ = ["Sequential", "load_model"]
-
-def _check_count(name, value, minimum):
-    """`value` as an int >= `minimum`, or an error that names it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
 
 class _ProgressBar:
     """One line per epoch: steps done, ETA while running, time and logs at the end."""
@@ -248,6 +240,8 @@ class Sequential:
         """
         if self.optimizer is None:
             raise RuntimeError("call compile(optimizer, loss) before fit")
+        checked_int("epochs", epochs, 0)
+        checked_int("batch_size", batch_size, 1)
         x = self._check_x(x)
         y = self._check_y(y, len(x))
         if len(x) == 0:
@@ -266,8 +260,6 @@ class Sequential:
             x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
         else:
             x_val = y_val = None
-        _check_count("batch_size", batch_size, minimum=1)
-        _check_count("epochs", epochs, minimum=0)
 
         history = History()
         hooks = [history] + list(callbacks or [])
@@ -318,7 +310,7 @@ class Sequential:
         """
         self._require_built("predict")
         x = self._check_x(x)
-        batch_size = 256 if batch_size is None else _check_count("batch_size", batch_size, 1)
+        batch_size = 256 if batch_size is None else checked_int("batch_size", batch_size, 1)
         outputs = [self._forward(x[i:i + batch_size], training=False)
                    for i in range(0, len(x), batch_size)]
         if not outputs:
