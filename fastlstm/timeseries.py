@@ -14,8 +14,13 @@
 A "model" here is anything with ``predict(x) -> (n, horizon)``, such as
 fastlstm's Sequential or a Keras model.
 """
+import math
+import numbers
+import reprlib
+
 import numpy as np
 
+from ._validation import checked_int
 from .metrics import mae, mape, mse, rmse, smape
 
 __all__ = ["make_windows", "MinMaxScaler", "StandardScaler", "scaler_from_dict", "train_test_split",
@@ -38,6 +43,16 @@ def _as_2d_series(series, name="series"):
     return array
 
 
+def _check_column(name, value, count):
+    """`value` as a column index for `count` columns (negative counts from the end)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int column index, got {value!r}")
+    if not -count <= value < count:
+        raise ValueError(f"{name} {value!r} out of range: a column index must be in "
+                         f"[{-count}, {count - 1}]")
+    return int(value)
+
+
 def make_windows(series, window, horizon=1, stride=1, target=None):
     """Cut a series into model inputs and the values that follow them.
 
@@ -54,24 +69,32 @@ def make_windows(series, window, horizon=1, stride=1, target=None):
     stride : int
         Steps between the starts of consecutive windows.
     target : int, optional
-        Column to predict; may be omitted for a univariate series.
+        Column to predict (negative counts from the end); may be omitted for
+        a univariate series.
 
     Returns
     -------
     x : ndarray of shape (n_windows, window, features)
     y : ndarray of shape (n_windows, horizon)
+
+    Raises
+    ------
+    TypeError
+        `window`, `horizon`, `stride` or `target` is not an int, or the
+        series is not numeric.
+    ValueError
+        One of them is out of range, or the series is too short.
     """
     data = _as_2d_series(series)
-    for name, value in (("window", window), ("horizon", horizon), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    window = checked_int("window", window, 1)
+    horizon = checked_int("horizon", horizon, 1)
+    stride = checked_int("stride", stride, 1)
     n, features = data.shape
     if target is None:
         if features != 1:
             raise ValueError(f"series has {features} columns: pass target= the column to predict")
         target = 0
-    if not -features <= target < features:
-        raise ValueError(f"target column {target} out of range for {features} columns")
+    target = _check_column("target", target, features)
     if n < window + horizon:
         raise ValueError(f"series of length {n} is shorter than window + horizon = "
                          f"{window + horizon}")
@@ -135,8 +158,7 @@ class _Scaler:
         self._check_fitted()
         x = np.asarray(x, dtype=np.float64)
         if column is not None:
-            if not -self.scale_.size <= column < self.scale_.size:
-                raise ValueError(f"column {column} out of range for {self.scale_.size} features")
+            column = _check_column("column", column, self.scale_.size)
             return x * self.scale_[column] + self.offset_[column]
         shape = x.shape
         data = x[:, None] if x.ndim == 1 else x
@@ -151,10 +173,7 @@ class MinMaxScaler(_Scaler):
 
     def __init__(self, feature_range=(0.0, 1.0)):
         super().__init__()
-        low, high = feature_range
-        if not low < high:
-            raise ValueError(f"feature_range must be (low, high) with low < high, got {feature_range}")
-        self.feature_range = (float(low), float(high))
+        self.feature_range = _checked_feature_range(feature_range)
 
     def _init_params(self):
         return {"feature_range": list(self.feature_range)}
@@ -166,6 +185,21 @@ class MinMaxScaler(_Scaler):
         return data_min - low * np.where(scale == 0, 1.0, scale), scale
 
 
+def _checked_feature_range(feature_range):
+    """`feature_range` as a pair of floats (low, high), low < high, both finite."""
+    try:
+        low, high = feature_range
+    except (TypeError, ValueError):
+        raise TypeError(f"feature_range must be a pair (low, high), "
+                        f"got {feature_range!r}") from None
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (low, high)):
+        raise TypeError(f"feature_range must hold two numbers, got {feature_range!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"feature_range must be (low, high) with finite low < high, "
+                         f"got {feature_range!r}")
+    return float(low), float(high)
+
+
 class StandardScaler(_Scaler):
     """Scale each feature to zero mean and unit variance."""
 
@@ -173,19 +207,75 @@ class StandardScaler(_Scaler):
         return data.mean(axis=0), data.std(axis=0)
 
 
-def scaler_from_dict(data):
-    """Rebuild a fitted scaler from ``scaler.to_dict()``."""
-    classes = {"MinMaxScaler": MinMaxScaler, "StandardScaler": StandardScaler}
+def _saved_parameters(data, key):
+    """``data[key]`` as a non-empty 1-D float64 array of finite numbers."""
     try:
-        scaler = classes[data["class"]](**({"feature_range": tuple(data["feature_range"])}
-                                           if "feature_range" in data else {}))
-        scaler.offset_ = np.asarray(data["offset"], dtype=np.float64)
-        scaler.scale_ = np.asarray(data["scale"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"not a saved scaler: {e!r}") from None
-    if scaler.offset_.shape != scaler.scale_.shape or scaler.scale_.ndim != 1:
-        raise ValueError("not a saved scaler: offset and scale differ in shape")
+        values = np.asarray(data[key])
+    except ValueError:  # a ragged nested list
+        values = np.asarray(None)
+    if values.dtype.kind not in "iuf" or values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{key} must be a non-empty list of numbers, "
+                         f"got {reprlib.repr(data[key])}")
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{key} must hold finite numbers, got {reprlib.repr(data[key])}")
+    return values
+
+
+def scaler_from_dict(data):
+    """Rebuild a fitted scaler from ``scaler.to_dict()``.
+
+    Raises
+    ------
+    ValueError
+        `data` is not what ``to_dict`` makes: not a dict, an unknown class, a
+        bad feature range, or an offset and a scale that are not lists of
+        finite numbers of one length (every scale > 0).
+    """
+    classes = {"MinMaxScaler": MinMaxScaler, "StandardScaler": StandardScaler}
+    if not isinstance(data, dict):
+        raise ValueError(f"not a saved scaler: expected a dict, got {type(data).__name__}")
+    name = data.get("class")
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"not a saved scaler: class must be one of {sorted(classes)}, "
+                         f"got {reprlib.repr(name)}")
+    try:
+        scaler = (MinMaxScaler(data.get("feature_range", (0.0, 1.0))) if name == "MinMaxScaler"
+                  else StandardScaler())
+        offset, scale = _saved_parameters(data, "offset"), _saved_parameters(data, "scale")
+    except KeyError as e:
+        raise ValueError(f"not a saved scaler: it has no {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"not a saved scaler: {e}") from None
+    if offset.shape != scale.shape:
+        raise ValueError(f"not a saved scaler: offset has {offset.size} values, "
+                         f"scale {scale.size}")
+    if not (scale > 0).all():  # fit never stores 0: it would divide by zero in transform
+        raise ValueError(f"not a saved scaler: scale must be > 0, "
+                         f"got {reprlib.repr(data['scale'])}")
+    scaler.offset_, scaler.scale_ = offset, scale
     return scaler
+
+
+def _test_count(test_size, n):
+    """How many of `n` samples `test_size` (an int count or a float fraction) holds out."""
+    if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
+        if not 1 <= test_size <= n - 1:
+            raise ValueError(f"test_size as an int is a count of samples and must be in "
+                             f"[1, {n - 1}] for {n} samples, got {test_size!r}")
+        return int(test_size)
+    if isinstance(test_size, (float, np.floating)):
+        if not 0 < test_size < 1:
+            hint = (f"; for a count, pass the int {int(test_size)}"
+                    if test_size >= 1 and float(test_size).is_integer() else "")
+            raise ValueError(f"test_size as a float is a fraction of the samples and must be "
+                             f"in (0, 1), got {test_size!r}{hint}")
+        n_test = math.ceil(n * test_size)
+        if n_test >= n:
+            raise ValueError(f"test_size {test_size!r} of {n} samples leaves no training samples")
+        return n_test
+    raise TypeError(f"test_size must be an int (a count) or a float (a fraction), "
+                    f"got {test_size!r}")
 
 
 def train_test_split(*arrays, test_size=0.2):
@@ -193,43 +283,61 @@ def train_test_split(*arrays, test_size=0.2):
 
     Parameters
     ----------
-    *arrays : array_like, all of the same length
-    test_size : float in (0, 1) or int
-        Fraction or number of the last samples that form the test set.
+    *arrays : array_like, all of the same length n >= 2
+    test_size : int or float
+        As in scikit-learn, the type decides: an int is the number of last
+        samples to hold out, in [1, n - 1] (so ``test_size=1`` holds out one
+        sample); a float is a fraction in (0, 1) of them, rounded up. A float
+        such as ``1.0`` or ``3.0`` is refused rather than guessed at.
 
     Returns
     -------
     list
         ``train, test`` for each array, in order.
+
+    Raises
+    ------
+    TypeError
+        `test_size` is neither an int nor a float, or an array has no length.
+    ValueError
+        Arrays of different lengths, fewer than 2 samples, or a `test_size`
+        that leaves no training or no test samples.
     """
     if not arrays:
         raise ValueError("pass at least one array")
-    n = len(arrays[0])
-    if any(len(a) != n for a in arrays):
-        raise ValueError(f"arrays have different lengths: {[len(a) for a in arrays]}")
-    if isinstance(test_size, float) and 0 < test_size < 1:
-        n_test = int(np.ceil(n * test_size))
-    elif isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool) and 0 < test_size < n:
-        n_test = int(test_size)
-    else:
-        raise ValueError(f"test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], "
-                         f"got {test_size!r}")
-    split = n - n_test
-    if split == 0:
-        raise ValueError(f"test_size {test_size!r} leaves no training samples out of {n}")
+    try:
+        lengths = [len(a) for a in arrays]
+    except TypeError:
+        raise TypeError("arrays must be sequences or arrays with a length, got "
+                        f"{[type(a).__name__ for a in arrays]}") from None
+    if len(set(lengths)) != 1:
+        raise ValueError(f"arrays have different lengths: {lengths}")
+    n = lengths[0]
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to split into train and test, got {n}")
+    split = n - _test_count(test_size, n)
     return [part for a in arrays for part in (a[:split], a[split:])]
 
 
 def _last_window(history, window):
     data = _as_2d_series(history, "history")
+    if len(data) == 0:
+        raise ValueError("history is empty: forecasting starts from past values")
     if data.shape[1] != 1:
         raise ValueError("recursive forecasting feeds predictions back as inputs, so it needs a "
                          f"univariate history; got {data.shape[1]} features")
-    if window is None:
-        window = len(data)
+    window = len(data) if window is None else checked_int("window", window, 1)
     if len(data) < window:
         raise ValueError(f"history has {len(data)} steps, fewer than the window {window}")
     return data[len(data) - window:, 0]
+
+
+def _predict(model, x):
+    """The model's outputs for `x`, flattened; an error when there are none."""
+    output = np.asarray(model.predict(x), dtype=np.float64).reshape(-1)
+    if output.size == 0:
+        raise ValueError(f"model.predict returned no values for x of shape {x.shape}")
+    return output
 
 
 def forecast_recursive(model, history, steps, window=None):
@@ -239,24 +347,30 @@ def forecast_recursive(model, history, steps, window=None):
     ----------
     model : object with ``predict(x)``, x of shape (1, window, 1)
         A one-step model: the first output column is the next value.
-    history : array_like of shape (n,) or (n, 1)
+    history : array_like of shape (n,) or (n, 1), n >= 1
         The (scaled) series so far; its last `window` values start the loop.
-    steps : int
-    window : int, optional
-        The model's input length; default: all of `history`.
+    steps : int >= 1
+    window : int >= 1, optional
+        The model's input length, at most n; default: all of `history`.
 
     Returns
     -------
     ndarray of shape (steps,)
+
+    Raises
+    ------
+    TypeError
+        `steps` or `window` is not an int, or `history` is not numeric.
+    ValueError
+        `steps` or `window` < 1, an empty, multivariate or too short history.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    steps = checked_int("steps", steps, 1)
     values = list(_last_window(history, window))
     width = len(values)
     forecast = np.empty(steps)
     for k in range(steps):
         x = np.asarray(values[-width:], dtype=np.float64)[None, :, None]
-        forecast[k] = np.asarray(model.predict(x)).reshape(-1)[0]
+        forecast[k] = _predict(model, x)[0]
         values.append(forecast[k])
     return forecast
 
@@ -264,12 +378,24 @@ def forecast_recursive(model, history, steps, window=None):
 def forecast_direct(model, history, window=None):
     """Forecast a multi-output model's whole horizon from the last window.
 
+    Parameters
+    ----------
+    model : object with ``predict(x)``, x of shape (1, window, 1)
+    history : array_like of shape (n,) or (n, 1), n >= 1
+    window : int >= 1, optional
+        The model's input length, at most n; default: all of `history`.
+
     Returns
     -------
     ndarray of shape (horizon,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for ``forecast_recursive``.
     """
     last = _last_window(history, window)
-    return np.asarray(model.predict(last[None, :, None])).reshape(-1)
+    return _predict(model, last[None, :, None])
 
 
 def persistence_forecast(x, horizon=1, target=0):
@@ -279,12 +405,29 @@ def persistence_forecast(x, horizon=1, target=0):
     ----------
     x : array_like of shape (n, window, features)
         Model input windows, as from ``make_windows``.
+    horizon : int >= 1
+        Future steps to forecast.
+    target : int
+        Column of x to forecast (negative counts from the end).
 
     Returns
     -------
     ndarray of shape (n, horizon)
+
+    Raises
+    ------
+    TypeError
+        `horizon` or `target` is not an int, or x is not numeric.
+    ValueError
+        x has another shape, `horizon` < 1 or `target` is out of range.
     """
-    windows = np.asarray(x, dtype=np.float64)
-    if windows.ndim != 3:
-        raise ValueError(f"x must have shape (n, window, features), got {windows.shape}")
-    return np.repeat(windows[:, -1, target][:, None], horizon, axis=1)
+    windows = np.asarray(x)
+    if windows.dtype.kind not in "biuf":
+        raise TypeError(f"x must be numeric, got dtype {windows.dtype}")
+    if windows.ndim != 3 or 0 in windows.shape[1:]:
+        raise ValueError(f"x must have shape (n, window, features) with window, features >= 1, "
+                         f"got {windows.shape}")
+    horizon = checked_int("horizon", horizon, 1)
+    target = _check_column("target", target, windows.shape[2])
+    last = windows[:, -1, target].astype(np.float64)
+    return np.repeat(last[:, None], horizon, axis=1)
