@@ -2,10 +2,12 @@
 
 ``load_goog()`` (daily OHLCV prices) and ``load_sunspots()`` (monthly
 sunspot numbers) read the files in fastlstm/data (provenance in its
-README.md). ``load_csv(path, column)`` reads one numeric column of any CSV
-with a header line and says exactly what is wrong when it cannot.
+README.md). ``load_csv(path, column)`` reads one numeric column of any
+UTF-8 CSV with a header line and says exactly what is wrong when it cannot.
 """
+import codecs
 import csv
+import itertools
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -14,6 +16,10 @@ from typing import Tuple
 import numpy as np
 
 __all__ = ["TimeSeries", "load_goog", "load_sunspots", "load_csv"]
+
+# No row of a time series is this long; reading lines with this bound also
+# keeps a file without newlines (a binary or sparse one) out of memory.
+MAX_LINE_CHARS = 2**20
 
 
 @dataclass(frozen=True)
@@ -69,34 +75,85 @@ def _parse_index(texts, index_column):
                          "(YYYY-MM-DD) nor numbers") from None
 
 
-def _read_table(path, columns, index_column):
-    """Read `columns` (and `index_column`) of the CSV at `path`."""
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = [name.strip() for name in next(reader)]
-        except StopIteration:
-            raise ValueError(f"{path} is empty: expected a header line") from None
-        wanted = list(columns) + ([index_column] if index_column else [])
-        missing = [name for name in wanted if name not in header]
-        if missing:
-            raise ValueError(f"{path} has no column {missing[0]!r}; its columns are {header}")
-        positions = [header.index(name) for name in columns]
-        index_position = header.index(index_column) if index_column else None
-        rows, index = [], []
-        for line, record in enumerate(reader, start=2):
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            if len(record) < len(header):
-                raise ValueError(f"{path}, line {line}: {len(record)} fields, "
-                                 f"expected {len(header)}")
-            rows.append([_parse_number(record[p].strip(), name, line, path)
-                         for p, name in zip(positions, columns)])
-            if index_position is not None:
-                index.append(record[index_position].strip())
+def _lines(f, path):
+    """The lines of the text file f, refusing one longer than MAX_LINE_CHARS."""
+    for number in itertools.count(1):
+        line = f.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS:
+            raise ValueError(f"{path}, line {number}: longer than {MAX_LINE_CHARS:,} "
+                             "characters; is this a CSV file?")
+        yield line
+
+
+def _header_name(cell):
+    """A header cell without surrounding spaces or a stray pair of double quotes."""
+    name = cell.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].strip()
+    return name
+
+
+def _first_non_utf8_line(path):
+    """The number of the first line of the file at `path` that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    number = 1
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.readline(2**16), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                return number
+            number += chunk.endswith(b"\n")
+    return number
+
+
+def _parse_table(reader, path, columns, index_column):
+    """`columns` (and `index_column`) of the rows of a csv `reader` as a TimeSeries."""
+    try:
+        header = [_header_name(name) for name in next(reader)]
+    except StopIteration:
+        raise ValueError(f"{path} is empty: expected a header line") from None
+    wanted = list(columns) + ([index_column] if index_column else [])
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise ValueError(f"{path} has no column {missing[0]!r}; its columns are {header}")
+    positions = [header.index(name) for name in columns]
+    index_position = header.index(index_column) if index_column else None
+    rows, index = [], []
+    for record in reader:
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        line = reader.line_num
+        if len(record) < len(header):
+            raise ValueError(f"{path}, line {line}: {len(record)} fields, "
+                             f"expected {len(header)}")
+        rows.append([_parse_number(record[p].strip(), name, line, path)
+                     for p, name in zip(positions, columns)])
+        if index_position is not None:
+            index.append(record[index_position].strip())
     values = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
     index = _parse_index(index, index_column) if index_column else np.arange(len(rows))
     return TimeSeries(index=index, values=values, columns=tuple(columns))
+
+
+def _read_table(path, columns, index_column):
+    """Read `columns` (and `index_column`) of the UTF-8 CSV at `path`.
+
+    A byte-order mark is skipped and header names are compared without
+    surrounding spaces and quotes, as spreadsheets tend to write them.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(_lines(f, path), skipinitialspace=True)
+        try:
+            return _parse_table(reader, path, columns, index_column)
+        except UnicodeDecodeError:
+            line = _first_non_utf8_line(path)
+            raise ValueError(f"{path}, line {line}: not UTF-8 text; save the file as UTF-8 "
+                             "(it may be Latin-1 or Windows-1252)") from None
+        except csv.Error as e:
+            raise ValueError(f"{path}, line {reader.line_num}: not readable as CSV: {e}") from None
 
 
 def load_csv(path, column, index_column=None, min_length=1):
@@ -123,12 +180,18 @@ def load_csv(path, column, index_column=None, min_length=1):
         No file at `path`.
     ValueError
         No such column, a value that is not a finite number (with its line),
-        or fewer than `min_length` rows.
+        fewer than `min_length` rows, or a file that is not UTF-8 CSV text
+        (e.g. Latin-1, a field past the csv module's field size limit, or a
+        line longer than MAX_LINE_CHARS).
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a CSV file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such CSV file: {path}")
     series = _read_table(path, [column], index_column)
+    if len(series) == 0:
+        raise ValueError(f"{path} has a header line but no rows of values")
     if len(series) < min_length:
         raise ValueError(f"{path}: column {column!r} has {len(series)} values, "
                          f"fewer than the {min_length} needed")
