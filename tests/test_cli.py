@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fastlstm import datasets
+from fastlstm.forecaster import ForecastJobError, fit_forecaster
 
 
 def fastlstm_cli(*args, cwd):
@@ -90,3 +91,25 @@ def test_info_self_check_passes(tmp_path):
     result = fastlstm_cli("info", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert '"max_relative_error"' in result.stdout and '"openmp"' in result.stdout
+
+
+# ------------------------------------------------------- the job's own checks
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"window": 0}, ValueError, "window must be an int >= 1, got 0"),
+    ({"window": 2.5}, TypeError, "window must be an int >= 1, got 2.5"),
+    ({"test_fraction": 1.0}, ValueError, r"test_fraction must be a float in \(0, 1\), got 1.0"),
+    ({"test_fraction": "0.2"}, TypeError, "test_fraction must be a float in"),
+    ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),
+    ({"seed": 1.5}, TypeError, "seed must be an int >= 0, got 1.5"),
+    ({"test_fraction": 0.99}, ForecastJobError, "holds out all 15 windows"),
+    ({"window": 19}, ForecastJobError, "the series has 20 values; window 19 needs at least 21"),
+    ({"series": np.zeros((20, 2))}, ForecastJobError, r"shape \(n,\) or \(n, 1\), got \(20, 2\)"),
+    ({"series": np.r_[np.arange(19.0), np.nan]}, ForecastJobError, "NaN or infinity"),
+    ({"series": np.r_[np.arange(19.0), 1e308]}, ForecastJobError, "too far apart to scale"),
+    ({"series": np.array(["1.0"] * 20)}, TypeError, "series must be numeric"),
+])
+def test_fit_forecaster_refuses_bad_jobs_before_training(kwargs, error, message):
+    kwargs = {"series": np.arange(20.0), "window": 5, "epochs": 1, "verbose": 0, **kwargs}
+    with pytest.raises(error, match=message):
+        fit_forecaster(**kwargs)
