@@ -9,8 +9,9 @@ forecast  Recursive multi-step forecast from a saved model and a CSV.
 info      Build facts and a kernel-vs-reference self-check.
 bench     The benchmark suite against the peers (see fastlstm.bench).
 
-A user mistake (missing file or column, bad number, bad option) prints one
-line, ``fastlstm: error: ...``, and exits with status 2.
+A user mistake (missing or unreadable file or column, bad number, bad or
+out-of-range option) prints one line, ``fastlstm: error: ...``, and exits
+with status 2.
 """
 import argparse
 import csv
@@ -23,12 +24,38 @@ import numpy as np
 from . import datasets, functional, reference, timeseries
 from ._build_info import build_info
 from ._threads import set_num_threads
-from .forecaster import fit_forecaster
+from .forecaster import ForecastJobError, fit_forecaster
 from .models import load_model
+
+# Upper bounds of the options: far past any sensible forecaster, and low
+# enough that a typo fails at once instead of after reading the data (a
+# million units would need terabytes; the second LSTM has twice as many).
+MAX_WINDOW = 4096
+MAX_UNITS = 1024
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_STEPS = 100_000
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1
+
+# The model computes in float32: a scaled input must stay below its largest value.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class UserError(Exception):
     """A mistake in the command's input: reported in one line, no traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line in the one-line form of every other mistake."""
+
+    def error(self, message):
+        self.exit(2, f"fastlstm: error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
+def _one_line(text):
+    """`text` with line breaks shown as \\n, so that an error is one line."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 # ---------------------------------------------------------------- helpers
@@ -75,14 +102,18 @@ def self_check(batch=64, time_steps=60, features=1, units=50, seed=0):
     }
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _whole_number(low, high):
+    """An argparse type: a whole number in [low, high]."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], "
+                                             f"got {value}")
+        return value
+    return parse
 
 
 def _fraction(text):
@@ -123,29 +154,44 @@ def _plot(run, index, title, path):
     ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110)
+    except ValueError as e:  # matplotlib's error for a file type it cannot write
+        raise UserError(f"cannot write the plot {path}: {e}") from None
+    finally:
+        plt.close(fig)
     return True
 
 
 def _add_training_options(parser, epochs):
-    parser.add_argument("--window", type=_positive_int, default=60, help="past steps per input")
-    parser.add_argument("--units", type=_positive_int, default=50,
-                        help="units of the first LSTM (the second has twice as many)")
-    parser.add_argument("--epochs", type=_positive_int, default=epochs)
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
-    parser.add_argument("--test-fraction", type=_fraction, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores)")
+    parser.add_argument("--window", type=_whole_number(1, MAX_WINDOW), default=60,
+                        help=f"past steps per input (at most {MAX_WINDOW})")
+    parser.add_argument("--units", type=_whole_number(1, MAX_UNITS), default=50,
+                        help="units of the first LSTM (the second has twice as many; "
+                             f"at most {MAX_UNITS})")
+    parser.add_argument("--epochs", type=_whole_number(1, MAX_EPOCHS), default=epochs)
+    parser.add_argument("--batch-size", type=_whole_number(1, MAX_BATCH_SIZE), default=64)
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
+                        help="share of the windows, the latest, held out for testing")
+    parser.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0)
+    parser.add_argument("--threads", type=_whole_number(1, MAX_THREADS),
+                        help="kernel threads (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 
 def _train_from_args(series, args):
     if args.threads:
         set_num_threads(args.threads)
-    return fit_forecaster(series, window=args.window, units=args.units, epochs=args.epochs,
-                          batch_size=args.batch_size, test_fraction=args.test_fraction,
-                          seed=args.seed, verbose=0 if args.quiet else 1)
+    try:
+        return fit_forecaster(series, window=args.window, units=args.units, epochs=args.epochs,
+                              batch_size=args.batch_size, test_fraction=args.test_fraction,
+                              seed=args.seed, verbose=0 if args.quiet else 1)
+    except ForecastJobError as e:
+        raise UserError(str(e)) from None
+    except MemoryError:
+        raise UserError(f"not enough memory to train with --window {args.window}, --units "
+                        f"{args.units} and --batch-size {args.batch_size}: try smaller "
+                        "values") from None
 
 
 # ------------------------------------------------------------ subcommands
@@ -184,18 +230,38 @@ def _train(args):
     return 0
 
 
-def _forecast(args):
+def _load_forecaster(path):
+    """The model at `path`, and the window and scaler 'fastlstm train' saved with it."""
     try:
-        model = load_model(args.model)
+        model = load_model(path)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    meta = model.metadata or {}
-    if "scaler" not in meta or "window" not in meta:
-        raise UserError(f"{args.model} has no scaler and window: save it with 'fastlstm train'")
-    scaler = timeseries.scaler_from_dict(meta["scaler"])
-    window = int(meta["window"])
+    meta = model.metadata
+    if not isinstance(meta, dict) or "scaler" not in meta or "window" not in meta:
+        raise UserError(f"{path} has no scaler and window: save it with 'fastlstm train'")
+    window = meta["window"]
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise UserError(f"{path}: the saved window must be a whole number >= 1, got {window!r}")
+    if model.input_shape[-1] != 1 or model.input_shape[0] not in (None, window):
+        raise UserError(f"{path}: the model reads inputs of shape {model.input_shape}, not "
+                        f"({window}, 1) as its saved window says")
+    try:
+        scaler = timeseries.scaler_from_dict(meta["scaler"])
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    if scaler.scale_.size != 1:
+        raise UserError(f"{path}: the saved scaler is for {scaler.scale_.size} columns, not one")
+    return model, window, scaler
+
+
+def _forecast(args):
+    model, window, scaler = _load_forecaster(args.model)
     series = _read_series(args.csv, args.column, window)
-    scaled = timeseries.forecast_recursive(model, scaler.transform(series), args.steps, window)
+    history = scaler.transform(series[-window:])
+    if not np.all(np.abs(history) < _FLOAT32_MAX):
+        raise UserError(f"{args.csv}: the last {window} values of {args.column!r} lie too far "
+                        "outside the range the model was trained on to scale into float32")
+    scaled = timeseries.forecast_recursive(model, history, args.steps, window)
     forecast = scaler.inverse_transform(scaled, column=0)
     for step, value in enumerate(forecast, start=1):
         print(f"{step}\t{value:.6g}")
@@ -215,7 +281,7 @@ def _info(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fastlstm", description="Fast LSTMs on the CPU.")
+    parser = _Parser(prog="fastlstm", description="Fast LSTMs on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="the classic stock forecast on shipped GOOG prices")
@@ -235,7 +301,8 @@ def build_parser():
     forecast.add_argument("--model", required=True)
     forecast.add_argument("--csv", required=True)
     forecast.add_argument("--column", required=True)
-    forecast.add_argument("--steps", type=_positive_int, required=True)
+    forecast.add_argument("--steps", type=_whole_number(1, MAX_STEPS), required=True,
+                          help=f"values to forecast (at most {MAX_STEPS})")
     forecast.add_argument("--out", help="CSV file for the forecast")
     forecast.set_defaults(handler=_forecast)
 
@@ -258,15 +325,19 @@ def main(argv=None):
             bench.exec_with_quiet_openblas()
         return bench.main(argv[1:], prog="fastlstm bench")
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse reports bad options itself (exit 2)
+    args = parser.parse_args(argv)  # reports a bad command line itself (exit 2)
     try:
         return args.handler(args)
     except UserError as e:
-        print(f"fastlstm: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # e.g. --save or --out into a missing folder
-        print(f"fastlstm: error: {e.strerror}: {e.filename}", file=sys.stderr)
-        return 2
+        return _fail(e)
+    except OSError as e:  # e.g. --save or --out into a missing folder, an unreadable file
+        text = e.strerror or str(e)
+        return _fail(text if e.filename is None else f"{text}: {e.filename}")
+
+
+def _fail(message):
+    print(f"fastlstm: error: {_one_line(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
