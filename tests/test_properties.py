@@ -1,4 +1,4 @@
-"""Properties of the LSTM kernels, checked on random problems.
+"""Properties of the kernels and of models, checked on random problems.
 
 Hypothesis draws the problems: shapes (an empty batch or sequence
 included, and a few larger fixed shapes), input dtypes that the kernels
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import fastlstm
 from fastlstm import functional, reference
+from fastlstm.layers import LSTM, Dense, Dropout
 
 INPUT_NAMES = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")
 OUTPUT_GRAD_NAMES = ("dy", "dh_n", "dc_n")
@@ -367,3 +368,89 @@ def test_a_non_real_dtype_is_a_type_error(case, data):
         with pytest.raises(TypeError, match=f"{name} must be a real numeric array"):
             _, _, _, cache = module.lstm_forward(*case.forward_args, return_cache=True)
             module.lstm_backward(cache, *case.backward_args)
+
+
+# ------------------------------------------------------------------ models
+
+@dataclass
+class ModelCase:
+    """A small random Sequential and inputs for it."""
+
+    spec: dict
+
+    def __repr__(self):
+        return f"ModelCase({self.spec})"
+
+    def build(self):
+        spec = self.spec
+        layers = []
+        for k, (units, return_sequences, dropout) in enumerate(spec["lstms"]):
+            shape = (spec["time"], spec["features"]) if k == 0 else None
+            layers.append(LSTM(units, return_sequences=return_sequences, input_shape=shape))
+            if dropout is not None:
+                layers.append(Dropout(dropout))
+        layers.append(Dense(spec["dense"], activation=spec["activation"]))
+        model = fastlstm.Sequential(layers)
+        rng = np.random.default_rng(spec["seed"])
+        model.set_weights([0.6 * rng.standard_normal(w.shape) for w in model.get_weights()])
+        x = rng.standard_normal((spec["samples"], spec["time"], spec["features"]))
+        return model, x.astype(np.float32)
+
+
+@st.composite
+def model_cases(draw):
+    n_lstms = draw(st.integers(1, 2))
+    lstms = [(draw(st.integers(1, 9)), k < n_lstms - 1 or draw(st.booleans()),
+              draw(st.sampled_from([None, 0.0, 0.5]))) for k in range(n_lstms)]
+    samples = draw(st.integers(0, 24))
+    return ModelCase({
+        "time": draw(st.integers(1, 6)), "features": draw(st.integers(1, 4)), "lstms": lstms,
+        "dense": draw(st.integers(1, 3)),
+        "activation": draw(st.sampled_from([None, "relu", "tanh", "sigmoid"])),
+        "samples": samples, "seed": draw(st.integers(0, 2**32 - 1)),
+        "cuts": sorted(draw(st.lists(st.integers(0, samples), max_size=3))),
+        "batch_size": draw(st.integers(1, 9))})
+
+
+def _recurrent_outputs(model, x):
+    """What the layers before the model's last (a Dense) pass it, at inference."""
+    for layer in model.layers[:-1]:
+        x = layer.forward(x, training=False)
+    return x
+
+
+def _dense_rounding_bound(dense, x, output):
+    """How far two float32 evaluations of activation(x @ kernel + bias) that
+    sum in different orders may differ: twice the classic bound of a dot
+    product of n terms, (n + 1) eps (|x| @ |kernel| + |bias|), the
+    activations being at most 1-Lipschitz, plus their own rounding."""
+    kernel, bias = (w.astype(np.float64) for w in dense.weights)
+    eps = np.finfo(np.float32).eps
+    magnitude = np.abs(x.astype(np.float64)) @ np.abs(kernel) + np.abs(bias)
+    return 2 * (kernel.shape[0] + 1) * eps * magnitude + 4 * eps * (1 + np.abs(output))
+
+
+@bounded(100)
+@given(case=model_cases())
+def test_predict_is_the_same_for_any_thread_count_and_any_split_of_the_batch(case):
+    """Bitwise for every thread count. Split into sub-batches, the LSTM
+    layers give the same bits; the Dense head multiplies by NumPy's matmul,
+    whose BLAS may round one row differently in a product of another number
+    of rows (a matrix-vector product for one row), so the predictions are
+    held to float32 rounding."""
+    model, x = case.build()
+    with fastlstm.threads(1):
+        expected = model.predict(x)
+    assert expected.shape == (len(x),) + model.output_shape
+    with fastlstm.threads(2):
+        assert_bitwise_equal(model.predict(x), expected, "2 threads")
+    bounds = [0, *case.spec["cuts"], len(x)]
+    recurrent = _recurrent_outputs(model, x)
+    pieces = [_recurrent_outputs(model, x[a:b]) for a, b in zip(bounds, bounds[1:])]
+    assert_bitwise_equal(np.concatenate(pieces), recurrent, f"LSTM outputs split at {bounds}")
+    bound = _dense_rounding_bound(model.layers[-1], recurrent, expected)
+    for split in ([model.predict(x[a:b]) for a, b in zip(bounds, bounds[1:])],
+                  [model.predict(x, batch_size=case.spec["batch_size"])]):
+        predicted = np.concatenate(split)
+        assert predicted.dtype == expected.dtype and predicted.shape == expected.shape
+        assert (np.abs(predicted - expected.astype(np.float64)) <= bound).all()
