@@ -27,7 +27,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 class ForecastJobError(ValueError):
     """The series cannot make a forecasting job with these settings: too
     short for the window, a test fraction that leaves no windows to train
-    on, or values too wide apart to scale."""
+    on, or values too far apart to scale into float32."""
 
 
 def classic_model(window, units=50, dropout=0.2):

@@ -158,8 +158,28 @@ def saved(tmp_path):
 
 
 def _refused(path, message):
-    with pytest.raises(ValueError, match=message):
-        fastlstm.load_model(path)
+    """Loading raises `message`; returns the peak of Python allocations meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message):
+            fastlstm.load_model(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _write_with_first_header(path, config, weights, shape, data):
+    """A model archive whose weight 0 has a .npy header declaring `shape`
+    followed by the bytes `data`."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    encoded = np.frombuffer(json.dumps(config).encode(), np.uint8)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.npy", _npy(encoded))
+        archive.writestr("weight_0.npy", header.getvalue() + data)
+        for i, weight in enumerate(weights[1:], start=1):
+            archive.writestr(f"weight_{i}.npy", _npy(weight))
 
 
 def test_a_zip_bomb_is_refused_without_inflating_it(saved):
@@ -169,11 +189,7 @@ def test_a_zip_bomb_is_refused_without_inflating_it(saved):
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.npy", _npy(encoded))
         archive.writestr("weight_0.npy", bomb)
-    tracemalloc.start()
-    _refused(path, "would inflate")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 8 * 2**20
+    assert _refused(path, "would inflate") < 8 * 2**20
 
 
 def test_an_extra_stored_entry_is_refused(saved):
@@ -184,16 +200,8 @@ def test_an_extra_stored_entry_is_refused(saved):
 
 def test_a_declared_shape_of_a_trillion_values_is_refused_before_allocating(saved):
     path, config, weights = saved
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
-    encoded = np.frombuffer(json.dumps(config).encode(), np.uint8)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("config.npy", _npy(encoded))
-        archive.writestr("weight_0.npy", header.getvalue() + b"\0" * 64)
-        for i, weight in enumerate(weights[1:], start=1):
-            archive.writestr(f"weight_{i}.npy", _npy(weight))
-    _refused(path, r"weight 0 has shape \(1000000, 1000000\); the model described needs")
+    _write_with_first_header(path, config, weights, (10**6, 10**6), b"\0" * 64)
+    assert _refused(path, r"weight 0 has shape \(1000000, 1000000\); the model described needs")
 
 
 @pytest.mark.parametrize("units", [10**12, 0, -3, 2.5, "4", True])
@@ -208,24 +216,12 @@ def test_a_large_but_valid_units_value_is_checked_against_the_stored_weights(sav
     path, config, weights = saved
     config["model"]["layers"][2]["config"]["units"] = 20000  # 6.4 GB of weights
     _write(path, config, weights)
-    tracemalloc.start()
-    _refused(path, "weight 3 has shape")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 8 * 2**20
+    assert _refused(path, "weight 3 has shape") < 8 * 2**20
 
 
 def test_a_truncated_weight_entry(saved):
     path, config, weights = saved
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f4", "fortran_order": False, "shape": weights[0].shape})
-    encoded = np.frombuffer(json.dumps(config).encode(), np.uint8)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("config.npy", _npy(encoded))
-        archive.writestr("weight_0.npy", header.getvalue() + b"\0" * 8)
-        for i, weight in enumerate(weights[1:], start=1):
-            archive.writestr(f"weight_{i}.npy", _npy(weight))
+    _write_with_first_header(path, config, weights, weights[0].shape, b"\0" * 8)
     _refused(path, "weight 0 holds 8 bytes of data")
 
 

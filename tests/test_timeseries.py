@@ -251,21 +251,6 @@ def test_persistence_refuses_windows_it_cannot_read():
         ts.persistence_forecast([[["a"]]])
 
 
-def test_metrics_on_known_values():
-    true, pred = np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0])
-    assert ts.mae(true, pred) == pytest.approx(1.0)
-    assert ts.mse(true, pred) == pytest.approx(5 / 3)
-    assert ts.rmse(true, pred) == pytest.approx(np.sqrt(5 / 3))
-    assert ts.mape(true, pred) == pytest.approx(100 * (1 + 0 + 0.5) / 3)
-    assert ts.smape(true, pred) == pytest.approx(100 * (2 / 3 + 0 + 4 / 6) / 3)
-    assert ts.smape([0.0, 1.0], [0.0, 1.0]) == 0.0
-    assert ts.mae(true[:, None], pred) == pytest.approx(1.0)  # (n, 1) vs (n,)
-    with pytest.raises(ValueError, match="undefined where y_true is 0"):
-        ts.mape([0.0, 1.0], [1.0, 1.0])
-    with pytest.raises(ValueError, match="differ in size"):
-        ts.mae([1.0, 2.0], [1.0])
-
-
 @pytest.mark.parametrize("scaler", [ts.MinMaxScaler((-1, 2)), ts.StandardScaler()])
 def test_scalers_survive_a_json_round_trip(scaler):
     import json
