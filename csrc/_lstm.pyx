@@ -142,8 +142,10 @@ cdef extern from "interrupt_poll.h" nogil:
 
 
 cdef extern from "preemption.h" nogil:
-    long fastlstm_involuntary_switches()
-    void fastlstm_add_switches(long *total, long before)
+    ctypedef struct fastlstm_thread_clock:
+        pass
+    fastlstm_thread_clock fastlstm_thread_clock_now()
+    void fastlstm_add_lost_time(long long *lost_ns, fastlstm_thread_clock start)
 
 
 cdef extern from "openmp_compat.h" nogil:
@@ -693,7 +695,7 @@ cdef void _forward_part(
         memcpy(c_n + b * H, c_row, H * sizeof(floating))
 
 
-cdef long _forward(const floating *x, const floating *kernel,
+cdef long long _forward(const floating *x, const floating *kernel,
                  const floating *recurrent_kernel, const floating *bias,
                  const floating *h0, const floating *c0, floating *y,
                  floating *c_n, floating *gates, floating *cells, floating *scratch,
@@ -703,7 +705,7 @@ cdef long _forward(const floating *x, const floating *kernel,
     uses them), then run every batch part without the GIL. With
     `interruptible`, a signal handler's exception (KeyboardInterrupt) stops
     the parts within about 0.1 s and is raised here (see interrupt_poll.h).
-    Returns the involuntary context switches of the threads while they
+    Returns the nanoseconds the threads spent off their cores while they
     worked (see preemption.h).
 
     A small batch with large weights is one part that the threads share
@@ -718,11 +720,11 @@ cdef long _forward(const floating *x, const floating *kernel,
     cdef const floating *recurrent_w = recurrent_kernel
     cdef Py_ssize_t ldw = 4 * H  # as given; 0 once packed
     cdef fastlstm_interrupt interrupt
-    # Context switches matter, and cost their system calls, only in a team.
+    # Time off the cores matters, and costs its clock reads, only in a team.
     cdef bint watch = n_threads > 1 and (n_parts > 1 or _split_units(B, H, sizeof(floating),
                                                                     n_threads))
-    cdef long switches = 0
-    cdef long before = 0
+    cdef long long lost_ns = 0
+    cdef fastlstm_thread_clock start
     fastlstm_interrupt_init(&interrupt, interruptible)
     try:
         if T > 1 or B > UNPACKED_STEP_ROWS:
@@ -735,28 +737,28 @@ cdef long _forward(const floating *x, const floating *kernel,
             if _split_units(B, H, sizeof(floating), n_threads):
                 with parallel(num_threads=n_threads):
                     if watch:
-                        before = fastlstm_involuntary_switches()
+                        start = fastlstm_thread_clock_now()
                     _forward_part(x, kernel_w, recurrent_w, ldw, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, 0, 1, kern,
                                   fastlstm_omp_thread_num(), fastlstm_omp_num_threads(),
                                   &interrupt)
                     if watch:
-                        fastlstm_add_switches(&switches, before)
+                        fastlstm_add_lost_time(&lost_ns, start)
             else:
                 for part in prange(n_parts, schedule="static",
                                    num_threads=_team_size(n_parts, n_threads)):
                     if watch:
-                        before = fastlstm_involuntary_switches()
+                        start = fastlstm_thread_clock_now()
                     _forward_part(x, kernel_w, recurrent_w, ldw, bias, h0, c0, y, c_n,
                                   gates, cells, scratch, B, T, I, H, part, n_parts, kern, 0, 1,
                                   &interrupt)
                     if watch:
-                        fastlstm_add_switches(&switches, before)
+                        fastlstm_add_lost_time(&lost_ns, start)
     finally:
         fastlstm_aligned_free(packed_kernel)
         fastlstm_aligned_free(packed_recurrent)
     fastlstm_interrupt_reraise(&interrupt)
-    return switches
+    return lost_ns
 
 
 def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -768,7 +770,7 @@ def forward_inference(const floating[:, :, ::1] x, const floating[:, ::1] kernel
 
     workspace: scratch of at least inference_workspace_size(...) elements.
     interruptible: poll for Ctrl-C (only for calls on Python's main thread).
-    Returns the team's involuntary context switches during the call.
+    Returns the nanoseconds the team spent off its cores during the call.
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     if workspace.shape[0] < inference_workspace_size(B, T, I, H, sizeof(floating), n_threads):
@@ -1053,8 +1055,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     Fills dx, dh0, dc0 and dweights (I + H + 1, 4H): the rows of dkernel,
     then of drecurrent_kernel, then dbias. dx None skips the input gradient.
     interruptible: as for forward_inference; an interrupted call leaves the
-    outputs incomplete and dz partly overwritten. Returns the involuntary
-    context switches of the threads during the recurrence.
+    outputs incomplete and dz partly overwritten. Returns the nanoseconds the
+    threads spent off their cores during the recurrence.
     """
     cdef const floating[:, :, ::1] dy_view
     cdef const floating[:, ::1] dh_n_view
@@ -1092,8 +1094,8 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     cdef int failed = 0
     cdef fastlstm_interrupt interrupt
     cdef bint watch = _team_size(n_parts, n_threads) > 1
-    cdef long switches = 0
-    cdef long before = 0
+    cdef long long lost_ns = 0
+    cdef fastlstm_thread_clock start
     fastlstm_interrupt_init(&interrupt, interruptible)
     try:
         packed_recurrent_t = _packed_transpose(kern, H, 4 * H, &recurrent_kernel[0, 0])
@@ -1109,14 +1111,14 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
             for part in prange(n_parts, schedule="static",
                                num_threads=_team_size(n_parts, n_threads)):
                 if watch:
-                    before = fastlstm_involuntary_switches()
+                    start = fastlstm_thread_clock_now()
                 failed += _backward_part(&dz[0, 0, 0], &recurrent_kernel[0, 0],
                                          packed_recurrent_t, &c0[0, 0],
                                          &cells[0, 0, 0], dy_ptr, dh_n_ptr, dc_n_ptr,
                                          &dh0[0, 0], &dc0[0, 0], B, T, H, part, n_parts, kern,
                                          &interrupt)
                 if watch:
-                    fastlstm_add_switches(&switches, before)
+                    fastlstm_add_lost_time(&lost_ns, start)
         # The recurrence is done with the packed weights.
         fastlstm_aligned_free(packed_recurrent_t)
         packed_recurrent_t = NULL
@@ -1142,7 +1144,7 @@ def backward(floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     fastlstm_interrupt_reraise(&interrupt)
     if failed:
         raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
-    return switches
+    return lost_ns
 
 
 # ------------------------------------------------------------- finiteness

@@ -20,9 +20,9 @@ A team is as fast as its slowest member. When the cores are busy (another
 process, more threads than cores) the scheduler takes members off their
 cores for a time slice of milliseconds, and every other member waits at
 the next barrier: a 1 ms call took 5-15 ms on two threads beside one busy
-process, against 1 ms on one thread. The kernels count their threads'
-involuntary context switches (csrc/preemption.h); when those stalls could
-amount to a tenth of the call, the next calls run on one thread, which
+process, against 1 ms on one thread. The kernels measure how long their
+threads were off their cores while they worked (csrc/preemption.h); when
+that is a tenth of the call or more, the next calls run on one thread, which
 loses nothing beside a busy core, for a back-off period that doubles while
 trials with the full team stay contended (up to MAX_BACKOFF_SECONDS).
 Results do not change: the kernels are bitwise identical for any thread
@@ -36,9 +36,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-# What one involuntary switch costs a team: about a scheduler time slice.
-STALL_SECONDS = 0.003
-# A call is contended when its switches could have cost this share of it.
+# A call is contended when its team spent this share of it off the cores.
 CONTENDED_SHARE = 0.1
 MIN_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 2.0
@@ -62,9 +60,10 @@ class _Contention:
             return 1
         return requested
 
-    def record(self, switches, seconds):
-        """Note a call of the full team: `switches` in `seconds` of wall time."""
-        if switches * STALL_SECONDS > CONTENDED_SHARE * seconds:
+    def record(self, lost_ns, seconds):
+        """Note a call of the full team: its threads spent `lost_ns`
+        nanoseconds off their cores in `seconds` of wall time."""
+        if 1e-9 * lost_ns > CONTENDED_SHARE * seconds:
             self.until = time.monotonic() + self.backoff
             self.backoff = min(2 * self.backoff, MAX_BACKOFF_SECONDS)
         else:
@@ -106,9 +105,8 @@ def run(kernel, *args, n_threads):
         return kernel(*args, 1, threading.current_thread() is threading.main_thread())
     start = time.perf_counter()
     if threading.get_ident() == _stale_pool_thread:
-        switches = _helper_thread().submit(kernel, *args, n_threads, False).result()
+        lost_ns = _helper_thread().submit(kernel, *args, n_threads, False).result()
     else:
         _started_teams.yes = True
-        switches = kernel(*args, n_threads,
-                          threading.current_thread() is threading.main_thread())
-    _contention.record(switches, time.perf_counter() - start)
+        lost_ns = kernel(*args, n_threads, threading.current_thread() is threading.main_thread())
+    _contention.record(lost_ns, time.perf_counter() - start)

@@ -254,9 +254,9 @@ def test_a_forked_child_runs_two_thread_kernels_without_hanging():
 
 
 def test_a_contended_team_falls_back_to_one_thread_for_a_growing_while(monkeypatch):
-    """Involuntary switches that could have cost a tenth of a call make the
-    next calls use one thread; the back-off doubles while trials stay
-    contended and starts over after a clean one."""
+    """A team that spent a tenth of a call off its cores makes the next
+    calls use one thread; the back-off doubles while trials stay contended
+    and starts over after a clean one."""
     from fastlstm import _teams
 
     now = [100.0]
@@ -267,31 +267,31 @@ def test_a_contended_team_falls_back_to_one_thread_for_a_growing_while(monkeypat
 
     contention = _teams._Contention()
     assert contention.threads_for(2) == 2
-    contention.record(switches=1, seconds=0.5)  # 3 ms of 500: harmless
+    contention.record(lost_ns=3_000_000, seconds=0.5)  # 3 ms of 500: harmless
     assert contention.threads_for(2) == 2
-    contention.record(switches=1, seconds=0.001)
+    contention.record(lost_ns=300_000, seconds=0.001)
     assert contention.threads_for(2) == 1 and contention.threads_for(1) == 1
     wait(1)
     assert contention.threads_for(2) == 2
-    contention.record(switches=3, seconds=0.02)
+    contention.record(lost_ns=9_000_000, seconds=0.02)
     wait(1)
     assert contention.threads_for(2) == 1  # twice as long this time
     wait(1)
     assert contention.threads_for(2) == 2
-    contention.record(switches=0, seconds=0.001)
-    contention.record(switches=1, seconds=0.001)
+    contention.record(lost_ns=0, seconds=0.001)
+    contention.record(lost_ns=300_000, seconds=0.001)
     wait(1)
     assert contention.threads_for(2) == 2  # back to the shortest back-off
 
 
 @pytest.mark.parametrize("batch, units", [(64, 20), (2, 256)])  # batch parts, a shared part
-def test_kernels_report_their_teams_context_switches(batch, units):
+def test_kernels_report_their_teams_time_off_the_cores(batch, units):
     from fastlstm import _teams
 
     p = Problem(batch, 3, 2, units, dtype=np.float32)
     reports = []
     original = _teams._contention.record
-    _teams._contention.record = lambda switches, seconds: reports.append((switches, seconds))
+    _teams._contention.record = lambda lost_ns, seconds: reports.append((lost_ns, seconds))
     try:
         with fastlstm.threads(2):
             run(functional, p)
