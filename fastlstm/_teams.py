@@ -19,8 +19,9 @@ thread count).
 A team is as fast as its slowest member. When the cores are busy (another
 process, more threads than cores) the scheduler takes members off their
 cores for a time slice of milliseconds, and every other member waits at
-the next barrier: a 1 ms call took 5-15 ms on two threads beside one busy
-process, against 1 ms on one thread. The kernels measure how long their
+the next barrier: without the fallback below, two threads ran 2.1-2.5x
+slower than one beside one busy process on the 2-core machine
+(bench/busy_process.py). The kernels measure how long their
 threads were off their cores while they worked (csrc/preemption.h); when
 that is a tenth of the call or more, the next calls run on one thread, which
 loses nothing beside a busy core, for a back-off period that doubles while
