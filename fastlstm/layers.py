@@ -45,7 +45,7 @@ def check_weight_sizes(layer, shapes):
                              f"({size:,} values); at most {MAX_WEIGHT_ELEMENTS:,} are supported")
 
 
-class Layer:
+class Layer(serialization.Serializable, kind="layer"):
     """Base class. Subclasses define weight_shapes, _initial_weights, forward,
     backward and compute_output_shape.
 
@@ -58,15 +58,6 @@ class Layer:
     # A layer that returns several arrays (its states too) cannot sit inside
     # Sequential, which passes one output on.
     return_state = False
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        serialization.register("layer", cls)
-
-    @classmethod
-    def from_config(cls, config):
-        """The layer that ``get_config`` described."""
-        return cls(**config)
 
     def __init__(self, input_shape=None, name=None):
         self.input_shape = None if input_shape is None else checked_sample_shape(input_shape)

@@ -6,24 +6,16 @@ from . import serialization
 __all__ = ["get", "MeanSquaredError", "MeanAbsoluteError", "Huber"]
 
 
-class Loss:
+class Loss(serialization.Serializable, kind="loss"):
     """Base class: subclasses define ``_elementwise(error)`` and
     ``_derivative(error)`` of error = y_pred - y_true, and register
     themselves for ``load_model`` when defined (fastlstm.serialization)."""
 
     name = "loss"
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        serialization.register("loss", cls)
-
     def get_config(self):
         """Keyword arguments that rebuild this loss."""
         return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __call__(self, y_true, y_pred):
         """Mean loss over all elements, a Python float."""

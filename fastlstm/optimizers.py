@@ -14,18 +14,10 @@ from . import _elementwise, serialization
 __all__ = ["get", "Optimizer", "SGD", "RMSprop", "Adam"]
 
 
-class Optimizer:
+class Optimizer(serialization.Serializable, kind="optimizer"):
     """Base class: subclasses define ``_update(weight, grad, slots)`` and
     register themselves for ``load_model`` when defined
     (fastlstm.serialization)."""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        serialization.register("optimizer", cls)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
         if not learning_rate > 0:

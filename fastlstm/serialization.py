@@ -13,7 +13,7 @@ with ``cls.from_config(config)``. It never imports a module or evaluates
 anything the file says: a class that is not registered (its module not
 imported) and not in ``custom_objects`` is an error that says what to pass.
 """
-__all__ = ["register", "registered_name", "serialize", "deserialize"]
+__all__ = ["Serializable", "register", "registered_name", "serialize", "deserialize"]
 
 KINDS = ("layer", "loss", "optimizer")
 _REGISTRY = {kind: {} for kind in KINDS}
@@ -34,6 +34,27 @@ def register(kind, cls):
     """
     _REGISTRY[kind][registered_name(cls)] = cls
     return cls
+
+
+class Serializable:
+    """Base of the classes a model file names. A base class declares its
+    kind, ``class Layer(Serializable, kind="layer")``; each of its subclasses
+    then registers itself as that kind when defined. ``from_config`` passes
+    ``get_config()``'s dict to the constructor."""
+
+    _kind = None
+
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls._kind = kind  # a base class: its subclasses register
+        else:
+            register(cls._kind, cls)
+
+    @classmethod
+    def from_config(cls, config):
+        """The object that ``get_config`` described."""
+        return cls(**config)
 
 
 def serialize(obj):
