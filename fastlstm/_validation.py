@@ -17,6 +17,18 @@ import numpy as np
 _BLAS_INT_MAX = 2**31 - 1
 
 
+class RecurrentInputs(NamedTuple):
+    """Validated forward inputs of a recurrent cell, C-contiguous, all of dtype `dtype`."""
+
+    x: np.ndarray                 # (batch, time, features)
+    kernel: np.ndarray            # (features, n_gates * units)
+    recurrent_kernel: np.ndarray  # (units, n_gates * units)
+    bias: np.ndarray              # (n_gates * units,) or (bias_rows, n_gates * units)
+    states: tuple                 # initial states in the order given, each (batch, units)
+    extras: dict                  # name -> array of its declared shape, or None
+    dtype: np.dtype
+
+
 class LSTMInputs(NamedTuple):
     """Validated forward inputs, C-contiguous, all of dtype `dtype`."""
 
@@ -67,20 +79,142 @@ def numpy_all_finite(array):
 def check_finite_arrays(all_finite=numpy_all_finite, **arrays):
     """Raise if an array holds NaN or infinity, as judged by `all_finite`
     (called with each array, C-contiguous float32 or float64 as
-    lstm_inputs and output_gradient make them)."""
+    recurrent_inputs and output_gradient make them)."""
     for name, array in arrays.items():
         if array is not None and not all_finite(array):
             raise ValueError(f"{name} contains NaN or infinity "
                              "(pass check_finite=False to skip this check)")
 
 
-def _check_blas_sizes(batch, time, features, units):
-    largest = max(batch * time, time * 4 * units, time * features)
+def _gates_text(n_gates):
+    """How a width of `n_gates` blocks of units reads in a message: "units", "3 * units"."""
+    return "units" if n_gates == 1 else f"{n_gates} * units"
+
+
+def _check_blas_sizes(batch, time, features, units, n_gates):
+    largest = max(batch * time, time * n_gates * units, time * features)
     if largest > _BLAS_INT_MAX:
+        gates = _gates_text(n_gates).replace(" ", "")
         raise ValueError(
             f"x of shape {(batch, time, features)} with {units} units is too large: "
-            f"batch*time, time*4*units and time*features must stay below 2**31 "
+            f"batch*time, time*{gates} and time*features must stay below 2**31 "
             f"(the BLAS index limit); split the batch or the sequence")
+
+
+def _checked_x(x):
+    x = _real_array("x", x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (batch, time, features), got shape {x.shape}")
+    if x.shape[2] < 1:
+        raise ValueError(f"x must have at least one feature, got shape {x.shape}")
+    return x
+
+
+def _checked_kernel(kernel, features, n_gates):
+    """`kernel` as an array of shape (features, n_gates * units), and units."""
+    kernel = _real_array("kernel", kernel)
+    width = kernel.shape[1] if kernel.ndim == 2 else 0
+    if kernel.ndim != 2 or kernel.shape[0] != features or width % n_gates or not width:
+        gates = _gates_text(n_gates)
+        raise ValueError(f"kernel must have shape (features, {gates}) = ({features}, {gates}) "
+                         f"with units >= 1, got shape {kernel.shape}")
+    return kernel, width // n_gates
+
+
+def _checked_bias(bias, units, n_gates, bias_rows):
+    bias = _real_array("bias", bias)
+    gates = _gates_text(n_gates)
+    if bias_rows is None:
+        _check_shape("bias", bias, (n_gates * units,), f"({gates},)")
+    else:
+        _check_shape("bias", bias, (bias_rows, n_gates * units), f"({bias_rows}, {gates})")
+    return bias
+
+
+def _shape_text(shape):
+    """A shape of ints and size names as a message shows it: "(3, units)"."""
+    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
+
+
+def _checked_optional(name, value, shape, sizes):
+    """An optional array of `shape`, written in ints and names of `sizes`
+    (e.g. ``(3, "units")``); None stays None."""
+    if value is None:
+        return None
+    array = _real_array(name, value)
+    expected = tuple(sizes.get(d, d) for d in shape)
+    _check_shape(name, array, expected, _shape_text(shape))
+    return array
+
+
+def recurrent_inputs(x, kernel, recurrent_kernel, bias, states, *, n_gates, bias_rows=None,
+                     extras=(), check_finite=True,
+                     all_finite=numpy_all_finite) -> RecurrentInputs:
+    """Check and convert the arguments of a recurrent cell's forward pass.
+
+    Parameters
+    ----------
+    x : array_like of shape (batch, time, features)
+    kernel : array_like of shape (features, n_gates * units)
+    recurrent_kernel : array_like of shape (units, n_gates * units)
+    bias : array_like of shape (n_gates * units,) or (bias_rows, n_gates * units)
+    states : sequence of (str, array_like of shape (batch, units) or None)
+        The initial states by name, e.g. ``(("h0", h0), ("c0", c0))``; None
+        becomes zeros.
+    n_gates : int
+        Blocks of units in the kernels' columns: 4 for an LSTM, 3 for a GRU,
+        1 for a simple RNN.
+    bias_rows : int, optional
+        None for a bias vector; otherwise the number of bias rows (2 for a
+        GRU that applies the reset gate after the recurrent product).
+    extras : sequence of (str, array_like or None, tuple)
+        Further optional weights by name, with their shape written in ints
+        and the word "units", e.g. ``(("peephole", p, (3, "units")),)``.
+    check_finite : bool
+        Reject NaN and inf.
+    all_finite : callable
+        The NaN/inf test, called with each converted array.
+
+    Returns
+    -------
+    RecurrentInputs
+        C-contiguous arrays of one dtype: float32 when every given array fits
+        float32 exactly, else float64. They may be the caller's own arrays.
+
+    Raises
+    ------
+    TypeError
+        An argument is not a real numeric array.
+    ValueError
+        Wrong rank or shape (the message names the argument and the shape it
+        must have), NaN or inf with ``check_finite``, or sizes past BLAS'
+        32-bit indices.
+    """
+    x = _checked_x(x)
+    batch, time, features = x.shape
+    kernel, units = _checked_kernel(kernel, features, n_gates)
+    recurrent_kernel = _real_array("recurrent_kernel", recurrent_kernel)
+    _check_shape("recurrent_kernel", recurrent_kernel, (units, n_gates * units),
+                 f"(units, {_gates_text(n_gates)})")
+    bias = _checked_bias(bias, units, n_gates, bias_rows)
+    sizes = {"batch": batch, "units": units}
+    states = {name: _checked_optional(name, state, ("batch", "units"), sizes)
+              for name, state in states}
+    extras = {name: _checked_optional(name, value, shape, sizes)
+              for name, value, shape in extras}
+    _check_blas_sizes(batch, time, features, units, n_gates)
+
+    weights = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "bias": bias}
+    given = [a for a in (*weights.values(), *states.values(), *extras.values()) if a is not None]
+    dtype = compute_dtype(*given)
+    weights = {name: np.ascontiguousarray(a, dtype=dtype) for name, a in weights.items()}
+    states = {name: (np.zeros((batch, units), dtype) if a is None
+                     else np.ascontiguousarray(a, dtype=dtype)) for name, a in states.items()}
+    extras = {name: (None if a is None else np.ascontiguousarray(a, dtype=dtype))
+              for name, a in extras.items()}
+    if check_finite:
+        check_finite_arrays(all_finite, **weights, **states, **extras)
+    return RecurrentInputs(states=tuple(states.values()), extras=extras, dtype=dtype, **weights)
 
 
 def lstm_inputs(x, kernel, recurrent_kernel, bias, h0=None, c0=None,
@@ -96,40 +230,11 @@ def lstm_inputs(x, kernel, recurrent_kernel, bias, h0=None, c0=None,
         must have), NaN or inf with ``check_finite``, or sizes past BLAS'
         32-bit indices.
     """
-    x = _real_array("x", x)
-    if x.ndim != 3:
-        raise ValueError(f"x must have shape (batch, time, features), got shape {x.shape}")
-    batch, time, features = x.shape
-    if features < 1:
-        raise ValueError(f"x must have at least one feature, got shape {x.shape}")
-
-    kernel = _real_array("kernel", kernel)
-    if kernel.ndim != 2 or kernel.shape[0] != features or kernel.shape[1] % 4 or not kernel.shape[1]:
-        raise ValueError(f"kernel must have shape (features, 4 * units) = ({features}, 4 * units) "
-                         f"with units >= 1, got shape {kernel.shape}")
-    units = kernel.shape[1] // 4
-    recurrent_kernel = _real_array("recurrent_kernel", recurrent_kernel)
-    _check_shape("recurrent_kernel", recurrent_kernel, (units, 4 * units), "(units, 4 * units)")
-    bias = _real_array("bias", bias)
-    _check_shape("bias", bias, (4 * units,), "(4 * units,)")
-    states = {}
-    for name, state in (("h0", h0), ("c0", c0)):
-        if state is not None:
-            state = _real_array(name, state)
-            _check_shape(name, state, (batch, units), "(batch, units)")
-        states[name] = state
-    _check_blas_sizes(batch, time, features, units)
-
-    given = [a for a in (x, kernel, recurrent_kernel, bias, *states.values()) if a is not None]
-    dtype = compute_dtype(*given)
-    converted = {name: (np.zeros((batch, units), dtype) if a is None
-                        else np.ascontiguousarray(a, dtype=dtype))
-                 for name, a in (("x", x), ("kernel", kernel),
-                                 ("recurrent_kernel", recurrent_kernel), ("bias", bias),
-                                 ("h0", states["h0"]), ("c0", states["c0"]))}
-    if check_finite:
-        check_finite_arrays(all_finite, **converted)
-    return LSTMInputs(dtype=dtype, **converted)
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)),
+                              n_gates=4, check_finite=check_finite, all_finite=all_finite)
+    h0, c0 = inputs.states
+    return LSTMInputs(inputs.x, inputs.kernel, inputs.recurrent_kernel, inputs.bias,
+                      h0, c0, inputs.dtype)
 
 
 def output_gradient(name, value, shape, description, dtype, check_finite,
