@@ -1,8 +1,14 @@
-"""A pure-NumPy LSTM, written to be read: the oracle for every kernel.
+"""Pure-NumPy recurrent cells, written to be read: the oracle for every kernel.
 
-One loop over time, the textbook equations, nothing fused. For each step t,
-with the pre-activations of the four gates in Keras' order i, f, g (the cell
-candidate, Keras' "c"), o::
+One loop over time, the textbook equations, nothing fused. Weights are in
+Keras' layouts, so Keras weights load unchanged: ``kernel`` (features,
+n_gates * units) and ``recurrent_kernel`` (units, n_gates * units) hold one
+block of columns per gate.
+
+LSTM
+----
+For each step t, with the pre-activations of the four gates in Keras' order
+i, f, g (the cell candidate, Keras' "c"), o::
 
     z_t = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias   # (batch, 4 * units)
     i = sigmoid(z_i)        input gate
@@ -23,17 +29,27 @@ y_t plus the next step's recurrence) and dc_t (from the next step)::
 and the weight gradients are the sums over t of x_t.T @ dz_t,
 h_{t-1}.T @ dz_t and dz_t.
 
+With a peephole p (3, units), rows p_i, p_f, p_o, the gates also see the
+cell state::
+
+    i = sigmoid(z_i + p_i * c_{t-1})     f = sigmoid(z_f + p_f * c_{t-1})
+    o = sigmoid(z_o + p_o * c_t)
+
+so backward adds dz_o * p_o to dc_t before the other gates and
+dz_i * p_i + dz_f * p_f to dc_{t-1}; dp is the sum over batch and time of
+dz_i * c_{t-1}, dz_f * c_{t-1} and dz_o * c_t.
+
 fastlstm.functional has the same signatures and must give the same numbers.
 """
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
-from ._types import LSTMGrads
-from ._validation import lstm_inputs, output_gradient
+from ._types import LSTMGrads, PeepholeLSTMGrads
+from ._validation import output_gradient, recurrent_inputs
 
-__all__ = ["lstm_forward", "lstm_backward", "sigmoid", "LSTMGrads"]
+__all__ = ["lstm_forward", "lstm_backward", "sigmoid", "LSTMGrads", "PeepholeLSTMGrads"]
 
 
 def sigmoid(z):
@@ -41,9 +57,31 @@ def sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def _check_cache(cache, cache_type, forward_name):
+    if not isinstance(cache, cache_type):
+        raise TypeError(f"cache must come from fastlstm.reference.{forward_name}("
+                        f"..., return_cache=True), got {type(cache).__name__}")
+
+
+def _state_gradients(cache_shape, units, dtype, dy, dh_n, check_finite):
+    """Check dy (batch, time, units) and dh_n (batch, units); None stays None."""
+    batch, time, _ = cache_shape
+    dy = output_gradient("dy", dy, (batch, time, units), "(batch, time, units)",
+                         dtype, check_finite)
+    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite)
+    return dy, dh_n
+
+
+def _zeros_or_copy(array, shape, dtype):
+    return np.zeros(shape, dtype) if array is None else array.copy()
+
+
+# ----------------------------------------------------------------------- LSTM
+
+
 @dataclass
-class _Step:
-    """What backward needs from one time step (each array (batch, units))."""
+class _LSTMStep:
+    """What backward needs from one LSTM time step (each array (batch, units))."""
 
     x: np.ndarray       # x_t, (batch, features)
     h_prev: np.ndarray
@@ -56,17 +94,33 @@ class _Step:
 
 
 @dataclass
-class ReferenceCache:
+class LSTMReferenceCache:
     """What reference.lstm_forward(..., return_cache=True) keeps for backward."""
 
     kernel: np.ndarray
     recurrent_kernel: np.ndarray
+    peephole: Optional[np.ndarray]  # (3, units) or None
     shape: tuple            # (batch, time, features)
     dtype: np.dtype
-    steps: List[_Step] = field(default_factory=list)
+    steps: List[_LSTMStep] = field(default_factory=list)
 
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
+def _lstm_step(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias, peephole):
+    """One LSTM step; returns (h_t, c_t, gates i, f, g, o)."""
+    z = x_t @ kernel + h_prev @ recurrent_kernel + bias
+    z_i, z_f, z_g, z_o = np.split(z, 4, axis=1)
+    if peephole is not None:
+        z_i = z_i + peephole[0] * c_prev
+        z_f = z_f + peephole[1] * c_prev
+    i, f, g = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g)
+    c = f * c_prev + i * g
+    if peephole is not None:
+        z_o = z_o + peephole[2] * c
+    o = sigmoid(z_o)
+    return o * np.tanh(c), c, (i, f, g, o)
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephole=None,
                  return_cache=False, check_finite=True):
     """Run an LSTM over a batch of sequences.
 
@@ -79,6 +133,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     bias : array_like of shape (4 * units,)
     h0, c0 : array_like of shape (batch, units), optional
         Initial hidden and cell states; zeros when None.
+    peephole : array_like of shape (3, units), optional
+        Peephole weights, rows i, f, o: the input and forget gates see
+        c_{t-1}, the output gate sees c_t. None: no peepholes.
     return_cache : bool
         Also return what ``lstm_backward`` needs.
     check_finite : bool
@@ -90,33 +147,58 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
         The hidden state at every step.
     h_n, c_n : ndarray of shape (batch, units)
         The final hidden and cell states.
-    cache : ReferenceCache
+    cache : LSTMReferenceCache
         Only with ``return_cache=True``.
     """
-    inputs = lstm_inputs(x, kernel, recurrent_kernel, bias, h0, c0, check_finite)
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)),
+                              n_gates=4, extras=(("peephole", peephole, (3, "units")),),
+                              check_finite=check_finite)
     x, kernel, recurrent_kernel, bias = (inputs.x, inputs.kernel,
                                          inputs.recurrent_kernel, inputs.bias)
+    peephole = inputs.extras["peephole"]
     batch, time, _ = x.shape
     units = recurrent_kernel.shape[0]
-    cache = ReferenceCache(kernel.copy(), recurrent_kernel.copy(), x.shape, inputs.dtype)
+    cache = LSTMReferenceCache(kernel.copy(), recurrent_kernel.copy(),
+                               None if peephole is None else peephole.copy(),
+                               x.shape, inputs.dtype)
 
     # Copies: the cache keeps h0 and c0, and the caller may change theirs
     # before backward.
-    h, c = inputs.h0.copy(), inputs.c0.copy()
+    h, c = (state.copy() for state in inputs.states)
     y = np.empty((batch, time, units), dtype=inputs.dtype)
     for t in range(time):
-        z = x[:, t] @ kernel + h @ recurrent_kernel + bias
-        z_i, z_f, z_g, z_o = np.split(z, 4, axis=1)
-        i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)
         h_prev, c_prev = h, c
-        c = f * c_prev + i * g
-        h = o * np.tanh(c)
+        h, c, gates = _lstm_step(x[:, t], h_prev, c_prev, kernel, recurrent_kernel, bias,
+                                 peephole)
         y[:, t] = h
         if return_cache:
-            cache.steps.append(_Step(x[:, t].copy(), h_prev, c_prev, i, f, g, o, c))
+            cache.steps.append(_LSTMStep(x[:, t].copy(), h_prev, c_prev, *gates, c))
 
     h_n, c_n = h.copy(), c.copy()
     return (y, h_n, c_n, cache) if return_cache else (y, h_n, c_n)
+
+
+def _lstm_step_backward(s, dh, dc_next, peephole):
+    """Gradients of one LSTM step: (dz (batch, 4 * units), dc_{t-1})."""
+    tanh_c = np.tanh(s.c)
+    dz_o = dh * tanh_c * s.o * (1 - s.o)
+    dc = dc_next + dh * s.o * (1 - tanh_c**2)
+    if peephole is not None:
+        dc = dc + dz_o * peephole[2]
+    dz_i = dc * s.g * s.i * (1 - s.i)
+    dz_f = dc * s.c_prev * s.f * (1 - s.f)
+    dz_g = dc * s.i * (1 - s.g**2)
+    dc_prev = dc * s.f
+    if peephole is not None:
+        dc_prev = dc_prev + dz_i * peephole[0] + dz_f * peephole[1]
+    return np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=1), dc_prev
+
+
+def _peephole_gradient(s, dz):
+    """This step's share of dpeephole (3, units): rows i, f, o."""
+    dz_i, dz_f, _, dz_o = np.split(dz, 4, axis=1)
+    return np.stack([(dz_i * s.c_prev).sum(axis=0), (dz_f * s.c_prev).sum(axis=0),
+                     (dz_o * s.c).sum(axis=0)])
 
 
 def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_grad=True):
@@ -124,7 +206,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_g
 
     Parameters
     ----------
-    cache : ReferenceCache
+    cache : LSTMReferenceCache
         From ``lstm_forward(..., return_cache=True)``.
     dy : array_like of shape (batch, time, units) or None
         Gradient of the loss with respect to y (None: zero).
@@ -137,43 +219,40 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_g
 
     Returns
     -------
-    LSTMGrads
-        ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``.
+    LSTMGrads or PeepholeLSTMGrads
+        ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, and
+        ``dpeephole`` (3, units) when the forward pass had a peephole.
     """
-    if not isinstance(cache, ReferenceCache):
-        raise TypeError("cache must come from fastlstm.reference.lstm_forward("
-                        f"..., return_cache=True), got {type(cache).__name__}")
+    _check_cache(cache, LSTMReferenceCache, "lstm_forward")
     batch, time, features = cache.shape
-    kernel, recurrent_kernel = cache.kernel, cache.recurrent_kernel
+    kernel, recurrent_kernel, peephole = cache.kernel, cache.recurrent_kernel, cache.peephole
     units = recurrent_kernel.shape[0]
     dtype = cache.dtype
-    dy = output_gradient("dy", dy, (batch, time, units), "(batch, time, units)",
-                         dtype, check_finite)
-    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite)
+    dy, dh_n = _state_gradients(cache.shape, units, dtype, dy, dh_n, check_finite)
     dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite)
 
     dx = np.zeros((batch, time, features), dtype) if input_grad else None
     dkernel = np.zeros_like(kernel)
     drecurrent_kernel = np.zeros_like(recurrent_kernel)
     dbias = np.zeros(4 * units, dtype)
-    dh_next = np.zeros((batch, units), dtype) if dh_n is None else dh_n.copy()
-    dc_next = np.zeros((batch, units), dtype) if dc_n is None else dc_n.copy()
+    dpeephole = None if peephole is None else np.zeros_like(peephole)
+    dh_next = _zeros_or_copy(dh_n, (batch, units), dtype)
+    dc_next = _zeros_or_copy(dc_n, (batch, units), dtype)
 
     for t in reversed(range(time)):
         s = cache.steps[t]
         dh = dh_next if dy is None else dh_next + dy[:, t]
-        tanh_c = np.tanh(s.c)
-        dc = dc_next + dh * s.o * (1 - tanh_c**2)
-        dz = np.concatenate([dc * s.g * s.i * (1 - s.i),
-                             dc * s.c_prev * s.f * (1 - s.f),
-                             dc * s.i * (1 - s.g**2),
-                             dh * tanh_c * s.o * (1 - s.o)], axis=1)
+        dz, dc_next = _lstm_step_backward(s, dh, dc_next, peephole)
         if input_grad:
             dx[:, t] = dz @ kernel.T
         dkernel += s.x.T @ dz
         drecurrent_kernel += s.h_prev.T @ dz
         dbias += dz.sum(axis=0)
+        if peephole is not None:
+            dpeephole += _peephole_gradient(s, dz)
         dh_next = dz @ recurrent_kernel.T
-        dc_next = dc * s.f
 
-    return LSTMGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next, dc_next)
+    if peephole is None:
+        return LSTMGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next, dc_next)
+    return PeepholeLSTMGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next, dc_next,
+                             dpeephole)
