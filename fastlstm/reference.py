@@ -39,6 +39,28 @@ so backward adds dz_o * p_o to dc_t before the other gates and
 dz_i * p_i + dz_f * p_f to dc_{t-1}; dp is the sum over batch and time of
 dz_i * c_{t-1}, dz_f * c_{t-1} and dz_o * c_t.
 
+GRU
+---
+Gate blocks z (update), r (reset), h (candidate), Keras' order. With
+``reset_after=True`` (Keras' default, and PyTorch's nn.GRU) the bias has
+two rows, one added to the input product and one to the recurrent product,
+and the reset gate scales the recurrent product::
+
+    xz, xr, xh = x_t @ kernel + bias[0]
+    rz, rr, rh = h_{t-1} @ recurrent_kernel + bias[1]
+    z = sigmoid(xz + rz)    r = sigmoid(xr + rr)    hh = tanh(xh + r * rh)
+    h_t = z * h_{t-1} + (1 - z) * hh
+
+With ``reset_after=False`` the bias is one vector and the reset gate
+scales the previous state before its product::
+
+    xz, xr, xh = x_t @ kernel + bias
+    z = sigmoid(xz + h_{t-1} @ U_z)    r = sigmoid(xr + h_{t-1} @ U_r)
+    hh = tanh(xh + (r * h_{t-1}) @ U_h)
+    h_t = z * h_{t-1} + (1 - z) * hh
+
+where U_z, U_r, U_h are the blocks of recurrent_kernel.
+
 fastlstm.functional has the same signatures and must give the same numbers.
 """
 from dataclasses import dataclass, field
@@ -46,10 +68,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from ._types import LSTMGrads, PeepholeLSTMGrads
+from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads
 from ._validation import output_gradient, recurrent_inputs
 
-__all__ = ["lstm_forward", "lstm_backward", "sigmoid", "LSTMGrads", "PeepholeLSTMGrads"]
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "sigmoid",
+           "LSTMGrads", "PeepholeLSTMGrads", "GRUGrads"]
 
 
 def sigmoid(z):
@@ -256,3 +279,193 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_g
         return LSTMGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next, dc_next)
     return PeepholeLSTMGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next, dc_next,
                              dpeephole)
+
+
+# ------------------------------------------------------------------------ GRU
+
+
+@dataclass
+class _GRUStep:
+    """What backward needs from one GRU time step (each array (batch, units))."""
+
+    x: np.ndarray       # x_t, (batch, features)
+    h_prev: np.ndarray
+    z: np.ndarray
+    r: np.ndarray
+    hh: np.ndarray      # the candidate state
+    rh: np.ndarray      # reset_after: h_{t-1} @ U_h + bias[1, h]; else r * h_{t-1}
+
+
+@dataclass
+class GRUReferenceCache:
+    """What reference.gru_forward(..., return_cache=True) keeps for backward."""
+
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    reset_after: bool
+    shape: tuple            # (batch, time, features)
+    dtype: np.dtype
+    steps: List[_GRUStep] = field(default_factory=list)
+
+
+def _gru_step_reset_after(x_t, h_prev, kernel, recurrent_kernel, bias):
+    """One GRU step with the reset gate after the recurrent product: (h_t, _GRUStep)."""
+    xz, xr, xh = np.split(x_t @ kernel + bias[0], 3, axis=1)
+    rz, rr, rh = np.split(h_prev @ recurrent_kernel + bias[1], 3, axis=1)
+    z, r = sigmoid(xz + rz), sigmoid(xr + rr)
+    hh = np.tanh(xh + r * rh)
+    return z * h_prev + (1 - z) * hh, _GRUStep(x_t, h_prev, z, r, hh, rh)
+
+
+def _gru_step_reset_before(x_t, h_prev, kernel, recurrent_kernel, bias):
+    """One GRU step with the reset gate on the previous state: (h_t, _GRUStep)."""
+    units = h_prev.shape[1]
+    xz, xr, xh = np.split(x_t @ kernel + bias, 3, axis=1)
+    rz, rr = np.split(h_prev @ recurrent_kernel[:, :2 * units], 2, axis=1)
+    z, r = sigmoid(xz + rz), sigmoid(xr + rr)
+    r_h = r * h_prev
+    hh = np.tanh(xh + r_h @ recurrent_kernel[:, 2 * units:])
+    return z * h_prev + (1 - z) * hh, _GRUStep(x_t, h_prev, z, r, hh, r_h)
+
+
+def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
+                return_cache=False, check_finite=True):
+    """Run a GRU over a batch of sequences.
+
+    Parameters
+    ----------
+    x : array_like of shape (batch, time, features)
+    kernel : array_like of shape (features, 3 * units)
+        Input weights, gate blocks z, r, h (Keras' ``kernel``).
+    recurrent_kernel : array_like of shape (units, 3 * units)
+    bias : array_like of shape (2, 3 * units) or (3 * units,)
+        With ``reset_after=True`` two rows: the input bias and the recurrent
+        bias. Otherwise one vector.
+    h0 : array_like of shape (batch, units), optional
+        Initial state; zeros when None.
+    reset_after : bool
+        Apply the reset gate after the recurrent product (Keras' default,
+        PyTorch's convention) rather than before it.
+    return_cache : bool
+        Also return what ``gru_backward`` needs.
+    check_finite : bool
+        Reject NaN and inf in the inputs.
+
+    Returns
+    -------
+    y : ndarray of shape (batch, time, units)
+        The state at every step.
+    h_n : ndarray of shape (batch, units)
+        The final state.
+    cache : GRUReferenceCache
+        Only with ``return_cache=True``.
+    """
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=3,
+                              bias_rows=2 if reset_after else None,
+                              check_finite=check_finite)
+    x, kernel, recurrent_kernel, bias = (inputs.x, inputs.kernel,
+                                         inputs.recurrent_kernel, inputs.bias)
+    batch, time, _ = x.shape
+    units = recurrent_kernel.shape[0]
+    step = _gru_step_reset_after if reset_after else _gru_step_reset_before
+    cache = GRUReferenceCache(kernel.copy(), recurrent_kernel.copy(), bool(reset_after),
+                              x.shape, inputs.dtype)
+
+    h = inputs.states[0].copy()
+    y = np.empty((batch, time, units), dtype=inputs.dtype)
+    for t in range(time):
+        h, record = step(x[:, t].copy(), h, kernel, recurrent_kernel, bias)
+        y[:, t] = h
+        if return_cache:
+            cache.steps.append(record)
+
+    h_n = h.copy()
+    return (y, h_n, cache) if return_cache else (y, h_n)
+
+
+def _gru_gate_gradients(s, dh):
+    """Gradients of a GRU step's pre-activations: dz, and d(hh's pre-activation)."""
+    dz = dh * (s.h_prev - s.hh) * s.z * (1 - s.z)
+    dhh = dh * (1 - s.z) * (1 - s.hh**2)
+    return dz, dhh
+
+
+def _gru_step_backward_reset_after(s, dh, recurrent_kernel):
+    """One reset_after step: (input-side d, recurrent-side d, dh_{t-1}), the
+    first two (batch, 3 * units)."""
+    dz, dhh = _gru_gate_gradients(s, dh)
+    dr = dhh * s.rh * s.r * (1 - s.r)
+    d_input = np.concatenate([dz, dr, dhh], axis=1)
+    d_recurrent = np.concatenate([dz, dr, dhh * s.r], axis=1)
+    dh_prev = dh * s.z + d_recurrent @ recurrent_kernel.T
+    return d_input, d_recurrent, dh_prev
+
+
+def _gru_step_backward_reset_before(s, dh, recurrent_kernel):
+    """One reset_before step: (input-side d (batch, 3 * units), the gradient
+    of recurrent_kernel's share (units, 3 * units), dh_{t-1})."""
+    units = s.h_prev.shape[1]
+    u_zr, u_h = recurrent_kernel[:, :2 * units], recurrent_kernel[:, 2 * units:]
+    dz, dhh = _gru_gate_gradients(s, dh)
+    d_r_h = dhh @ u_h.T                       # gradient of r * h_{t-1}
+    dr = d_r_h * s.h_prev * s.r * (1 - s.r)
+    d_zr = np.concatenate([dz, dr], axis=1)
+    drecurrent_kernel = np.concatenate([s.h_prev.T @ d_zr, s.rh.T @ dhh], axis=1)
+    dh_prev = dh * s.z + d_zr @ u_zr.T + d_r_h * s.r
+    return np.concatenate([dz, dr, dhh], axis=1), drecurrent_kernel, dh_prev
+
+
+def gru_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=True):
+    """Backpropagate through the time steps recorded in `cache`.
+
+    Parameters
+    ----------
+    cache : GRUReferenceCache
+        From ``gru_forward(..., return_cache=True)``.
+    dy : array_like of shape (batch, time, units) or None
+        Gradient of the loss with respect to y (None: zero).
+    dh_n : array_like of shape (batch, units), optional
+        Gradient with respect to the final state (None: zero).
+    check_finite : bool
+        Reject NaN and inf in the gradients.
+    input_grad : bool
+        Compute dx (None otherwise).
+
+    Returns
+    -------
+    GRUGrads
+        ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``, dbias shaped like
+        the bias.
+    """
+    _check_cache(cache, GRUReferenceCache, "gru_forward")
+    batch, time, features = cache.shape
+    kernel, recurrent_kernel = cache.kernel, cache.recurrent_kernel
+    units = recurrent_kernel.shape[0]
+    dtype = cache.dtype
+    dy, dh_n = _state_gradients(cache.shape, units, dtype, dy, dh_n, check_finite)
+
+    dx = np.zeros((batch, time, features), dtype) if input_grad else None
+    dkernel = np.zeros_like(kernel)
+    drecurrent_kernel = np.zeros_like(recurrent_kernel)
+    dbias = np.zeros((2, 3 * units) if cache.reset_after else 3 * units, dtype)
+    dh_next = _zeros_or_copy(dh_n, (batch, units), dtype)
+
+    for t in reversed(range(time)):
+        s = cache.steps[t]
+        dh = dh_next if dy is None else dh_next + dy[:, t]
+        if cache.reset_after:
+            d_input, d_recurrent, dh_next = _gru_step_backward_reset_after(
+                s, dh, recurrent_kernel)
+            drecurrent_kernel += s.h_prev.T @ d_recurrent
+            dbias[0] += d_input.sum(axis=0)
+            dbias[1] += d_recurrent.sum(axis=0)
+        else:
+            d_input, d_recurrent_kernel, dh_next = _gru_step_backward_reset_before(
+                s, dh, recurrent_kernel)
+            drecurrent_kernel += d_recurrent_kernel
+            dbias += d_input.sum(axis=0)
+        if input_grad:
+            dx[:, t] = d_input @ kernel.T
+        dkernel += s.x.T @ d_input
+
+    return GRUGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next)
