@@ -61,6 +61,12 @@ scales the previous state before its product::
 
 where U_z, U_r, U_h are the blocks of recurrent_kernel.
 
+Simple RNN
+----------
+One block, an activation phi (tanh or relu)::
+
+    h_t = phi(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
+
 fastlstm.functional has the same signatures and must give the same numbers.
 """
 from dataclasses import dataclass, field
@@ -68,11 +74,12 @@ from typing import List, Optional
 
 import numpy as np
 
-from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads
+from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
 from ._validation import output_gradient, recurrent_inputs
 
-__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "sigmoid",
-           "LSTMGrads", "PeepholeLSTMGrads", "GRUGrads"]
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+           "simple_rnn_forward", "simple_rnn_backward", "sigmoid", "LSTMGrads",
+           "PeepholeLSTMGrads", "GRUGrads", "SimpleRNNGrads"]
 
 
 def sigmoid(z):
@@ -469,3 +476,143 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=True):
         dkernel += s.x.T @ d_input
 
     return GRUGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next)
+
+
+# ----------------------------------------------------------------- Simple RNN
+
+# Each activation with its derivative written in terms of its output.
+_ACTIVATIONS = {
+    "relu": (lambda a: np.maximum(a, 0), lambda h: (h > 0).astype(h.dtype)),
+    "tanh": (np.tanh, lambda h: 1 - h**2),
+}
+
+
+@dataclass
+class _SimpleRNNStep:
+    """What backward needs from one simple RNN time step."""
+
+    x: np.ndarray       # x_t, (batch, features)
+    h_prev: np.ndarray  # (batch, units)
+    h: np.ndarray       # (batch, units)
+
+
+@dataclass
+class SimpleRNNReferenceCache:
+    """What reference.simple_rnn_forward(..., return_cache=True) keeps for backward."""
+
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    activation: str
+    shape: tuple            # (batch, time, features)
+    dtype: np.dtype
+    steps: List[_SimpleRNNStep] = field(default_factory=list)
+
+
+def _checked_activation(activation):
+    if not isinstance(activation, str) or activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(map(repr, _ACTIVATIONS))}, "
+                         f"got {activation!r}")
+    return activation
+
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
+                       return_cache=False, check_finite=True):
+    """Run a fully connected RNN over a batch of sequences.
+
+    Parameters
+    ----------
+    x : array_like of shape (batch, time, features)
+    kernel : array_like of shape (features, units)
+    recurrent_kernel : array_like of shape (units, units)
+    bias : array_like of shape (units,)
+    h0 : array_like of shape (batch, units), optional
+        Initial state; zeros when None.
+    activation : {"tanh", "relu"}
+    return_cache : bool
+        Also return what ``simple_rnn_backward`` needs.
+    check_finite : bool
+        Reject NaN and inf in the inputs.
+
+    Returns
+    -------
+    y : ndarray of shape (batch, time, units)
+        The state at every step.
+    h_n : ndarray of shape (batch, units)
+        The final state.
+    cache : SimpleRNNReferenceCache
+        Only with ``return_cache=True``.
+    """
+    phi, _ = _ACTIVATIONS[_checked_activation(activation)]
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=1,
+                              check_finite=check_finite)
+    x, kernel, recurrent_kernel, bias = (inputs.x, inputs.kernel,
+                                         inputs.recurrent_kernel, inputs.bias)
+    batch, time, _ = x.shape
+    units = recurrent_kernel.shape[0]
+    cache = SimpleRNNReferenceCache(kernel.copy(), recurrent_kernel.copy(), activation,
+                                    x.shape, inputs.dtype)
+
+    h = inputs.states[0].copy()
+    y = np.empty((batch, time, units), dtype=inputs.dtype)
+    for t in range(time):
+        h_prev = h
+        h = phi(x[:, t] @ kernel + h_prev @ recurrent_kernel + bias)
+        y[:, t] = h
+        if return_cache:
+            cache.steps.append(_SimpleRNNStep(x[:, t].copy(), h_prev, h))
+
+    h_n = h.copy()
+    return (y, h_n, cache) if return_cache else (y, h_n)
+
+
+def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=True):
+    """Backpropagate through the time steps recorded in `cache`.
+
+    Parameters
+    ----------
+    cache : SimpleRNNReferenceCache
+        From ``simple_rnn_forward(..., return_cache=True)``.
+    dy : array_like of shape (batch, time, units) or None
+        Gradient of the loss with respect to y (None: zero).
+    dh_n : array_like of shape (batch, units), optional
+        Gradient with respect to the final state (None: zero).
+    check_finite : bool
+        Reject NaN and inf in the gradients.
+    input_grad : bool
+        Compute dx (None otherwise).
+
+    Returns
+    -------
+    SimpleRNNGrads
+        ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``.
+
+    Notes
+    -----
+    relu's derivative is taken as 1 where the output is positive, else 0.
+    """
+    _check_cache(cache, SimpleRNNReferenceCache, "simple_rnn_forward")
+    batch, time, features = cache.shape
+    kernel, recurrent_kernel = cache.kernel, cache.recurrent_kernel
+    units = recurrent_kernel.shape[0]
+    dtype = cache.dtype
+    _, derivative = _ACTIVATIONS[cache.activation]
+    dy, dh_n = _state_gradients(cache.shape, units, dtype, dy, dh_n, check_finite)
+
+    dx = np.zeros((batch, time, features), dtype) if input_grad else None
+    dkernel = np.zeros_like(kernel)
+    drecurrent_kernel = np.zeros_like(recurrent_kernel)
+    dbias = np.zeros(units, dtype)
+    dh_next = _zeros_or_copy(dh_n, (batch, units), dtype)
+
+    for t in reversed(range(time)):
+        s = cache.steps[t]
+        dh = dh_next if dy is None else dh_next + dy[:, t]
+        da = dh * derivative(s.h)
+        if input_grad:
+            dx[:, t] = da @ kernel.T
+        dkernel += s.x.T @ da
+        drecurrent_kernel += s.h_prev.T @ da
+        dbias += da.sum(axis=0)
+        dh_next = da @ recurrent_kernel.T
+
+    return SimpleRNNGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next)
