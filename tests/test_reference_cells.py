@@ -1,5 +1,8 @@
 """The NumPy reference's GRU, simple RNN and peephole LSTM: against central
-finite differences and the equations, and their argument checks."""
+finite differences, against PyTorch, Keras 3 and ONNX Runtime
+(data/cell_fixtures.npz, made by data/make_cell_fixtures.py where those
+frameworks are installed), and their argument checks."""
+import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,6 +12,11 @@ from conftest import relative_error
 from fastlstm import reference
 from fastlstm._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
 from fastlstm._validation import recurrent_inputs
+
+FIXTURES = pathlib.Path(__file__).resolve().parent / "data" / "cell_fixtures.npz"
+
+# Modules whose cells are held to the framework fixtures.
+MODULES = [reference]
 
 
 @dataclass
@@ -420,3 +428,133 @@ def test_sizes_past_32_bit_blas_are_rejected_with_the_gate_count():
     x = np.broadcast_to(np.float32(0), (2**16, 2**16, 1))  # no memory behind it
     with pytest.raises(ValueError, match=r"time\*3\*units .* below 2\*\*31"):
         reference.gru_forward(x, np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------- frameworks
+
+
+@pytest.fixture(scope="module")
+def fixtures():
+    with np.load(FIXTURES, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def assert_close(actual, expected):
+    """Each named array of `actual` equals `expected`'s to rtol = atol = 1e-5."""
+    assert actual.keys() == expected.keys()
+    for name in actual:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+
+
+def reorder_blocks(array, order, axis):
+    """`array` with its equal blocks along `axis` taken in `order`."""
+    blocks = np.split(array, len(order), axis=axis)
+    return np.concatenate([blocks[k] for k in order], axis=axis)
+
+
+# nn.GRU's row blocks r, z, n, taken as Keras' column blocks z, r, h.
+TORCH_GRU_TO_KERAS = (1, 0, 2)
+
+
+def torch_gru_in_keras_layout(f, prefix):
+    """kernel, recurrent_kernel and the (2, 3u) bias of an nn.GRU fixture;
+    with prefix "d_" the gradients of the same, which map alike."""
+    def weight(name):
+        return reorder_blocks(f[f"torch_gru_{prefix}{name}"], TORCH_GRU_TO_KERAS, 0).T
+
+    def bias(name):
+        return reorder_blocks(f[f"torch_gru_{prefix}{name}"], TORCH_GRU_TO_KERAS, 0)
+
+    return {"dkernel" if prefix else "kernel": weight("weight_ih_l0"),
+            "drecurrent_kernel" if prefix else "recurrent_kernel": weight("weight_hh_l0"),
+            "dbias" if prefix else "bias": np.stack([bias("bias_ih_l0"), bias("bias_hh_l0")])}
+
+
+def grads_dict(grads):
+    return {k: v for k, v in grads._asdict().items() if k != "dc0"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_pytorch_gru(fixtures, module):
+    f = fixtures
+    weights = torch_gru_in_keras_layout(f, "")
+    y, h_n, cache = module.gru_forward(f["torch_gru_x"], *weights.values(), f["torch_gru_h0"],
+                                       reset_after=True, return_cache=True)
+    grads = module.gru_backward(cache, f["torch_gru_gy"], f["torch_gru_gh"])
+    assert_close({"y": y, "h_n": h_n, **grads_dict(grads)},
+                 {"y": f["torch_gru_y"], "h_n": f["torch_gru_h_n"], "dx": f["torch_gru_d_x"],
+                  **torch_gru_in_keras_layout(f, "d_"), "dh0": f["torch_gru_d_h0"]})
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_pytorch_rnn(fixtures, module, activation):
+    """nn.RNN's weights transposed; its two biases add up, and each one's
+    gradient is the gradient of the sum."""
+    f = fixture_case(fixtures, f"torch_rnn_{activation}")
+    y, h_n, cache = module.simple_rnn_forward(
+        f["x"], f["weight_ih_l0"].T, f["weight_hh_l0"].T, f["bias_ih_l0"] + f["bias_hh_l0"],
+        f["h0"], activation=activation, return_cache=True)
+    grads = module.simple_rnn_backward(cache, f["gy"], f["gh"])
+    np.testing.assert_allclose(grads.dbias, f["d_bias_hh_l0"], rtol=1e-5, atol=1e-5)
+    assert_close({"y": y, "h_n": h_n, **grads_dict(grads)},
+                 {"y": f["y"], "h_n": f["h_n"], "dx": f["d_x"], "dkernel": f["d_weight_ih_l0"].T,
+                  "drecurrent_kernel": f["d_weight_hh_l0"].T, "dbias": f["d_bias_ih_l0"],
+                  "dh0": f["d_h0"]})
+
+
+def fixture_case(fixtures, prefix):
+    """The fixtures whose names start with `prefix` and "_", by the rest of their names."""
+    return {k[len(prefix) + 1:]: v for k, v in fixtures.items() if k.startswith(prefix + "_")}
+
+
+def expected_keras(f):
+    return {"y": f["y"], "h_n": f["h_n"], "dx": f["d_x"], "dkernel": f["d_kernel"],
+            "drecurrent_kernel": f["d_recurrent_kernel"], "dbias": f["d_bias"],
+            "dh0": f["d_h0"]}
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_keras_gru(fixtures, module, reset_after):
+    f = fixture_case(fixtures, "keras_gru_reset_" + ("after" if reset_after else "before"))
+    y, h_n, cache = module.gru_forward(f["x"], f["kernel"], f["recurrent_kernel"], f["bias"],
+                                       f["h0"], reset_after=reset_after, return_cache=True)
+    grads = module.gru_backward(cache, f["gy"], f["gh"])
+    assert_close({"y": y, "h_n": h_n, **grads_dict(grads)}, expected_keras(f))
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_keras_simple_rnn(fixtures, module, activation):
+    f = fixture_case(fixtures, f"keras_rnn_{activation}")
+    y, h_n, cache = module.simple_rnn_forward(f["x"], f["kernel"], f["recurrent_kernel"],
+                                              f["bias"], f["h0"], activation=activation,
+                                              return_cache=True)
+    grads = module.simple_rnn_backward(cache, f["gy"], f["gh"])
+    assert_close({"y": y, "h_n": h_n, **grads_dict(grads)}, expected_keras(f))
+
+
+# ONNX's gate blocks i, o, f, c taken as fastlstm's i, f, c, o; its peephole
+# blocks i, o, f as rows i, f, o.
+ONNX_GATES = (0, 2, 3, 1)
+ONNX_PEEPHOLES = (0, 2, 1)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_onnx_runtime_peephole_lstm(fixtures, module):
+    f = fixture_case(fixtures, "onnx")
+    w_bias, r_bias = np.split(f["B"], 2)
+    peephole = reorder_blocks(f["P"], ONNX_PEEPHOLES, 0).reshape(3, -1)
+    y, h_n, c_n = module.lstm_forward(
+        f["x"], reorder_blocks(f["W"], ONNX_GATES, 0).T, reorder_blocks(f["R"], ONNX_GATES, 0).T,
+        reorder_blocks(w_bias + r_bias, ONNX_GATES, 0), f["initial_h"], f["initial_c"],
+        peephole=peephole)
+    assert_close({"y": y, "h_n": h_n, "c_n": c_n},
+                 {"y": f["Y"], "h_n": f["Y_h"], "c_n": f["Y_c"]})
+
+
+def test_the_fixtures_record_their_framework_versions(fixtures):
+    for name in ("torch_version", "keras_version", "onnx_version", "onnxruntime_version"):
+        assert fixtures[name].shape == (1,) and fixtures[name][0], name
