@@ -1,12 +1,14 @@
 """Build fastlstm's compiled core.
 
-- csrc/lstm_simd.c, the gate math and the per-step matrix product, becomes a
-  static library compiled on its own (-O3; it dispatches over SIMD levels at
-  run time, so no -march).
+- csrc/simd_dispatch.c, the cells' row kernels, the per-step matrix product
+  and the checks' passes, becomes a static library compiled on its own (-O3;
+  it dispatches over SIMD levels at run time, so no -march).
 - csrc/_elementwise.pyx, dropout's mask and the optimizers' updates, becomes
   fastlstm._elementwise.
-- csrc/_lstm.pyx, the recurrent kernels, becomes fastlstm._lstm, with OpenMP
-  when a compile-and-link probe finds it. Without OpenMP the build still
+- csrc/_recurrent.pyx, the recurrent driver, becomes fastlstm._recurrent,
+  with OpenMP when a compile-and-link probe finds it; beside it _checks
+  (finiteness, fingerprints), _build (build facts, SIMD level) and _testing
+  (test-only entry points). Without OpenMP the build still
   succeeds, single-threaded, with a warning; FASTLSTM_REQUIRE_OPENMP=1 turns
   that into an error. FASTLSTM_NATIVE=1 adds -march=native (not portable).
 """
@@ -73,22 +75,24 @@ class BuildExtWithOpenMP(build_ext):
 # it the gate loops stay scalar below AVX-512 (10x slower on AVX2). It only
 # drops the promise to keep FP exception flags exact; no value changes and,
 # unlike -ffast-math, it adds no flush-to-zero startup code.
+SIMD_HEADERS = ["csrc/simd.h", "csrc/simd_level.h", "csrc/aligned_memory.h", "csrc/cell.h",
+                "csrc/cell_row_loop.h", "csrc/vmath_impl.h", "csrc/cell_lstm_impl.h",
+                "csrc/cell_gru_impl.h", "csrc/cell_rnn_impl.h", "csrc/matmul_impl.h",
+                "csrc/dot_impl.h", "csrc/finite_impl.h", "csrc/fingerprint_impl.h"]
 simd_library = ("fastlstm_simd", {
-    "sources": ["csrc/lstm_simd.c"],
+    "sources": ["csrc/simd_dispatch.c"],
     "include_dirs": ["csrc"],
     "cflags": OPTIMIZE_FLAGS + ["-fno-trapping-math"],
-    # rebuild when a header changes
-    "obj_deps": {"": ["csrc/lstm_simd.h", "csrc/lstm_simd_level.h", "csrc/aligned_memory.h",
-                      "csrc/lstm_gates_impl.h", "csrc/lstm_matmul_impl.h",
-                      "csrc/lstm_dot_impl.h", "csrc/lstm_finite_impl.h",
-                      "csrc/lstm_fingerprint_impl.h"]},
+    "obj_deps": {"": SIMD_HEADERS},  # rebuild when a header changes
 })
 
-kernels = Extension("fastlstm._lstm", sources=["csrc/_lstm.pyx"], include_dirs=["csrc"],
-                    depends=["csrc/_blas.pxd", "csrc/lstm_simd.h", "csrc/openmp_compat.h",
-                             "csrc/aligned_memory.h", "csrc/transpose_rows.h",
-                             "csrc/prefetch_rows.h", "csrc/interrupt_poll.h",
-                             "csrc/preemption.h"])
+CYTHON_DECLARATIONS = ["csrc/_simd.pxd", "csrc/_plan.pxd", "csrc/_products.pxd",
+                       "csrc/_blas.pxd", "csrc/cell.h", "csrc/simd.h", "csrc/openmp_compat.h",
+                       "csrc/aligned_memory.h", "csrc/transpose_rows.h", "csrc/prefetch_rows.h",
+                       "csrc/interrupt_poll.h", "csrc/preemption.h"]
+kernels = [Extension(f"fastlstm.{name}", sources=[f"csrc/{name}.pyx"], include_dirs=["csrc"],
+                     depends=CYTHON_DECLARATIONS)
+           for name in ("_recurrent", "_checks", "_build", "_testing")]
 
 # -ffp-contract=off: these loops promise NumPy's bits, one rounding per
 # operation, so no multiply and add may fuse. -fno-math-errno: sqrt need not
@@ -98,6 +102,6 @@ elementwise = Extension("fastlstm._elementwise", sources=["csrc/_elementwise.pyx
 
 setup(
     libraries=[simd_library],
-    ext_modules=cythonize([kernels, elementwise], include_path=["csrc"], language_level=3),
+    ext_modules=cythonize([*kernels, elementwise], include_path=["csrc"], language_level=3),
     cmdclass={"build_ext": BuildExtWithOpenMP},
 )

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 import fastlstm
-from fastlstm import _lstm
+from fastlstm import _build
 from fastlstm.bench.peers import FastLSTM
 from fastlstm.bench.problems import Problem
 from fastlstm.bench.timing import interleaved
@@ -21,11 +21,11 @@ SHAPES = [(64, 60, 1, 50), (32, 100, 32, 128)]
 
 def at_level(level, fn):
     def run():
-        _lstm.set_simd_level(level)
+        _build.set_simd_level(level)
         try:
             return fn()
         finally:
-            _lstm.set_simd_level(None)
+            _build.set_simd_level(None)
     return run
 
 
@@ -34,7 +34,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
-    levels = _lstm.simd_levels()
+    levels = _build.simd_levels()
     print("| (batch, time, features, units) | mode | "
           + " | ".join(f"{level} ms" for level in levels) + " |")
     print("|" + " --- |" * (2 + len(levels)))

@@ -1,13 +1,14 @@
-"""Two builds of fastlstm's kernels, timed against each other in one process.
+"""Two builds of fastlstm's LSTM, timed against each other in one process.
 
-Loads the installed ``fastlstm._lstm`` and another build's compiled module
-(a copy of its ``_lstm.*.so``), checks that both give bitwise the same
-outputs and gradients on every shape, and times their forward (inference),
-forward with cache and backward, interleaved call by call, reporting the
-ratio of medians (other build's time / this build's: above 1, this build
-is faster).
+Loads this build's engine (``fastlstm._recurrent``) and another build's
+compiled module: a copy of its ``_recurrent.*.so``, or of a build that keeps
+the LSTM in a module of its own, ``_lstm.*.so``. Checks that both give
+bitwise the same outputs and gradients on every shape, and times their
+forward (inference), forward with cache and backward, interleaved call by
+call, reporting the ratio of medians (other build's time / this build's:
+above 1, this build is faster).
 
-    python bench/paired_builds.py OTHER_BUILD/_lstm.cpython-311-x86_64-linux-gnu.so \
+    python bench/paired_builds.py OTHER_BUILD/_recurrent.cpython-311-x86_64-linux-gnu.so \
         [--threads 2] [--repeats 31]
 """
 import argparse
@@ -17,14 +18,15 @@ import time
 import numpy as np
 
 import fastlstm
-from fastlstm import _lstm as this_build
+from fastlstm import _recurrent as this_build
 
 GRID = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128),
         (64, 50, 256, 256), (32, 50, 512, 512), (8, 50, 256, 512)]
 
 
 def load_other(path):
-    spec = importlib.util.spec_from_file_location("fastlstm._lstm", path)
+    name = "fastlstm._lstm" if "_lstm" in path.rsplit("/", 1)[-1] else "fastlstm._recurrent"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -42,17 +44,21 @@ def problem(batch, steps, features, units):
 
 
 class Calls:
-    """The three kernel calls of one build on one problem, with their outputs."""
+    """The three kernel calls of one build on one problem, with their outputs:
+    through the engine's cell argument, or (``cell`` None) through a module
+    that holds the LSTM alone."""
 
     def __init__(self, module, p, n_threads):
         self.module, self.p, self.n = module, p, n_threads
+        self.cell = module.CELLS["lstm"] if hasattr(module, "CELLS") else None
         b, t, i = p["x"].shape
         h = p["h0"].shape[1]
         self.y = np.empty((b, t, h), np.float32)
         self.c_n = np.empty((b, h), np.float32)
         self.gates = np.empty((b, t, 4 * h), np.float32)
         self.cells = np.empty((b, t, h), np.float32)
-        self.workspace = np.empty(module.inference_workspace_size(b, t, i, h, 4, n_threads),
+        size_args = (b, t, i, h, 4, n_threads)
+        self.workspace = np.empty(module.inference_workspace_size(*self._cell(), *size_args),
                                   np.float32)
         self.dx = np.empty((b, t, i), np.float32)
         self.dweights = np.empty((i + h + 1, 4 * h), np.float32)
@@ -60,22 +66,35 @@ class Calls:
         self.dc0 = np.empty((b, h), np.float32)
         self.dz = np.empty_like(self.gates)
 
+    def _cell(self):
+        return () if self.cell is None else (self.cell,)
+
     def _args(self):
         p = self.p
-        return (p["x"], p["kernel"], p["recurrent"], p["bias"], p["h0"], p["c0"], self.y,
-                self.c_n)
+        if self.cell is None:
+            return (p["x"], p["kernel"], p["recurrent"], p["bias"], p["h0"], p["c0"], self.y,
+                    self.c_n)
+        return (self.cell, p["x"], p["kernel"], p["recurrent"], p["bias"], None, p["h0"],
+                p["c0"], self.y, self.c_n)
 
     def inference(self):
         self.module.forward_inference(*self._args(), self.workspace, self.n)
 
     def training(self):
-        self.module.forward_training(*self._args(), self.gates, self.cells, self.n)
+        extra = () if self.cell is None else (None,)  # aux
+        self.module.forward_training(*self._args(), self.gates, self.cells, *extra, self.n)
 
     def backward(self):
         p = self.p
-        self.module.backward(self.dz, p["x"], p["kernel"], p["recurrent"], p["h0"], p["c0"],
-                             self.y, self.cells, p["dy"], None, None, self.dx, self.dweights,
-                             self.dh0, self.dc0, self.n)
+        if self.cell is None:
+            self.module.backward(self.dz, p["x"], p["kernel"], p["recurrent"], p["h0"], p["c0"],
+                                 self.y, self.cells, p["dy"], None, None, self.dx,
+                                 self.dweights, self.dh0, self.dc0, self.n)
+        else:
+            self.module.backward(self.cell, self.dz, p["x"], p["kernel"], p["recurrent"], None,
+                                 p["h0"], p["c0"], self.y, self.cells, None, p["dy"], None,
+                                 None, self.dx, self.dweights, None, self.dh0, self.dc0,
+                                 self.n)
 
     def prepare_backward(self):
         self.training()
@@ -103,7 +122,7 @@ def paired(this, other, name, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("other", help="the other build's compiled _lstm module")
+    parser.add_argument("other", help="the other build's compiled _recurrent (or _lstm) module")
     parser.add_argument("--threads", type=int, default=fastlstm.get_num_threads())
     parser.add_argument("--repeats", type=int, default=31)
     args = parser.parse_args()

@@ -14,7 +14,8 @@
 from importlib.util import find_spec as _find_spec
 from os.path import dirname as _dirname
 
-for _module in ("fastlstm._lstm", "fastlstm._elementwise"):
+for _module in ("fastlstm._recurrent", "fastlstm._checks", "fastlstm._build",
+                "fastlstm._elementwise"):
     if _find_spec(_module) is None:
         raise ImportError(
             f"fastlstm's compiled kernels ({_module}) are not built in {_dirname(__file__)}. "

@@ -4,7 +4,7 @@ import platform
 import numpy as np
 import scipy
 
-from . import _lstm
+from . import _build
 from ._blas_control import scipy_blas_info
 from ._threads import get_num_threads, usable_cpu_count
 from ._version import __version__
@@ -25,14 +25,14 @@ def build_info():
     """
     return {
         "version": __version__,
-        "openmp": _lstm.openmp_enabled(),
+        "openmp": _build.openmp_enabled(),
         "max_threads": usable_cpu_count(),
         "num_threads": get_num_threads(),
-        "omp_max_threads": _lstm.omp_max_threads(),
+        "omp_max_threads": _build.omp_max_threads(),
         "blas": scipy_blas_info(),
-        "compiler_flags": _lstm.compiler_flags(),
-        "simd": _lstm.get_simd_level(),
-        "simd_supported": _lstm.simd_levels(),
+        "compiler_flags": _build.compiler_flags(),
+        "simd": _build.get_simd_level(),
+        "simd_supported": _build.simd_levels(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,

@@ -1,10 +1,11 @@
-"""LSTM forward and backward on the compiled kernels.
+"""Recurrent cells' forward and backward passes on the compiled engine.
 
-Same signatures and numbers as fastlstm.reference, computed by
-fastlstm._lstm (Cython + OpenMP + BLAS, csrc/_lstm.pyx). This layer checks
-the arguments, allocates every output and, when the backward pass calls BLAS
-(for the input gradient of a layer with few features or a large kernel),
-holds BLAS to one thread; the kernels do the rest without the GIL.
+Same signatures and numbers as fastlstm.reference, computed by the
+recurrent driver fastlstm._recurrent (Cython + OpenMP, csrc/_recurrent.pyx),
+one driver for every cell. This layer checks the arguments, allocates every
+output and, when the backward pass calls BLAS (for the input gradient of a
+layer with few features or a large kernel), holds BLAS to one thread; the
+kernels do the rest without the GIL.
 """
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -12,69 +13,212 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from . import _lstm, _teams, _workspace
+from . import _checks, _recurrent, _teams, _workspace
 from ._blas_control import blas_single_threaded
 from ._threads import get_num_threads
-from ._types import LSTMGrads
-from ._validation import lstm_inputs, output_gradient
+from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
+from ._validation import output_gradient, recurrent_inputs
 
-__all__ = ["lstm_forward", "lstm_backward", "LSTMCache", "LSTMGrads"]
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+           "simple_rnn_forward", "simple_rnn_backward", "LSTMCache", "GRUCache",
+           "SimpleRNNCache", "LSTMGrads", "PeepholeLSTMGrads", "GRUGrads", "SimpleRNNGrads"]
+
+_N_GATES = {"lstm": 4, "lstm_peephole": 4, "gru_reset_after": 3, "gru_reset_before": 3,
+            "rnn_tanh": 1, "rnn_relu": 1}
+_ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclass
-class LSTMCache:
-    """What ``lstm_forward(..., return_cache=True)`` keeps for ``lstm_backward``.
+class RecurrentCache:
+    """What a forward pass with ``return_cache=True`` keeps for its backward.
 
-    Per (batch, time, unit) it holds 6 values: the four activated gates, the
-    cell state and the hidden state, the last being the returned ``y``
-    itself (24 bytes in float32, 48 in float64). Besides that, x
-    (``features`` values per (batch, time)), the weights, h0 and c0: the
-    caller's own arrays where forward could use them as given, not copies,
-    so that the weights are not held twice. Of each such array it keeps a
-    fingerprint, and ``lstm_backward`` refuses to run if one changed (as
-    PyTorch refuses a tensor modified in place after its use). Backward
-    overwrites the gates unless asked to retain them.
+    Besides the arrays below, x (``features`` values per (batch, time)), the
+    weights, h0 and c0: the caller's own arrays where forward could use them
+    as given, not copies, so that the weights are not held twice. Of each
+    such array it keeps a fingerprint, and backward refuses to run if one
+    changed (as PyTorch refuses a tensor modified in place after its use).
+    Backward overwrites the gates unless asked to retain them.
     """
 
+    cell: str                     # the cell's name in fastlstm._recurrent.CELLS
     x: np.ndarray                 # (batch, time, features)
-    kernel: np.ndarray            # (features, 4 * units)
-    recurrent_kernel: np.ndarray  # (units, 4 * units)
+    kernel: np.ndarray            # (features, G), G = gates * units
+    recurrent_kernel: np.ndarray  # (units, G)
+    peephole: Optional[np.ndarray]  # (3, units), peephole LSTM only
     h0: np.ndarray                # (batch, units)
-    c0: np.ndarray                # (batch, units)
+    c0: Optional[np.ndarray]      # (batch, units), LSTM only
     y: np.ndarray                 # (batch, time, units), read-only
-    gates: Optional[np.ndarray]   # (batch, time, 4 * units); None once consumed
-    cells: np.ndarray             # (batch, time, units)
+    gates: Optional[np.ndarray]   # (batch, time, G); None once consumed
+    cells: Optional[np.ndarray]   # (batch, time, units), LSTM only
+    aux: Optional[np.ndarray]     # (batch, time, units), GRU only
     fingerprints: Dict[str, int]  # of the fields above that are the caller's arrays
+
+
+class LSTMCache(RecurrentCache):
+    """An LSTM's cache (with or without peepholes): 6 values per (batch,
+    time, unit), the four activated gates, the cell state and the hidden
+    state, the last being the returned ``y`` itself (24 bytes in float32, 48
+    in float64)."""
+
+
+class GRUCache(RecurrentCache):
+    """A GRU's cache: 5 values per (batch, time, unit), the gates z, r and
+    the candidate, one more value (reset after: the recurrent part of the
+    candidate, p_h + c_h; reset before: r * h_{t-1}, the operand of its
+    product), and the hidden state, the returned ``y`` (20 bytes in
+    float32)."""
+
+
+class SimpleRNNCache(RecurrentCache):
+    """A simple RNN's cache: 2 values per (batch, time, unit), the
+    pre-activations' buffer (which backward overwrites with their gradients)
+    and the hidden state, the returned ``y`` (8 bytes in float32)."""
+
+
+_CACHE_TYPES = {"lstm": LSTMCache, "lstm_peephole": LSTMCache, "gru_reset_after": GRUCache,
+                "gru_reset_before": GRUCache, "rnn_tanh": SimpleRNNCache,
+                "rnn_relu": SimpleRNNCache}
 
 
 def _all_finite(array):
     """One pass of the compiled check over a C-contiguous float array, without
     NumPy's temporary boolean array."""
-    return _lstm.all_finite(array.reshape(-1))
+    return _checks.all_finite(array.reshape(-1))
 
 
 def _fingerprint(array):
     """A 64-bit hash of a C-contiguous array's bytes."""
-    return _lstm.fingerprint(array.reshape(-1).view(np.uint8))
+    return _checks.fingerprint(array.reshape(-1).view(np.uint8))
 
 
-def _callers_arrays(inputs, originals):
+def _callers_arrays(arrays, originals):
     """Fingerprints of the converted inputs that still share memory with the
     caller's arrays (the others are copies only the cache holds)."""
-    return {name: _fingerprint(getattr(inputs, name)) for name, original in originals.items()
-            if np.may_share_memory(getattr(inputs, name), original)}
+    return {name: _fingerprint(arrays[name]) for name, original in originals.items()
+            if arrays[name] is not None and np.may_share_memory(arrays[name], original)}
 
 
-def _check_unchanged(cache):
+def _check_unchanged(cache, forward_name, backward_name):
     for name, fingerprint in cache.fingerprints.items():
         if _fingerprint(getattr(cache, name)) != fingerprint:
             raise RuntimeError(
-                f"{name} was modified after lstm_forward; lstm_backward needs the values "
+                f"{name} was modified after {forward_name}; {backward_name} needs the values "
                 "forward used. Change it after backward (as an optimizer step does), "
-                "or give lstm_forward a copy")
+                f"or give {forward_name} a copy")
 
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
+def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
+    """The engine's forward pass of `cell` over checked inputs: y, the final
+    states and, with `return_cache`, the cache."""
+    code = _recurrent.CELLS[cell]
+    x, kernel, recurrent_kernel = inputs.x, inputs.kernel, inputs.recurrent_kernel
+    batch, time, features = x.shape
+    units = recurrent_kernel.shape[0]
+    dtype = inputs.dtype
+    has_cell_state = len(inputs.states) == 2
+    keeps_aux = _N_GATES[cell] == 3
+    h0 = inputs.states[0]
+    c0 = inputs.states[1] if has_cell_state else None
+    peephole = inputs.extras.get("peephole")
+    y = np.empty((batch, time, units), dtype)
+    c_n = np.empty((batch, units), dtype) if has_cell_state else None
+    state_shape = (batch, time, units)
+    gates = cells = aux = None
+    if return_cache:
+        gates = _workspace.gates_buffer((batch, time, kernel.shape[1]), dtype)
+        cells = np.empty(state_shape, dtype) if has_cell_state else None
+        aux = np.empty(state_shape, dtype) if keeps_aux else None
+
+    if batch == 0 or time == 0:
+        h_n = h0.copy()
+        c_n = None if c0 is None else c0.copy()
+    else:
+        # The forward pass calls no BLAS, so BLAS' threads are left alone.
+        n_threads = _teams.team_size(get_num_threads())
+        args = (code, x, kernel, recurrent_kernel, inputs.bias.reshape(-1), peephole, h0, c0,
+                y, c_n)
+        if return_cache:
+            _teams.run(_recurrent.forward_training, *args, gates, cells, aux,
+                       n_threads=n_threads)
+        else:
+            size = _recurrent.inference_workspace_size(code, batch, time, features, units,
+                                                       dtype.itemsize, n_threads)
+            with _workspace.borrow(size, dtype) as workspace:
+                _teams.run(_recurrent.forward_inference, *args, workspace, n_threads=n_threads)
+        h_n = y[:, -1].copy()
+
+    states = (h_n, c_n) if has_cell_state else (h_n,)
+    if not return_cache:
+        return (y, *states)
+    arrays = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+              "peephole": peephole, "h0": h0, "c0": c0}
+    cache = _CACHE_TYPES[cell](
+        cell=cell, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, peephole=peephole,
+        h0=h0, c0=c0, y=y, gates=gates, cells=cells, aux=aux,
+        fingerprints=_callers_arrays(arrays, originals) if guard_inputs else {})
+    # The caller gets a view of y: NumPy will not make a view of a read-only
+    # array writeable again, so the values backward reads stay as they were.
+    y.flags.writeable = False
+    return (y.view(), *states, cache)
+
+
+def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad, names):
+    """The engine's backward pass through `cache`: (dx, the weight gradients'
+    rows as one array, dh0, dc0, dpeephole)."""
+    forward_name, backward_name = names
+    if cache.gates is None:
+        raise RuntimeError(f"this cache was already consumed by {backward_name}, which "
+                           "overwrites it; pass retain_cache=True to backpropagate twice")
+    code = _recurrent.CELLS[cache.cell]
+    batch, time, features = cache.x.shape
+    units = cache.h0.shape[1]
+    dtype = cache.x.dtype
+    dy = output_gradient("dy", dy, (batch, time, units), "(batch, time, units)",
+                         dtype, check_finite, _all_finite)
+    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite,
+                           _all_finite)
+    if cache.c0 is not None:
+        dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype,
+                               check_finite, _all_finite)
+    _check_unchanged(cache, forward_name, backward_name)
+
+    dz = cache.gates.copy() if retain_cache else cache.gates
+    if not retain_cache:
+        cache.gates = None
+    # The weight gradients are rows of one array: the kernel computes them
+    # as one product where it can (see _recurrent.backward).
+    rows = _recurrent.weight_grad_rows(code, features, units)
+    weight_grads = np.empty((rows, cache.kernel.shape[1]), dtype)
+    dx = np.empty((batch, time, features), dtype) if input_grad else None
+    dh0 = np.empty((batch, units), dtype)
+    dc0 = np.empty((batch, units), dtype) if cache.c0 is not None else None
+    dpeephole = np.empty((3, units), dtype) if cache.peephole is not None else None
+    if batch == 0 or time == 0:
+        for array in (dx, weight_grads, dpeephole):
+            if array is not None:
+                array.fill(0)
+        dh0[...] = 0 if dh_n is None else dh_n
+        if dc0 is not None:
+            dc0[...] = 0 if dc_n is None else dc_n
+        return dx, weight_grads, dh0, dc0, dpeephole
+    calls_blas = input_grad and _recurrent.backward_calls_blas(code, features, units,
+                                                               dtype.itemsize)
+    with blas_single_threaded() if calls_blas else nullcontext():
+        _teams.run(_recurrent.backward, code, dz, cache.x, cache.kernel, cache.recurrent_kernel,
+                   cache.peephole, cache.h0, cache.c0, cache.y, cache.cells, cache.aux, dy,
+                   dh_n, dc_n, dx, weight_grads, dpeephole, dh0, dc0,
+                   n_threads=_teams.team_size(get_num_threads()))
+    _workspace.recycle_gates(dz)
+    return dx, weight_grads, dh0, dc0, dpeephole
+
+
+def _check_cache(cache, cache_type, forward_name):
+    if not isinstance(cache, cache_type):
+        raise TypeError(f"cache must come from fastlstm.functional.{forward_name}("
+                        f"..., return_cache=True), got {type(cache).__name__}")
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephole=None,
                  return_cache=False, check_finite=True, guard_inputs=True):
     """Run an LSTM over a batch of sequences.
 
@@ -87,6 +231,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     bias : array_like of shape (4 * units,)
     h0, c0 : array_like of shape (batch, units), optional
         Initial hidden and cell states; zeros when None.
+    peephole : array_like of shape (3, units), optional
+        Peephole weights, rows i, f, o: i and f also see c_{t-1}, o sees c_t
+        (Gers et al.; ONNX' P). None: a plain LSTM.
     return_cache : bool
         Also return the cache ``lstm_backward`` needs. Without it the pass
         keeps only O(batch * units) state besides ``y``.
@@ -115,51 +262,21 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *,
     float32 inputs give float32 results; anything else is computed in
     float64. The caller's arrays are never modified; the cache refers to
     them, so changing one before ``lstm_backward`` makes backward raise
-    (see LSTMCache). Results are bitwise
-    identical for every thread count. Inference reuses one scratch buffer
-    per dtype from call to call (a few MB, never more than 64 MiB) instead
-    of mapping fresh pages each time; training reuses the gates buffer of
-    the last cache ``lstm_backward`` consumed (so an array taken from a
-    consumed cache's ``gates`` may be overwritten by a later forward pass).
+    (see RecurrentCache). Results are bitwise identical for every thread
+    count. Inference reuses one scratch buffer per dtype from call to call
+    (a few MB, never more than 64 MiB) instead of mapping fresh pages each
+    time; training reuses the gates buffer of the last cache a backward pass
+    consumed (so an array taken from a consumed cache's ``gates`` may be
+    overwritten by a later forward pass).
     """
-    inputs = lstm_inputs(x, kernel, recurrent_kernel, bias, h0, c0, check_finite, _all_finite)
-    batch, time, _ = inputs.x.shape
-    units = inputs.recurrent_kernel.shape[0]
-    dtype = inputs.dtype
-    y = np.empty((batch, time, units), dtype)
-    c_n = np.empty((batch, units), dtype)
-    gates = _workspace.gates_buffer((batch, time, 4 * units), dtype) if return_cache else None
-    cells = np.empty((batch, time, units), dtype) if return_cache else None
-    kernel_args = (inputs.x, inputs.kernel, inputs.recurrent_kernel, inputs.bias,
-                   inputs.h0, inputs.c0, y, c_n)
-
-    if batch == 0 or time == 0:
-        h_n, c_n = inputs.h0.copy(), inputs.c0.copy()
-    else:
-        # The forward pass calls no BLAS, so BLAS' threads are left alone.
-        n_threads = _teams.team_size(get_num_threads())
-        if return_cache:
-            _teams.run(_lstm.forward_training, *kernel_args, gates, cells, n_threads=n_threads)
-        else:
-            size = _lstm.inference_workspace_size(batch, time, inputs.x.shape[2], units,
-                                                  dtype.itemsize, n_threads)
-            with _workspace.borrow(size, dtype) as workspace:
-                _teams.run(_lstm.forward_inference, *kernel_args, workspace,
-                           n_threads=n_threads)
-        h_n = y[:, -1].copy()
-
-    if not return_cache:
-        return y, h_n, c_n
+    extras = () if peephole is None else (("peephole", peephole, (3, "units")),)
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)),
+                              n_gates=4, extras=extras, check_finite=check_finite,
+                              all_finite=_all_finite)
+    cell = "lstm" if peephole is None else "lstm_peephole"
     originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
-                 "h0": h0, "c0": c0}
-    cache = LSTMCache(
-        x=inputs.x, kernel=inputs.kernel, recurrent_kernel=inputs.recurrent_kernel,
-        h0=inputs.h0, c0=inputs.c0, y=y, gates=gates, cells=cells,
-        fingerprints=_callers_arrays(inputs, originals) if guard_inputs else {})
-    # The caller gets a view of y: NumPy will not make a view of a read-only
-    # array writeable again, so the values backward reads stay as they were.
-    y.flags.writeable = False
-    return y.view(), h_n, c_n, cache
+                 "peephole": peephole, "h0": h0, "c0": c0}
+    return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
 
 
 def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False,
@@ -187,9 +304,10 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
 
     Returns
     -------
-    LSTMGrads
+    LSTMGrads or PeepholeLSTMGrads
         ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, shaped like
-        ``x, kernel, recurrent_kernel, bias, h0, c0``. dkernel,
+        ``x, kernel, recurrent_kernel, bias, h0, c0``, and ``dpeephole``
+        (3, units) after a peephole LSTM's forward. dkernel,
         drecurrent_kernel and dbias are views of consecutive rows of one
         (features + units + 1, 4 * units) array.
 
@@ -199,48 +317,128 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
         If the cache was consumed, or if x, a weight matrix, h0 or c0 was
         modified since the forward pass.
     """
-    if not isinstance(cache, LSTMCache):
-        raise TypeError("cache must come from fastlstm.functional.lstm_forward("
-                        f"..., return_cache=True), got {type(cache).__name__}")
-    if cache.gates is None:
-        raise RuntimeError("this cache was already consumed by lstm_backward, which "
-                           "overwrites it; pass retain_cache=True to backpropagate twice")
-    batch, time, features = cache.x.shape
-    units = cache.h0.shape[1]
-    dtype = cache.x.dtype
-    dy = output_gradient("dy", dy, (batch, time, units), "(batch, time, units)",
-                         dtype, check_finite, _all_finite)
-    dh_n = output_gradient("dh_n", dh_n, (batch, units), "(batch, units)", dtype, check_finite,
-                           _all_finite)
-    dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype, check_finite,
-                           _all_finite)
+    _check_cache(cache, LSTMCache, "lstm_forward")
+    dx, weights, dh0, dc0, dpeephole = _run_backward(
+        cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
+        ("lstm_forward", "lstm_backward"))
+    features, units = cache.kernel.shape[0], cache.h0.shape[1]
+    grads = (dx, weights[:features], weights[features:features + units],
+             weights[features + units], dh0, dc0)
+    if dpeephole is None:
+        return LSTMGrads(*grads)
+    return PeepholeLSTMGrads(*grads, dpeephole)
 
-    _check_unchanged(cache)
 
-    dz = cache.gates.copy() if retain_cache else cache.gates
-    if not retain_cache:
-        cache.gates = None
-    # The three weight gradients are rows of one array: the kernel computes
-    # them as one product (see _lstm.backward).
-    weight_grads = np.empty((features + units + 1, 4 * units), dtype)
-    grads = LSTMGrads(dx=np.empty((batch, time, features), dtype) if input_grad else None,
-                      dkernel=weight_grads[:features],
-                      drecurrent_kernel=weight_grads[features:features + units],
-                      dbias=weight_grads[features + units],
-                      dh0=np.empty((batch, units), dtype),
-                      dc0=np.empty((batch, units), dtype))
-    if batch == 0 or time == 0:
-        if input_grad:
-            grads.dx.fill(0)
-        weight_grads.fill(0)
-        grads.dh0[...] = 0 if dh_n is None else dh_n
-        grads.dc0[...] = 0 if dc_n is None else dc_n
-        return grads
-    calls_blas = input_grad and _lstm.backward_calls_blas(features, units, dtype.itemsize)
-    with blas_single_threaded() if calls_blas else nullcontext():
-        _teams.run(_lstm.backward, dz, cache.x, cache.kernel, cache.recurrent_kernel,
-                   cache.h0, cache.c0, cache.y, cache.cells, dy, dh_n, dc_n, grads.dx,
-                   weight_grads, grads.dh0, grads.dc0,
-                   n_threads=_teams.team_size(get_num_threads()))
-    _workspace.recycle_gates(dz)
-    return grads
+def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
+                return_cache=False, check_finite=True, guard_inputs=True):
+    """Run a GRU over a batch of sequences (Keras' layout and equations).
+
+    Parameters
+    ----------
+    x : array_like of shape (batch, time, features)
+    kernel : array_like of shape (features, 3 * units)
+        Input weights, gate blocks z (update), r (reset), h (candidate).
+    recurrent_kernel : array_like of shape (units, 3 * units)
+    bias : array_like of shape (2, 3 * units) with ``reset_after``, else (3 * units,)
+        With ``reset_after``, the input row and the recurrent row.
+    h0 : array_like of shape (batch, units), optional
+        Initial state; zeros when None.
+    reset_after : bool
+        Apply the reset gate to the recurrent product (Keras' default,
+        PyTorch's and cuDNN's form: one product per step), else to h_{t-1}
+        before its product (Keras ``reset_after=False``, ONNX
+        ``linear_before_reset=0``: two dependent products per step).
+    return_cache, check_finite, guard_inputs : bool
+        As for ``lstm_forward``.
+
+    Returns
+    -------
+    y : ndarray of shape (batch, time, units)
+    h_n : ndarray of shape (batch, units)
+    cache : GRUCache
+        Only with ``return_cache=True``; see its docstring for its size.
+    """
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=3,
+                              bias_rows=2 if reset_after else None,
+                              check_finite=check_finite, all_finite=_all_finite)
+    cell = "gru_reset_after" if reset_after else "gru_reset_before"
+    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0}
+    return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
+
+
+def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
+                 input_grad=True):
+    """Backpropagate through a GRU forward pass (BPTT).
+
+    Parameters
+    ----------
+    cache : GRUCache
+        From ``gru_forward(..., return_cache=True)``.
+    dy : array_like of shape (batch, time, units) or None
+    dh_n : array_like of shape (batch, units), optional
+    check_finite, retain_cache, input_grad : bool
+        As for ``lstm_backward``.
+
+    Returns
+    -------
+    GRUGrads
+        ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``, shaped like ``x,
+        kernel, recurrent_kernel, bias, h0``.
+    """
+    _check_cache(cache, GRUCache, "gru_forward")
+    dx, weights, dh0, _, _ = _run_backward(cache, dy, dh_n, None, check_finite, retain_cache,
+                                           input_grad, ("gru_forward", "gru_backward"))
+    features, units = cache.kernel.shape[0], cache.h0.shape[1]
+    bias = weights[features + units:]
+    return GRUGrads(dx, weights[:features], weights[features:features + units],
+                    bias if cache.cell == "gru_reset_after" else bias[0], dh0)
+
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
+                       return_cache=False, check_finite=True, guard_inputs=True):
+    """Run a fully connected recurrent layer: h_t = act(x_t @ kernel + h_{t-1} @
+    recurrent_kernel + bias).
+
+    Parameters
+    ----------
+    x : array_like of shape (batch, time, features)
+    kernel : array_like of shape (features, units)
+    recurrent_kernel : array_like of shape (units, units)
+    bias : array_like of shape (units,)
+    h0 : array_like of shape (batch, units), optional
+    activation : {"tanh", "relu"}
+    return_cache, check_finite, guard_inputs : bool
+        As for ``lstm_forward``.
+
+    Returns
+    -------
+    y : ndarray of shape (batch, time, units)
+    h_n : ndarray of shape (batch, units)
+    cache : SimpleRNNCache
+        Only with ``return_cache=True``.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=1,
+                              check_finite=check_finite, all_finite=_all_finite)
+    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0}
+    return _run_forward("rnn_" + activation, inputs, originals, return_cache, guard_inputs)
+
+
+def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
+                        input_grad=True):
+    """Backpropagate through a simple RNN forward pass (BPTT).
+
+    Returns
+    -------
+    SimpleRNNGrads
+        ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``; the other
+        parameters as for ``gru_backward``.
+    """
+    _check_cache(cache, SimpleRNNCache, "simple_rnn_forward")
+    dx, weights, dh0, _, _ = _run_backward(cache, dy, dh_n, None, check_finite, retain_cache,
+                                           input_grad,
+                                           ("simple_rnn_forward", "simple_rnn_backward"))
+    features, units = cache.kernel.shape[0], cache.h0.shape[1]
+    return SimpleRNNGrads(dx, weights[:features], weights[features:features + units],
+                          weights[features + units], dh0)

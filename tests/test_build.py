@@ -61,6 +61,6 @@ def test_an_unbuilt_source_tree_says_how_to_build(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("ImportError: fastlstm's compiled kernels (fastlstm._lstm) are "
+    assert last_line.startswith("ImportError: fastlstm's compiled kernels (fastlstm._recurrent) are "
                                 "not built in")
     assert "pip install" in last_line and "circular" not in result.stderr

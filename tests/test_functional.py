@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import TOLERANCE, Problem, relative_error, run
 
-from fastlstm import _lstm, _workspace, functional, reference
+from fastlstm import _build, _recurrent, _workspace, functional, reference
 
 GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
 
@@ -13,7 +13,7 @@ GRAD_NAMES = ["dx", "dkernel", "drecurrent_kernel", "dbias", "dh0", "dc0"]
 # above one batch part of 16 rows, time 1, features 1, and the units of the
 # issue; many features; several parts at 1 thread; input projections over
 # more than one row block; one feature too few for dx by the kernels' own
-# product, and the fewest (15 and 16; see _lstm.backward_calls_blas).
+# product, and the fewest (15 and 16; see _recurrent.backward_calls_blas).
 SHAPES = [
     (1, 1, 1, 1), (1, 5, 3, 3), (2, 1, 4, 17), (3, 4, 1, 50), (17, 3, 2, 3),
     (5, 3, 3, 100), (33, 4, 5, 17), (2, 3, 6, 129), (40, 2, 3, 50), (1, 6, 1, 129),
@@ -55,14 +55,14 @@ def test_saturated_gates(dtype):
     assert_matches_reference(Problem(3, 6, 4, 8, dtype=dtype, scale=40.0), dtype)
 
 
-@pytest.mark.parametrize("level", _lstm.simd_levels())
+@pytest.mark.parametrize("level", _build.simd_levels())
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_every_simd_level_matches_reference(level, dtype):
-    _lstm.set_simd_level(level)
+    _build.set_simd_level(level)
     try:
         assert_matches_reference(Problem(18, 4, 3, 37, dtype=dtype, seed=3), dtype)
     finally:
-        _lstm.set_simd_level(None)
+        _build.set_simd_level(None)
 
 
 def test_long_inference_uses_time_blocks_and_stays_exact():
@@ -155,7 +155,7 @@ def test_odd_layouts_give_the_contiguous_result(layout, dtype):
 def test_backward_holds_blas_to_one_thread_only_when_it_calls_blas(monkeypatch):
     """BLAS is held to one thread exactly when the kernel says backward calls
     it (for dx); otherwise threadpoolctl's limit (tens of us a call) is skipped."""
-    decisions = {f: _lstm.backward_calls_blas(f, 24, 4) for f in range(1, 65)}
+    decisions = {f: _recurrent.backward_calls_blas(_recurrent.CELLS["lstm"], f, 24, 4) for f in range(1, 65)}
     with_blas = next(f for f, calls in decisions.items() if calls)
     without_blas = next(f for f, calls in decisions.items() if not calls)
     held = []

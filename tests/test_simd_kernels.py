@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 
-from fastlstm import _lstm
+from fastlstm import _build, _checks, _testing
 
 
-@pytest.fixture(params=_lstm.simd_levels())
+@pytest.fixture(params=_build.simd_levels())
 def simd_level(request):
-    _lstm.set_simd_level(request.param)
+    _build.set_simd_level(request.param)
     yield request.param
-    _lstm.set_simd_level(None)
+    _build.set_simd_level(None)
 
 
 # m rows of a batch part; n, k cover full panels, groups of fewer vectors, a
@@ -27,7 +27,7 @@ def test_matmul_matches_numpy(m, n, k, dtype, accumulate, simd_level):
     b = rng.standard_normal((k, n)).astype(dtype)
     c0 = rng.standard_normal((m, n)).astype(dtype)
     c = c0.copy()
-    _lstm.matmul(a, b, c, accumulate)
+    _testing.matmul(a, b, c, accumulate)
     expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
     tolerance = 1e-5 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * np.sqrt(k))
@@ -41,10 +41,10 @@ def test_matmul_rows_do_not_depend_on_their_neighbours(dtype, simd_level):
     b = rng.standard_normal((100, 203)).astype(dtype)
     c0 = rng.standard_normal((19, 203)).astype(dtype)
     block = c0.copy()
-    _lstm.matmul(a, b, block, True)
+    _testing.matmul(a, b, block, True)
     for start, stop in [(0, 1), (3, 5), (5, 16), (16, 19)]:
         part = c0[start:stop].copy()
-        _lstm.matmul(a[start:stop], b, part, True)
+        _testing.matmul(a[start:stop], b, part, True)
         np.testing.assert_array_equal(part, block[start:stop])
 
 
@@ -59,10 +59,10 @@ def test_single_row_products_equal_the_block_rows_bitwise(n, dtype, simd_level):
     c0 = rng.standard_normal((9, n)).astype(dtype)
     for packed in (False, True):
         block = c0.copy()
-        _lstm.matmul(a, b, block, True, packed=packed)
+        _testing.matmul(a, b, block, True, packed=packed)
         for row in range(a.shape[0]):
             alone = c0[row:row + 1].copy()
-            _lstm.matmul(a[row:row + 1], b, alone, True, packed=packed)
+            _testing.matmul(a[row:row + 1], b, alone, True, packed=packed)
             np.testing.assert_array_equal(alone, block[row:row + 1])
 
 
@@ -71,7 +71,7 @@ def test_matmul_reads_strided_rows():
     big_a = rng.standard_normal((10, 30))
     b = rng.standard_normal((12, 20))
     big_c = np.zeros((10, 50))
-    _lstm.matmul(big_a[::2, 3:15], b, big_c[::2, 5:25], False)
+    _testing.matmul(big_a[::2, 3:15], b, big_c[::2, 5:25], False)
     np.testing.assert_allclose(big_c[::2, 5:25], big_a[::2, 3:15] @ b, rtol=1e-13)
     assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 25:].any()
 
@@ -87,8 +87,8 @@ def test_packed_product_equals_the_unpacked_one_bitwise(n, k, dtype, simd_level)
     c0 = rng.standard_normal((13, n)).astype(dtype)
     for accumulate in (False, True):
         unpacked, packed = c0.copy(), c0.copy()
-        _lstm.matmul(a, b, unpacked, accumulate)
-        _lstm.matmul(a, b, packed, accumulate, packed=True)
+        _testing.matmul(a, b, unpacked, accumulate)
+        _testing.matmul(a, b, packed, accumulate, packed=True)
         np.testing.assert_array_equal(packed, unpacked)
 
 
@@ -103,8 +103,8 @@ def test_packed_product_fetching_ahead_equals_the_unpacked_one_bitwise(dtype, si
     c0 = rng.standard_normal((m, n)).astype(dtype)
     for accumulate in (False, True):
         unpacked, packed = c0.copy(), c0.copy()
-        _lstm.matmul(a, b, unpacked, accumulate)
-        _lstm.matmul(a, b, packed, accumulate, packed=True)
+        _testing.matmul(a, b, unpacked, accumulate)
+        _testing.matmul(a, b, packed, accumulate, packed=True)
         np.testing.assert_array_equal(packed, unpacked)
     np.testing.assert_allclose(packed, a.astype(np.float64) @ b + c0,
                                rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
@@ -115,7 +115,7 @@ def test_packed_product_writes_only_its_columns():
     big_a = rng.standard_normal((10, 30)).astype(np.float32)
     b = rng.standard_normal((12, 21)).astype(np.float32)
     big_c = np.zeros((10, 50), np.float32)
-    _lstm.matmul(big_a[::2, 3:15], b, big_c[::2, 5:26], False, packed=True)
+    _testing.matmul(big_a[::2, 3:15], b, big_c[::2, 5:26], False, packed=True)
     np.testing.assert_allclose(big_c[::2, 5:26], big_a[::2, 3:15] @ b, rtol=1e-5, atol=1e-5)
     assert not big_c[1::2].any() and not big_c[:, :5].any() and not big_c[:, 26:].any()
 
@@ -137,7 +137,7 @@ def test_transposed_product_matches_numpy(m, n, k, dtype, simd_level):
     a = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)
     c = np.full((m, n), np.nan, dtype)
-    _lstm.transposed_product(a, w, c)
+    _testing.transposed_product(a, w, c)
     tolerance = 1e-5 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(c, a.astype(np.float64) @ w.T.astype(np.float64),
                                rtol=tolerance, atol=tolerance * np.sqrt(k))
@@ -152,10 +152,10 @@ def test_transposed_product_rows_do_not_depend_on_their_neighbours(m, n, k, dtyp
     a = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)
     block = np.empty((m, n), dtype)
-    _lstm.transposed_product(a, w, block)
+    _testing.transposed_product(a, w, block)
     for row in range(m):
         alone = np.empty((1, n), dtype)
-        _lstm.transposed_product(a[row:row + 1], w, alone)
+        _testing.transposed_product(a[row:row + 1], w, alone)
         np.testing.assert_array_equal(alone, block[row:row + 1])
 
 
@@ -167,7 +167,7 @@ def test_dot_products_take_only_a_tail_shorter_than_a_vector(dtype, simd_level):
     itemsize = np.dtype(dtype).itemsize
     for n in range(1, 4 * lanes + 2):
         for k in (1, 4, 64, 400):
-            assert 0 <= _lstm.dot_columns(n, k, itemsize) <= min(n, lanes - 1), (n, k)
+            assert 0 <= _testing.dot_columns(n, k, itemsize) <= min(n, lanes - 1), (n, k)
 
 
 # (k, m, n, row stride of b): k across row blocks of 128, m across uneven
@@ -191,7 +191,7 @@ def test_gradient_product_matches_numpy(k, m, n, ldb, dtype, simd_level):
     tolerance = 1e-5 if dtype == np.float32 else 1e-13
     for accumulate in (False, True):
         c = c0.copy()
-        _lstm.matmul_grad(a, b, c, accumulate)
+        _testing.matmul_grad(a, b, c, accumulate)
         expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
         np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * np.sqrt(k))
 
@@ -203,9 +203,9 @@ def test_gradient_product_is_the_plain_one_bitwise(k, m, n, ldb, dtype, simd_lev
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, ldb)).astype(dtype)[:, :n]
     plain = np.zeros((m, n), dtype)
-    _lstm.matmul(a, np.ascontiguousarray(b), plain, False)
+    _testing.matmul(a, np.ascontiguousarray(b), plain, False)
     gradient = np.zeros((m, n), dtype)
-    _lstm.matmul_grad(a, b, gradient, False)
+    _testing.matmul_grad(a, b, gradient, False)
     np.testing.assert_array_equal(gradient, plain)
 
 
@@ -220,13 +220,13 @@ def test_weight_gradient_column_blocks_do_not_change_a_bit(n, ldb, dtype, simd_l
     a = rng.standard_normal((30, 200)).astype(dtype)
     b = rng.standard_normal((200, ldb)).astype(dtype)[:, :n]
     whole = np.zeros((30, n), dtype)
-    _lstm.matmul_grad(a, b, whole, False)
+    _testing.matmul_grad(a, b, whole, False)
     for cuts in ([0, 64, n], [0, 64, 128, n], [0, 64 * (n // 128), n], [0, 16, n],
                  [0, 16 * (n // 32), n], [0, 48, 112, n]):
         cuts = sorted(set(cuts))
         blocks = np.zeros((30, n), dtype)
         for start, stop in zip(cuts[:-1], cuts[1:]):
-            _lstm.matmul_grad(a, b[:, start:stop], blocks[:, start:stop], False)
+            _testing.matmul_grad(a, b[:, start:stop], blocks[:, start:stop], False)
         np.testing.assert_array_equal(blocks, whole)
 
 
@@ -245,9 +245,9 @@ def test_gradient_product_sums_the_columns_of_b_in_order(k, n, ldb, dtype, accum
     start_sums = rng.standard_normal(n).astype(dtype)
     start_product = rng.standard_normal((7, n)).astype(dtype)
     sums, product = start_sums.copy(), start_product.copy()
-    _lstm.matmul_grad(a, b, product, accumulate, sums)
+    _testing.matmul_grad(a, b, product, accumulate, sums)
     expected_product = start_product.copy()
-    _lstm.matmul_grad(a, b, expected_product, accumulate)
+    _testing.matmul_grad(a, b, expected_product, accumulate)
     running = np.cumsum(np.vstack([start_sums[None], b]) if accumulate else b, axis=0)[-1]
     np.testing.assert_array_equal(product, expected_product)
     np.testing.assert_array_equal(sums, running)
@@ -279,7 +279,7 @@ def gate_inputs(units, dtype, seed):
 def run_gates_forward(z, bias, c_prev, start=0, stop=-1):
     z = z.copy()
     c, h = np.zeros_like(c_prev), np.zeros_like(c_prev)
-    _lstm.gates_forward(z, bias, c_prev, c, h, start, stop)
+    _testing.gates_forward(z, bias, c_prev, c, h, start, stop)
     return z, c, h
 
 
@@ -355,7 +355,7 @@ def test_gates_backward_matches_float64_math(units, dtype, with_dy, simd_level):
     c_prev, c_t, dh, dy, dc = rng.standard_normal((5, units)) * 2
     args = [a.astype(dtype) for a in (gates, c_prev, c_t, dh, dy, dc)]
     out_gates, out_dc = args[0].copy(), args[5].copy()
-    _lstm.gates_backward(out_gates, args[1], args[2], args[3], args[4] if with_dy else None,
+    _testing.gates_backward(out_gates, args[1], args[2], args[3], args[4] if with_dy else None,
                          out_dc)
 
     i, f, g, o = args[0].astype(np.float64)
@@ -383,17 +383,17 @@ def test_all_finite_finds_every_non_finite_value_wherever_it_is(n, dtype, simd_l
     values = np.linspace(-1, 1, n).astype(dtype)
     # The extremes of the finite range are finite.
     values[0], values[-1] = info.max, -info.tiny / 4  # a subnormal
-    assert _lstm.all_finite(values)
+    assert _checks.all_finite(values)
     for bad in (np.nan, np.inf, -np.inf, -np.nan):
         for position in range(n):
             marked = values.copy()
             marked[position] = bad
-            assert not _lstm.all_finite(marked), (bad, position)
+            assert not _checks.all_finite(marked), (bad, position)
 
 
 def test_all_finite_of_nothing_is_true():
-    assert _lstm.all_finite(np.empty(0, np.float32))
-    assert _lstm.all_finite(np.empty(0, np.float64))
+    assert _checks.all_finite(np.empty(0, np.float32))
+    assert _checks.all_finite(np.empty(0, np.float64))
 
 
 FINGERPRINT_LANES = 64
@@ -436,28 +436,28 @@ def reference_fingerprint(data):
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 203, 511, 512, 513, 520, 1067, 4096 + 13])
 def test_fingerprint_is_its_definition_at_every_level(n, simd_level):
     data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
-    assert _lstm.fingerprint(data) == reference_fingerprint(data)
+    assert _checks.fingerprint(data) == reference_fingerprint(data)
 
 
 def test_fingerprint_sees_every_bit(simd_level):
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, 1067, dtype=np.uint8)  # 2 stripes, 5 words and 3 bytes
-    reference = _lstm.fingerprint(data)
-    assert _lstm.fingerprint(data.copy()) == reference
+    reference = _checks.fingerprint(data)
+    assert _checks.fingerprint(data.copy()) == reference
     seen = {reference}
     for byte in range(data.size):
         for bit in range(8):
             changed = data.copy()
             changed[byte] ^= 1 << bit
-            seen.add(_lstm.fingerprint(changed))
+            seen.add(_checks.fingerprint(changed))
     assert len(seen) == 1 + 8 * data.size
     # Top bits of two words of one lane (64 words apart) flipped together.
     both = data.copy()
     both[7] ^= 0x80
     both[7 + 8 * FINGERPRINT_LANES] ^= 0x80
-    assert _lstm.fingerprint(both) != reference
-    assert _lstm.fingerprint(data[:-1]) != reference
-    assert _lstm.fingerprint(np.zeros(0, np.uint8)) != _lstm.fingerprint(np.zeros(1, np.uint8))
+    assert _checks.fingerprint(both) != reference
+    assert _checks.fingerprint(data[:-1]) != reference
+    assert _checks.fingerprint(np.zeros(0, np.uint8)) != _checks.fingerprint(np.zeros(1, np.uint8))
 
 
 @pytest.mark.parametrize("bit", [31, 61, 63])
@@ -465,10 +465,10 @@ def test_fingerprint_tells_apart_the_same_flip_in_any_two_words(bit, simd_level)
     # Such structured changes (the signs of two values, say) are what a
     # lane's cheap mix alone could let cancel across lanes.
     words = np.random.default_rng(1).integers(0, 2**63, 133, dtype=np.uint64)
-    seen = {_lstm.fingerprint(words.view(np.uint8))}
+    seen = {_checks.fingerprint(words.view(np.uint8))}
     for a in range(words.size):
         for b in range(a + 1, words.size):
             changed = words.copy()
             changed[[a, b]] ^= np.uint64(1 << bit)
-            seen.add(_lstm.fingerprint(changed.view(np.uint8)))
+            seen.add(_checks.fingerprint(changed.view(np.uint8)))
     assert len(seen) == 1 + words.size * (words.size - 1) // 2

@@ -6,8 +6,10 @@ import pytest
 from conftest import Problem, run, run_python
 
 import fastlstm
-from fastlstm import _lstm, functional
+from fastlstm import _recurrent, functional
 from fastlstm._threads import usable_cpu_count
+
+LSTM = _recurrent.CELLS["lstm"]
 
 
 def test_default_is_the_usable_cpu_count(restore_threads):
@@ -60,8 +62,8 @@ def test_batch_parts_cover_the_batch_and_feed_every_thread(itemsize, threads):
     not depend on (the bitwise tests below run across every kind)."""
     for batch in (1, 2, 3, 16, 17, 64, 129, 300, 1000):
         for units in (5, 50, 64, 128, 181, 256, 1024):
-            backward = _lstm.batch_parts(batch, units, itemsize, threads, backward=True)
-            forward = _lstm.batch_parts(batch, units, itemsize, threads)
+            backward = _recurrent.parts(LSTM, batch, units, itemsize, threads, backward=True)
+            forward = _recurrent.parts(LSTM, batch, units, itemsize, threads)
             assert min(batch, threads) <= backward <= batch
             assert forward in (1, backward)
 

@@ -1,68 +1,34 @@
 /*
- * The SIMD kernels of the recurrent loop, in float and double:
+ * The SIMD kernels every recurrent cell shares, in float and double:
  *
- * - the fused gate math of one batch row. The recurrent loop (_lstm.pyx)
- *   leaves the pre-activations of one row in a buffer z of length
- *   4 * n_units laid out as the gates i, f, g (the cell candidate, Keras'
- *   "c") and o; everything elementwise between two matrix products happens
- *   in one vectorized pass (lstm_gates_impl.h);
- * - the small-M matrix product of each step (lstm_matmul_impl.h), and dot
+ * - the small-M matrix product of each step (matmul_impl.h), and dot
  *   products for the last columns of the backward's products with
- *   transposed weights (lstm_dot_impl.h);
+ *   transposed weights (dot_impl.h);
  * - for the argument checks, whether an array is all finite
- *   (lstm_finite_impl.h);
+ *   (finite_impl.h);
  * - and the fingerprint by which a cache sees its inputs change
- *   (lstm_fingerprint_impl.h).
+ *   (fingerprint_impl.h).
  *
- * lstm_simd.c compiles them once per instruction set (baseline, AVX2+FMA,
- * AVX-512) and picks one at run time, so a portable build still runs the
- * widest vectors the CPU has.
+ * Each cell's gate math has its own row kernels (cell.h, cell_*_impl.h).
+ * simd_dispatch.c compiles all of them once per instruction set (baseline,
+ * AVX2+FMA, AVX-512) and picks one at run time, so a portable build still
+ * runs the widest vectors the CPU has.
  */
-#ifndef FASTLSTM_LSTM_SIMD_H
-#define FASTLSTM_LSTM_SIMD_H
+#ifndef FASTLSTM_SIMD_H
+#define FASTLSTM_SIMD_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/*
- * Forward: z (in: pre-activations without bias; out: activated gates i, f,
- * g, o, which backward needs), c_out = f * c_prev + i * g,
- * h_out = o * tanh(c_out). c_prev and c_out must not overlap. n_units units
- * from a row whose gate blocks (in z and bias) are `stride` apart: stride =
- * n_units for a whole row, the layer's units for a slice of one.
- */
-typedef void (*lstm_gates_forward_f32_fn)(ptrdiff_t n_units, ptrdiff_t stride, float *z,
-                                          const float *bias, const float *c_prev,
-                                          float *c_out, float *h_out);
-typedef void (*lstm_gates_forward_f64_fn)(ptrdiff_t n_units, ptrdiff_t stride, double *z,
-                                          const double *bias, const double *c_prev,
-                                          double *c_out, double *h_out);
-
-/*
- * Backward: gates (in: the activated gates from forward; out: the gradient
- * of the loss with respect to the pre-activations), dh: the gradient reaching
- * h_t through the recurrence, dy: the gradient of the output y_t (NULL means
- * zero), dc (in: gradient reaching c_t from step t + 1; out: gradient of
- * c_{t-1}).
- */
-typedef void (*lstm_gates_backward_f32_fn)(ptrdiff_t n_units, float *gates,
-                                           const float *c_prev, const float *c_t,
-                                           const float *dh, const float *dy,
-                                           float *dc);
-typedef void (*lstm_gates_backward_f64_fn)(ptrdiff_t n_units, double *gates,
-                                           const double *c_prev, const double *c_t,
-                                           const double *dh, const double *dy,
-                                           double *dc);
 
 /*
  * c (m, n) = [c +] a (m, k) @ b (k, n), row-major with leading dimensions
  * lda, ldb, ldc; accumulate = 0 overwrites c. Each element is summed over k
  * in order, so a row's result does not depend on m.
  */
-typedef void (*lstm_matmul_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                    const float *a, ptrdiff_t lda, const float *b,
                                    ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate);
-typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                    const double *a, ptrdiff_t lda, const double *b,
                                    ptrdiff_t ldb, double *c, ptrdiff_t ldc, int accumulate);
 
@@ -70,7 +36,7 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
  * c (m, n) = [c +] a (m, k) @ b (k, n) for a long k, rows lda and ldb apart:
  * the weight gradients' sums over all (batch, time) rows, a holding the
  * activations transposed (one row per feature). Each element is summed over
- * k in order, as in lstm_matmul, so cutting the columns into blocks of at
+ * k in order, as in fastlstm_matmul, so cutting the columns into blocks of at
  * least one vector does not change a bit (a narrower block goes through a
  * scalar loop, which the compiler rounds differently). column_sums (n),
  * unless NULL, receives [column_sums +] the sum of each column of b over
@@ -79,18 +45,18 @@ typedef void (*lstm_matmul_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
  * sizeof(element)) elements, best cache-line aligned; NULL (when that is 0)
  * reads b in place. Either way the bits are the same.
  */
-typedef void (*lstm_matmul_grad_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_grad_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         const float *a, ptrdiff_t lda, const float *b,
                                         ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                         int accumulate, float *column_sums, float *scratch);
-typedef void (*lstm_matmul_grad_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_grad_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         const double *a, ptrdiff_t lda, const double *b,
                                         ptrdiff_t ldb, double *c, ptrdiff_t ldc,
                                         int accumulate, double *column_sums,
                                         double *scratch);
 
 /* Rows of B per k block of the products: one tile's width of them fills
-   about 2/3 of L1. lstm_matmul_grad is fastest fed one block of its long k
+   about 2/3 of L1. fastlstm_matmul_grad is fastest fed one block of its long k
    per call (a's block is then a copy that stays in cache). */
 #define FASTLSTM_K_BLOCK 128
 
@@ -101,37 +67,37 @@ typedef void (*lstm_matmul_grad_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
  * packed product rounds exactly like the unpacked one.
  */
 #define FASTLSTM_PACK_EXTRA 16
-typedef void (*lstm_pack_f32_fn)(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb,
+typedef void (*fastlstm_pack_f32_fn)(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb,
                                  float *packed);
-typedef void (*lstm_pack_f64_fn)(ptrdiff_t k, ptrdiff_t n, const double *b, ptrdiff_t ldb,
+typedef void (*fastlstm_pack_f64_fn)(ptrdiff_t k, ptrdiff_t n, const double *b, ptrdiff_t ldb,
                                  double *packed);
-typedef void (*lstm_matmul_packed_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_packed_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                           const float *a, ptrdiff_t lda, const float *packed,
                                           float *c, ptrdiff_t ldc, int accumulate);
-typedef void (*lstm_matmul_packed_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_packed_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                           const double *a, ptrdiff_t lda, const double *packed,
                                           double *c, ptrdiff_t ldc, int accumulate);
 
 /*
  * c (m, n) = a (m, k) @ w^T for w (n, k), rows lda, ldw and ldc apart,
  * overwriting c: each element a dot product of a row of a and a row of w
- * (lstm_dot_impl.h), so a row's result does not depend on m. The backward
+ * (dot_impl.h), so a row's result does not depend on m. The backward
  * pass takes the last dot_columns(n, k) columns of its products with
- * transposed weights this way, and the others with lstm_matmul_packed.
+ * transposed weights this way, and the others with fastlstm_matmul_packed.
  */
-typedef void (*lstm_matmul_dot_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_dot_f32_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                        const float *a, ptrdiff_t lda, const float *w,
                                        ptrdiff_t ldw, float *c, ptrdiff_t ldc);
-typedef void (*lstm_matmul_dot_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+typedef void (*fastlstm_matmul_dot_f64_fn)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                        const double *a, ptrdiff_t lda, const double *w,
                                        ptrdiff_t ldw, double *c, ptrdiff_t ldc);
-typedef ptrdiff_t (*lstm_dot_columns_fn)(ptrdiff_t n, ptrdiff_t k);
+typedef ptrdiff_t (*fastlstm_dot_columns_fn)(ptrdiff_t n, ptrdiff_t k);
 /* 1 when none of the n values is NaN or infinite, else 0. */
-typedef int (*lstm_all_finite_f32_fn)(ptrdiff_t n, const float *values);
-typedef int (*lstm_all_finite_f64_fn)(ptrdiff_t n, const double *values);
+typedef int (*fastlstm_all_finite_f32_fn)(ptrdiff_t n, const float *values);
+typedef int (*fastlstm_all_finite_f64_fn)(ptrdiff_t n, const double *values);
 
 /*
- * A 64-bit hash of n bytes (lstm_fingerprint_impl.h): the same value at
+ * A 64-bit hash of n bytes (fingerprint_impl.h): the same value at
  * every SIMD level. Lane j of FASTLSTM_FINGERPRINT_LANES mixes in the words
  * j, j + lanes, ...: xor, multiply by FNV's 64-bit prime, then fold the high
  * bits down (without the fold a change in a word's top bit would be undone
@@ -142,7 +108,7 @@ typedef int (*lstm_all_finite_f64_fn)(ptrdiff_t n, const double *values);
 #define FASTLSTM_FINGERPRINT_LANES 64
 #define FASTLSTM_FINGERPRINT_PRIME UINT64_C(0x100000001b3)
 #define FASTLSTM_FINGERPRINT_SEED UINT64_C(0xcbf29ce484222325)
-typedef uint64_t (*lstm_fingerprint_fn)(ptrdiff_t n, const unsigned char *data);
+typedef uint64_t (*fastlstm_fingerprint_fn)(ptrdiff_t n, const unsigned char *data);
 
 static inline uint64_t fastlstm_fingerprint_mix(uint64_t state, uint64_t word)
 {
@@ -167,26 +133,22 @@ static inline uint64_t fastlstm_fingerprint_avalanche(uint64_t lane)
 }
 
 typedef struct {
-    lstm_gates_forward_f32_fn forward_f32;
-    lstm_gates_forward_f64_fn forward_f64;
-    lstm_gates_backward_f32_fn backward_f32;
-    lstm_gates_backward_f64_fn backward_f64;
-    lstm_matmul_f32_fn matmul_f32;
-    lstm_matmul_f64_fn matmul_f64;
-    lstm_pack_f32_fn pack_f32;
-    lstm_pack_f64_fn pack_f64;
-    lstm_matmul_packed_f32_fn matmul_packed_f32;
-    lstm_matmul_packed_f64_fn matmul_packed_f64;
-    lstm_matmul_grad_f32_fn matmul_grad_f32;
-    lstm_matmul_grad_f64_fn matmul_grad_f64;
-    lstm_matmul_dot_f32_fn matmul_dot_f32;
-    lstm_matmul_dot_f64_fn matmul_dot_f64;
-    lstm_dot_columns_fn dot_columns_f32;
-    lstm_dot_columns_fn dot_columns_f64;
-    lstm_all_finite_f32_fn all_finite_f32;
-    lstm_all_finite_f64_fn all_finite_f64;
-    lstm_fingerprint_fn fingerprint;
-} lstm_simd_kernels;
+    fastlstm_matmul_f32_fn matmul_f32;
+    fastlstm_matmul_f64_fn matmul_f64;
+    fastlstm_pack_f32_fn pack_f32;
+    fastlstm_pack_f64_fn pack_f64;
+    fastlstm_matmul_packed_f32_fn matmul_packed_f32;
+    fastlstm_matmul_packed_f64_fn matmul_packed_f64;
+    fastlstm_matmul_grad_f32_fn matmul_grad_f32;
+    fastlstm_matmul_grad_f64_fn matmul_grad_f64;
+    fastlstm_matmul_dot_f32_fn matmul_dot_f32;
+    fastlstm_matmul_dot_f64_fn matmul_dot_f64;
+    fastlstm_dot_columns_fn dot_columns_f32;
+    fastlstm_dot_columns_fn dot_columns_f64;
+    fastlstm_all_finite_f32_fn all_finite_f32;
+    fastlstm_all_finite_f64_fn all_finite_f64;
+    fastlstm_fingerprint_fn fingerprint;
+} fastlstm_products;
 
 /* SIMD levels, lowest first. */
 int fastlstm_simd_level_count(void);
@@ -194,11 +156,11 @@ const char *fastlstm_simd_level_name(int level);
 int fastlstm_simd_level_supported(int level);
 /* The level the dispatcher picked for this CPU (the best supported one). */
 int fastlstm_simd_best_level(void);
-lstm_simd_kernels fastlstm_simd_kernels(int level);
-/* Elements of lstm_matmul_grad's scratch for n columns of b whose rows are
+fastlstm_products fastlstm_simd_products(int level);
+/* Elements of fastlstm_matmul_grad's scratch for n columns of b whose rows are
    ldb elements of `itemsize` bytes apart: room to pack one k block of b when
    its rows are a page or more apart, or a multiple of 512 bytes (they would
-   fall into few L1 sets; see lstm_simd.c), else 0 (b is read in place). */
+   fall into few L1 sets; see simd_dispatch.c), else 0 (b is read in place). */
 ptrdiff_t fastlstm_matmul_grad_scratch(ptrdiff_t n, ptrdiff_t ldb, ptrdiff_t itemsize);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * Runtime dispatch of the SIMD kernels (gate math, small matrix product and
- * dot products, the finiteness check, the fingerprint).
+ * Runtime dispatch of the SIMD kernels (the cells' row kernels, the small
+ * matrix product and dot products, the finiteness check, the fingerprint).
  *
  * A portable build may not assume AVX2 (no -march=native), yet these loops
  * are worth 2-8x more with wide vectors. So the kernels are compiled once per
@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "aligned_memory.h"  /* FASTLSTM_CACHE_LINE */
-#include "lstm_simd.h"
+#include "cell.h"
+#include "cell_row_loop.h"
+#include "simd.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FASTLSTM_X86_DISPATCH 1
@@ -26,9 +28,9 @@
 
 /*
  * Per level: SIMD_NAME names its copies; SIMD_VECTOR_BYTES is its vector;
- * SIMD_TILE_VECTORS x SIMD_TILE_ROWS its product tile (lstm_matmul_impl.h).
+ * SIMD_TILE_VECTORS x SIMD_TILE_ROWS its product tile (matmul_impl.h).
  * On x86, SIMD_X86(op) names the level's intrinsic _mm*_op and SIMD_RCP_F32
- * its reciprocal estimate (lstm_gates_impl.h); elsewhere the kernels use
+ * its reciprocal estimate (vmath_impl.h); elsewhere the kernels use
  * plain vector arithmetic.
  */
 #define SIMD_NAME(name) name##_baseline
@@ -39,7 +41,7 @@
 #endif
 #define SIMD_TILE_VECTORS 2
 #define SIMD_TILE_ROWS 4
-#include "lstm_simd_level.h"
+#include "simd_level.h"
 
 #if FASTLSTM_X86_DISPATCH
 #pragma GCC push_options
@@ -50,7 +52,7 @@
 #define SIMD_TILE_ROWS 6
 #define SIMD_X86(op) _mm256_##op
 #define SIMD_RCP_F32 SIMD_X86(rcp_ps)
-#include "lstm_simd_level.h"
+#include "simd_level.h"
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -61,27 +63,51 @@
 #define SIMD_TILE_ROWS 6
 #define SIMD_X86(op) _mm512_##op
 #define SIMD_RCP_F32 SIMD_X86(rcp14_ps)
-#include "lstm_simd_level.h"
+#include "simd_level.h"
 #pragma GCC pop_options
 #endif
 
-#define KERNELS(sfx)                                                           \
-    { lstm_gates_forward_f32_##sfx, lstm_gates_forward_f64_##sfx,              \
-      lstm_gates_backward_f32_##sfx, lstm_gates_backward_f64_##sfx,            \
-      lstm_matmul_f32_##sfx, lstm_matmul_f64_##sfx,                            \
-      lstm_pack_f32_##sfx, lstm_pack_f64_##sfx,                                \
-      lstm_matmul_packed_f32_##sfx, lstm_matmul_packed_f64_##sfx,              \
-      lstm_matmul_grad_f32_##sfx, lstm_matmul_grad_f64_##sfx,                  \
-      lstm_matmul_dot_f32_##sfx, lstm_matmul_dot_f64_##sfx,                    \
-      lstm_dot_columns_f32_##sfx, lstm_dot_columns_f64_##sfx,                  \
-      lstm_all_finite_f32_##sfx, lstm_all_finite_f64_##sfx,                    \
-      lstm_fingerprint_##sfx }
+#define PRODUCTS(sfx)                                                          \
+    { fastlstm_matmul_f32_##sfx, fastlstm_matmul_f64_##sfx,                    \
+      fastlstm_pack_f32_##sfx, fastlstm_pack_f64_##sfx,                        \
+      fastlstm_matmul_packed_f32_##sfx, fastlstm_matmul_packed_f64_##sfx,      \
+      fastlstm_matmul_grad_f32_##sfx, fastlstm_matmul_grad_f64_##sfx,          \
+      fastlstm_matmul_dot_f32_##sfx, fastlstm_matmul_dot_f64_##sfx,            \
+      fastlstm_dot_columns_f32_##sfx, fastlstm_dot_columns_f64_##sfx,          \
+      fastlstm_all_finite_f32_##sfx, fastlstm_all_finite_f64_##sfx,            \
+      fastlstm_fingerprint_##sfx }
 
-static const lstm_simd_kernels kernel_table[] = {
-    KERNELS(baseline),
+static const fastlstm_products product_table[] = {
+    PRODUCTS(baseline),
 #if FASTLSTM_X86_DISPATCH
-    KERNELS(avx2),
-    KERNELS(avx512),
+    PRODUCTS(avx2),
+    PRODUCTS(avx512),
+#endif
+};
+
+/* A phase of blocks [first, first + n) whose row kernels are name_*. */
+#define PHASE(first, n, operand, product, name, sfx)                           \
+    { first, n, FASTLSTM_OPERAND_##operand, FASTLSTM_PRODUCT_##product,        \
+      name##_forward_f32_##sfx, name##_forward_f64_##sfx,                      \
+      name##_backward_f32_##sfx, name##_backward_f64_##sfx }
+
+/* n_gates, has_cell_state, bias_rows, keeps_aux, peephole_rows, phases */
+#define CELLS(sfx)                                                             \
+    {                                                                          \
+        {4, 1, 1, 0, 0, 1, {PHASE(0, 4, H_PREV, ADDED, lstm, sfx)}},           \
+        {4, 1, 1, 0, 3, 1, {PHASE(0, 4, H_PREV, ADDED, peephole, sfx)}},       \
+        {3, 0, 2, 1, 0, 1, {PHASE(0, 3, H_PREV, APART, gru_ra, sfx)}},         \
+        {3, 0, 1, 1, 0, 2, {PHASE(0, 2, H_PREV, ADDED, gru_rb0, sfx),          \
+                            PHASE(2, 1, AUX, ADDED, gru_rb1, sfx)}},           \
+        {1, 0, 1, 0, 0, 1, {PHASE(0, 1, H_PREV, ADDED, rnn_tanh, sfx)}},       \
+        {1, 0, 1, 0, 0, 1, {PHASE(0, 1, H_PREV, ADDED, rnn_relu, sfx)}},       \
+    }
+
+static const fastlstm_cell cell_table[][FASTLSTM_CELL_COUNT] = {
+    CELLS(baseline),
+#if FASTLSTM_X86_DISPATCH
+    CELLS(avx2),
+    CELLS(avx512),
 #endif
 };
 
@@ -97,7 +123,7 @@ static const char *const level_names[] = {
 #endif
 };
 
-#define LEVEL_COUNT ((int)(sizeof(kernel_table) / sizeof(kernel_table[0])))
+#define LEVEL_COUNT ((int)(sizeof(product_table) / sizeof(product_table[0])))
 
 int fastlstm_simd_level_count(void) { return LEVEL_COUNT; }
 
@@ -129,11 +155,21 @@ int fastlstm_simd_best_level(void)
     return level;
 }
 
-lstm_simd_kernels fastlstm_simd_kernels(int level)
+fastlstm_products fastlstm_simd_products(int level)
 {
     if (!fastlstm_simd_level_supported(level))
         level = 0;
-    return kernel_table[level];
+    return product_table[level];
+}
+
+fastlstm_cell fastlstm_cell_kernels(int level, int cell)
+{
+    fastlstm_cell none = {0};
+    if (cell < 0 || cell >= FASTLSTM_CELL_COUNT)
+        return none;
+    if (!fastlstm_simd_level_supported(level))
+        level = 0;
+    return cell_table[level][cell];
 }
 
 /*

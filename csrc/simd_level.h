@@ -1,8 +1,8 @@
 /*
  * Compiles every SIMD kernel once for the level that SIMD_NAME,
  * SIMD_VECTOR_BYTES, SIMD_TILE_VECTORS, SIMD_TILE_ROWS and, on x86, SIMD_X86
- * and SIMD_RCP_F32 describe (see lstm_simd.c), then forgets them.
- * lstm_simd.c includes it once per level (inside that level's
+ * and SIMD_RCP_F32 describe (see simd_dispatch.c), then forgets them.
+ * simd_dispatch.c includes it once per level (inside that level's
  * `#pragma GCC target`); no include guard on purpose.
  */
 
@@ -14,14 +14,21 @@ typedef float SIMD_NAME(uvec_f32)
 typedef double SIMD_NAME(uvec_f64)
     __attribute__((vector_size(SIMD_VECTOR_BYTES), aligned(sizeof(double)), may_alias));
 
-#include "lstm_gates_impl.h"
-#include "lstm_matmul_impl.h"
-#include "lstm_dot_impl.h"
-#include "lstm_finite_impl.h"
-#include "lstm_fingerprint_impl.h"
+#include "vmath_impl.h"
+#include "cell_lstm_impl.h"
+#include "cell_gru_impl.h"
+#include "cell_rnn_impl.h"
+#include "matmul_impl.h"
+#include "dot_impl.h"
+#include "finite_impl.h"
+#include "fingerprint_impl.h"
 #undef SIMD_NAME
 #undef SIMD_VECTOR_BYTES
 #undef SIMD_TILE_VECTORS
 #undef SIMD_TILE_ROWS
 #undef SIMD_RCP_F32
 #undef SIMD_X86
+#undef VF32
+#undef VF64
+#undef BITS32
+#undef BITS64

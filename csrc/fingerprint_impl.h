@@ -20,10 +20,10 @@
  * memory, where a scalar 8-lane hash reads 19 and 7.4 and a read-only pass
  * such as all_finite 11-14 from memory; 32 lanes read 21-28 and 8.3-9.1.
  *
- * Included per SIMD level by lstm_simd_level.h; no include guard on purpose.
+ * Included per SIMD level by simd_level.h; no include guard on purpose.
  */
 
-uint64_t SIMD_NAME(lstm_fingerprint)(ptrdiff_t n, const unsigned char *data)
+uint64_t SIMD_NAME(fastlstm_fingerprint)(ptrdiff_t n, const unsigned char *data)
 {
     typedef uint64_t lanes_vec __attribute__((vector_size(SIMD_VECTOR_BYTES)));
     enum {

@@ -10,7 +10,7 @@
  * order in one accumulator, so a row's result never depends on the rows
  * beside it (or on the thread that computes it).
  *
- * Included per SIMD level by lstm_simd.c with SIMD_NAME, SIMD_VECTOR_BYTES
+ * Included per SIMD level by simd_dispatch.c with SIMD_NAME, SIMD_VECTOR_BYTES
  * (one hardware vector), SIMD_TILE_VECTORS (vectors per tile row) and
  * SIMD_TILE_ROWS (rows per tile, at most 7) defined; a tile's accumulators
  * must fit in the level's vector registers. No include guard on purpose.
@@ -180,7 +180,7 @@ void SIMD_NAME(matmul_panel_##SFX)(                                            \
 /* Where the rows p.. of the column group starting at column `col` live, and   \
    their stride. Unpacked: inside B itself. Packed (packed_k = B's k > 0):     \
    each group is a (k, width) row-major block, the group that starts after    \
-   `covered` columns at offset packed_k * covered (see lstm_pack). */         \
+   `covered` columns at offset packed_k * covered (see fastlstm_pack). */         \
 static inline __attribute__((always_inline))                                   \
 const T *SIMD_NAME(group_rows_##SFX)(                                          \
     const T *b, ptrdiff_t ldb, ptrdiff_t packed_k, ptrdiff_t covered,          \
@@ -324,7 +324,7 @@ void SIMD_NAME(matmul_columns_##SFX)(                                          \
     }                                                                          \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_matmul_##SFX)(                                             \
+void SIMD_NAME(fastlstm_matmul_##SFX)(                                             \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate)            \
 {                                                                              \
@@ -335,7 +335,7 @@ void SIMD_NAME(lstm_matmul_##SFX)(                                             \
 /* B (k, n) into the packed layout: the column groups of matmul_columns in    \
    order, each as a contiguous (k, width) block, so the product streams it;   \
    the shifted last vector is copied from where it ends, at column n.  */     \
-void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
+void SIMD_NAME(fastlstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
                                 ptrdiff_t ldb, T *packed)                      \
 {                                                                              \
     const ptrdiff_t lanes = SIMD_VECTOR_BYTES / sizeof(T);                     \
@@ -363,11 +363,11 @@ void SIMD_NAME(lstm_pack_##SFX)(ptrdiff_t k, ptrdiff_t n, const T *b,          \
     }                                                                          \
 }                                                                              \
                                                                                \
-/* One block of lstm_matmul_grad's columns. Per block of K_BLOCK rows of b:  \
+/* One block of fastlstm_matmul_grad's columns. Per block of K_BLOCK rows of b:  \
    b's block is packed into scratch, unless that is NULL (b is then read in   \
    place); a is taken M_CHUNK rows at a time, so that a chunk's block of a    \
    stays in L1 while b's block passes it. Either way each element is         \
-   lstm_matmul's sum.                                                        \
+   fastlstm_matmul's sum.                                                        \
    column_sums, unless NULL, gets [column_sums +] the sums of b's columns     \
    (the bias gradient), as a row of ones times each block while it is in     \
    cache: each sum is its column's values added in order. */                 \
@@ -388,7 +388,7 @@ static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
         const T *block = b;                                                    \
         ptrdiff_t block_ldb = ldb, block_k = 0, block_p = p;                   \
         if (b_packed) {                                                        \
-            SIMD_NAME(lstm_pack_##SFX)(kb, n, b + p * ldb, ldb, b_packed);     \
+            SIMD_NAME(fastlstm_pack_##SFX)(kb, n, b + p * ldb, ldb, b_packed);     \
             block = b_packed;                                                  \
             block_ldb = 0;                                                     \
             block_k = kb;                                                      \
@@ -421,7 +421,7 @@ static void SIMD_NAME(matmul_grad_columns_##SFX)(                              \
    vector: such a block would be summed by the scalar loop, which GCC rounds \
    differently. So cutting changes no bit. The blocks take turns with the   \
    scratch. */                                                               \
-void SIMD_NAME(lstm_matmul_grad_##SFX)(                                        \
+void SIMD_NAME(fastlstm_matmul_grad_##SFX)(                                        \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc, int accumulate,            \
     T *column_sums, T *scratch)                                                \
@@ -442,7 +442,7 @@ void SIMD_NAME(lstm_matmul_grad_##SFX)(                                        \
     }                                                                          \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_matmul_packed_##SFX)(                                      \
+void SIMD_NAME(fastlstm_matmul_packed_##SFX)(                                      \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *packed, T *c, ptrdiff_t ldc, int accumulate)                      \
 {                                                                              \

@@ -5,7 +5,7 @@
  * dot product of a row of a with a row of w (w^T's column, contiguous), so
  * both operands are read as vectors along k.
  *
- * Why: lstm_matmul_packed covers n columns with whole vectors, the last one
+ * Why: fastlstm_matmul_packed covers n columns with whole vectors, the last one
  * ending at column n, and a product narrower than one vector with a scalar
  * loop. Training steps with the dot products against without them, 1
  * thread: 8 and 10 units 1.33-1.44x faster (every column of dh a dot
@@ -22,7 +22,7 @@
  * the same for every thread count (not across SIMD levels, whose lanes
  * differ).
  *
- * Included per SIMD level by lstm_simd_level.h; no include guard on purpose.
+ * Included per SIMD level by simd_level.h; no include guard on purpose.
  */
 
 /* Rows and columns of c per block: DOT_ROWS * DOT_COLUMNS independent sums
@@ -174,7 +174,7 @@ void SIMD_NAME(dot_block_##SFX)(                                               \
             c[r * ldc + j] = sums[r * DOT_COLUMNS + j];                        \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_matmul_dot_##SFX)(                                         \
+void SIMD_NAME(fastlstm_matmul_dot_##SFX)(                                         \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,          \
     const T *w, ptrdiff_t ldw, T *c, ptrdiff_t ldc)                            \
 {                                                                              \
@@ -194,11 +194,11 @@ void SIMD_NAME(lstm_matmul_dot_##SFX)(                                         \
 }                                                                              \
                                                                                \
 /* How many of the last of n columns of a @ w^T (w with k columns)        \
-   lstm_matmul_dot takes rather than lstm_matmul_packed: all when n is       \
+   fastlstm_matmul_dot takes rather than fastlstm_matmul_packed: all when n is       \
    narrower than a vector (else a scalar loop takes them); those past the    \
    last whole vector when they are at most DOT_TAIL_MAX of its lanes and k   \
    is at least DOT_MIN_K; else none. */                                      \
-ptrdiff_t SIMD_NAME(lstm_dot_columns_##SFX)(ptrdiff_t n, ptrdiff_t k)          \
+ptrdiff_t SIMD_NAME(fastlstm_dot_columns_##SFX)(ptrdiff_t n, ptrdiff_t k)          \
 {                                                                              \
     enum { LANES = SIMD_VECTOR_BYTES / sizeof(T) };                            \
     if (n < LANES)                                                             \

@@ -6,13 +6,13 @@
  * subnormal. Several vectors per iteration keep the loop bound by the loads
  * (NumPy's isfinite(a).all() makes a boolean array and a second pass).
  *
- * Included per SIMD level by lstm_simd_level.h; no include guard on purpose.
+ * Included per SIMD level by simd_level.h; no include guard on purpose.
  */
 
 #define FINITE_UNROLL 4
 
 #define FASTLSTM_DEFINE_FINITE(T, SFX, UINT, EXPONENT)                         \
-int SIMD_NAME(lstm_all_finite_##SFX)(ptrdiff_t n, const T *values)             \
+int SIMD_NAME(fastlstm_all_finite_##SFX)(ptrdiff_t n, const T *values)             \
 {                                                                              \
     typedef UINT bits_vec __attribute__((vector_size(SIMD_VECTOR_BYTES)));     \
     enum { LANES = SIMD_VECTOR_BYTES / sizeof(T) };                            \

@@ -1,199 +1,4 @@
 /*
- * Body of the gate kernels. lstm_simd.c includes this file once per SIMD
- * level (through lstm_simd_level.h), each time under a different
- * `#pragma GCC target` and with SIMD_NAME(x) naming the copies apart; there
- * is deliberately no include guard.
- *
- * The math is written on whole vectors (GCC vector extensions), so every
- * unit goes through the same instructions in whichever lane it lands: a
- * row's tail is the vector that ends at its last unit, not a scalar loop.
- * That keeps the tail as fast as the body, and a unit's rounding does not
- * depend on where a slice of the row starts.
- *
- * exp and tanh are our own so that nothing needs -ffast-math or a vector
- * math library: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2 / 2, a
- * fitted polynomial for expm1(r) (minimax in float, Chebyshev in double),
- * and 2**n built from the bits of the rounded n. The error stays within a
- * few ulp of float and double; expm1 keeps tanh accurate in relative terms
- * near zero.
- *
- * A float vector's five divisions are a reciprocal estimate (SIMD_RCP_F32,
- * 12 or 14 bits) refined by one Newton step where the level has one: two
- * fused multiply-adds instead of a divider that accepts a vector only every
- * 5-10 cycles. Double keeps true division.
- *
- * The forward pass is bound by latency more than by throughput: tanh(c)
- * waits on all four gates. forward_row therefore computes the next vector's
- * gates before this vector's state (measured 15-25% faster than in turn).
- */
-
-#define VF32 SIMD_NAME(vec_f32)
-#define VF64 SIMD_NAME(vec_f64)
-typedef uint32_t SIMD_NAME(bits_f32) __attribute__((vector_size(SIMD_VECTOR_BYTES)));
-typedef uint64_t SIMD_NAME(bits_f64) __attribute__((vector_size(SIMD_VECTOR_BYTES)));
-#define BITS32 SIMD_NAME(bits_f32)
-#define BITS64 SIMD_NAME(bits_f64)
-
-/* Lanes of a where mask (all ones or all zeros per lane) is set, else b. */
-static inline VF32 SIMD_NAME(where_f32)(BITS32 mask, VF32 a, VF32 b)
-{
-    return (VF32)((mask & (BITS32)a) | (~mask & (BITS32)b));
-}
-
-static inline VF64 SIMD_NAME(where_f64)(BITS64 mask, VF64 a, VF64 b)
-{
-    return (VF64)((mask & (BITS64)a) | (~mask & (BITS64)b));
-}
-
-/*
- * x bounded to [low, high]; a NaN lane passes through. x86's max(a, b) and
- * min(a, b) return b when either is NaN, so x goes second.
- */
-static inline VF32 SIMD_NAME(clamp_f32)(VF32 x, float low, float high)
-{
-    VF32 lo = (VF32){} + low, hi = (VF32){} + high;
-#ifdef SIMD_X86
-    return SIMD_X86(min_ps)(hi, SIMD_X86(max_ps)(lo, x));
-#else
-    x = SIMD_NAME(where_f32)((BITS32)(x < lo), lo, x);
-    return SIMD_NAME(where_f32)((BITS32)(x > hi), hi, x);
-#endif
-}
-
-/* min(x, high) for x >= 0 or NaN (tanh needs no lower bound). */
-static inline VF32 SIMD_NAME(clamp_above_f32)(VF32 x, float high)
-{
-    VF32 hi = (VF32){} + high;
-#ifdef SIMD_X86
-    return SIMD_X86(min_ps)(hi, x);
-#else
-    return SIMD_NAME(where_f32)((BITS32)(x > hi), hi, x);
-#endif
-}
-
-static inline VF64 SIMD_NAME(clamp_f64)(VF64 x, double low, double high)
-{
-    VF64 lo = (VF64){} + low, hi = (VF64){} + high;
-#ifdef SIMD_X86
-    return SIMD_X86(min_pd)(hi, SIMD_X86(max_pd)(lo, x));
-#else
-    x = SIMD_NAME(where_f64)((BITS64)(x < lo), lo, x);
-    return SIMD_NAME(where_f64)((BITS64)(x > hi), hi, x);
-#endif
-}
-
-/* |x| with the sign of s. */
-static inline VF32 SIMD_NAME(with_sign_f32)(VF32 x, VF32 s)
-{
-    const BITS32 sign = (BITS32){} + 0x80000000u;
-    return (VF32)(((BITS32)x & ~sign) | ((BITS32)s & sign));
-}
-
-static inline VF64 SIMD_NAME(with_sign_f64)(VF64 x, VF64 s)
-{
-    const BITS64 sign = (BITS64){} + 0x8000000000000000u;
-    return (VF64)(((BITS64)x & ~sign) | ((BITS64)s & sign));
-}
-
-static inline VF32 SIMD_NAME(recip_f32)(VF32 d)
-{
-#ifdef SIMD_RCP_F32
-    VF32 r = SIMD_RCP_F32(d);
-    return r + r * (1.0f - d * r);
-#else
-    return 1.0f / d;
-#endif
-}
-
-static inline VF64 SIMD_NAME(recip_f64)(VF64 d) { return 1.0 / d; }
-
-/*
- * Returns expm1(r) for the reduced argument of sign * x and sets
- * *scale = 2**n, so that exp(sign * x) = scale + scale * expm1(r). sign is a
- * constant (-1 or 2) folded into the reduction. The float polynomial is a
- * minimax fit of (expm1(r) - r) / r**2 on |r| <= ln2 / 2 (relative error
- * 1.3e-8; float's epsilon is 1.2e-7); the double one, of degree 9, is a
- * Chebyshev fit (mpmath's chebyfit) on the same interval, relative error
- * 4.1e-17 (double's epsilon is 1.1e-16). With it, sigmoid and tanh are
- * within 2 ulp of mpmath's over [-40, 40], as accurate as with Taylor's
- * polynomial of degree 11 and two multiply-adds per exp cheaper: float64
- * training steps at (64, 60, 1, 50) run 1.02-1.03x faster than with
- * Taylor's. A fit of degree 8 is not accurate enough: 8 and 18 ulp from
- * NumPy's, where tests/test_simd_kernels.py allows 6.
- */
-static inline __attribute__((always_inline))
-VF32 SIMD_NAME(expm1_parts_f32)(VF32 x, const float sign, VF32 *scale)
-{
-    const VF32 shift = (VF32){} + 0x1.8p23f; /* adding it rounds to an integer */
-    VF32 k = x * (sign * 1.44269504088896341f) + shift;
-    VF32 n = k - shift;
-    VF32 r = sign * x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    *scale = (VF32)(((BITS32)k + 127u) << 23); /* the low bits of k hold n */
-    VF32 p = (VF32){} + 0x1.6bebf8p-10f;
-    p = p * r + 0x1.12276ap-7f;
-    p = p * r + 0x1.555674p-5f;
-    p = p * r + 0x1.5554b0p-3f;
-    p = p * r + 0x1.fffffep-2f;
-    return r + r * r * p;
-}
-
-static inline __attribute__((always_inline))
-VF64 SIMD_NAME(expm1_parts_f64)(VF64 x, const double sign, VF64 *scale)
-{
-    const VF64 shift = (VF64){} + 0x1.8p52;
-    VF64 k = x * (sign * 1.44269504088896338700e+00) + shift;
-    VF64 n = k - shift;
-    VF64 r = sign * x - n * 6.93147180369123816490e-01;
-    r = r - n * 1.90821492927058770002e-10;
-    *scale = (VF64)(((BITS64)k + 1023u) << 52);
-    VF64 p = (VF64){} + 0x1.af389eeb9e5e9p-26;
-    p = p * r + 0x1.28917ca046b86p-22;
-    p = p * r + 0x1.71de0db2eafc6p-19;
-    p = p * r + 0x1.a019b9148739fp-16;
-    p = p * r + 0x1.a01a01a7c2f2ep-13;
-    p = p * r + 0x1.6c16c17889f40p-10;
-    p = p * r + 0x1.11111111109b5p-7;
-    p = p * r + 0x1.5555555553d68p-5;
-    p = p * r + 0x1.5555555555556p-3;
-    p = p * r + 0x1.0000000000001p-1;
-    return r + r * r * p;
-}
-
-/* The clamps keep 2**n a normal number. */
-static inline VF32 SIMD_NAME(sigmoid_f32)(VF32 x)
-{
-    VF32 scale, p = SIMD_NAME(expm1_parts_f32)(SIMD_NAME(clamp_f32)(x, -88.0f, 87.0f), -1.0f,
-                                               &scale);
-    return SIMD_NAME(recip_f32)(1.0f + (scale + scale * p));
-}
-
-static inline VF64 SIMD_NAME(sigmoid_f64)(VF64 x)
-{
-    VF64 scale, p = SIMD_NAME(expm1_parts_f64)(SIMD_NAME(clamp_f64)(x, -708.0, 708.0), -1.0,
-                                               &scale);
-    return SIMD_NAME(recip_f64)(1.0 + (scale + scale * p));
-}
-
-/* tanh|x| = e / (e + 2) with e = expm1(2|x|); past the clamp (|x| = 9 in
-   float, 20 in double) tanh rounds to 1. */
-static inline VF32 SIMD_NAME(tanh_f32)(VF32 x)
-{
-    VF32 a = SIMD_NAME(with_sign_f32)(x, (VF32){});
-    VF32 scale, p = SIMD_NAME(expm1_parts_f32)(SIMD_NAME(clamp_above_f32)(a, 9.0f), 2.0f, &scale);
-    VF32 e = scale * p + (scale - 1.0f);
-    return SIMD_NAME(with_sign_f32)(e * SIMD_NAME(recip_f32)(e + 2.0f), x);
-}
-
-static inline VF64 SIMD_NAME(tanh_f64)(VF64 x)
-{
-    VF64 a = SIMD_NAME(with_sign_f64)(x, (VF64){});
-    VF64 scale, p = SIMD_NAME(expm1_parts_f64)(SIMD_NAME(clamp_f64)(a, 0.0, 20.0), 2.0, &scale);
-    VF64 e = scale * p + (scale - 1.0);
-    return SIMD_NAME(with_sign_f64)(e * SIMD_NAME(recip_f64)(e + 2.0), x);
-}
-
-/*
  * One template for both precisions: T is the element type, SFX the suffix
  * of the helpers above.
  *
@@ -413,7 +218,151 @@ void SIMD_NAME(lstm_gates_backward_##SFX)(                                     \
 FASTLSTM_DEFINE_GATES(float, f32)
 FASTLSTM_DEFINE_GATES(double, f64)
 #undef FASTLSTM_DEFINE_GATES
-#undef VF32
-#undef VF64
-#undef BITS32
-#undef BITS64
+
+
+/*
+ * The LSTM as the driver calls it (cell.h), and the peephole LSTM: i and f
+ * also see c_{t-1}, o sees c_t, through per-unit weights p (rows i, f, o):
+ *   i = sigmoid(z_i + p_i * c_{t-1}), f = sigmoid(z_f + p_f * c_{t-1}),
+ *   c_t = f * c_{t-1} + i * g, o = sigmoid(z_o + p_o * c_t).
+ * Its gradients of p are sums over (batch, time) that the driver takes
+ * after the recurrence, in a fixed order.
+ */
+#define FASTLSTM_DEFINE_LSTM_CELLS(T, SFX)                                     \
+void SIMD_NAME(lstm_forward_##SFX)(ptrdiff_t n, ptrdiff_t stride,               \
+                                   const fastlstm_forward_row *row)             \
+{                                                                              \
+    SIMD_NAME(lstm_gates_forward_##SFX)(n, stride, (T *)row->z, (const T *)row->bias, \
+                                        (const T *)row->c_prev, (T *)row->c_out, \
+                                        (T *)row->h_out);                      \
+}                                                                              \
+                                                                               \
+void SIMD_NAME(lstm_backward_##SFX)(ptrdiff_t n, const fastlstm_backward_row *row) \
+{                                                                              \
+    SIMD_NAME(lstm_gates_backward_##SFX)(n, (T *)row->gates, (const T *)row->c_prev, \
+                                         (const T *)row->c_t, (const T *)row->dh, \
+                                         (const T *)row->dy, (T *)row->dc);     \
+}                                                                              \
+                                                                               \
+typedef struct { SIMD_NAME(vec_##SFX) v[9]; } SIMD_NAME(peephole_in_##SFX);     \
+typedef struct { SIMD_NAME(vec_##SFX) v[6]; } SIMD_NAME(peephole_out_##SFX);    \
+typedef struct { const fastlstm_forward_row *row; ptrdiff_t s; }               \
+    SIMD_NAME(peephole_fctx_##SFX);                                            \
+typedef struct { const fastlstm_backward_row *row; ptrdiff_t s; }              \
+    SIMD_NAME(peephole_bctx_##SFX);                                            \
+                                                                               \
+/* in: z_i..z_o (with bias), p_i p_f p_o, c_prev */                            \
+static inline __attribute__((always_inline)) SIMD_NAME(peephole_in_##SFX)       \
+SIMD_NAME(peephole_forward_load_##SFX)(SIMD_NAME(peephole_fctx_##SFX) c, ptrdiff_t j, \
+                                       int single)                             \
+{                                                                              \
+    SIMD_NAME(peephole_in_##SFX) in;                                           \
+    const T *z = (const T *)c.row->z, *b = (const T *)c.row->bias;             \
+    const T *p = (const T *)c.row->peephole;                                   \
+    for (int g = 0; g < 4; ++g)                                                \
+        in.v[g] = SIMD_NAME(row_load_##SFX)(z + g * c.s, j, single)             \
+                  + SIMD_NAME(row_load_##SFX)(b + g * c.s, j, single);          \
+    for (int g = 0; g < 3; ++g)                                                \
+        in.v[4 + g] = SIMD_NAME(row_load_##SFX)(p + g * c.s, j, single);        \
+    in.v[7] = SIMD_NAME(row_load_##SFX)(c.row->c_prev, j, single);             \
+    return in;                                                                 \
+}                                                                              \
+                                                                               \
+/* out: i, f, g, o, c, h */                                                    \
+static inline __attribute__((always_inline)) SIMD_NAME(peephole_out_##SFX)      \
+SIMD_NAME(peephole_forward_math_##SFX)(SIMD_NAME(peephole_in_##SFX) in)          \
+{                                                                              \
+    SIMD_NAME(peephole_out_##SFX) out;                                         \
+    SIMD_NAME(vec_##SFX) c_prev = in.v[7];                                     \
+    out.v[0] = SIMD_NAME(sigmoid_##SFX)(in.v[0] + in.v[4] * c_prev);           \
+    out.v[1] = SIMD_NAME(sigmoid_##SFX)(in.v[1] + in.v[5] * c_prev);           \
+    out.v[2] = SIMD_NAME(tanh_##SFX)(in.v[2]);                                 \
+    out.v[4] = out.v[1] * c_prev + out.v[0] * out.v[2];                        \
+    out.v[3] = SIMD_NAME(sigmoid_##SFX)(in.v[3] + in.v[6] * out.v[4]);         \
+    out.v[5] = out.v[3] * SIMD_NAME(tanh_##SFX)(out.v[4]);                     \
+    return out;                                                                \
+}                                                                              \
+                                                                               \
+static inline __attribute__((always_inline)) void                              \
+SIMD_NAME(peephole_forward_store_##SFX)(SIMD_NAME(peephole_fctx_##SFX) c, ptrdiff_t j, \
+                                        SIMD_NAME(peephole_out_##SFX) out, int single) \
+{                                                                              \
+    T *z = (T *)c.row->z;                                                      \
+    for (int g = 0; g < 4; ++g)                                                \
+        SIMD_NAME(row_store_##SFX)(z + g * c.s, j, out.v[g], single);           \
+    SIMD_NAME(row_store_##SFX)(c.row->c_out, j, out.v[4], single);             \
+    SIMD_NAME(row_store_##SFX)(c.row->h_out, j, out.v[5], single);             \
+}                                                                              \
+                                                                               \
+void SIMD_NAME(peephole_forward_##SFX)(ptrdiff_t n, ptrdiff_t stride,           \
+                                       const fastlstm_forward_row *row)         \
+{                                                                              \
+    SIMD_NAME(peephole_fctx_##SFX) c = {row, stride};                          \
+    FASTLSTM_ROW_LOOP(n, SIMD_NAME(row_lanes_##SFX), SIMD_NAME(peephole_out_##SFX), \
+                      SIMD_NAME(peephole_forward_load_##SFX),                  \
+                      SIMD_NAME(peephole_forward_math_##SFX),                  \
+                      SIMD_NAME(peephole_forward_store_##SFX), c);             \
+}                                                                              \
+                                                                               \
+/* in: i f g o, p_i p_f p_o, c_prev, c_t; dh(+dy) and dc in out slots */      \
+typedef struct { SIMD_NAME(vec_##SFX) v[11]; } SIMD_NAME(peephole_bin_##SFX);   \
+                                                                               \
+static inline __attribute__((always_inline)) SIMD_NAME(peephole_bin_##SFX)      \
+SIMD_NAME(peephole_backward_load_##SFX)(SIMD_NAME(peephole_bctx_##SFX) c, ptrdiff_t j, \
+                                        int single)                            \
+{                                                                              \
+    SIMD_NAME(peephole_bin_##SFX) in;                                          \
+    const T *gates = (const T *)c.row->gates, *p = (const T *)c.row->peephole; \
+    for (int g = 0; g < 4; ++g)                                                \
+        in.v[g] = SIMD_NAME(row_load_##SFX)(gates + g * c.s, j, single);        \
+    for (int g = 0; g < 3; ++g)                                                \
+        in.v[4 + g] = SIMD_NAME(row_load_##SFX)(p + g * c.s, j, single);        \
+    in.v[7] = SIMD_NAME(row_load_##SFX)(c.row->c_prev, j, single);             \
+    in.v[8] = SIMD_NAME(row_load_##SFX)(c.row->c_t, j, single);                \
+    in.v[9] = SIMD_NAME(row_load_##SFX)(c.row->dh, j, single);                 \
+    if (c.row->dy)                                                             \
+        in.v[9] = in.v[9] + SIMD_NAME(row_load_##SFX)(c.row->dy, j, single);   \
+    in.v[10] = SIMD_NAME(row_load_##SFX)(c.row->dc, j, single);                \
+    return in;                                                                 \
+}                                                                              \
+                                                                               \
+/* out: dz_i, dz_f, dz_g, dz_o, dc_prev */                                     \
+static inline __attribute__((always_inline)) SIMD_NAME(peephole_out_##SFX)      \
+SIMD_NAME(peephole_backward_math_##SFX)(SIMD_NAME(peephole_bin_##SFX) in)        \
+{                                                                              \
+    typedef SIMD_NAME(vec_##SFX) V;                                            \
+    V i = in.v[0], f = in.v[1], g = in.v[2], o = in.v[3];                      \
+    V dh = in.v[9], tc = SIMD_NAME(tanh_##SFX)(in.v[8]);                       \
+    SIMD_NAME(peephole_out_##SFX) out;                                         \
+    V d_o = dh * tc * o * ((T)1 - o);                                          \
+    V dc = in.v[10] + dh * o * ((T)1 - tc * tc) + d_o * in.v[6];               \
+    out.v[0] = dc * g * i * ((T)1 - i);                                        \
+    out.v[1] = dc * in.v[7] * f * ((T)1 - f);                                  \
+    out.v[2] = dc * i * ((T)1 - g * g);                                        \
+    out.v[3] = d_o;                                                            \
+    out.v[4] = dc * f + out.v[0] * in.v[4] + out.v[1] * in.v[5];               \
+    return out;                                                                \
+}                                                                              \
+                                                                               \
+static inline __attribute__((always_inline)) void                              \
+SIMD_NAME(peephole_backward_store_##SFX)(SIMD_NAME(peephole_bctx_##SFX) c, ptrdiff_t j, \
+                                         SIMD_NAME(peephole_out_##SFX) out, int single) \
+{                                                                              \
+    T *gates = (T *)c.row->gates;                                              \
+    for (int g = 0; g < 4; ++g)                                                \
+        SIMD_NAME(row_store_##SFX)(gates + g * c.s, j, out.v[g], single);       \
+    SIMD_NAME(row_store_##SFX)(c.row->dc, j, out.v[4], single);                \
+}                                                                              \
+                                                                               \
+void SIMD_NAME(peephole_backward_##SFX)(ptrdiff_t n, const fastlstm_backward_row *row) \
+{                                                                              \
+    SIMD_NAME(peephole_bctx_##SFX) c = {row, n};                               \
+    FASTLSTM_ROW_LOOP(n, SIMD_NAME(row_lanes_##SFX), SIMD_NAME(peephole_out_##SFX), \
+                      SIMD_NAME(peephole_backward_load_##SFX),                 \
+                      SIMD_NAME(peephole_backward_math_##SFX),                 \
+                      SIMD_NAME(peephole_backward_store_##SFX), c);            \
+}
+
+FASTLSTM_DEFINE_LSTM_CELLS(float, f32)
+FASTLSTM_DEFINE_LSTM_CELLS(double, f64)
+#undef FASTLSTM_DEFINE_LSTM_CELLS

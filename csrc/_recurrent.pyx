@@ -1,0 +1,1061 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: cdivision=True, initializedcheck=False
+"""The recurrent driver: forward and backward (BPTT) of any cell (cell.h)
+over a batch of sequences.
+
+Nothing here validates: fastlstm.functional checks shapes, dtypes,
+finiteness and sizes, allocates every output, holds BLAS to one thread when
+backward calls it (backward_calls_blas), and only then calls in. All arrays
+are C-contiguous, batch-major, non-empty, and their sizes fit BLAS' 32-bit
+integers.
+
+Layout (B batch, T time, I features, H units, G = n_gates * H)
+    x (B, T, I); kernel (I, G); recurrent_kernel (H, G); bias (bias_rows, G)
+    y (B, T, H) the hidden states h_t; cells (B, T, H) an LSTM's c_t
+    gates (B, T, G): pre-activations, then what backward needs (the
+    activated gates), then (after backward) their gradients.
+    aux (B, T, H): one value per unit some cells keep (cell.h).
+
+The driver owns every loop and knows no cell's math: a cell is a struct of
+gate count, state count and phases (cell.h), and the driver calls each
+phase's row kernel through a pointer once per (batch row, step).
+
+Work split. The input projection, each step's recurrent products and
+backward's per-step products go to our own product (matmul_impl.h) over
+weights packed once per call (a single step of a few rows reads them as
+given): BLAS would repack them on every call, and BLAS rounds a row
+differently depending on how many rows share the call. Our product sums
+every element over k in order in one accumulator, so a row's result never
+depends on the rows beside it. The weight gradients, sums over all (batch,
+time) rows, go to the same product (reading its first operand transposed),
+one block of gate columns per thread. dx goes to the same product over the
+kernel packed once, transposed, except for a layer with few features or a
+large kernel, whose dx goes to BLAS (see OWN_DX_MIN_FEATURES); either way
+over fixed blocks of (batch, time) rows that depend on the problem's size
+alone.
+
+Parallel design. The batch is cut into one part per thread (more for a
+large batch, PART_MAX_ROWS rows at most), and each thread runs its part
+through all time steps, so there is no barrier per step and each step's
+product uses every weight it loads for all of the part's rows. Because no
+row's result depends on how the batch is cut, every output is bitwise
+identical for any thread count. A small batch with weights too large for
+one core's L2 shares one part among the threads instead, which split its
+gate columns (see split_units and _forward_part).
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+from _blas cimport gemm
+from _plan cimport (
+    GRAD_COLUMNS, PRODUCT_ROW_BLOCK, SPLIT_COLUMNS, UNPACKED_STEP_ROWS, batch_parts,
+    column_split, dx_by_blas, forward_parts, grad_row_parts, inference_block,
+    inference_rows_size, n_dx_blocks, prefetches_rows, split, split_units, team_size)
+from _products cimport (
+    alloc_matmul_grad_scratch, matmul_grad, packed_copy, packed_transpose, prefetch_row,
+    product_rows, transpose_rows, transposed_product, weight_columns, weights_product)
+from _simd cimport (
+    FASTLSTM_CELL_COUNT, FASTLSTM_CELL_GRU_RESET_AFTER, FASTLSTM_CELL_GRU_RESET_BEFORE,
+    FASTLSTM_CELL_LSTM, FASTLSTM_CELL_LSTM_PEEPHOLE, FASTLSTM_CELL_RNN_RELU,
+    FASTLSTM_CELL_RNN_TANH, FASTLSTM_K_BLOCK, FASTLSTM_OPERAND_AUX, FASTLSTM_OPERAND_H_PREV,
+    FASTLSTM_PRODUCT_ADDED, FASTLSTM_PRODUCT_APART, fastlstm_add_lost_time,
+    fastlstm_aligned_free, fastlstm_aligned_malloc, fastlstm_backward_row,
+    fastlstm_backward_row_fn, fastlstm_cell, fastlstm_cell_kernels, fastlstm_forward_row,
+    fastlstm_forward_row_fn, fastlstm_interrupt, fastlstm_interrupt_init,
+    fastlstm_interrupt_reraise, fastlstm_interrupt_stopped, fastlstm_interrupted,
+    fastlstm_omp_barrier, fastlstm_omp_num_threads, fastlstm_omp_thread_num, fastlstm_phase,
+    fastlstm_products, fastlstm_simd_best_level, fastlstm_simd_products,
+    fastlstm_thread_clock, fastlstm_thread_clock_now)
+
+cdef int _simd_level = fastlstm_simd_best_level()
+
+
+def _use_simd_level(int level):
+    """Run the kernels of SIMD level `level` (see fastlstm._build)."""
+    global _simd_level
+    _simd_level = level
+
+
+# ------------------------------------------------------------- the problem
+
+ctypedef struct Weights:
+    # One call's weights as the products read them: packed (ld 0) or as
+    # given (rows G apart); recurrent[k] holds phase k's columns.
+    const void *kernel
+    const void *recurrent[2]
+    Py_ssize_t ld
+    void *owned[3]
+
+
+ctypedef struct Sequences:
+    # A forward pass: the cell, the shapes, and where everything lives.
+    fastlstm_cell cell
+    fastlstm_products kern
+    Py_ssize_t B, T, H, G
+    Py_ssize_t features  # I (a field named I would meet complex.h's macro)
+    Weights w
+    const void *x
+    const void *bias
+    const void *peephole
+    const void *h0
+    const void *c0
+    void *y
+    void *c_n
+    void *gates
+    void *cells
+    void *aux
+    void *scratch
+
+
+ctypedef struct Gradients:
+    # A backward pass: the forward's arrays, the incoming gradients, the
+    # outputs, and the recurrent kernel's phase columns (H, n_cols each, row
+    # by row, and packed transposed).
+    fastlstm_cell cell
+    fastlstm_products kern
+    Py_ssize_t B, T, H, G
+    Py_ssize_t features  # I (a field named I would meet complex.h's macro)
+    const void *x
+    const void *kernel
+    const void *recurrent_cols[2]
+    const void *recurrent_t[2]
+    const void *kernel_t
+    const void *peephole
+    const void *h0
+    const void *c0
+    const void *y
+    const void *cells
+    const void *aux
+    const void *dy
+    const void *dh_n
+    const void *dc_n
+    void *dz_rec
+    void *dx
+    void *dweights
+    void *dpeephole
+    void *dh0
+    void *dc0
+
+
+cdef fastlstm_cell _cell(int cell) except *:
+    if not 0 <= cell < FASTLSTM_CELL_COUNT:
+        raise ValueError(f"unknown cell {cell}")
+    return fastlstm_cell_kernels(_simd_level, cell)
+
+
+cdef inline bint _has_apart_phase(const fastlstm_cell *cell) noexcept nogil:
+    return cell.phases[0].product == FASTLSTM_PRODUCT_APART
+
+
+cdef void *_address(object array, Py_ssize_t min_bytes, bint writable) except? NULL:
+    """The data of an optional C-contiguous array (NULL for None), which must
+    hold at least min_bytes: the kernels' own check on the arrays the caller
+    passes as plain objects."""
+    cdef Py_buffer view
+    cdef void *data
+    if array is None:
+        return NULL
+    PyObject_GetBuffer(array, &view, PyBUF_ANY_CONTIGUOUS | (PyBUF_WRITABLE if writable else 0))
+    data = view.buf
+    PyBuffer_Release(&view)
+    if view.len < min_bytes:
+        raise ValueError(f"an array of {view.len} bytes where {min_bytes} are needed")
+    return data
+
+
+# --------------------------------------------------------------- policy
+
+def inference_workspace_size(int cell, Py_ssize_t batch, Py_ssize_t time, Py_ssize_t features,
+                             Py_ssize_t units, Py_ssize_t itemsize, int n_threads):
+    """Elements of scratch forward_inference needs with n_threads threads."""
+    cdef Py_ssize_t G = _cell(cell).n_gates * units
+    cdef Py_ssize_t n_parts = forward_parts(batch, G, units, itemsize, n_threads)
+    cdef Py_ssize_t block = inference_block(batch, time, G, itemsize, n_parts)
+    return batch * inference_rows_size(block, features, G, units)
+
+
+def parts(int cell, Py_ssize_t batch, Py_ssize_t units, Py_ssize_t itemsize, int n_threads,
+          bint backward=False):
+    """Number of parts the forward (or backward) pass cuts `batch` rows into."""
+    cdef Py_ssize_t G = _cell(cell).n_gates * units
+    if backward:
+        return batch_parts(batch, G, units, itemsize, n_threads)
+    return forward_parts(batch, G, units, itemsize, n_threads)
+
+
+def backward_calls_blas(int cell, Py_ssize_t features, Py_ssize_t units, Py_ssize_t itemsize):
+    """Whether backward computes dx with BLAS (then the caller must hold BLAS
+    to one thread, see fastlstm._blas_control) rather than its own product."""
+    return dx_by_blas(features, _cell(cell).n_gates * units, itemsize)
+
+
+def weight_grad_rows(int cell, Py_ssize_t features, Py_ssize_t units):
+    """Rows of backward's dweights: those of dkernel, drecurrent_kernel, then
+    the bias rows."""
+    return features + units + _cell(cell).bias_rows
+
+
+# ------------------------------------------------------------------- forward
+
+cdef void _gather_block(const floating *x, floating *x_block, Py_ssize_t T, Py_ssize_t I,
+                       Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t0,
+                       Py_ssize_t tb) noexcept nogil:
+    """Copy the rows x[b0:b0 + nb, t0:t0 + tb] into x_block (nb * tb, I), so
+    a time block's projection is one product over contiguous rows."""
+    cdef Py_ssize_t r
+    for r in range(nb):
+        memcpy(x_block + r * tb * I, x + ((b0 + r) * T + t0) * I, tb * I * sizeof(floating))
+
+
+cdef inline const floating *_h_prev_row(const Sequences *p, const floating *y, Py_ssize_t b,
+                                        Py_ssize_t t) noexcept nogil:
+    """h_{t-1} of batch row b: h0's row at the first step, else y's."""
+    if t == 0:
+        return <const floating *> p.h0 + b * p.H
+    return y + (b * p.T + t - 1) * p.H
+
+
+cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssize_t n_parts,
+                        int member, int team, fastlstm_interrupt *interrupt) noexcept nogil:
+    """Run one batch part through all time steps, or until `interrupt` stops
+    the call (the outputs are then incomplete and the caller raises).
+
+    Training (p.gates not NULL) keeps every step's gates, cells and aux for
+    backward. Inference keeps a time block of pre-activations (and of the
+    inputs), two cell states, a row of a product kept apart and an aux row in
+    p.scratch (inference_rows_size elements per batch row), so its memory
+    does not grow with the sequence length. z holds the current block as
+    (nb, tb, G).
+
+    Called by one thread (team = 1) or by every thread of a team that shares
+    the part (member = its rank): each then computes its own columns of the
+    projection and of each phase's product, and its own units of each
+    phase's row kernel, with a barrier after each. Either way every number is
+    computed the same way, so the result does not depend on the team's size.
+    """
+    cdef Py_ssize_t B = p.B, T = p.T, I = p.features, H = p.H, G = p.G
+    cdef const fastlstm_cell *cell = &p.cell
+    cdef const floating *x = <const floating *> p.x
+    cdef const floating *kernel_w = <const floating *> p.w.kernel
+    cdef Py_ssize_t ld = p.w.ld
+    cdef Py_ssize_t b0 = split(part, n_parts, B)
+    cdef Py_ssize_t nb = split(part + 1, n_parts, B) - b0
+    cdef bint training = p.gates != NULL
+    cdef Py_ssize_t block, t0, tb, s, t, r, b, ld_h, ld_aux, ld_target, k, first, n_cols
+    cdef Py_ssize_t pj0, pj1
+    cdef floating *z
+    cdef floating *x_block = NULL
+    cdef floating *cell_pair = NULL
+    cdef floating *rec_rows = NULL
+    cdef floating *aux_rows = NULL
+    cdef floating *aux_kept = <floating *> p.aux
+    cdef floating *aux_step
+    cdef floating *target
+    cdef floating *c_row
+    cdef const floating *inputs
+    cdef const floating *h_prev
+    cdef const floating *operand
+    cdef Py_ssize_t ld_operand
+    cdef const fastlstm_phase *phase
+    cdef fastlstm_forward_row_fn row_kernel
+    cdef fastlstm_forward_row row
+    # This member's columns of the projection and its units of the rows.
+    cdef Py_ssize_t j0 = column_split(member, team, G, SPLIT_COLUMNS)
+    cdef Py_ssize_t j1 = column_split(member + 1, team, G, SPLIT_COLUMNS)
+    cdef Py_ssize_t u0 = split(member, team, H)
+    cdef Py_ssize_t nu = split(member + 1, team, H) - u0
+    cdef bint prefetch = training and team == 1 and prefetches_rows(G, sizeof(floating))
+
+    if training:
+        block = T
+        z = <floating *> p.gates + b0 * T * G
+        if p.scratch != NULL:
+            rec_rows = <floating *> p.scratch + b0 * G
+    else:
+        block = inference_block(B, T, G, sizeof(floating), n_parts)
+        z = <floating *> p.scratch + b0 * inference_rows_size(block, I, G, H)
+        x_block = z + nb * block * G
+        cell_pair = x_block + nb * block * I
+        rec_rows = cell_pair + 2 * nb * H
+        aux_rows = rec_rows + nb * G
+    memset(&row, 0, sizeof(row))
+    row.bias = <const floating *> p.bias + u0
+    if p.peephole != NULL:
+        row.peephole = <const floating *> p.peephole + u0
+
+    t0 = 0
+    while t0 < T:
+        tb = min(block, T - t0)
+        if tb == T:
+            inputs = x + b0 * T * I  # the part's rows of x are already contiguous
+        else:
+            inputs = x_block
+            if member == 0:
+                _gather_block(x, x_block, T, I, b0, nb, t0, tb)
+            if team > 1:
+                fastlstm_omp_barrier()
+        if j1 > j0:
+            product_rows(p.kern, nb * tb, j1 - j0, I, inputs, weight_columns(kernel_w, ld, I, j0),
+                         ld, z + j0, G)
+        if team > 1:
+            fastlstm_omp_barrier()
+        for s in range(tb):
+            t = t0 + s
+            h_prev = _h_prev_row(p, y, b0, t)
+            ld_h = H if t == 0 else T * H
+            if training:
+                aux_step = NULL if aux_kept == NULL else aux_kept + (b0 * T + t) * H
+                ld_aux = T * H
+            else:
+                aux_step = aux_rows
+                ld_aux = H
+            for k in range(cell.n_phases):
+                phase = &cell.phases[k]
+                first = phase.first_block * H
+                n_cols = phase.n_blocks * H
+                pj0 = column_split(member, team, n_cols, SPLIT_COLUMNS)
+                pj1 = column_split(member + 1, team, n_cols, SPLIT_COLUMNS)
+                if phase.operand == FASTLSTM_OPERAND_H_PREV:
+                    operand, ld_operand = h_prev, ld_h
+                else:
+                    operand, ld_operand = aux_step, ld_aux
+                if phase.product == FASTLSTM_PRODUCT_ADDED:
+                    target, ld_target = z + s * G + first, tb * G
+                else:
+                    target, ld_target = rec_rows, G
+                if pj1 > pj0:
+                    weights_product(p.kern, nb, pj1 - pj0, H, operand, ld_operand,
+                                    weight_columns(<const floating *> p.w.recurrent[k], ld, H,
+                                                   pj0), ld,
+                                    target + pj0, ld_target,
+                                    phase.product == FASTLSTM_PRODUCT_ADDED)
+                if team > 1:
+                    fastlstm_omp_barrier()
+                if floating is float:
+                    row_kernel = phase.forward_f32
+                else:
+                    row_kernel = phase.forward_f64
+                for r in range(nb):
+                    b = b0 + r
+                    if nu > 0:
+                        row.z = z + (r * tb + s) * G + u0
+                        row.h_prev = _h_prev_row(p, y, b, t) + u0
+                        row.h_out = y + (b * T + t) * H + u0
+                        if rec_rows != NULL:
+                            row.rec = rec_rows + r * G + u0
+                        if aux_step != NULL:
+                            row.aux = aux_step + (r * T * H if training else r * H) + u0
+                        if cell.has_cell_state:
+                            if training:
+                                c_row = <floating *> p.cells + (b * T + t) * H
+                                row.c_prev = (<const floating *> p.c0 + b * H if t == 0
+                                              else c_row - H) + u0
+                            else:
+                                c_row = cell_pair + ((t % 2) * nb + r) * H
+                                row.c_prev = (<const floating *> p.c0 + b * H if t == 0
+                                              else cell_pair + (((t - 1) % 2) * nb + r) * H) + u0
+                            row.c_out = c_row + u0
+                        row_kernel(nu, H, &row)
+                    if prefetch and s + 1 < tb and k + 1 == cell.n_phases:
+                        # The next step's row of the projection, written long ago.
+                        prefetch_row(z + (r * tb + s + 1) * G, G)
+                if team > 1 and k + 1 < cell.n_phases:
+                    fastlstm_omp_barrier()
+            # Member 0 polls before the step's last barrier and the others
+            # read its verdict after it, so a shared part's team leaves the
+            # loop together.
+            if member == 0:
+                fastlstm_interrupted(interrupt)
+            if team > 1:
+                fastlstm_omp_barrier()
+            if fastlstm_interrupt_stopped(interrupt):
+                return
+        t0 += tb
+
+    if member != 0 or not cell.has_cell_state:
+        return
+    for r in range(nb):
+        b = b0 + r
+        if training:
+            c_row = <floating *> p.cells + (b * T + T - 1) * H
+        else:
+            c_row = cell_pair + (((T - 1) % 2) * nb + r) * H
+        memcpy(<floating *> p.c_n + b * H, c_row, H * sizeof(floating))
+
+
+cdef void _free_weights(Weights *w) noexcept nogil:
+    cdef int i
+    for i in range(3):
+        fastlstm_aligned_free(w.owned[i])
+        w.owned[i] = NULL
+
+
+cdef int _prepare_weights(Sequences *p, const floating *kernel,
+                          const floating *recurrent_kernel) except -1:
+    """Pack the kernel and each phase's recurrent columns once, unless a
+    single step of a small batch uses them (then they are read as given)."""
+    cdef Py_ssize_t k, first, n_cols
+    cdef floating *packed
+    memset(&p.w, 0, sizeof(Weights))
+    if p.T == 1 and p.B <= UNPACKED_STEP_ROWS:
+        p.w.ld = p.G
+        p.w.kernel = kernel
+        for k in range(p.cell.n_phases):
+            p.w.recurrent[k] = recurrent_kernel + p.cell.phases[k].first_block * p.H
+        return 0
+    try:
+        packed = packed_copy(p.kern, p.features, p.G, kernel, p.G)
+        p.w.owned[0] = packed
+        p.w.kernel = packed
+        for k in range(p.cell.n_phases):
+            first = p.cell.phases[k].first_block * p.H
+            n_cols = p.cell.phases[k].n_blocks * p.H
+            packed = packed_copy(p.kern, p.H, n_cols, recurrent_kernel + first, p.G)
+            p.w.owned[1 + k] = packed
+            p.w.recurrent[k] = packed
+    except MemoryError:
+        _free_weights(&p.w)
+        raise
+    return 0
+
+
+cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
+                        const floating *recurrent_kernel, int n_threads,
+                        bint interruptible) except -1:
+    """Pack the weights, then run every batch part without the GIL. With
+    `interruptible`, a signal handler's exception (KeyboardInterrupt) stops
+    the parts within about 0.1 s and is raised here (see interrupt_poll.h).
+    Returns the nanoseconds the threads spent off their cores while they
+    worked (see preemption.h).
+
+    A small batch with large weights is one part that the threads share
+    (see split_units and _forward_part).
+    """
+    cdef Py_ssize_t n_parts = forward_parts(p.B, p.G, p.H, sizeof(floating), n_threads)
+    cdef bint shared = split_units(p.B, p.G, p.H, sizeof(floating), n_threads)
+    cdef Py_ssize_t part
+    cdef fastlstm_interrupt interrupt
+    # Time off the cores matters, and costs its clock reads, only in a team.
+    cdef bint watch = n_threads > 1 and (n_parts > 1 or shared)
+    cdef long long lost_ns = 0
+    cdef fastlstm_thread_clock start
+    cdef void *apart_rows = NULL
+    fastlstm_interrupt_init(&interrupt, interruptible)
+    _prepare_weights(p, kernel, recurrent_kernel)
+    try:
+        if p.gates != NULL and _has_apart_phase(&p.cell):
+            apart_rows = fastlstm_aligned_malloc(p.B * p.G * sizeof(floating))
+            if apart_rows == NULL:
+                raise MemoryError("fastlstm: could not allocate the recurrent products' rows")
+            p.scratch = apart_rows
+        with nogil:
+            if shared:
+                with parallel(num_threads=n_threads):
+                    if watch:
+                        start = fastlstm_thread_clock_now()
+                    _forward_part(p, y, 0, 1, fastlstm_omp_thread_num(),
+                                  fastlstm_omp_num_threads(), &interrupt)
+                    if watch:
+                        fastlstm_add_lost_time(&lost_ns, start)
+            else:
+                for part in prange(n_parts, schedule="static",
+                                   num_threads=team_size(n_parts, n_threads)):
+                    if watch:
+                        start = fastlstm_thread_clock_now()
+                    _forward_part(p, y, part, n_parts, 0, 1, &interrupt)
+                    if watch:
+                        fastlstm_add_lost_time(&lost_ns, start)
+    finally:
+        _free_weights(&p.w)
+        fastlstm_aligned_free(apart_rows)
+    fastlstm_interrupt_reraise(&interrupt)
+    return lost_ns
+
+
+cdef Sequences _sequences(int cell, Py_ssize_t B, Py_ssize_t T, Py_ssize_t I,
+                          Py_ssize_t H) except *:
+    cdef Sequences p
+    memset(&p, 0, sizeof(Sequences))
+    p.cell = _cell(cell)
+    p.kern = fastlstm_simd_products(_simd_level)
+    p.B, p.T, p.features, p.H = B, T, I, H
+    p.G = p.cell.n_gates * H
+    return p
+
+
+def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                      const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                      peephole, const floating[:, ::1] h0, c0,
+                      floating[:, :, ::1] y, c_n, floating[::1] workspace, int n_threads,
+                      bint interruptible=False):
+    """Fill y (B, T, H) and, for a cell with a cell state, c_n (B, H); keeps
+    no per-step state.
+
+    bias: the bias rows, flattened. peephole (3, H), c0 and c_n: arrays of
+    x's dtype, or None where the cell has none. workspace: scratch of at
+    least inference_workspace_size(...) elements. interruptible: poll for
+    Ctrl-C (only for calls on Python's main thread). Returns the nanoseconds
+    the team spent off its cores during the call.
+    """
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
+    cdef Sequences p = _sequences(cell, B, T, I, H)
+    if workspace.shape[0] < inference_workspace_size(cell, B, T, I, H, sizeof(floating),
+                                                     n_threads):
+        raise ValueError("forward_inference: workspace too small")
+    _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, &h0[0, 0], c0, &y[0, 0, 0], c_n)
+    p.scratch = &workspace[0]
+    return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
+                    interruptible)
+
+
+def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                     const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                     peephole, const floating[:, ::1] h0, c0,
+                     floating[:, :, ::1] y, c_n, floating[:, :, ::1] gates, cells, aux,
+                     int n_threads, bint interruptible=False):
+    """Fill y and c_n, and keep gates (B, T, G), and for the cells that have
+    them cells (B, T, H) and aux (B, T, H), for backward (None otherwise).
+    The other arguments and the return value: as for forward_inference."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
+    cdef Sequences p = _sequences(cell, B, T, I, H)
+    cdef Py_ssize_t state_bytes = B * T * H * sizeof(floating)
+    _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, &h0[0, 0], c0, &y[0, 0, 0], c_n)
+    p.gates = &gates[0, 0, 0]
+    if p.cell.has_cell_state:
+        p.cells = _address(cells, state_bytes, True)
+    if p.cell.keeps_aux:
+        p.aux = _address(aux, state_bytes, True)
+    if (p.cell.has_cell_state and p.cells == NULL) or (p.cell.keeps_aux and p.aux == NULL):
+        raise ValueError("forward_training: this cell needs its cells or aux array")
+    return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
+                    interruptible)
+
+
+cdef int _bind_forward(Sequences *p, const floating *x, const floating *bias, peephole,
+                       const floating *h0, c0, floating *y, c_n) except -1:
+    """Point the problem at its arrays; the optional ones must be there when
+    the cell needs them."""
+    cdef Py_ssize_t state_bytes = p.B * p.H * sizeof(floating)
+    p.x, p.bias, p.h0, p.y = x, bias, h0, y
+    if p.cell.peephole_rows:
+        p.peephole = _address(peephole, p.cell.peephole_rows * p.H * sizeof(floating), False)
+        if p.peephole == NULL:
+            raise ValueError("this cell needs its peephole weights")
+    if p.cell.has_cell_state:
+        p.c0 = _address(c0, state_bytes, False)
+        p.c_n = _address(c_n, state_bytes, True)
+        if p.c0 == NULL or p.c_n == NULL:
+            raise ValueError("this cell needs c0 and c_n")
+    return 0
+
+
+# ------------------------------------------------------------------ backward
+
+cdef inline void _copy_rows_or_zero(floating *dst, const floating *src,
+                                    Py_ssize_t n) noexcept nogil:
+    if src == NULL:
+        memset(dst, 0, n * sizeof(floating))
+    else:
+        memcpy(dst, src, n * sizeof(floating))
+
+
+cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ssize_t n_parts,
+                        fastlstm_interrupt *interrupt) noexcept nogil:
+    """Reverse time loop for one batch part, or until `interrupt` stops it.
+
+    dz holds the part's gates as forward kept them and is overwritten with
+    the gradients of the pre-activations (and p.dz_rec, when the cell's
+    recurrent kernel sees another gradient, with that). Each step runs the
+    phases in reverse: a phase's row kernel, then its product with the
+    transposed recurrent columns, which gives the gradient of h_{t-1} (or of
+    the operand the phase before produced). A cell's gradient of h_{t-1}
+    that bypasses the products (GRU's z * dh) is added last.
+    Returns -1 if out of memory.
+    """
+    cdef Py_ssize_t B = p.B, T = p.T, H = p.H, G = p.G
+    cdef const fastlstm_cell *cell = &p.cell
+    cdef Py_ssize_t b0 = split(part, n_parts, B)
+    cdef Py_ssize_t nb = split(part + 1, n_parts, B) - b0
+    cdef Py_ssize_t t, r, b, k, i, first, n_cols
+    cdef const floating *y = <const floating *> p.y
+    cdef const floating *cells = <const floating *> p.cells
+    cdef const floating *dy = <const floating *> p.dy
+    cdef floating *dz_rec = <floating *> p.dz_rec
+    cdef const floating *c_row
+    cdef const fastlstm_phase *phase
+    cdef fastlstm_backward_row_fn row_kernel
+    cdef fastlstm_backward_row row
+    cdef floating *out
+    cdef bint prefetch = prefetches_rows(G, sizeof(floating))
+    cdef bint carries = cell.n_phases > 1 or _has_apart_phase(cell)
+    cdef floating *dh = <floating *> malloc(nb * H * sizeof(floating))
+    cdef floating *dc = NULL
+    cdef floating *carry = NULL
+    cdef floating *d_operand = NULL
+    cdef bint failed = dh == NULL
+    if cell.has_cell_state:
+        dc = <floating *> malloc(nb * H * sizeof(floating))
+        failed = failed or dc == NULL
+    if carries:
+        carry = <floating *> malloc(nb * H * sizeof(floating))
+        failed = failed or carry == NULL
+    if cell.n_phases > 1:
+        d_operand = <floating *> malloc(nb * H * sizeof(floating))
+        failed = failed or d_operand == NULL
+    if failed:
+        free(dh)
+        free(dc)
+        free(carry)
+        free(d_operand)
+        return -1
+    _copy_rows_or_zero(dh, NULL if p.dh_n == NULL else <const floating *> p.dh_n + b0 * H,
+                       nb * H)
+    if dc != NULL:
+        _copy_rows_or_zero(dc, NULL if p.dc_n == NULL else <const floating *> p.dc_n + b0 * H,
+                           nb * H)
+    memset(&row, 0, sizeof(row))
+    if p.peephole != NULL:
+        row.peephole = p.peephole
+
+    for t in range(T - 1, -1, -1):
+        for k in range(cell.n_phases - 1, -1, -1):
+            phase = &cell.phases[k]
+            if floating is float:
+                row_kernel = phase.backward_f32
+            else:
+                row_kernel = phase.backward_f64
+            for r in range(nb):
+                b = b0 + r
+                row.gates = dz + (b * T + t) * G
+                if dz_rec != dz:
+                    row.dz_rec = dz_rec + (b * T + t) * G
+                if p.aux != NULL:
+                    row.aux = <const floating *> p.aux + (b * T + t) * H
+                row.h_prev = (<const floating *> p.h0 + b * H if t == 0
+                              else y + (b * T + t - 1) * H)
+                row.h_t = y + (b * T + t) * H
+                if cells != NULL:
+                    c_row = cells + (b * T + t) * H
+                    row.c_t = c_row
+                    row.c_prev = <const floating *> p.c0 + b * H if t == 0 else c_row - H
+                    row.dc = dc + r * H
+                row.dh = dh + r * H
+                row.dy = NULL if dy == NULL else dy + (b * T + t) * H
+                if carry != NULL:
+                    row.dh_carry = carry + r * H
+                if d_operand != NULL:
+                    row.d_operand = d_operand + r * H
+                row_kernel(H, &row)
+                if prefetch and t > 0 and k == 0:  # the rows this sequence's next step reads
+                    prefetch_row(dz + (b * T + t - 1) * G, G)
+                    if dy != NULL:
+                        prefetch_row(dy + (b * T + t - 1) * H, H)
+                    if cells != NULL and t > 1:
+                        prefetch_row(cells + (b * T + t - 2) * H, H)
+            # Gradient reaching the phase's operand through its product:
+            # dz_t[:, phase columns] @ R[:, phase columns]^T.
+            first = phase.first_block * H
+            n_cols = phase.n_blocks * H
+            out = dh if phase.operand == FASTLSTM_OPERAND_H_PREV else d_operand
+            transposed_product(p.kern, nb, H, n_cols, dz_rec + (b0 * T + t) * G + first, T * G,
+                               <const floating *> p.recurrent_t[k],
+                               <const floating *> p.recurrent_cols[k], out, H)
+        if carry != NULL:
+            for i in range(nb * H):
+                dh[i] = dh[i] + carry[i]
+        if fastlstm_interrupted(interrupt):
+            break
+
+    memcpy(<floating *> p.dh0 + b0 * H, dh, nb * H * sizeof(floating))
+    if dc != NULL:
+        memcpy(<floating *> p.dc0 + b0 * H, dc, nb * H * sizeof(floating))
+    free(dh)
+    free(dc)
+    free(carry)
+    free(d_operand)
+    return 0
+
+
+cdef void _input_grads_block(const Gradients *p, const floating *dz, floating *dx,
+                             Py_ssize_t block, Py_ssize_t n_blocks) noexcept nogil:
+    """One row block of dx = dz @ kernel^T, flattened over (batch, time): by
+    transposed_product over p.kernel_t (packed_transpose of the kernel),
+    PRODUCT_ROW_BLOCK rows at a time, or by BLAS when that is NULL. The
+    blocks depend on the shape alone, so BLAS rounds every row the same way
+    for any thread count (our products' rows never depend on the rows beside
+    them)."""
+    cdef Py_ssize_t BT = p.B * p.T, I = p.features, G = p.G
+    cdef const floating *kernel = <const floating *> p.kernel
+    cdef Py_ssize_t r0 = split(block, n_blocks, BT)
+    cdef Py_ssize_t r1 = split(block + 1, n_blocks, BT)
+    cdef Py_ssize_t r = r0
+    if p.kernel_t != NULL:
+        while r < r1:
+            transposed_product(p.kern, min(PRODUCT_ROW_BLOCK, r1 - r), I, G, dz + r * G, G,
+                               <const floating *> p.kernel_t, kernel, dx + r * I, I)
+            r += PRODUCT_ROW_BLOCK
+    else:
+        gemm(c'N', c'T', r1 - r0, I, G, <floating> 1, dz + r0 * G, G, kernel, G,
+             <floating> 0, dx + r0 * I, I)
+
+
+# The rows a weight gradient's first operand gathers, per (batch, time) row.
+cdef enum:
+    SOURCE_X
+    SOURCE_H_PREV
+    SOURCE_AUX
+
+
+ctypedef struct GradProduct:
+    # One product of the weight gradients: [sources]^T @ dz[:, columns],
+    # summed over the (batch, time) rows, into dweights' rows from out_row
+    # on (and dz's column sums into row sums_row, unless it is -1).
+    int n_sources
+    int sources[2]
+    bint from_dz_rec
+    Py_ssize_t first_column, n_columns, out_row, sums_row
+
+
+cdef int _grad_products(const Gradients *p, GradProduct *products) noexcept nogil:
+    """The products of a cell's weight gradients (dweights: rows of dkernel,
+    drecurrent_kernel, then the bias rows); returns how many. dkernel and
+    drecurrent_kernel are one product, [x_t, h_{t-1}]^T dz_t, when both see
+    the same dz, so dz is read once for both; dbias, dz's column sums, comes
+    out of the same product while dz is in cache."""
+    cdef const fastlstm_cell *cell = &p.cell
+    cdef Py_ssize_t I = p.features, H = p.H, G = p.G
+    cdef int k
+    memset(products, 0, 2 * sizeof(GradProduct))
+    if _has_apart_phase(cell):
+        # The recurrent kernel sees its own gradient (and has its own bias row).
+        products[0].n_sources, products[0].sources[0] = 1, SOURCE_X
+        products[0].n_columns, products[0].out_row, products[0].sums_row = G, 0, I + H
+        products[1].n_sources, products[1].sources[0] = 1, SOURCE_H_PREV
+        products[1].from_dz_rec = True
+        products[1].n_columns, products[1].out_row, products[1].sums_row = G, I, I + H + 1
+        return 2
+    for k in range(cell.n_phases):
+        products[k].n_sources = 2
+        products[k].sources[0] = SOURCE_X
+        products[k].sources[1] = (SOURCE_H_PREV if cell.phases[k].operand ==
+                                  FASTLSTM_OPERAND_H_PREV else SOURCE_AUX)
+        products[k].first_column = cell.phases[k].first_block * H
+        products[k].n_columns = cell.phases[k].n_blocks * H
+        products[k].out_row, products[k].sums_row = 0, I + H
+    return cell.n_phases
+
+
+cdef inline Py_ssize_t _source_width(const Gradients *p, int source) noexcept nogil:
+    return p.features if source == SOURCE_X else p.H
+
+
+cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
+                               Py_ssize_t b0, floating *a, const floating **rows,
+                               Py_ssize_t r0, Py_ssize_t n_rows) noexcept nogil:
+    """a (M, n_rows) = the product's sources, transposed, for the flattened
+    (batch, time) rows r0.. of the sequences from b0 on: x_t, h_{t-1} (h0's
+    row at each sequence's first step, else the row of y before) or aux_t.
+    rows: room for n_rows row pointers."""
+    cdef Py_ssize_t T = p.T, H = p.H, I = p.features, q, r, width
+    cdef const floating *x = <const floating *> p.x + b0 * T * I
+    cdef const floating *h0 = <const floating *> p.h0 + b0 * H
+    cdef const floating *y = <const floating *> p.y + b0 * T * H
+    cdef const floating *aux = <const floating *> p.aux
+    cdef int s, source
+    for s in range(product.n_sources):
+        source = product.sources[s]
+        width = _source_width(p, source)
+        for q in range(n_rows):
+            r = r0 + q
+            if source == SOURCE_X:
+                rows[q] = x + r * I
+            elif source == SOURCE_H_PREV:
+                rows[q] = h0 + (r // T) * H if r % T == 0 else y + (r - 1) * H
+            else:
+                rows[q] = aux + (b0 * T + r) * H
+        transpose_rows(rows, n_rows, width, a)
+        a += width * n_rows
+
+
+cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
+                             const floating *dz, floating *dweights, Py_ssize_t block,
+                             Py_ssize_t n_blocks, Py_ssize_t row_part, Py_ssize_t n_row_parts,
+                             fastlstm_interrupt *interrupt) noexcept nogil:
+    """Column block `block` of n_blocks (cut by column_split) of one product
+    of the weight gradients (see _grad_products), summed over the T rows of
+    each sequence of row part `row_part` of n_row_parts (cut by split).
+
+    Each block of FASTLSTM_K_BLOCK rows of the sources is copied once,
+    transposed, where BLAS packed the long (batch, time) side of both
+    operands again for every column block (about 40% of its time here).
+    Stops early if `interrupt` does. Returns -1 if out of memory."""
+    cdef Py_ssize_t T = p.T, G = p.G
+    cdef Py_ssize_t M = 0
+    cdef int s
+    for s in range(product.n_sources):
+        M += _source_width(p, product.sources[s])
+    cdef Py_ssize_t b0 = split(row_part, n_row_parts, p.B)
+    cdef Py_ssize_t nb = split(row_part + 1, n_row_parts, p.B) - b0
+    cdef Py_ssize_t BT = nb * T
+    cdef Py_ssize_t j0 = column_split(block, n_blocks, product.n_columns, GRAD_COLUMNS)
+    cdef Py_ssize_t nc = column_split(block + 1, n_blocks, product.n_columns, GRAD_COLUMNS) - j0
+    cdef Py_ssize_t first = product.first_column + j0
+    cdef Py_ssize_t r0, n_rows
+    cdef Py_ssize_t max_rows = min(<Py_ssize_t> FASTLSTM_K_BLOCK, BT)
+    cdef floating *operand = <floating *> malloc(max_rows * M * sizeof(floating))
+    cdef const floating **rows = <const floating **> malloc(max_rows * sizeof(floating *))
+    cdef floating *scratch
+    cdef floating *sums = NULL
+    cdef int scratch_failed = alloc_matmul_grad_scratch(nc, G, &scratch)
+    if operand == NULL or rows == NULL or scratch_failed:
+        free(operand)
+        free(rows)
+        fastlstm_aligned_free(scratch)
+        return -1
+    if product.from_dz_rec:
+        dz = <const floating *> p.dz_rec
+    dz += b0 * T * G  # this part's sequences only
+    if product.sums_row >= 0:
+        sums = dweights + product.sums_row * G + first
+    r0 = 0
+    while r0 < BT and not fastlstm_interrupted(interrupt):
+        n_rows = min(<Py_ssize_t> FASTLSTM_K_BLOCK, BT - r0)
+        _gather_grad_operand(p, product, b0, operand, rows, r0, n_rows)
+        matmul_grad(p.kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + first, G,
+                    dweights + product.out_row * G + first, G, r0 > 0, sums, scratch)
+        r0 += n_rows
+    free(operand)
+    free(rows)
+    fastlstm_aligned_free(scratch)
+    return 0
+
+
+cdef inline void _add_into(floating *total, const floating *part, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        total[i] += part[i]
+
+
+cdef void _peephole_grads(const Gradients *p, const floating *dz) noexcept nogil:
+    """dpeephole (3, H), rows i, f, o: the sums over every (batch, time) row,
+    in order, of dz_i * c_{t-1}, dz_f * c_{t-1} and dz_o * c_t."""
+    cdef Py_ssize_t T = p.T, H = p.H, G = p.G, r, u
+    cdef const floating *cells = <const floating *> p.cells
+    cdef floating *dp = <floating *> p.dpeephole
+    cdef const floating *c_prev
+    cdef const floating *c_t
+    cdef const floating *dz_row
+    memset(dp, 0, 3 * H * sizeof(floating))
+    for r in range(p.B * T):
+        c_t = cells + r * H
+        c_prev = <const floating *> p.c0 + (r // T) * H if r % T == 0 else c_t - H
+        dz_row = dz + r * G
+        for u in range(H):
+            dp[u] += dz_row[u] * c_prev[u]
+            dp[H + u] += dz_row[H + u] * c_prev[u]
+            dp[2 * H + u] += dz_row[3 * H + u] * c_t[u]
+
+
+cdef int _weight_grads(Gradients *p, const floating *dz, int n_threads,
+                       fastlstm_interrupt *interrupt) except -1:
+    """All weight gradients: tasks of (product, row part, column block), about
+    one per thread and product (see GRAD_COLUMNS, GRAD_ROW_PARTS). Row part 0
+    writes dweights itself, part q > 0 its own copy, added in order after.
+    Raises MemoryError if out of memory."""
+    cdef GradProduct products[2]
+    cdef int n_products = _grad_products(p, products)
+    cdef Py_ssize_t size = (p.features + p.H + p.cell.bias_rows) * p.G
+    cdef Py_ssize_t n_row_parts = grad_row_parts(p.B, size * sizeof(floating))
+    cdef Py_ssize_t n_blocks[2]
+    cdef Py_ssize_t n_tasks = 0, task, local, q
+    cdef floating *dweights = <floating *> p.dweights
+    cdef floating *partials = NULL
+    cdef floating *target
+    cdef int failed = 0, k
+    for k in range(n_products):
+        n_blocks[k] = max(1, min((n_threads + n_row_parts - 1) // n_row_parts,
+                                 products[k].n_columns // GRAD_COLUMNS))
+        n_tasks += n_row_parts * n_blocks[k]
+    if n_row_parts > 1:
+        partials = <floating *> malloc((n_row_parts - 1) * size * sizeof(floating))
+        if partials == NULL:
+            raise MemoryError("fastlstm: could not allocate the weight gradients' partial sums")
+    try:
+        with nogil:
+            for task in prange(n_tasks, schedule="static",
+                               num_threads=team_size(n_tasks, n_threads)):
+                k = 0
+                local = task
+                if local >= n_row_parts * n_blocks[0]:
+                    local = local - n_row_parts * n_blocks[0]
+                    k = 1
+                q = local // n_blocks[k]
+                target = dweights if q == 0 else partials + (q - 1) * size
+                failed += _weight_grads_block(p, &products[k], dz, target, local % n_blocks[k],
+                                              n_blocks[k], q, n_row_parts, interrupt)
+            if failed == 0 and not fastlstm_interrupted(interrupt):
+                for q in range(1, n_row_parts):
+                    _add_into(dweights, partials + (q - 1) * size, size)
+    finally:
+        free(partials)
+    if failed:
+        raise MemoryError("fastlstm: could not allocate the weight gradients' scratch buffers")
+    return 0
+
+
+cdef int _prepare_recurrent_t(Gradients *p, const floating *recurrent_kernel,
+                              void **owned) except -1:
+    """Each phase's recurrent columns as backward's products read them: (H,
+    n_cols) row by row (the kernel itself when one phase takes all columns)
+    and packed transposed. owned[0..3]: what the caller frees."""
+    cdef Py_ssize_t k, i, first, n_cols
+    cdef floating *columns
+    for k in range(p.cell.n_phases):
+        first = p.cell.phases[k].first_block * p.H
+        n_cols = p.cell.phases[k].n_blocks * p.H
+        if n_cols == p.G:
+            p.recurrent_cols[k] = recurrent_kernel
+        else:
+            columns = <floating *> malloc(p.H * n_cols * sizeof(floating))
+            if columns == NULL:
+                raise MemoryError("fastlstm: could not allocate the recurrent columns")
+            owned[2 * k] = columns
+            for i in range(p.H):
+                memcpy(columns + i * n_cols, recurrent_kernel + i * p.G + first,
+                       n_cols * sizeof(floating))
+            p.recurrent_cols[k] = columns
+        owned[2 * k + 1] = packed_transpose(p.kern, p.H, n_cols,
+                                            <const floating *> p.recurrent_cols[k])
+        p.recurrent_t[k] = owned[2 * k + 1]
+    return 0
+
+
+cdef void _free_recurrent_t(void **owned) noexcept:
+    cdef int k
+    for k in range(2):
+        free(owned[2 * k])
+        fastlstm_aligned_free(owned[2 * k + 1])
+        owned[2 * k] = owned[2 * k + 1] = NULL
+
+
+def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
+             const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel,
+             peephole, const floating[:, ::1] h0, c0, const floating[:, :, ::1] y, cells, aux,
+             dy, dh_n, dc_n, dx, floating[:, ::1] dweights, dpeephole,
+             floating[:, ::1] dh0, dc0, int n_threads, bint interruptible=False):
+    """BPTT. dz: the gates kept by forward_training, destroyed here.
+
+    Each phase's recurrent columns are packed once, transposed, for the
+    per-step products; so is the kernel for dx = dz @ kernel^T, unless dx is
+    narrow enough to go to BLAS (see backward_calls_blas). Both take their
+    last columns as dot products when whole vectors would mostly waste them
+    (transposed_product).
+
+    peephole, c0, cells, aux: as forward_training had them (None where the
+    cell has none). dy (B, T, H), dh_n and dc_n (B, H): arrays of dz's dtype
+    or None (zero). Fills dx (None: skipped), dh0, dc0 (for a cell state),
+    dpeephole (3, H) (for peepholes) and dweights (I + H + bias_rows, G):
+    the rows of dkernel, drecurrent_kernel, then the bias rows.
+    interruptible: as for forward_inference; an interrupted call leaves the
+    outputs incomplete and dz partly overwritten. Returns the nanoseconds
+    the threads spent off their cores during the recurrence.
+    """
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
+    cdef Gradients p
+    cdef Py_ssize_t state_bytes = B * H * sizeof(floating)
+    cdef Py_ssize_t sequence_bytes = B * T * H * sizeof(floating)
+    memset(&p, 0, sizeof(Gradients))
+    p.cell = _cell(cell)
+    p.kern = fastlstm_simd_products(_simd_level)
+    p.B, p.T, p.features, p.H = B, T, I, H
+    p.G = p.cell.n_gates * H
+    if dweights.shape[0] < I + H + p.cell.bias_rows or dweights.shape[1] != p.G:
+        raise ValueError("backward: dweights has the wrong shape")
+    p.x, p.kernel, p.h0, p.y = &x[0, 0, 0], &kernel[0, 0], &h0[0, 0], &y[0, 0, 0]
+    p.dweights, p.dh0 = &dweights[0, 0], &dh0[0, 0]
+    p.dy = _address(dy, sequence_bytes, False)
+    p.dh_n = _address(dh_n, state_bytes, False)
+    p.dx = _address(dx, B * T * I * sizeof(floating), True)
+    if p.cell.has_cell_state:
+        p.c0 = _address(c0, state_bytes, False)
+        p.cells = _address(cells, sequence_bytes, False)
+        p.dc_n = _address(dc_n, state_bytes, False)
+        p.dc0 = _address(dc0, state_bytes, True)
+        if p.c0 == NULL or p.cells == NULL or p.dc0 == NULL:
+            raise ValueError("backward: this cell needs c0, cells and dc0")
+    if p.cell.keeps_aux:
+        p.aux = _address(aux, sequence_bytes, False)
+        if p.aux == NULL:
+            raise ValueError("backward: this cell needs aux")
+    if p.cell.peephole_rows:
+        p.peephole = _address(peephole, 3 * H * sizeof(floating), False)
+        p.dpeephole = _address(dpeephole, 3 * H * sizeof(floating), True)
+        if p.peephole == NULL or p.dpeephole == NULL:
+            raise ValueError("backward: this cell needs peephole and dpeephole")
+    return _backward(&p, &dz[0, 0, 0], &recurrent_kernel[0, 0], n_threads, interruptible)
+
+
+cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_kernel,
+                         int n_threads, bint interruptible) except -1:
+    cdef Py_ssize_t n_parts = batch_parts(p.B, p.G, p.H, sizeof(floating), n_threads)
+    cdef Py_ssize_t n_blocks = n_dx_blocks(p.B * p.T)
+    cdef Py_ssize_t part, block
+    cdef void *owned[4]
+    cdef floating *kernel_t = NULL
+    cdef floating *dz_rec = NULL
+    cdef int failed = 0
+    cdef fastlstm_interrupt interrupt
+    cdef bint watch = team_size(n_parts, n_threads) > 1
+    cdef long long lost_ns = 0
+    cdef fastlstm_thread_clock start
+    memset(owned, 0, sizeof(owned))
+    fastlstm_interrupt_init(&interrupt, interruptible)
+    try:
+        _prepare_recurrent_t(p, recurrent_kernel, owned)
+        if p.dx != NULL and not dx_by_blas(p.features, p.G, sizeof(floating)):
+            kernel_t = packed_transpose(p.kern, p.features, p.G, <const floating *> p.kernel)
+            p.kernel_t = kernel_t
+        p.dz_rec = dz
+        if _has_apart_phase(&p.cell):
+            dz_rec = <floating *> malloc(p.B * p.T * p.G * sizeof(floating))
+            if dz_rec == NULL:
+                raise MemoryError("fastlstm: could not allocate the recurrent gradients")
+            p.dz_rec = dz_rec
+        with nogil:
+            for part in prange(n_parts, schedule="static",
+                               num_threads=team_size(n_parts, n_threads)):
+                if watch:
+                    start = fastlstm_thread_clock_now()
+                failed += _backward_part(p, dz, part, n_parts, &interrupt)
+                if watch:
+                    fastlstm_add_lost_time(&lost_ns, start)
+        # The recurrence is done with the packed weights.
+        _free_recurrent_t(owned)
+        if failed:
+            raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
+        with nogil:
+            if p.dx != NULL:
+                for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+                    if not fastlstm_interrupted(&interrupt):
+                        _input_grads_block(p, dz, <floating *> p.dx, block, n_blocks)
+        _weight_grads(p, dz, n_threads, &interrupt)
+        if p.dpeephole != NULL and not fastlstm_interrupted(&interrupt):
+            with nogil:
+                _peephole_grads(p, dz)
+    finally:
+        _free_recurrent_t(owned)
+        fastlstm_aligned_free(kernel_t)
+        free(dz_rec)
+    fastlstm_interrupt_reraise(&interrupt)
+    return lost_ns
+
+
+# The cells by name, as fastlstm.functional names them (cell.h).
+CELLS = {"lstm": FASTLSTM_CELL_LSTM, "lstm_peephole": FASTLSTM_CELL_LSTM_PEEPHOLE,
+         "gru_reset_after": FASTLSTM_CELL_GRU_RESET_AFTER,
+         "gru_reset_before": FASTLSTM_CELL_GRU_RESET_BEFORE,
+         "rnn_tanh": FASTLSTM_CELL_RNN_TANH, "rnn_relu": FASTLSTM_CELL_RNN_RELU}
