@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from conftest import relative_error
 
-from fastlstm import reference
+from fastlstm import functional, reference
 from fastlstm._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
 from fastlstm._validation import recurrent_inputs
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "data" / "cell_fixtures.npz"
 
-# Modules whose cells are held to the framework fixtures.
-MODULES = [reference]
+# Modules whose cells are held to the framework fixtures: the reference and the engine.
+MODULES = [reference, functional]
 
 
 @dataclass
