@@ -74,8 +74,8 @@ class Calls:
         if self.cell is None:
             return (p["x"], p["kernel"], p["recurrent"], p["bias"], p["h0"], p["c0"], self.y,
                     self.c_n)
-        return (self.cell, p["x"], p["kernel"], p["recurrent"], p["bias"], None, p["h0"],
-                p["c0"], self.y, self.c_n)
+        return (self.cell, p["x"], p["kernel"], p["recurrent"], p["bias"], None, None,
+                p["h0"], p["c0"], self.y, self.c_n)
 
     def inference(self):
         self.module.forward_inference(*self._args(), self.workspace, self.n)
@@ -92,8 +92,8 @@ class Calls:
                                  self.dweights, self.dh0, self.dc0, self.n)
         else:
             self.module.backward(self.cell, self.dz, p["x"], p["kernel"], p["recurrent"], None,
-                                 p["h0"], p["c0"], self.y, self.cells, None, p["dy"], None,
-                                 None, self.dx, self.dweights, None, self.dh0, self.dc0,
+                                 None, p["h0"], p["c0"], self.y, self.cells, None, p["dy"],
+                                 None, None, self.dx, self.dweights, None, self.dh0, self.dc0,
                                  self.n)
 
     def prepare_backward(self):

@@ -101,6 +101,7 @@ ctypedef struct Sequences:
     const void *x
     const void *bias
     const void *peephole
+    const void *recurrent_mask
     const void *h0
     const void *c0
     void *y
@@ -109,6 +110,7 @@ ctypedef struct Sequences:
     void *cells
     void *aux
     void *scratch
+    void *masked_h
 
 
 ctypedef struct Gradients:
@@ -125,6 +127,7 @@ ctypedef struct Gradients:
     const void *recurrent_t[2]
     const void *kernel_t
     const void *peephole
+    const void *recurrent_mask
     const void *h0
     const void *c0
     const void *y
@@ -219,6 +222,20 @@ cdef inline const floating *_h_prev_row(const Sequences *p, const floating *y, P
     return y + (b * p.T + t - 1) * p.H
 
 
+cdef void _mask_rows(const Sequences *p, const floating *y, const floating *mask,
+                     floating *masked, Py_ssize_t b0, Py_ssize_t nb, Py_ssize_t t,
+                     Py_ssize_t u0, Py_ssize_t nu) noexcept nogil:
+    """masked (nb, H), units [u0, u0 + nu) = h_{t-1} * mask for rows b0..."""
+    cdef Py_ssize_t r, u, H = p.H
+    cdef const floating *h
+    cdef const floating *m
+    for r in range(nb):
+        h = _h_prev_row(p, y, b0 + r, t)
+        m = mask + (b0 + r) * H
+        for u in range(u0, u0 + nu):
+            masked[r * H + u] = h[u] * m[u]
+
+
 cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssize_t n_parts,
                         int member, int team, fastlstm_interrupt *interrupt) noexcept nogil:
     """Run one batch part through all time steps, or until `interrupt` stops
@@ -269,7 +286,11 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
     cdef Py_ssize_t u0 = split(member, team, H)
     cdef Py_ssize_t nu = split(member + 1, team, H) - u0
     cdef bint prefetch = training and team == 1 and prefetches_rows(G, sizeof(floating))
+    cdef const floating *mask = <const floating *> p.recurrent_mask
+    cdef floating *masked_rows = NULL
 
+    if mask != NULL:
+        masked_rows = <floating *> p.masked_h + b0 * H
     if training:
         block = T
         z = <floating *> p.gates + b0 * T * G
@@ -307,6 +328,12 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
             t = t0 + s
             h_prev = _h_prev_row(p, y, b0, t)
             ld_h = H if t == 0 else T * H
+            if mask != NULL:
+                # The products' operand: h_{t-1} times the recurrent dropout mask.
+                _mask_rows(p, y, mask, masked_rows, b0, nb, t, u0, nu)
+                if team > 1:
+                    fastlstm_omp_barrier()
+                h_prev, ld_h = masked_rows, H
             if training:
                 aux_step = NULL if aux_kept == NULL else aux_kept + (b0 * T + t) * H
                 ld_aux = T * H
@@ -344,6 +371,8 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
                     if nu > 0:
                         row.z = z + (r * tb + s) * G + u0
                         row.h_prev = _h_prev_row(p, y, b, t) + u0
+                        if masked_rows != NULL:
+                            row.h_masked = masked_rows + r * H + u0
                         row.h_out = y + (b * T + t) * H + u0
                         if rec_rows != NULL:
                             row.rec = rec_rows + r * G + u0
@@ -444,9 +473,15 @@ cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
     cdef long long lost_ns = 0
     cdef fastlstm_thread_clock start
     cdef void *apart_rows = NULL
+    cdef void *masked_h = NULL
     fastlstm_interrupt_init(&interrupt, interruptible)
     _prepare_weights(p, kernel, recurrent_kernel)
     try:
+        if p.recurrent_mask != NULL:
+            masked_h = malloc(p.B * p.H * sizeof(floating))
+            if masked_h == NULL:
+                raise MemoryError("fastlstm: could not allocate the masked states")
+            p.masked_h = masked_h
         if p.gates != NULL and _has_apart_phase(&p.cell):
             apart_rows = fastlstm_aligned_malloc(p.B * p.G * sizeof(floating))
             if apart_rows == NULL:
@@ -472,6 +507,7 @@ cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
     finally:
         _free_weights(&p.w)
         fastlstm_aligned_free(apart_rows)
+        free(masked_h)
     fastlstm_interrupt_reraise(&interrupt)
     return lost_ns
 
@@ -489,14 +525,16 @@ cdef Sequences _sequences(int cell, Py_ssize_t B, Py_ssize_t T, Py_ssize_t I,
 
 def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                       const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
-                      peephole, const floating[:, ::1] h0, c0,
+                      peephole, recurrent_mask, const floating[:, ::1] h0, c0,
                       floating[:, :, ::1] y, c_n, floating[::1] workspace, int n_threads,
                       bint interruptible=False):
     """Fill y (B, T, H) and, for a cell with a cell state, c_n (B, H); keeps
     no per-step state.
 
     bias: the bias rows, flattened. peephole (3, H), c0 and c_n: arrays of
-    x's dtype, or None where the cell has none. workspace: scratch of at
+    x's dtype, or None where the cell has none. recurrent_mask (B, H) or
+    None: recurrent dropout's mask, by which the products' h_{t-1} is
+    multiplied. workspace: scratch of at
     least inference_workspace_size(...) elements. interruptible: poll for
     Ctrl-C (only for calls on Python's main thread). Returns the nanoseconds
     the team spent off its cores during the call.
@@ -506,7 +544,8 @@ def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, :
     if workspace.shape[0] < inference_workspace_size(cell, B, T, I, H, sizeof(floating),
                                                      n_threads):
         raise ValueError("forward_inference: workspace too small")
-    _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, &h0[0, 0], c0, &y[0, 0, 0], c_n)
+    _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, recurrent_mask, &h0[0, 0], c0,
+                  &y[0, 0, 0], c_n)
     p.scratch = &workspace[0]
     return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
                     interruptible)
@@ -514,7 +553,7 @@ def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, :
 
 def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                      const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
-                     peephole, const floating[:, ::1] h0, c0,
+                     peephole, recurrent_mask, const floating[:, ::1] h0, c0,
                      floating[:, :, ::1] y, c_n, floating[:, :, ::1] gates, cells, aux,
                      int n_threads, bint interruptible=False):
     """Fill y and c_n, and keep gates (B, T, G), and for the cells that have
@@ -523,7 +562,8 @@ def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Sequences p = _sequences(cell, B, T, I, H)
     cdef Py_ssize_t state_bytes = B * T * H * sizeof(floating)
-    _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, &h0[0, 0], c0, &y[0, 0, 0], c_n)
+    _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, recurrent_mask, &h0[0, 0], c0,
+                  &y[0, 0, 0], c_n)
     p.gates = &gates[0, 0, 0]
     if p.cell.has_cell_state:
         p.cells = _address(cells, state_bytes, True)
@@ -536,11 +576,12 @@ def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::
 
 
 cdef int _bind_forward(Sequences *p, const floating *x, const floating *bias, peephole,
-                       const floating *h0, c0, floating *y, c_n) except -1:
+                       recurrent_mask, const floating *h0, c0, floating *y, c_n) except -1:
     """Point the problem at its arrays; the optional ones must be there when
     the cell needs them."""
     cdef Py_ssize_t state_bytes = p.B * p.H * sizeof(floating)
     p.x, p.bias, p.h0, p.y = x, bias, h0, y
+    p.recurrent_mask = _address(recurrent_mask, state_bytes, False)
     if p.cell.peephole_rows:
         p.peephole = _address(peephole, p.cell.peephole_rows * p.H * sizeof(floating), False)
         if p.peephole == NULL:
@@ -596,6 +637,9 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     cdef floating *dc = NULL
     cdef floating *carry = NULL
     cdef floating *d_operand = NULL
+    cdef const floating *mask = <const floating *> p.recurrent_mask
+    cdef floating *masked = NULL
+    cdef const floating *h_row
     cdef bint failed = dh == NULL
     if cell.has_cell_state:
         dc = <floating *> malloc(nb * H * sizeof(floating))
@@ -606,11 +650,15 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     if cell.n_phases > 1:
         d_operand = <floating *> malloc(nb * H * sizeof(floating))
         failed = failed or d_operand == NULL
+        if mask != NULL:
+            masked = <floating *> malloc(nb * H * sizeof(floating))
+            failed = failed or masked == NULL
     if failed:
         free(dh)
         free(dc)
         free(carry)
         free(d_operand)
+        free(masked)
         return -1
     _copy_rows_or_zero(dh, NULL if p.dh_n == NULL else <const floating *> p.dh_n + b0 * H,
                        nb * H)
@@ -622,6 +670,12 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
         row.peephole = p.peephole
 
     for t in range(T - 1, -1, -1):
+        if masked != NULL:
+            for r in range(nb):
+                b = b0 + r
+                h_row = <const floating *> p.h0 + b * H if t == 0 else y + (b * T + t - 1) * H
+                for i in range(H):
+                    masked[r * H + i] = h_row[i] * mask[b * H + i]
         for k in range(cell.n_phases - 1, -1, -1):
             phase = &cell.phases[k]
             if floating is float:
@@ -649,6 +703,8 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
                     row.dh_carry = carry + r * H
                 if d_operand != NULL:
                     row.d_operand = d_operand + r * H
+                if masked != NULL:
+                    row.h_masked = masked + r * H
                 row_kernel(H, &row)
                 if prefetch and t > 0 and k == 0:  # the rows this sequence's next step reads
                     prefetch_row(dz + (b * T + t - 1) * G, G)
@@ -664,6 +720,14 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
             transposed_product(p.kern, nb, H, n_cols, dz_rec + (b0 * T + t) * G + first, T * G,
                                <const floating *> p.recurrent_t[k],
                                <const floating *> p.recurrent_cols[k], out, H)
+        # dh now holds the gradient of the products' operand; then the
+        # gradient of h_{t-1} through the dropout mask, then the rest.
+        if d_operand != NULL:
+            for i in range(nb * H):
+                dh[i] = dh[i] + d_operand[i]
+        if mask != NULL:
+            for i in range(nb * H):
+                dh[i] = dh[i] * mask[b0 * H + i]
         if carry != NULL:
             for i in range(nb * H):
                 dh[i] = dh[i] + carry[i]
@@ -677,6 +741,7 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     free(dc)
     free(carry)
     free(d_operand)
+    free(masked)
     return 0
 
 
@@ -753,6 +818,16 @@ cdef inline Py_ssize_t _source_width(const Gradients *p, int source) noexcept no
     return p.features if source == SOURCE_X else p.H
 
 
+cdef void _mask_columns(const floating *mask, floating *a, Py_ssize_t r0, Py_ssize_t n_rows,
+                        Py_ssize_t T, Py_ssize_t H) noexcept nogil:
+    """a (H, n_rows), the transposed h_{t-1} of the (batch, time) rows r0..,
+    times the recurrent dropout mask of each row's sequence."""
+    cdef Py_ssize_t u, q
+    for u in range(H):
+        for q in range(n_rows):
+            a[u * n_rows + q] *= mask[((r0 + q) // T) * H + u]
+
+
 cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
                                Py_ssize_t b0, floating *a, const floating **rows,
                                Py_ssize_t r0, Py_ssize_t n_rows) noexcept nogil:
@@ -778,6 +853,8 @@ cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
             else:
                 rows[q] = aux + (b0 * T + r) * H
         transpose_rows(rows, n_rows, width, a)
+        if source == SOURCE_H_PREV and p.recurrent_mask != NULL:
+            _mask_columns(<const floating *> p.recurrent_mask + b0 * H, a, r0, n_rows, T, H)
         a += width * n_rows
 
 
@@ -944,7 +1021,8 @@ cdef void _free_recurrent_t(void **owned) noexcept:
 
 def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel,
-             peephole, const floating[:, ::1] h0, c0, const floating[:, :, ::1] y, cells, aux,
+             peephole, recurrent_mask, const floating[:, ::1] h0, c0,
+             const floating[:, :, ::1] y, cells, aux,
              dy, dh_n, dc_n, dx, floating[:, ::1] dweights, dpeephole,
              floating[:, ::1] dh0, dc0, int n_threads, bint interruptible=False):
     """BPTT. dz: the gates kept by forward_training, destroyed here.
@@ -955,8 +1033,8 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     last columns as dot products when whole vectors would mostly waste them
     (transposed_product).
 
-    peephole, c0, cells, aux: as forward_training had them (None where the
-    cell has none). dy (B, T, H), dh_n and dc_n (B, H): arrays of dz's dtype
+    peephole, recurrent_mask, c0, cells, aux: as forward_training had them
+    (None where the cell has none). dy (B, T, H), dh_n and dc_n (B, H): arrays of dz's dtype
     or None (zero). Fills dx (None: skipped), dh0, dc0 (for a cell state),
     dpeephole (3, H) (for peepholes) and dweights (I + H + bias_rows, G):
     the rows of dkernel, drecurrent_kernel, then the bias rows.
@@ -977,6 +1055,7 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
         raise ValueError("backward: dweights has the wrong shape")
     p.x, p.kernel, p.h0, p.y = &x[0, 0, 0], &kernel[0, 0], &h0[0, 0], &y[0, 0, 0]
     p.dweights, p.dh0 = &dweights[0, 0], &dh0[0, 0]
+    p.recurrent_mask = _address(recurrent_mask, state_bytes, False)
     p.dy = _address(dy, sequence_bytes, False)
     p.dh_n = _address(dh_n, state_bytes, False)
     p.dx = _address(dx, B * T * I * sizeof(floating), True)

@@ -70,6 +70,7 @@ cdef extern from "cell.h" nogil:
         const void *rec
         const void *bias
         const void *h_prev
+        const void *h_masked
         const void *c_prev
         void *c_out
         void *h_out
@@ -80,6 +81,7 @@ cdef extern from "cell.h" nogil:
         void *dz_rec
         const void *aux
         const void *h_prev
+        const void *h_masked
         const void *h_t
         const void *c_prev
         const void *c_t
@@ -88,7 +90,7 @@ cdef extern from "cell.h" nogil:
         void *dc
         void *dh_carry
         const void *peephole
-        const void *d_operand
+        void *d_operand
     ctypedef void (*fastlstm_forward_row_fn)(Py_ssize_t, Py_ssize_t,
                                              const fastlstm_forward_row *) noexcept nogil
     ctypedef void (*fastlstm_backward_row_fn)(Py_ssize_t,

@@ -33,6 +33,8 @@ typedef struct {
     const void *bias;     /* (n_gates blocks; a second row of them after the
                              first for GRU reset after) */
     const void *h_prev;   /* h_{t-1} */
+    const void *h_masked; /* h_{t-1} times the recurrent dropout mask, the
+                             operand of the products; NULL without one */
     const void *c_prev;   /* c_{t-1} */
     void *c_out;          /* c_t */
     void *h_out;          /* h_t: a row of y */
@@ -48,17 +50,21 @@ typedef struct {
                              differs from that of z (GRU reset after) */
     const void *aux;
     const void *h_prev;
+    const void *h_masked; /* as forward's */
     const void *h_t;
     const void *c_prev;
     const void *c_t;
     const void *dh;       /* gradient reaching h_t through the recurrence */
     const void *dy;       /* gradient of y_t, NULL for zero */
     void *dc;             /* gradient of c_t in, of c_{t-1} out */
-    void *dh_carry;       /* out (phase 0: in and out): the gradient reaching
-                             h_{t-1} other than through a recurrent product */
+    void *dh_carry;       /* out: the gradient reaching h_{t-1} other than
+                             through the recurrent products (GRU: dh * z) */
     const void *peephole;
-    const void *d_operand;/* gradient of the phase's operand (GRU reset
-                             before: of r * h_prev), from its product */
+    void *d_operand;      /* in: gradient of phase 1's operand (GRU reset
+                             before: of r * h_masked), from its product;
+                             out (phase 0): the gradient it passes on to
+                             h_masked, which the driver adds to phase 0's
+                             product */
 } fastlstm_backward_row;
 
 typedef void (*fastlstm_forward_row_fn)(ptrdiff_t n_units, ptrdiff_t stride,

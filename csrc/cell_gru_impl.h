@@ -17,6 +17,9 @@
  *   hh = tanh(x_h + b_h + (r * h_{t-1}) @ U_h).
  * Training keeps aux, the operand of U_h's gradient.
  *
+ * With recurrent dropout, the products (and r * h) read h_{t-1} times the
+ * mask (h_masked); z * h_{t-1} keeps the state itself, as in Keras.
+ *
  * Included per SIMD level by simd_level.h (no include guard on purpose).
  */
 
@@ -146,7 +149,8 @@ SIMD_NAME(gru_rb0_forward_load_##SFX)(SIMD_NAME(gru_fctx_##SFX) c, ptrdiff_t j, 
     for (int g = 0; g < 2; ++g)                                                \
         in.v[g] = SIMD_NAME(row_load_##SFX)(z + g * c.s, j, single)             \
                   + SIMD_NAME(row_load_##SFX)(b + g * c.s, j, single);          \
-    in.v[2] = SIMD_NAME(row_load_##SFX)(c.row->h_prev, j, single);             \
+    in.v[2] = SIMD_NAME(row_load_##SFX)(c.row->h_masked ? c.row->h_masked        \
+                                        : c.row->h_prev, j, single);           \
     return in;                                                                 \
 }                                                                              \
                                                                                \
@@ -269,26 +273,26 @@ void SIMD_NAME(gru_rb1_backward_##SFX)(ptrdiff_t n, const fastlstm_backward_row 
                       SIMD_NAME(gru_rb1_backward_store_##SFX), c);             \
 }                                                                              \
                                                                                \
-/* ----- reset before, backward phase 0: in r, d(r * h_prev), h_prev, carry */ \
+/* ----- reset before, backward phase 0: in r, d(r * h), h (masked) */       \
 static inline __attribute__((always_inline)) SIMD_NAME(gru_in_##SFX)            \
 SIMD_NAME(gru_rb0_backward_load_##SFX)(SIMD_NAME(gru_bctx_##SFX) c, ptrdiff_t j, int single) \
 {                                                                              \
     SIMD_NAME(gru_in_##SFX) in;                                                \
     in.v[0] = SIMD_NAME(row_load_##SFX)((const T *)c.row->gates + c.s, j, single); \
     in.v[1] = SIMD_NAME(row_load_##SFX)(c.row->d_operand, j, single);          \
-    in.v[2] = SIMD_NAME(row_load_##SFX)(c.row->h_prev, j, single);             \
-    in.v[3] = SIMD_NAME(row_load_##SFX)(c.row->dh_carry, j, single);           \
+    in.v[2] = SIMD_NAME(row_load_##SFX)(c.row->h_masked ? c.row->h_masked        \
+                                        : c.row->h_prev, j, single);           \
     return in;                                                                 \
 }                                                                              \
                                                                                \
-/* out: dz_r, carry */                                                         \
+/* out: dz_r, the gradient d(r * h) passes on to h */                          \
 static inline __attribute__((always_inline)) SIMD_NAME(gru_out_##SFX)           \
 SIMD_NAME(gru_rb0_backward_math_##SFX)(SIMD_NAME(gru_in_##SFX) in)               \
 {                                                                              \
     SIMD_NAME(gru_vec_##SFX) r = in.v[0], d_rh = in.v[1];                      \
     SIMD_NAME(gru_out_##SFX) out;                                              \
     out.v[0] = d_rh * in.v[2] * r * ((T)1 - r);                                \
-    out.v[1] = in.v[3] + d_rh * r;                                             \
+    out.v[1] = d_rh * r;                                                       \
     return out;                                                                \
 }                                                                              \
                                                                                \
@@ -297,7 +301,7 @@ SIMD_NAME(gru_rb0_backward_store_##SFX)(SIMD_NAME(gru_bctx_##SFX) c, ptrdiff_t j
                                         SIMD_NAME(gru_out_##SFX) out, int single) \
 {                                                                              \
     SIMD_NAME(row_store_##SFX)((T *)c.row->gates + c.s, j, out.v[0], single);  \
-    SIMD_NAME(row_store_##SFX)(c.row->dh_carry, j, out.v[1], single);          \
+    SIMD_NAME(row_store_##SFX)(c.row->d_operand, j, out.v[1], single);         \
 }                                                                              \
                                                                                \
 void SIMD_NAME(gru_rb0_backward_##SFX)(ptrdiff_t n, const fastlstm_backward_row *row) \

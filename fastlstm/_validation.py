@@ -197,7 +197,7 @@ def recurrent_inputs(x, kernel, recurrent_kernel, bias, states, *, n_gates, bias
     _check_shape("recurrent_kernel", recurrent_kernel, (units, n_gates * units),
                  f"(units, {_gates_text(n_gates)})")
     bias = _checked_bias(bias, units, n_gates, bias_rows)
-    sizes = {"batch": batch, "units": units}
+    sizes = {"batch": batch, "units": units, "features": features}
     states = {name: _checked_optional(name, state, ("batch", "units"), sizes)
               for name, state in states}
     extras = {name: _checked_optional(name, value, shape, sizes)
@@ -248,3 +248,10 @@ def output_gradient(name, value, shape, description, dtype, check_finite,
     if check_finite:
         check_finite_arrays(all_finite, **{name: array})
     return array
+
+
+def dropout_extras(dropout_mask, recurrent_dropout_mask):
+    """The dropout masks as ``recurrent_inputs`` extras: (batch, features)
+    for the inputs and (batch, units) for h_{t-1} before the products."""
+    return (("dropout_mask", dropout_mask, ("batch", "features")),
+            ("recurrent_dropout_mask", recurrent_dropout_mask, ("batch", "units")))

@@ -17,7 +17,7 @@ from . import _checks, _recurrent, _teams, _workspace
 from ._blas_control import blas_single_threaded
 from ._threads import get_num_threads
 from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
-from ._validation import output_gradient, recurrent_inputs
+from ._validation import dropout_extras, output_gradient, recurrent_inputs
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "simple_rnn_forward", "simple_rnn_backward", "LSTMCache", "GRUCache",
@@ -41,10 +41,12 @@ class RecurrentCache:
     """
 
     cell: str                     # the cell's name in fastlstm._recurrent.CELLS
-    x: np.ndarray                 # (batch, time, features)
+    x: np.ndarray                 # (batch, time, features), after dropout
     kernel: np.ndarray            # (features, G), G = gates * units
     recurrent_kernel: np.ndarray  # (units, G)
     peephole: Optional[np.ndarray]  # (3, units), peephole LSTM only
+    dropout_mask: Optional[np.ndarray]            # (batch, features)
+    recurrent_dropout_mask: Optional[np.ndarray]  # (batch, units)
     h0: np.ndarray                # (batch, units)
     c0: Optional[np.ndarray]      # (batch, units), LSTM only
     y: np.ndarray                 # (batch, time, units), read-only
@@ -111,7 +113,12 @@ def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
     """The engine's forward pass of `cell` over checked inputs: y, the final
     states and, with `return_cache`, the cache."""
     code = _recurrent.CELLS[cell]
-    x, kernel, recurrent_kernel = inputs.x, inputs.kernel, inputs.recurrent_kernel
+    dropout_mask = inputs.extras["dropout_mask"]
+    recurrent_mask = inputs.extras["recurrent_dropout_mask"]
+    # Input dropout is one multiply before the projection; the cache keeps
+    # the product, the weight gradient's operand.
+    x = inputs.x if dropout_mask is None else inputs.x * dropout_mask[:, None, :]
+    kernel, recurrent_kernel = inputs.kernel, inputs.recurrent_kernel
     batch, time, features = x.shape
     units = recurrent_kernel.shape[0]
     dtype = inputs.dtype
@@ -135,8 +142,8 @@ def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
     else:
         # The forward pass calls no BLAS, so BLAS' threads are left alone.
         n_threads = _teams.team_size(get_num_threads())
-        args = (code, x, kernel, recurrent_kernel, inputs.bias.reshape(-1), peephole, h0, c0,
-                y, c_n)
+        args = (code, x, kernel, recurrent_kernel, inputs.bias.reshape(-1), peephole,
+                recurrent_mask, h0, c0, y, c_n)
         if return_cache:
             _teams.run(_recurrent.forward_training, *args, gates, cells, aux,
                        n_threads=n_threads)
@@ -151,9 +158,11 @@ def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
     if not return_cache:
         return (y, *states)
     arrays = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
-              "peephole": peephole, "h0": h0, "c0": c0}
+              "peephole": peephole, "dropout_mask": dropout_mask,
+              "recurrent_dropout_mask": recurrent_mask, "h0": h0, "c0": c0}
     cache = _CACHE_TYPES[cell](
         cell=cell, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, peephole=peephole,
+        dropout_mask=dropout_mask, recurrent_dropout_mask=recurrent_mask,
         h0=h0, c0=c0, y=y, gates=gates, cells=cells, aux=aux,
         fingerprints=_callers_arrays(arrays, originals) if guard_inputs else {})
     # The caller gets a view of y: NumPy will not make a view of a read-only
@@ -205,9 +214,11 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
                                                                dtype.itemsize)
     with blas_single_threaded() if calls_blas else nullcontext():
         _teams.run(_recurrent.backward, code, dz, cache.x, cache.kernel, cache.recurrent_kernel,
-                   cache.peephole, cache.h0, cache.c0, cache.y, cache.cells, cache.aux, dy,
-                   dh_n, dc_n, dx, weight_grads, dpeephole, dh0, dc0,
-                   n_threads=_teams.team_size(get_num_threads()))
+                   cache.peephole, cache.recurrent_dropout_mask, cache.h0, cache.c0, cache.y,
+                   cache.cells, cache.aux, dy, dh_n, dc_n, dx, weight_grads, dpeephole, dh0,
+                   dc0, n_threads=_teams.team_size(get_num_threads()))
+    if dx is not None and cache.dropout_mask is not None:
+        dx *= cache.dropout_mask[:, None, :]
     _workspace.recycle_gates(dz)
     return dx, weight_grads, dh0, dc0, dpeephole
 
@@ -219,7 +230,8 @@ def _check_cache(cache, cache_type, forward_name):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephole=None,
-                 return_cache=False, check_finite=True, guard_inputs=True):
+                 dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
+                 check_finite=True, guard_inputs=True):
     """Run an LSTM over a batch of sequences.
 
     Parameters
@@ -234,6 +246,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
     peephole : array_like of shape (3, units), optional
         Peephole weights, rows i, f, o: i and f also see c_{t-1}, o sees c_t
         (Gers et al.; ONNX' P). None: a plain LSTM.
+    dropout_mask : array_like of shape (batch, features), optional
+    recurrent_dropout_mask : array_like of shape (batch, units), optional
+        Dropout's masks, one per sequence, each value 0 or 1 / (1 - rate):
+        the first multiplies x_t at every step, the second h_{t-1} where
+        the recurrent products read it (Keras' dropout and
+        recurrent_dropout, the mask shared by the gates).
     return_cache : bool
         Also return the cache ``lstm_backward`` needs. Without it the pass
         keeps only O(batch * units) state besides ``y``.
@@ -269,13 +287,15 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
     consumed (so an array taken from a consumed cache's ``gates`` may be
     overwritten by a later forward pass).
     """
-    extras = () if peephole is None else (("peephole", peephole, (3, "units")),)
+    extras = (("peephole", peephole, (3, "units")),
+              *dropout_extras(dropout_mask, recurrent_dropout_mask))
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)),
                               n_gates=4, extras=extras, check_finite=check_finite,
                               all_finite=_all_finite)
     cell = "lstm" if peephole is None else "lstm_peephole"
     originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
-                 "peephole": peephole, "h0": h0, "c0": c0}
+                 "peephole": peephole, "recurrent_dropout_mask": recurrent_dropout_mask,
+                 "h0": h0, "c0": c0}
     return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
 
 
@@ -330,7 +350,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
-                return_cache=False, check_finite=True, guard_inputs=True):
+                dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
+                check_finite=True, guard_inputs=True):
     """Run a GRU over a batch of sequences (Keras' layout and equations).
 
     Parameters
@@ -348,6 +369,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
         PyTorch's and cuDNN's form: one product per step), else to h_{t-1}
         before its product (Keras ``reset_after=False``, ONNX
         ``linear_before_reset=0``: two dependent products per step).
+    dropout_mask, recurrent_dropout_mask : array_like, optional
+        As for ``lstm_forward``; z * h_{t-1} keeps the state itself.
     return_cache, check_finite, guard_inputs : bool
         As for ``lstm_forward``.
 
@@ -360,9 +383,11 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
     """
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=3,
                               bias_rows=2 if reset_after else None,
+                              extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite, all_finite=_all_finite)
     cell = "gru_reset_after" if reset_after else "gru_reset_before"
-    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0}
+    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0,
+                 "recurrent_dropout_mask": recurrent_dropout_mask}
     return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
 
 
@@ -395,7 +420,8 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
-                       return_cache=False, check_finite=True, guard_inputs=True):
+                       dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
+                       check_finite=True, guard_inputs=True):
     """Run a fully connected recurrent layer: h_t = act(x_t @ kernel + h_{t-1} @
     recurrent_kernel + bias).
 
@@ -407,6 +433,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     bias : array_like of shape (units,)
     h0 : array_like of shape (batch, units), optional
     activation : {"tanh", "relu"}
+    dropout_mask, recurrent_dropout_mask : array_like, optional
     return_cache, check_finite, guard_inputs : bool
         As for ``lstm_forward``.
 
@@ -420,8 +447,10 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=1,
+                              extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite, all_finite=_all_finite)
-    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0}
+    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0,
+                 "recurrent_dropout_mask": recurrent_dropout_mask}
     return _run_forward("rnn_" + activation, inputs, originals, return_cache, guard_inputs)
 
 

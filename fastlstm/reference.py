@@ -68,6 +68,16 @@ One block, an activation phi (tanh or relu)::
     h_t = phi(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
 
 fastlstm.functional has the same signatures and must give the same numbers.
+
+Dropout
+-------
+As in Keras, one mask per sequence, drawn by the caller and scaled (each
+value 0 or 1 / (1 - rate)): ``dropout_mask`` (batch, features) multiplies
+x_t at every step, ``recurrent_dropout_mask`` (batch, units) multiplies
+h_{t-1} where the products (and a GRU's r * h_{t-1}) read it; the GRU's
+z * h_{t-1} and the outputs keep the state itself. Keras shares one input
+mask among the gates when only ``dropout`` is set; here both masks are
+shared among the gates always.
 """
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -75,7 +85,7 @@ from typing import List, Optional
 import numpy as np
 
 from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
-from ._validation import output_gradient, recurrent_inputs
+from ._validation import dropout_extras, output_gradient, recurrent_inputs
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "simple_rnn_forward", "simple_rnn_backward", "sigmoid", "LSTMGrads",
@@ -106,6 +116,14 @@ def _zeros_or_copy(array, shape, dtype):
     return np.zeros(shape, dtype) if array is None else array.copy()
 
 
+def _masked(array, mask):
+    """array * mask, the mask broadcast over time for (batch, time, n) arrays;
+    array itself without a mask."""
+    if mask is None:
+        return array
+    return array * (mask[:, None, :] if array.ndim == 3 else mask)
+
+
 # ----------------------------------------------------------------------- LSTM
 
 
@@ -113,8 +131,8 @@ def _zeros_or_copy(array, shape, dtype):
 class _LSTMStep:
     """What backward needs from one LSTM time step (each array (batch, units))."""
 
-    x: np.ndarray       # x_t, (batch, features)
-    h_prev: np.ndarray
+    x: np.ndarray       # x_t, (batch, features), after dropout
+    h_prev: np.ndarray  # h_{t-1} as the product read it, after dropout
     c_prev: np.ndarray
     i: np.ndarray
     f: np.ndarray
@@ -132,6 +150,7 @@ class LSTMReferenceCache:
     peephole: Optional[np.ndarray]  # (3, units) or None
     shape: tuple            # (batch, time, features)
     dtype: np.dtype
+    masks: tuple            # (dropout_mask, recurrent_dropout_mask), each or None
     steps: List[_LSTMStep] = field(default_factory=list)
 
 
@@ -151,7 +170,8 @@ def _lstm_step(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias, peephole):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephole=None,
-                 return_cache=False, check_finite=True):
+                 dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
+                 check_finite=True):
     """Run an LSTM over a batch of sequences.
 
     Parameters
@@ -166,6 +186,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
     peephole : array_like of shape (3, units), optional
         Peephole weights, rows i, f, o: the input and forget gates see
         c_{t-1}, the output gate sees c_t. None: no peepholes.
+    dropout_mask : array_like of shape (batch, features), optional
+    recurrent_dropout_mask : array_like of shape (batch, units), optional
+        Dropout's masks, one per sequence (see the module's docstring).
     return_cache : bool
         Also return what ``lstm_backward`` needs.
     check_finite : bool
@@ -181,28 +204,31 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
         Only with ``return_cache=True``.
     """
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0), ("c0", c0)),
-                              n_gates=4, extras=(("peephole", peephole, (3, "units")),),
+                              n_gates=4,
+                              extras=(("peephole", peephole, (3, "units")),
+                                      *dropout_extras(dropout_mask, recurrent_dropout_mask)),
                               check_finite=check_finite)
-    x, kernel, recurrent_kernel, bias = (inputs.x, inputs.kernel,
-                                         inputs.recurrent_kernel, inputs.bias)
+    masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
+    x = _masked(inputs.x, masks[0])
+    kernel, recurrent_kernel, bias = inputs.kernel, inputs.recurrent_kernel, inputs.bias
     peephole = inputs.extras["peephole"]
     batch, time, _ = x.shape
     units = recurrent_kernel.shape[0]
     cache = LSTMReferenceCache(kernel.copy(), recurrent_kernel.copy(),
                                None if peephole is None else peephole.copy(),
-                               x.shape, inputs.dtype)
+                               x.shape, inputs.dtype, masks)
 
     # Copies: the cache keeps h0 and c0, and the caller may change theirs
     # before backward.
     h, c = (state.copy() for state in inputs.states)
     y = np.empty((batch, time, units), dtype=inputs.dtype)
     for t in range(time):
-        h_prev, c_prev = h, c
-        h, c, gates = _lstm_step(x[:, t], h_prev, c_prev, kernel, recurrent_kernel, bias,
+        h_in, c_prev = _masked(h, masks[1]), c
+        h, c, gates = _lstm_step(x[:, t], h_in, c_prev, kernel, recurrent_kernel, bias,
                                  peephole)
         y[:, t] = h
         if return_cache:
-            cache.steps.append(_LSTMStep(x[:, t].copy(), h_prev, c_prev, *gates, c))
+            cache.steps.append(_LSTMStep(x[:, t].copy(), h_in, c_prev, *gates, c))
 
     h_n, c_n = h.copy(), c.copy()
     return (y, h_n, c_n, cache) if return_cache else (y, h_n, c_n)
@@ -274,13 +300,13 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_g
         dh = dh_next if dy is None else dh_next + dy[:, t]
         dz, dc_next = _lstm_step_backward(s, dh, dc_next, peephole)
         if input_grad:
-            dx[:, t] = dz @ kernel.T
+            dx[:, t] = _masked(dz @ kernel.T, cache.masks[0])
         dkernel += s.x.T @ dz
         drecurrent_kernel += s.h_prev.T @ dz
         dbias += dz.sum(axis=0)
         if peephole is not None:
             dpeephole += _peephole_gradient(s, dz)
-        dh_next = dz @ recurrent_kernel.T
+        dh_next = _masked(dz @ recurrent_kernel.T, cache.masks[1])
 
     if peephole is None:
         return LSTMGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next, dc_next)
@@ -295,12 +321,13 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_g
 class _GRUStep:
     """What backward needs from one GRU time step (each array (batch, units))."""
 
-    x: np.ndarray       # x_t, (batch, features)
+    x: np.ndarray       # x_t, (batch, features), after dropout
     h_prev: np.ndarray
+    h_in: np.ndarray    # h_{t-1} as the products read it, after dropout
     z: np.ndarray
     r: np.ndarray
     hh: np.ndarray      # the candidate state
-    rh: np.ndarray      # reset_after: h_{t-1} @ U_h + bias[1, h]; else r * h_{t-1}
+    rh: np.ndarray      # reset_after: h_in @ U_h + bias[1, h]; else r * h_in
 
 
 @dataclass
@@ -312,31 +339,33 @@ class GRUReferenceCache:
     reset_after: bool
     shape: tuple            # (batch, time, features)
     dtype: np.dtype
+    masks: tuple            # (dropout_mask, recurrent_dropout_mask), each or None
     steps: List[_GRUStep] = field(default_factory=list)
 
 
-def _gru_step_reset_after(x_t, h_prev, kernel, recurrent_kernel, bias):
+def _gru_step_reset_after(x_t, h_prev, h_in, kernel, recurrent_kernel, bias):
     """One GRU step with the reset gate after the recurrent product: (h_t, _GRUStep)."""
     xz, xr, xh = np.split(x_t @ kernel + bias[0], 3, axis=1)
-    rz, rr, rh = np.split(h_prev @ recurrent_kernel + bias[1], 3, axis=1)
+    rz, rr, rh = np.split(h_in @ recurrent_kernel + bias[1], 3, axis=1)
     z, r = sigmoid(xz + rz), sigmoid(xr + rr)
     hh = np.tanh(xh + r * rh)
-    return z * h_prev + (1 - z) * hh, _GRUStep(x_t, h_prev, z, r, hh, rh)
+    return z * h_prev + (1 - z) * hh, _GRUStep(x_t, h_prev, h_in, z, r, hh, rh)
 
 
-def _gru_step_reset_before(x_t, h_prev, kernel, recurrent_kernel, bias):
+def _gru_step_reset_before(x_t, h_prev, h_in, kernel, recurrent_kernel, bias):
     """One GRU step with the reset gate on the previous state: (h_t, _GRUStep)."""
     units = h_prev.shape[1]
     xz, xr, xh = np.split(x_t @ kernel + bias, 3, axis=1)
-    rz, rr = np.split(h_prev @ recurrent_kernel[:, :2 * units], 2, axis=1)
+    rz, rr = np.split(h_in @ recurrent_kernel[:, :2 * units], 2, axis=1)
     z, r = sigmoid(xz + rz), sigmoid(xr + rr)
-    r_h = r * h_prev
+    r_h = r * h_in
     hh = np.tanh(xh + r_h @ recurrent_kernel[:, 2 * units:])
-    return z * h_prev + (1 - z) * hh, _GRUStep(x_t, h_prev, z, r, hh, r_h)
+    return z * h_prev + (1 - z) * hh, _GRUStep(x_t, h_prev, h_in, z, r, hh, r_h)
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
-                return_cache=False, check_finite=True):
+                dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
+                check_finite=True):
     """Run a GRU over a batch of sequences.
 
     Parameters
@@ -353,6 +382,9 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
     reset_after : bool
         Apply the reset gate after the recurrent product (Keras' default,
         PyTorch's convention) rather than before it.
+    dropout_mask : array_like of shape (batch, features), optional
+    recurrent_dropout_mask : array_like of shape (batch, units), optional
+        Dropout's masks, one per sequence (see the module's docstring).
     return_cache : bool
         Also return what ``gru_backward`` needs.
     check_finite : bool
@@ -369,19 +401,22 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
     """
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=3,
                               bias_rows=2 if reset_after else None,
+                              extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite)
-    x, kernel, recurrent_kernel, bias = (inputs.x, inputs.kernel,
-                                         inputs.recurrent_kernel, inputs.bias)
+    masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
+    x = _masked(inputs.x, masks[0])
+    kernel, recurrent_kernel, bias = inputs.kernel, inputs.recurrent_kernel, inputs.bias
     batch, time, _ = x.shape
     units = recurrent_kernel.shape[0]
     step = _gru_step_reset_after if reset_after else _gru_step_reset_before
     cache = GRUReferenceCache(kernel.copy(), recurrent_kernel.copy(), bool(reset_after),
-                              x.shape, inputs.dtype)
+                              x.shape, inputs.dtype, masks)
 
     h = inputs.states[0].copy()
     y = np.empty((batch, time, units), dtype=inputs.dtype)
     for t in range(time):
-        h, record = step(x[:, t].copy(), h, kernel, recurrent_kernel, bias)
+        h, record = step(x[:, t].copy(), h, _masked(h, masks[1]), kernel, recurrent_kernel,
+                         bias)
         y[:, t] = h
         if return_cache:
             cache.steps.append(record)
@@ -397,28 +432,28 @@ def _gru_gate_gradients(s, dh):
     return dz, dhh
 
 
-def _gru_step_backward_reset_after(s, dh, recurrent_kernel):
+def _gru_step_backward_reset_after(s, dh, recurrent_kernel, mask):
     """One reset_after step: (input-side d, recurrent-side d, dh_{t-1}), the
     first two (batch, 3 * units)."""
     dz, dhh = _gru_gate_gradients(s, dh)
     dr = dhh * s.rh * s.r * (1 - s.r)
     d_input = np.concatenate([dz, dr, dhh], axis=1)
     d_recurrent = np.concatenate([dz, dr, dhh * s.r], axis=1)
-    dh_prev = dh * s.z + d_recurrent @ recurrent_kernel.T
+    dh_prev = dh * s.z + _masked(d_recurrent @ recurrent_kernel.T, mask)
     return d_input, d_recurrent, dh_prev
 
 
-def _gru_step_backward_reset_before(s, dh, recurrent_kernel):
+def _gru_step_backward_reset_before(s, dh, recurrent_kernel, mask):
     """One reset_before step: (input-side d (batch, 3 * units), the gradient
     of recurrent_kernel's share (units, 3 * units), dh_{t-1})."""
     units = s.h_prev.shape[1]
     u_zr, u_h = recurrent_kernel[:, :2 * units], recurrent_kernel[:, 2 * units:]
     dz, dhh = _gru_gate_gradients(s, dh)
-    d_r_h = dhh @ u_h.T                       # gradient of r * h_{t-1}
-    dr = d_r_h * s.h_prev * s.r * (1 - s.r)
+    d_r_h = dhh @ u_h.T                       # gradient of r * h_in
+    dr = d_r_h * s.h_in * s.r * (1 - s.r)
     d_zr = np.concatenate([dz, dr], axis=1)
-    drecurrent_kernel = np.concatenate([s.h_prev.T @ d_zr, s.rh.T @ dhh], axis=1)
-    dh_prev = dh * s.z + d_zr @ u_zr.T + d_r_h * s.r
+    drecurrent_kernel = np.concatenate([s.h_in.T @ d_zr, s.rh.T @ dhh], axis=1)
+    dh_prev = dh * s.z + _masked(d_zr @ u_zr.T + d_r_h * s.r, mask)
     return np.concatenate([dz, dr, dhh], axis=1), drecurrent_kernel, dh_prev
 
 
@@ -462,17 +497,17 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=True):
         dh = dh_next if dy is None else dh_next + dy[:, t]
         if cache.reset_after:
             d_input, d_recurrent, dh_next = _gru_step_backward_reset_after(
-                s, dh, recurrent_kernel)
-            drecurrent_kernel += s.h_prev.T @ d_recurrent
+                s, dh, recurrent_kernel, cache.masks[1])
+            drecurrent_kernel += s.h_in.T @ d_recurrent
             dbias[0] += d_input.sum(axis=0)
             dbias[1] += d_recurrent.sum(axis=0)
         else:
             d_input, d_recurrent_kernel, dh_next = _gru_step_backward_reset_before(
-                s, dh, recurrent_kernel)
+                s, dh, recurrent_kernel, cache.masks[1])
             drecurrent_kernel += d_recurrent_kernel
             dbias += d_input.sum(axis=0)
         if input_grad:
-            dx[:, t] = d_input @ kernel.T
+            dx[:, t] = _masked(d_input @ kernel.T, cache.masks[0])
         dkernel += s.x.T @ d_input
 
     return GRUGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next)
@@ -491,8 +526,8 @@ _ACTIVATIONS = {
 class _SimpleRNNStep:
     """What backward needs from one simple RNN time step."""
 
-    x: np.ndarray       # x_t, (batch, features)
-    h_prev: np.ndarray  # (batch, units)
+    x: np.ndarray       # x_t, (batch, features), after dropout
+    h_prev: np.ndarray  # (batch, units), h_{t-1} as the product read it
     h: np.ndarray       # (batch, units)
 
 
@@ -505,6 +540,7 @@ class SimpleRNNReferenceCache:
     activation: str
     shape: tuple            # (batch, time, features)
     dtype: np.dtype
+    masks: tuple            # (dropout_mask, recurrent_dropout_mask), each or None
     steps: List[_SimpleRNNStep] = field(default_factory=list)
 
 
@@ -516,7 +552,8 @@ def _checked_activation(activation):
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
-                       return_cache=False, check_finite=True):
+                       dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
+                       check_finite=True):
     """Run a fully connected RNN over a batch of sequences.
 
     Parameters
@@ -528,6 +565,9 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     h0 : array_like of shape (batch, units), optional
         Initial state; zeros when None.
     activation : {"tanh", "relu"}
+    dropout_mask : array_like of shape (batch, features), optional
+    recurrent_dropout_mask : array_like of shape (batch, units), optional
+        Dropout's masks, one per sequence (see the module's docstring).
     return_cache : bool
         Also return what ``simple_rnn_backward`` needs.
     check_finite : bool
@@ -544,22 +584,24 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     """
     phi, _ = _ACTIVATIONS[_checked_activation(activation)]
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=1,
+                              extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite)
-    x, kernel, recurrent_kernel, bias = (inputs.x, inputs.kernel,
-                                         inputs.recurrent_kernel, inputs.bias)
+    masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
+    x = _masked(inputs.x, masks[0])
+    kernel, recurrent_kernel, bias = inputs.kernel, inputs.recurrent_kernel, inputs.bias
     batch, time, _ = x.shape
     units = recurrent_kernel.shape[0]
     cache = SimpleRNNReferenceCache(kernel.copy(), recurrent_kernel.copy(), activation,
-                                    x.shape, inputs.dtype)
+                                    x.shape, inputs.dtype, masks)
 
     h = inputs.states[0].copy()
     y = np.empty((batch, time, units), dtype=inputs.dtype)
     for t in range(time):
-        h_prev = h
-        h = phi(x[:, t] @ kernel + h_prev @ recurrent_kernel + bias)
+        h_in = _masked(h, masks[1])
+        h = phi(x[:, t] @ kernel + h_in @ recurrent_kernel + bias)
         y[:, t] = h
         if return_cache:
-            cache.steps.append(_SimpleRNNStep(x[:, t].copy(), h_prev, h))
+            cache.steps.append(_SimpleRNNStep(x[:, t].copy(), h_in, h))
 
     h_n = h.copy()
     return (y, h_n, cache) if return_cache else (y, h_n)
@@ -609,10 +651,10 @@ def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=T
         dh = dh_next if dy is None else dh_next + dy[:, t]
         da = dh * derivative(s.h)
         if input_grad:
-            dx[:, t] = da @ kernel.T
+            dx[:, t] = _masked(da @ kernel.T, cache.masks[0])
         dkernel += s.x.T @ da
         drecurrent_kernel += s.h_prev.T @ da
         dbias += da.sum(axis=0)
-        dh_next = da @ recurrent_kernel.T
+        dh_next = _masked(da @ recurrent_kernel.T, cache.masks[1])
 
     return SimpleRNNGrads(dx, dkernel, drecurrent_kernel, dbias, dh_next)

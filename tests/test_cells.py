@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import TOLERANCE, relative_error
 from test_reference_cells import CELLS as REFERENCE_CELLS
-from test_reference_cells import forward, output_weights, random_args, run
+from test_reference_cells import (dropout_masks, forward, output_weights, random_args, run,
+                                  with_options)
 
 import fastlstm
 from fastlstm import _build, functional
@@ -22,18 +23,22 @@ CELLS = {name: dataclasses.replace(cell, forward=getattr(functional, cell.forwar
 # across a vector's width, several batch parts, features past the kernels'
 # own dx product, and inference over several time blocks.
 SHAPES = [(1, 1, 1, 1), (1, 5, 3, 3), (2, 1, 4, 17), (3, 4, 1, 50), (17, 3, 2, 3),
-          (33, 4, 5, 17), (2, 3, 6, 129), (6, 3, 16, 24), (20, 30, 3, 80), (16, 40, 3, 200)]
+          (33, 4, 5, 17), (2, 3, 6, 129), (6, 3, 16, 24), (20, 12, 3, 80), (16, 24, 3, 200)]
 
 
-def reference_of(name, args, weights):
+def reference_of(name, args, weights, options):
     """Outputs and gradients of the float64 reference."""
     args64 = {k: v.astype(np.float64) for k, v in args.items()}
-    return run(REFERENCE_CELLS[name], args64, [w.astype(np.float64) for w in weights])
+    cell = with_options(REFERENCE_CELLS[name], **options)
+    return run(cell, args64, [w.astype(np.float64) for w in weights])
 
 
-def assert_close(name, args, weights, dtype):
-    expected_outputs, expected_grads = reference_of(name, args, weights)
-    outputs, grads = run(CELLS[name], args, weights)
+def assert_close(name, args, weights, dtype, **options):
+    """The engine's outputs and gradients (with forward `options`) against
+    the reference's, and its inference pass."""
+    expected_outputs, expected_grads = reference_of(name, args, weights, options)
+    cell = with_options(CELLS[name], **options)
+    outputs, grads = run(cell, args, weights)
     tolerance = TOLERANCE[dtype]
     for k, (a, e) in enumerate(zip(outputs, expected_outputs)):
         assert a.dtype == dtype
@@ -42,9 +47,15 @@ def assert_close(name, args, weights, dtype):
         a, e = getattr(grads, field), getattr(expected_grads, field)
         assert a.dtype == dtype, field
         assert relative_error(a, e) <= tolerance, field
-    inference = forward(CELLS[name], args)
+    inference = forward(cell, args)
     for k, (a, e) in enumerate(zip(inference, expected_outputs)):
         assert relative_error(a, e) <= tolerance, f"inference output {k}"
+
+
+def masks_of(args, dtype):
+    batch, _, features = args["x"].shape
+    masks = dropout_masks(batch, features, args["recurrent_kernel"].shape[0])
+    return {k: v.astype(dtype) for k, v in masks.items()}
 
 
 def problem(name, shape, dtype, seed=0):
@@ -62,6 +73,14 @@ def test_forward_and_gradients_match_the_reference(name, shape, dtype):
     assert_close(name, args, weights, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 3, 2, 3), (17, 4, 5, 20), (6, 3, 16, 24)], ids=str)
+@pytest.mark.parametrize("name", list(CELLS))
+def test_dropout_masks_match_the_reference(name, shape, dtype):
+    args, weights = problem(name, shape, dtype, seed=shape[0])
+    assert_close(name, args, weights, dtype, **masks_of(args, dtype))
+
+
 @pytest.mark.parametrize("level", _build.simd_levels())
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", list(CELLS))
@@ -71,27 +90,30 @@ def test_every_simd_level_matches_the_reference(name, level, dtype):
         for shape in [(18, 4, 3, 37), (2, 3, 2, 5)]:  # a vector's tail; rows narrower than one
             args, weights = problem(name, shape, dtype, seed=3)
             assert_close(name, args, weights, dtype)
+            assert_close(name, args, weights, dtype, **masks_of(args, dtype))
     finally:
         _build.set_simd_level(None)
 
 
-def outputs_and_grads(name, args, weights, threads):
+def outputs_and_grads(cell, args, weights, threads):
     with fastlstm.threads(threads):
-        outputs, grads = run(CELLS[name], args, weights)
-        inference = forward(CELLS[name], args)
+        outputs, grads = run(cell, args, weights)
+        inference = forward(cell, args)
     return [*outputs, *(g for g in grads if g is not None), *inference]
 
 
 # Batch parts at 1-4 threads; a small batch whose recurrent weights take
 # more than 1 MiB (GRU at 300 units, a simple RNN at 520, in float32), which
 # the threads share by splitting its columns and units.
+@pytest.mark.parametrize("dropout", [False, True])
 @pytest.mark.parametrize("shape", [(37, 6, 5, 21), (3, 4, 3, 300), (2, 3, 2, 520)], ids=str)
 @pytest.mark.parametrize("name", list(CELLS))
-def test_results_are_bitwise_identical_for_every_thread_count(name, shape):
+def test_results_are_bitwise_identical_for_every_thread_count(name, shape, dropout):
     args, weights = problem(name, shape, np.float32, seed=7)
-    expected = outputs_and_grads(name, args, weights, 1)
+    cell = with_options(CELLS[name], **(masks_of(args, np.float32) if dropout else {}))
+    expected = outputs_and_grads(cell, args, weights, 1)
     for threads in (2, 3, 4):
-        for a, e in zip(outputs_and_grads(name, args, weights, threads), expected):
+        for a, e in zip(outputs_and_grads(cell, args, weights, threads), expected):
             np.testing.assert_array_equal(a, e, err_msg=f"{threads} threads")
 
 

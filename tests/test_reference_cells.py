@@ -2,6 +2,8 @@
 finite differences, against PyTorch, Keras 3 and ONNX Runtime
 (data/cell_fixtures.npz, made by data/make_cell_fixtures.py where those
 frameworks are installed), and their argument checks."""
+import dataclasses
+import functools
 import pathlib
 from dataclasses import dataclass, field
 
@@ -137,6 +139,59 @@ def test_gradients_match_finite_differences(name, shape):
         if arg == "bias" and actual.ndim == 2:
             for row in range(actual.shape[0]):
                 assert relative_error(actual[row], numerical[row]) < 1e-7, f"bias row {row}"
+
+
+def dropout_masks(batch, features, units, rate=0.4, seed=5):
+    """Keras-style masks: each value kept with probability 1 - rate, scaled by 1 / (1 - rate)."""
+    rng = np.random.default_rng(seed)
+    return {"dropout_mask": (rng.random((batch, features)) >= rate) / (1 - rate),
+            "recurrent_dropout_mask": (rng.random((batch, units)) >= rate) / (1 - rate)}
+
+
+def with_options(cell, **options):
+    """`cell` whose forward passes also takes `options`."""
+    return dataclasses.replace(cell, forward=functools.partial(cell.forward, **options))
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_gradients_with_dropout_masks_match_finite_differences(name):
+    batch, time, features, units = 3, 4, 3, 4
+    cell = with_options(CELLS[name], **dropout_masks(batch, features, units))
+    args = random_args(cell, batch, time, features, units, seed=11)
+    if name == "rnn_relu":
+        args["bias"] += 0.05
+    weights = output_weights(cell, args)
+    _, grads = run(cell, args, weights)
+    for arg in args:
+        numerical = numerical_gradient(cell, args, arg, weights)
+        assert relative_error(getattr(grads, "d" + arg), numerical) < 1e-7, arg
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_dropout_masks_drop_what_they_say(name):
+    """Masks of ones change nothing; a zero input mask is a zero input."""
+    cell = CELLS[name]
+    batch, time, features, units = 2, 3, 3, 4
+    args = random_args(cell, batch, time, features, units, seed=2)
+    plain = forward(cell, args)
+    ones = forward(cell, args, dropout_mask=np.ones((batch, features)),
+                   recurrent_dropout_mask=np.ones((batch, units)))
+    for a, b in zip(plain, ones):
+        np.testing.assert_array_equal(a, b)
+    blind = forward(cell, args, dropout_mask=np.zeros((batch, features)))
+    zero_x = forward(cell, {**args, "x": np.zeros_like(args["x"])})
+    for a, b in zip(blind, zero_x):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_a_zero_recurrent_mask_cuts_the_recurrence_of_a_simple_rnn(activation):
+    cell = CELLS["rnn_" + activation]
+    args = random_args(cell, 2, 3, 3, 4, seed=4)
+    y, _ = forward(cell, args, recurrent_dropout_mask=np.zeros((2, 4)))
+    phi = np.tanh if activation == "tanh" else (lambda v: np.maximum(v, 0))
+    np.testing.assert_allclose(y, phi(args["x"] @ args["kernel"] + args["bias"]),
+                               rtol=1e-12, atol=1e-15)
 
 
 # ------------------------------------------------------------- the equations
