@@ -13,7 +13,7 @@ from . import _elementwise, functional, initializers, serialization
 from ._random import generator
 from ._validation import checked_int
 
-__all__ = ["Layer", "Recurrent", "LSTM", "Dense", "Dropout"]
+__all__ = ["Layer", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Dense", "Dropout"]
 
 # Far beyond any CPU model, and small enough that 4 * units stays a 32-bit
 # BLAS index.
@@ -458,6 +458,127 @@ class LSTM(Recurrent):
         if self.peephole:
             config.update(peephole=True, peephole_initializer=peephole_initializer)
         return config
+
+
+def _checked_choice(argument, value, supported, layer):
+    """`value` if it is one of `supported`, else a ValueError naming `argument`."""
+    if not isinstance(value, str) or value not in supported:
+        raise ValueError(f"{layer}: {argument} must be one of {list(supported)} (the ones "
+                         f"the compiled kernels compute), got {value!r}")
+    return value
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit layer (Keras' ``keras.layers.GRU`` weights and equations).
+
+    Parameters
+    ----------
+    units : int
+    activation : {"tanh"}
+        The candidate's activation. The compiled kernels compute tanh only;
+        anything else is a ValueError.
+    recurrent_activation : {"sigmoid"}
+        The gates' activation; sigmoid only, likewise.
+    use_bias : bool
+        With False, no bias weight (the cell adds zeros), as in Keras.
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+    reset_after : bool
+        Apply the reset gate after the recurrent product (Keras' default,
+        cuDNN's and PyTorch's form), else before it.
+    return_sequences : bool
+        Output the hidden state of every step, (batch, time, units), instead
+        of the last one, (batch, units).
+    return_state : bool
+        Calling the layer also returns the final h (outside Sequential).
+    input_shape : tuple (time, features), optional
+    name : str, optional
+
+    Weights: kernel (features, 3 * units), recurrent_kernel (units, 3 * units),
+    gate blocks z, r, h; bias (2, 3 * units) with ``reset_after`` (input and
+    recurrent rows), else (3 * units,).
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", reset_after=True, return_sequences=False,
+                 return_state=False, input_shape=None, name=None):
+        super().__init__(units, return_sequences, return_state, kernel_initializer,
+                         recurrent_initializer, bias_initializer, use_bias, input_shape, name)
+        self.activation = _checked_choice("activation", activation, ("tanh",), "GRU")
+        self.recurrent_activation = _checked_choice("recurrent_activation",
+                                                    recurrent_activation, ("sigmoid",), "GRU")
+        self.reset_after = bool(reset_after)
+
+    def _gate_width(self):
+        return 3 * self.units
+
+    def _bias_shape(self):
+        return (2, self._gate_width()) if self.reset_after else (self._gate_width(),)
+
+    def _cell_forward(self, x, weights, states, **options):
+        return functional.gru_forward(x, weights["kernel"], weights["recurrent_kernel"],
+                                      weights["bias"], *states, reset_after=self.reset_after,
+                                      **options)
+
+    def _cell_backward(self, cache, dy, dh_n, input_grad):
+        return functional.gru_backward(cache, dy, dh_n=dh_n, check_finite=False,
+                                       input_grad=input_grad)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation, "use_bias": self.use_bias,
+                "reset_after": self.reset_after}
+
+
+class SimpleRNN(Recurrent):
+    """Fully connected recurrent layer (Keras' ``keras.layers.SimpleRNN``):
+    h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
+
+    Parameters
+    ----------
+    units : int
+    activation : {"tanh", "relu"}
+        The ones the compiled kernels compute; anything else is a ValueError.
+    use_bias : bool
+        With False, no bias weight (the cell adds zeros), as in Keras.
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+    return_sequences : bool
+        Output the hidden state of every step, (batch, time, units), instead
+        of the last one, (batch, units).
+    return_state : bool
+        Calling the layer also returns the final h (outside Sequential).
+    input_shape : tuple (time, features), optional
+    name : str, optional
+        Defaults to "simple_rnn", Keras' name.
+
+    Weights: kernel (features, units), recurrent_kernel (units, units), bias (units,).
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", return_sequences=False, return_state=False,
+                 input_shape=None, name=None):
+        super().__init__(units, return_sequences, return_state, kernel_initializer,
+                         recurrent_initializer, bias_initializer, use_bias, input_shape,
+                         name or "simple_rnn")
+        self.activation = _checked_choice("activation", activation, ("tanh", "relu"),
+                                          "SimpleRNN")
+
+    def _gate_width(self):
+        return self.units
+
+    def _cell_forward(self, x, weights, states, **options):
+        return functional.simple_rnn_forward(x, weights["kernel"], weights["recurrent_kernel"],
+                                             weights["bias"], *states,
+                                             activation=self.activation, **options)
+
+    def _cell_backward(self, cache, dy, dh_n, input_grad):
+        return functional.simple_rnn_backward(cache, dy, dh_n=dh_n, check_finite=False,
+                                              input_grad=input_grad)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation,
+                "use_bias": self.use_bias}
 
 
 def _sigmoid(z):
