@@ -1,11 +1,13 @@
 """fastlstm: fast LSTMs on the CPU.
 
-- ``Sequential``, ``fastlstm.layers`` (LSTM, Dense, Dropout), ``optimizers``,
-  ``losses``, ``callbacks``, ``load_model``: the Keras-like model API.
+- ``Sequential``, ``fastlstm.layers`` (LSTM, GRU, SimpleRNN, Dense, Dropout),
+  ``optimizers``, ``losses``, ``callbacks``, ``load_model``: the Keras-like
+  model API.
 - ``fastlstm.timeseries`` and ``fastlstm.datasets``: windows, scalers,
   forecasting loops; shipped series and a CSV loader.
 - ``fastlstm.metrics``: error measures shared by models and forecasts.
-- ``fastlstm.functional``: LSTM forward and backward on the compiled kernels.
+- ``fastlstm.functional``: LSTM, GRU and simple RNN forward and backward on
+  the compiled kernels.
 - ``fastlstm.reference``: the same in plain NumPy, written to be read.
 - ``set_num_threads`` / ``get_num_threads`` / ``threads``: thread control.
 - ``set_random_seed``: reproducible initialization, dropout and shuffling.

@@ -13,7 +13,7 @@ from . import _elementwise, functional, initializers, serialization
 from ._random import generator
 from ._validation import checked_int
 
-__all__ = ["Layer", "LSTM", "Dense", "Dropout"]
+__all__ = ["Layer", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Dense", "Dropout"]
 
 # Far beyond any CPU model, and small enough that 4 * units stays a 32-bit
 # BLAS index.
@@ -98,6 +98,41 @@ class Layer(serialization.Serializable, kind="layer"):
     def count_params(self):
         return int(sum(w.size for w in self.weights))
 
+    def get_weights(self):
+        """Copies of the weights, in Keras' order and layouts."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Load weights as ``get_weights`` returns them (or Keras' layer.get_weights()).
+
+        Parameters
+        ----------
+        weights : list of array_like
+            One real array per weight, shaped like it; stored as float32.
+
+        Raises
+        ------
+        RuntimeError
+            The layer is not built.
+        ValueError
+            A count, shape or value (NaN, infinity) that does not fit.
+        """
+        if not self.built:
+            raise RuntimeError(f"{self.name}: set_weights needs a built layer; call "
+                               "build(input_shape) first")
+        arrays = [np.asarray(w) for w in weights]
+        if len(arrays) != len(self.weights):
+            raise ValueError(f"{self.name}: expected {len(self.weights)} arrays, "
+                             f"got {len(arrays)}")
+        for i, (target, value) in enumerate(zip(self.weights, arrays)):
+            if value.dtype.kind not in "biuf" or value.shape != target.shape:
+                raise ValueError(f"{self.name}: weight {i} must be a real array of shape "
+                                 f"{target.shape}, got {value.dtype} {value.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{self.name}: weight {i} contains NaN or infinity")
+        for target, value in zip(self.weights, arrays):
+            np.copyto(target, value.astype(np.float32, copy=False))
+
     def get_config(self):
         return {"name": self.name}
 
@@ -107,7 +142,247 @@ class Layer(serialization.Serializable, kind="layer"):
         return self.forward(np.asarray(x, dtype=np.float32), training)
 
 
-class LSTM(Layer):
+class Recurrent(Layer, kind="layer"):
+    """Base of the recurrent layers: LSTM, GRU and SimpleRNN.
+
+    A subclass runs one cell of fastlstm.functional over samples of shape
+    (time, features). It names its weights in ``_weight_specs`` (kernel,
+    recurrent_kernel, an optional bias, then any weights of its own), calls
+    its cell in ``_cell_forward`` and ``_cell_backward``, and takes each
+    weight's gradient from the cell's gradients by name (``d`` + weight
+    name). This class does the rest: the units, output and state options,
+    the initializers and their config, the training cache, and backward.
+
+    Parameters
+    ----------
+    units : int
+        Size of the hidden state.
+    return_sequences : bool
+        Output the hidden state of every step, (batch, time, units), instead
+        of the last one, (batch, units).
+    return_state : bool
+        Calling the layer also returns its final states (outside Sequential).
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+        Names from fastlstm.initializers, or callables shape -> array.
+    use_bias : bool
+        With False the cell runs with a zero bias that is no weight: it is
+        neither trained nor in ``get_weights()``, as in Keras.
+    input_shape : tuple (time, features), optional
+    name : str, optional
+    """
+
+    # Names of the cell's states, in the order calls return them after the output.
+    _state_names = ("h",)
+    # The initializers a config names in place of callables, which cannot be
+    # written down (a loaded model takes its weights from the file anyway).
+    _default_initializers = {"kernel_initializer": "glorot_uniform",
+                             "recurrent_initializer": "orthogonal",
+                             "bias_initializer": "zeros"}
+
+    def __init__(self, units, return_sequences=False, return_state=False,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", use_bias=True, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        self.units = checked_int("units", units, 1, MAX_UNITS)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.use_bias = bool(use_bias)
+        self._initializer_names = {}
+        self.kernel_initializer = self._initializer("kernel_initializer", kernel_initializer)
+        self.recurrent_initializer = self._initializer("recurrent_initializer",
+                                                       recurrent_initializer)
+        self.bias_initializer = self._initializer("bias_initializer", bias_initializer)
+        self._cache = None
+
+    def _initializer(self, argument, identifier):
+        """The initializer `identifier` names, remembered for ``get_config``
+        under `argument`."""
+        try:
+            initializer = initializers.get(identifier)
+        except ValueError as e:
+            raise ValueError(f"{argument}: {e}") from None
+        self._initializer_names[argument] = identifier
+        return initializer
+
+    def _initializer_config(self):
+        """argument -> initializer name, a default name standing in for a callable."""
+        return {argument: identifier if isinstance(identifier, str)
+                else self._default_initializers[argument]
+                for argument, identifier in self._initializer_names.items()}
+
+    # ------------------------------------------------------------ weights
+
+    def _gate_width(self):
+        """Columns of the kernels: gates * units."""
+        raise NotImplementedError
+
+    def _bias_shape(self):
+        return (self._gate_width(),)
+
+    def _weight_specs(self, features):
+        """``(name, shape, initializer)`` of each weight, in ``get_weights()`` order.
+
+        Parameters
+        ----------
+        features : int
+            The last axis of a sample.
+        """
+        width = self._gate_width()
+        specs = [("kernel", (features, width), self.kernel_initializer),
+                 ("recurrent_kernel", (self.units, width), self.recurrent_initializer)]
+        if self.use_bias:
+            specs.append(("bias", self._bias_shape(), self.bias_initializer))
+        return specs
+
+    def _features(self, input_shape):
+        """The features of samples of `input_shape`, which must be (time, features)."""
+        if len(input_shape) != 2:
+            raise ValueError(f"{type(self).__name__} expects samples of shape (time, features), "
+                             f"got {input_shape}")
+        return input_shape[1]
+
+    def weight_shapes(self, input_shape):
+        return [shape for _, shape, _ in self._weight_specs(self._features(input_shape))]
+
+    def _initial_weights(self, input_shape):
+        # The bias is drawn first, then the other weights in order: the
+        # order is part of what a random seed reproduces.
+        specs = self._weight_specs(self._features(input_shape))
+        drawn = {name: initializer(shape) for name, shape, initializer in specs
+                 if name == "bias"}
+        drawn.update((name, initializer(shape)) for name, shape, initializer in specs
+                     if name != "bias")
+        return [drawn[name] for name, _, _ in specs]
+
+    def _named_weights(self):
+        """name -> weight array, with a zero bias when the layer has none."""
+        names = [name for name, _, _ in self._weight_specs(self.input_shape[1])]
+        named = dict(zip(names, self.weights))
+        if not self.use_bias:
+            named["bias"] = np.zeros(self._bias_shape(), np.float32)
+        return named
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
+
+    # ------------------------------------------------------------ the cell
+
+    def _cell_forward(self, x, weights, states, **options):
+        """The cell's functional forward: ``(y, *final states[, cache])``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, time, features)
+        weights : dict
+            ``_named_weights()``.
+        states : tuple of ndarray of shape (batch, units)
+            The initial states, or () for zeros.
+        **options
+            Passed to the functional forward.
+        """
+        raise NotImplementedError
+
+    def _cell_backward(self, cache, dy, dh_n, input_grad):
+        """The cell's functional backward: its gradients' named tuple."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ passes
+
+    def __call__(self, x, training=False, initial_state=None):
+        """Run the layer on `x`, building it first if needed.
+
+        Parameters
+        ----------
+        x : array_like of shape (batch, time, features)
+        training : bool
+        initial_state : array_like or list of array_like of shape (batch, units), optional
+            The initial states, in the order the layer returns them (LSTM:
+            ``[h, c]``); zeros when None.
+        """
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        return self.forward(np.asarray(x, dtype=np.float32), training, initial_state)
+
+    def forward(self, x, training=False, initial_state=None):
+        """Run the cell over `x`.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, time, features), float32
+        training : bool
+            Keep the cache ``backward`` needs.
+        initial_state : array_like or list of array_like of shape (batch, units), optional
+
+        Returns
+        -------
+        output : ndarray of shape (batch, time, units) or (batch, units)
+            By ``return_sequences``.
+        states : ndarray of shape (batch, units)
+            The final states (h; for LSTM h and c) after the output, only
+            with ``return_state`` outside training.
+        """
+        states = self._checked_states(initial_state)
+        weights = self._named_weights()
+        if training:
+            # The layer owns its weights and states, and its input is a
+            # fresh array of the previous layer's: nothing changes them
+            # before backward, so the cache's fingerprints would guard nothing.
+            y, *final, self._cache = self._cell_forward(
+                x, weights, states, return_cache=True, check_finite=False, guard_inputs=False)
+        else:
+            y, *final = self._cell_forward(x, weights, states, check_finite=False)
+        output = y if self.return_sequences else final[0]
+        return (output, *final) if self.return_state and not training else output
+
+    def _checked_states(self, initial_state):
+        """`initial_state` as a tuple of the layer's own float32 arrays (() for None)."""
+        if initial_state is None:
+            return ()
+        if isinstance(initial_state, np.ndarray) and len(self._state_names) == 1:
+            initial_state = [initial_state]
+        states = list(initial_state)
+        expected = ", ".join(self._state_names)
+        if len(states) != len(self._state_names):
+            raise ValueError(f"{self.name}: initial_state must be [{expected}], "
+                             f"{len(self._state_names)} array(s) of shape (batch, units); "
+                             f"got {len(states)}")
+        states = tuple(np.array(state, dtype=np.float32) for state in states)
+        if not all(np.isfinite(state).all() for state in states):
+            raise ValueError(f"{self.name}: initial_state contains NaN or infinity")
+        return states
+
+    def backward(self, dy):
+        """Store the weight gradients in ``grads`` and return dx.
+
+        Parameters
+        ----------
+        dy : ndarray of shape (batch, time, units) or (batch, units)
+            Gradient of the loss with respect to the output.
+
+        Returns
+        -------
+        ndarray of shape (batch, time, features)
+        """
+        return self._backward(dy, input_grad=True)
+
+    def backward_weights(self, dy):
+        self._backward(dy, input_grad=False)
+
+    def _backward(self, dy, input_grad):
+        dy_seq, dh_n = (dy, None) if self.return_sequences else (None, dy)
+        grads = self._cell_backward(self._cache, dy_seq, dh_n, input_grad)
+        self._cache = None
+        names = [name for name, _, _ in self._weight_specs(self.input_shape[1])]
+        self.grads = [getattr(grads, "d" + name) for name in names]
+        return grads.dx
+
+    def get_config(self):
+        return {"name": self.name, "units": self.units,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                **self._initializer_config()}
+
+
+class LSTM(Recurrent):
     """Long short-term memory layer (Keras' ``keras.layers.LSTM`` weights and defaults).
 
     Parameters
@@ -122,80 +397,188 @@ class LSTM(Layer):
     kernel_initializer, recurrent_initializer, bias_initializer : str or callable
     unit_forget_bias : bool
         Start the forget gate's bias at 1.
+    name : str, optional
+    peephole : bool
+        Let the gates see the cell state (Gers et al.): the input and forget
+        gates c_{t-1}, the output gate c_t, through a fourth weight.
+    peephole_initializer : str or callable
+        Initializer of the peephole weight.
 
     Weights: kernel (features, 4 * units), recurrent_kernel (units, 4 * units),
-    bias (4 * units,), gate blocks i, f, c, o.
+    bias (4 * units,), gate blocks i, f, c, o; with ``peephole``, peephole
+    (3, units), rows i, f, o.
     """
+
+    _state_names = ("h", "c")
+    _default_initializers = {**Recurrent._default_initializers,
+                             "peephole_initializer": "zeros"}
 
     def __init__(self, units, return_sequences=False, return_state=False, input_shape=None,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", unit_forget_bias=True, name=None):
-        super().__init__(input_shape, name)
-        self.units = checked_int("units", units, 1, MAX_UNITS)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self._initializer_names = (kernel_initializer, recurrent_initializer, bias_initializer)
+                 bias_initializer="zeros", unit_forget_bias=True, name=None, *,
+                 peephole=False, peephole_initializer="zeros"):
+        super().__init__(units, return_sequences, return_state, kernel_initializer,
+                         recurrent_initializer, bias_initializer, input_shape=input_shape,
+                         name=name)
         self.unit_forget_bias = bool(unit_forget_bias)
-        self._cache = None
+        self.peephole = bool(peephole)
+        self.peephole_initializer = self._initializer("peephole_initializer",
+                                                      peephole_initializer)
 
-    def weight_shapes(self, input_shape):
-        if len(input_shape) != 2:
-            raise ValueError(f"LSTM expects samples of shape (time, features), got {input_shape}")
-        features, units = input_shape[1], self.units
-        return [(features, 4 * units), (units, 4 * units), (4 * units,)]
+    def _gate_width(self):
+        return 4 * self.units
+
+    def _weight_specs(self, features):
+        specs = super()._weight_specs(features)
+        if self.peephole:
+            specs.append(("peephole", (3, self.units), self.peephole_initializer))
+        return specs
 
     def _initial_weights(self, input_shape):
-        kernel, recurrent, bias = self.weight_shapes(input_shape)
-        bias = self.bias_initializer(bias)
+        weights = super()._initial_weights(input_shape)
         if self.unit_forget_bias:
-            bias[self.units:2 * self.units] = 1.0
-        return [self.kernel_initializer(kernel), self.recurrent_initializer(recurrent), bias]
+            weights[2][self.units:2 * self.units] = 1.0
+        return weights
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
+    def _cell_forward(self, x, weights, states, **options):
+        return functional.lstm_forward(x, weights["kernel"], weights["recurrent_kernel"],
+                                       weights["bias"], *states,
+                                       peephole=weights.get("peephole"), **options)
 
-    def forward(self, x, training=False):
-        kernel, recurrent_kernel, bias = self.weights
-        if training:
-            # The layer owns its weights and its input is a fresh array of
-            # the previous layer's: nothing changes them before backward, so
-            # the cache's fingerprints would guard nothing.
-            y, h_n, c_n, self._cache = functional.lstm_forward(
-                x, kernel, recurrent_kernel, bias, return_cache=True, check_finite=False,
-                guard_inputs=False)
-        else:
-            y, h_n, c_n = functional.lstm_forward(x, kernel, recurrent_kernel, bias,
-                                                  check_finite=False)
-        output = y if self.return_sequences else h_n
-        return (output, h_n, c_n) if self.return_state and not training else output
-
-    def backward(self, dy):
-        return self._backward(dy, input_grad=True)
-
-    def backward_weights(self, dy):
-        self._backward(dy, input_grad=False)
-
-    def _backward(self, dy, input_grad):
-        dy_seq, dh_n = (dy, None) if self.return_sequences else (None, dy)
-        grads = functional.lstm_backward(self._cache, dy_seq, dh_n=dh_n, check_finite=False,
-                                         input_grad=input_grad)
-        self._cache = None
-        self.grads = [grads.dkernel, grads.drecurrent_kernel, grads.dbias]
-        return grads.dx
+    def _cell_backward(self, cache, dy, dh_n, input_grad):
+        return functional.lstm_backward(cache, dy, dh_n=dh_n, check_finite=False,
+                                        input_grad=input_grad)
 
     def get_config(self):
-        # A callable initializer cannot be written down; a loaded model takes its
-        # weights from the file anyway, so the default names stand in for it.
-        defaults = ("glorot_uniform", "orthogonal", "zeros")
-        kernel, recurrent, bias = (name if isinstance(name, str) else default
-                                   for name, default in zip(self._initializer_names, defaults))
-        return {"name": self.name, "units": self.units,
-                "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "kernel_initializer": kernel, "recurrent_initializer": recurrent,
-                "bias_initializer": bias, "unit_forget_bias": self.unit_forget_bias}
+        config = {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        peephole_initializer = config.pop("peephole_initializer")
+        # A plain LSTM's config leaves the peephole keys out (absent means
+        # peephole=False): its model files stay readable by any fastlstm
+        # that reads LSTMs.
+        if self.peephole:
+            config.update(peephole=True, peephole_initializer=peephole_initializer)
+        return config
+
+
+def _checked_choice(argument, value, supported, layer):
+    """`value` if it is one of `supported`, else a ValueError naming `argument`."""
+    if not isinstance(value, str) or value not in supported:
+        raise ValueError(f"{layer}: {argument} must be one of {list(supported)} (the ones "
+                         f"the compiled kernels compute), got {value!r}")
+    return value
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit layer (Keras' ``keras.layers.GRU`` weights and equations).
+
+    Parameters
+    ----------
+    units : int
+    activation : {"tanh"}
+        The candidate's activation. The compiled kernels compute tanh only;
+        anything else is a ValueError.
+    recurrent_activation : {"sigmoid"}
+        The gates' activation; sigmoid only, likewise.
+    use_bias : bool
+        With False, no bias weight (the cell adds zeros), as in Keras.
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+    reset_after : bool
+        Apply the reset gate after the recurrent product (Keras' default,
+        cuDNN's and PyTorch's form), else before it.
+    return_sequences : bool
+        Output the hidden state of every step, (batch, time, units), instead
+        of the last one, (batch, units).
+    return_state : bool
+        Calling the layer also returns the final h (outside Sequential).
+    input_shape : tuple (time, features), optional
+    name : str, optional
+
+    Weights: kernel (features, 3 * units), recurrent_kernel (units, 3 * units),
+    gate blocks z, r, h; bias (2, 3 * units) with ``reset_after`` (input and
+    recurrent rows), else (3 * units,).
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", reset_after=True, return_sequences=False,
+                 return_state=False, input_shape=None, name=None):
+        super().__init__(units, return_sequences, return_state, kernel_initializer,
+                         recurrent_initializer, bias_initializer, use_bias, input_shape, name)
+        self.activation = _checked_choice("activation", activation, ("tanh",), "GRU")
+        self.recurrent_activation = _checked_choice("recurrent_activation",
+                                                    recurrent_activation, ("sigmoid",), "GRU")
+        self.reset_after = bool(reset_after)
+
+    def _gate_width(self):
+        return 3 * self.units
+
+    def _bias_shape(self):
+        return (2, self._gate_width()) if self.reset_after else (self._gate_width(),)
+
+    def _cell_forward(self, x, weights, states, **options):
+        return functional.gru_forward(x, weights["kernel"], weights["recurrent_kernel"],
+                                      weights["bias"], *states, reset_after=self.reset_after,
+                                      **options)
+
+    def _cell_backward(self, cache, dy, dh_n, input_grad):
+        return functional.gru_backward(cache, dy, dh_n=dh_n, check_finite=False,
+                                       input_grad=input_grad)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation, "use_bias": self.use_bias,
+                "reset_after": self.reset_after}
+
+
+class SimpleRNN(Recurrent):
+    """Fully connected recurrent layer (Keras' ``keras.layers.SimpleRNN``):
+    h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
+
+    Parameters
+    ----------
+    units : int
+    activation : {"tanh", "relu"}
+        The ones the compiled kernels compute; anything else is a ValueError.
+    use_bias : bool
+        With False, no bias weight (the cell adds zeros), as in Keras.
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+    return_sequences : bool
+        Output the hidden state of every step, (batch, time, units), instead
+        of the last one, (batch, units).
+    return_state : bool
+        Calling the layer also returns the final h (outside Sequential).
+    input_shape : tuple (time, features), optional
+    name : str, optional
+        Defaults to "simple_rnn", Keras' name.
+
+    Weights: kernel (features, units), recurrent_kernel (units, units), bias (units,).
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", return_sequences=False, return_state=False,
+                 input_shape=None, name=None):
+        super().__init__(units, return_sequences, return_state, kernel_initializer,
+                         recurrent_initializer, bias_initializer, use_bias, input_shape,
+                         name or "simple_rnn")
+        self.activation = _checked_choice("activation", activation, ("tanh", "relu"),
+                                          "SimpleRNN")
+
+    def _gate_width(self):
+        return self.units
+
+    def _cell_forward(self, x, weights, states, **options):
+        return functional.simple_rnn_forward(x, weights["kernel"], weights["recurrent_kernel"],
+                                             weights["bias"], *states,
+                                             activation=self.activation, **options)
+
+    def _cell_backward(self, cache, dy, dh_n, input_grad):
+        return functional.simple_rnn_backward(cache, dy, dh_n=dh_n, check_finite=False,
+                                              input_grad=input_grad)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation,
+                "use_bias": self.use_bias}
 
 
 def _sigmoid(z):

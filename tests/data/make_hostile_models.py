@@ -195,7 +195,7 @@ def hostile_files():
     nan[2][1] = np.nan
     files["nan_weights.fastlstm"] = model_archive(config, nan)
     files["unknown_layer_class.fastlstm"] = model_archive(
-        edited(lambda c: c["model"]["layers"][0].update({"class": "GRU"})), weights)
+        edited(lambda c: c["model"]["layers"][0].update({"class": "ConvLSTM2D"})), weights)
     files["truncated.fastlstm"] = valid[:len(valid) // 2]
     files["empty.fastlstm"] = b""
     files["random_bytes.fastlstm"] = b"".join(
@@ -224,7 +224,7 @@ REFUSALS = {
     "complex_weights.fastlstm": r"weight 0 has dtype complex64; a real floating dtype",
     "pickled_object_weights.fastlstm": r"weight 0 has dtype object; a real floating dtype",
     "nan_weights.fastlstm": r"weight 2 contains NaN or infinity",
-    "unknown_layer_class.fastlstm": r"unknown layer class 'GRU'",
+    "unknown_layer_class.fastlstm": r"unknown layer class 'ConvLSTM2D'",
     "truncated.fastlstm": r"not a readable fastlstm model file \(BadZipFile",
     "empty.fastlstm": r"not a readable fastlstm model file \(BadZipFile",
     "random_bytes.fastlstm": r"not a readable fastlstm model file \(BadZipFile",
