@@ -142,6 +142,20 @@ class Layer(serialization.Serializable, kind="layer"):
         return self.forward(np.asarray(x, dtype=np.float32), training)
 
 
+def _checked_rate(argument, rate):
+    """A dropout rate in [0, 1), or a ValueError naming `argument`."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= rate < 1.0:
+        raise ValueError(f"{argument} must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def _dropout_mask(shape, rate):
+    """Keep each value with probability 1 - rate, scaled by 1 / (1 - rate); float32."""
+    keep = generator().random(shape) >= rate
+    return keep.astype(np.float32) * np.float32(1.0 / (1.0 - rate))
+
+
 class Recurrent(Layer, kind="layer"):
     """Base of the recurrent layers: LSTM, GRU and SimpleRNN.
 
@@ -169,6 +183,12 @@ class Recurrent(Layer, kind="layer"):
         neither trained nor in ``get_weights()``, as in Keras.
     input_shape : tuple (time, features), optional
     name : str, optional
+    dropout, recurrent_dropout : float in [0, 1)
+        In training, the fraction of the inputs and of h_{t-1} (where the
+        recurrent products read it) to drop: one mask per sequence for the
+        whole pass, shared by the gates, the kept values scaled by
+        1 / (1 - rate) (Keras' semantics; fastlstm.functional applies the
+        masks inside the kernels).
     """
 
     # Names of the cell's states, in the order calls return them after the output.
@@ -181,9 +201,12 @@ class Recurrent(Layer, kind="layer"):
 
     def __init__(self, units, return_sequences=False, return_state=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", use_bias=True, input_shape=None, name=None):
+                 bias_initializer="zeros", use_bias=True, input_shape=None, name=None, *,
+                 dropout=0.0, recurrent_dropout=0.0):
         super().__init__(input_shape, name)
         self.units = checked_int("units", units, 1, MAX_UNITS)
+        self.dropout = _checked_rate("dropout", dropout)
+        self.recurrent_dropout = _checked_rate("recurrent_dropout", recurrent_dropout)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.use_bias = bool(use_bias)
@@ -328,11 +351,22 @@ class Recurrent(Layer, kind="layer"):
             # fresh array of the previous layer's: nothing changes them
             # before backward, so the cache's fingerprints would guard nothing.
             y, *final, self._cache = self._cell_forward(
-                x, weights, states, return_cache=True, check_finite=False, guard_inputs=False)
+                x, weights, states, return_cache=True, check_finite=False, guard_inputs=False,
+                **self._dropout_masks(x.shape[0], x.shape[2]))
         else:
             y, *final = self._cell_forward(x, weights, states, check_finite=False)
         output = y if self.return_sequences else final[0]
         return (output, *final) if self.return_state and not training else output
+
+    def _dropout_masks(self, batch, features):
+        """This training pass' dropout masks, as functional's keyword arguments."""
+        masks = {}
+        if self.dropout > 0:
+            masks["dropout_mask"] = _dropout_mask((batch, features), self.dropout)
+        if self.recurrent_dropout > 0:
+            masks["recurrent_dropout_mask"] = _dropout_mask((batch, self.units),
+                                                            self.recurrent_dropout)
+        return masks
 
     def _checked_states(self, initial_state):
         """`initial_state` as a tuple of the layer's own float32 arrays (() for None)."""
@@ -377,9 +411,14 @@ class Recurrent(Layer, kind="layer"):
         return grads.dx
 
     def get_config(self):
+        # Rates of 0 are left out, so a layer without dropout writes the
+        # config files that fastlstm versions without dropout read.
+        rates = {name: rate for name, rate in (("dropout", self.dropout),
+                                               ("recurrent_dropout", self.recurrent_dropout))
+                 if rate > 0}
         return {"name": self.name, "units": self.units,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                **self._initializer_config()}
+                **self._initializer_config(), **rates}
 
 
 class LSTM(Recurrent):
@@ -403,6 +442,8 @@ class LSTM(Recurrent):
         gates c_{t-1}, the output gate c_t, through a fourth weight.
     peephole_initializer : str or callable
         Initializer of the peephole weight.
+    dropout, recurrent_dropout : float in [0, 1)
+        See Recurrent.
 
     Weights: kernel (features, 4 * units), recurrent_kernel (units, 4 * units),
     bias (4 * units,), gate blocks i, f, c, o; with ``peephole``, peephole
@@ -416,10 +457,11 @@ class LSTM(Recurrent):
     def __init__(self, units, return_sequences=False, return_state=False, input_shape=None,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, name=None, *,
-                 peephole=False, peephole_initializer="zeros"):
+                 peephole=False, peephole_initializer="zeros", dropout=0.0,
+                 recurrent_dropout=0.0):
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, input_shape=input_shape,
-                         name=name)
+                         name=name, dropout=dropout, recurrent_dropout=recurrent_dropout)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.peephole = bool(peephole)
         self.peephole_initializer = self._initializer("peephole_initializer",
@@ -492,6 +534,8 @@ class GRU(Recurrent):
         Calling the layer also returns the final h (outside Sequential).
     input_shape : tuple (time, features), optional
     name : str, optional
+    dropout, recurrent_dropout : float in [0, 1)
+        See Recurrent.
 
     Weights: kernel (features, 3 * units), recurrent_kernel (units, 3 * units),
     gate blocks z, r, h; bias (2, 3 * units) with ``reset_after`` (input and
@@ -501,9 +545,11 @@ class GRU(Recurrent):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", reset_after=True, return_sequences=False,
-                 return_state=False, input_shape=None, name=None):
+                 return_state=False, input_shape=None, name=None, dropout=0.0,
+                 recurrent_dropout=0.0):
         super().__init__(units, return_sequences, return_state, kernel_initializer,
-                         recurrent_initializer, bias_initializer, use_bias, input_shape, name)
+                         recurrent_initializer, bias_initializer, use_bias, input_shape, name,
+                         dropout=dropout, recurrent_dropout=recurrent_dropout)
         self.activation = _checked_choice("activation", activation, ("tanh",), "GRU")
         self.recurrent_activation = _checked_choice("recurrent_activation",
                                                     recurrent_activation, ("sigmoid",), "GRU")
@@ -550,6 +596,8 @@ class SimpleRNN(Recurrent):
     input_shape : tuple (time, features), optional
     name : str, optional
         Defaults to "simple_rnn", Keras' name.
+    dropout, recurrent_dropout : float in [0, 1)
+        See Recurrent.
 
     Weights: kernel (features, units), recurrent_kernel (units, units), bias (units,).
     """
@@ -557,10 +605,11 @@ class SimpleRNN(Recurrent):
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", return_sequences=False, return_state=False,
-                 input_shape=None, name=None):
+                 input_shape=None, name=None, dropout=0.0, recurrent_dropout=0.0):
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, use_bias, input_shape,
-                         name or "simple_rnn")
+                         name or "simple_rnn", dropout=dropout,
+                         recurrent_dropout=recurrent_dropout)
         self.activation = _checked_choice("activation", activation, ("tanh", "relu"),
                                           "SimpleRNN")
 

@@ -266,6 +266,51 @@ def test_summary_counts_keras_parameters():
     assert peephole.count_params() == 4 * (f * 4 + 4 * 4 + 4) + 3 * 4
 
 
+@pytest.mark.parametrize("name", ["lstm", "peephole_lstm", "gru", "gru_reset_before", "rnn_tanh"])
+def test_dropout_draws_one_mask_per_sequence_and_backward_uses_it(name):
+    """A training pass draws the masks Keras would (kept with probability
+    1 - rate, scaled), runs the cell with them, and backward differentiates
+    that pass; inference uses no mask."""
+    case = CASES[name]
+    layer = built(case, return_sequences=True, dropout=0.3, recurrent_dropout=0.4)
+    x = random_array(BATCH, TIME, FEATURES)
+    dy = random_array(BATCH, TIME, UNITS, seed=2)
+    fastlstm.set_random_seed(9)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    fastlstm.set_random_seed(9)
+    masks = layer._dropout_masks(BATCH, FEATURES)
+    assert set(np.unique(masks["dropout_mask"])) <= {0.0, np.float32(1 / 0.7)}
+    assert set(np.unique(masks["recurrent_dropout_mask"])) <= {0.0, np.float32(1 / 0.6)}
+    expected_y, *_, cache = case.forward(x, layer.weights, return_cache=True, **masks)
+    grads = case.backward(cache, dy)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(dx, grads.dx)
+    assert_all_equal(layer.grads, expected_weight_grads(case, grads))
+    np.testing.assert_array_equal(layer(x), case.forward(x, layer.weights)[0])
+    assert not np.array_equal(y, layer(x))
+
+
+def test_dropout_rates_are_checked_and_kept_in_the_config():
+    for make in (lambda r: GRU(2, dropout=r), lambda r: LSTM(2, recurrent_dropout=r),
+                 lambda r: SimpleRNN(2, dropout=r)):
+        with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+            make(1.0)
+        with pytest.raises(ValueError, match="dropout must be a number"):
+            make("0.2")
+    layer = GRU(3, dropout=0.25, recurrent_dropout=0.5)
+    rebuilt = serialization.deserialize("layer", serialization.serialize(layer))
+    assert (rebuilt.dropout, rebuilt.recurrent_dropout) == (0.25, 0.5)
+    assert "dropout" not in GRU(3).get_config()
+
+
+def test_a_model_with_recurrent_dropout_still_learns(tmp_path):
+    layers = [GRU(16, dropout=0.1, recurrent_dropout=0.1, input_shape=(12, 1)), Dense(1)]
+    _, _, first, last, relative_mse = train_save_and_load(layers, tmp_path, 8)
+    assert last < first / 5
+    assert relative_mse < 0.3
+
+
 LAYER_CONFIGS = [
     GRU(3, reset_after=False, use_bias=False, return_sequences=True, name="g",
         kernel_initializer="ones", recurrent_initializer="zeros", bias_initializer="ones"),
