@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from fastlstm import bench, functional
+from fastlstm import bench, functional, reference
 from fastlstm.bench import peers as peers_module
 from fastlstm.bench import classic, report, suite, timing
 from fastlstm.bench.peers import FastLSTM, Peer, Reference, Runner
-from fastlstm.bench.problems import Problem
+from fastlstm.bench.problems import CELLS, Problem
 
 TINY = [(2, 3, 2, 4), (1, 5, 3, 6)]
 
@@ -54,6 +54,17 @@ def test_problem_counts_flops_and_bytes():
     assert p.training_flops() == 3 * p.forward_flops()
     assert p.activation_bytes() == 4 * 2 * 3 * (6 * 7 + 5)
     assert Problem(2, 3, 5, 7, dtype="float64").activation_bytes() == 2 * p.activation_bytes()
+
+
+@pytest.mark.parametrize("cell, gates, bias_shape", [
+    ("lstm", 4, (28,)), ("gru", 3, (2, 21)), ("simple_rnn", 1, (7,))])
+def test_problem_builds_each_cells_weights(cell, gates, bias_shape):
+    p = Problem(2, 3, 5, 7, cell=cell)
+    assert p.kernel.shape == (5, 7 * gates) and p.recurrent_kernel.shape == (7, 7 * gates)
+    assert p.bias.shape == bias_shape and p.dy.shape == (2, 3, 7)
+    assert p.forward_flops() == 2 * 3 * 2 * (7 * gates) * (5 + 7)
+    y = CELLS[cell].forward(functional)(*p.weights)[0]
+    assert y.shape == (2, 3, 7)
 
 
 def test_grid_times_every_peer_in_both_modes():
@@ -380,3 +391,65 @@ def test_quick_is_a_short_first_look_that_options_still_override():
 
 def test_the_main_entry_is_importable_without_optional_peers():
     assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _torch_equations(cell, x, p):
+    """PyTorch's documented nn.LSTM, nn.GRU and nn.RNN (tanh) equations, from
+    torch_weights' parameters, zero initial states."""
+    h = np.zeros((x.shape[0], p["weight_hh_l0"].shape[1]))
+    c, ys = np.zeros_like(h), []
+    for t in range(x.shape[1]):
+        gi = x[:, t] @ p["weight_ih_l0"].T + p["bias_ih_l0"]
+        gh = h @ p["weight_hh_l0"].T + p["bias_hh_l0"]
+        if cell == "lstm":
+            i, f, g, o = np.split(gi + gh, 4, axis=1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        elif cell == "gru":
+            (i_r, i_z, i_n), (h_r, h_z, h_n) = np.split(gi, 3, axis=1), np.split(gh, 3, axis=1)
+            r, z = _sigmoid(i_r + h_r), _sigmoid(i_z + h_z)
+            h = (1 - z) * np.tanh(i_n + r * h_n) + z * h
+        else:
+            h = np.tanh(gi + gh)
+        ys.append(h)
+    return np.stack(ys, axis=1)
+
+
+def _onnx_equations(cell, x, w):
+    """ONNX's documented LSTM, GRU (linear_before_reset=1) and RNN (Tanh)
+    equations, from onnx_weights' W, R and B, zero initial states."""
+    W, R = w["W"][0], w["R"][0]
+    Wb, Rb = np.split(w["B"][0], 2)
+    h = np.zeros((x.shape[0], R.shape[1]))
+    c, ys = np.zeros_like(h), []
+    for t in range(x.shape[1]):
+        xw, hr = x[:, t] @ W.T + Wb, h @ R.T + Rb
+        if cell == "lstm":
+            i, o, f, g = np.split(xw + hr, 4, axis=1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        elif cell == "gru":
+            (x_z, x_r, x_h), (h_z, h_r, h_h) = np.split(xw, 3, axis=1), np.split(hr, 3, axis=1)
+            z, r = _sigmoid(x_z + h_z), _sigmoid(x_r + h_r)
+            h = (1 - z) * np.tanh(x_h + r * h_h) + z * h
+        else:
+            h = np.tanh(xw + hr)
+        ys.append(h)
+    return np.stack(ys, axis=1)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("convert, equations", [(peers_module.torch_weights, _torch_equations),
+                                                (peers_module.onnx_weights, _onnx_equations)])
+def test_peer_layouts_compute_the_reference_cell(cell, convert, equations):
+    # The peers' own equations, fed the converted weights, give fastlstm's
+    # reference: a gate block out of place cannot produce a ratio.
+    problem = Problem(2, 5, 3, 4, dtype="float64", cell=cell)
+    expected = CELLS[cell].forward(reference)(*problem.weights)[0]
+    weights = convert(cell, problem.kernel, problem.recurrent_kernel, problem.bias)
+    np.testing.assert_allclose(equations(cell, problem.x, weights), expected, rtol=1e-12,
+                               atol=1e-12)
