@@ -393,6 +393,40 @@ def test_the_main_entry_is_importable_without_optional_peers():
     assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
 
 
+def _cell_row(cell, shape, peers, mode, threads=2):
+    row = _fake_grid_row(shape, 1.0, peers, mode=mode, threads=threads)
+    row["cell"] = cell
+    return row
+
+
+def test_cell_goals_read_their_units_ranges_and_the_peak():
+    grid = [_cell_row("gru", (64, 60, 1, 50), {"onnxruntime": 1.2}, "fwd"),
+            _cell_row("gru", (64, 50, 256, 256), {"onnxruntime": 0.9}, "fwd"),
+            _cell_row("gru", (32, 50, 512, 512), {"onnxruntime": 0.95}, "fwd"),
+            _cell_row("gru", (32, 50, 512, 512), {"onnxruntime": 0.5}, "fwd", threads=1),
+            _cell_row("simple_rnn", (64, 60, 1, 50), {"torch": 1.6}, "fwd+bwd"),
+            _cell_row("simple_rnn", (32, 50, 512, 512), {"torch": 0.99}, "fwd+bwd")]
+    results = {"config": {"cells": ["gru", "simple_rnn"], "repeats": 1,
+                          "peers": ["fastlstm", "onnxruntime", "torch"]},
+               "peak": {"2": 1.0}, "grid": grid}  # 1 GFLOP/s: every fraction is 1
+    rows = {line.split(" | ")[0].lstrip("| "): line
+            for line in report.goals_table(results).splitlines()[2:]}
+    assert "NOT met" in rows["GRU inference speedup over ONNX Runtime, units <= 256, 2t"]
+    assert "0.90 at 2t (64, 50, 256, 256)" in \
+        rows["GRU inference speedup over ONNX Runtime, units <= 256, 2t"]
+    over = rows["GRU inference time / ONNX Runtime's, units > 256, 2t"]
+    assert "1.05 at 2t (32, 50, 512, 512)" in over and "| met" in over  # not the 1t row
+    assert "not measured" in rows["GRU training speedup over PyTorch, units <= 128, 2t"]
+    assert "| met" in rows["SimpleRNN training speedup over PyTorch, units <= 128, 2t"]
+    assert "NOT met" in rows["SimpleRNN training speedup over PyTorch, units > 128, 2t"]
+    assert "| met" in rows["GRU fwd fraction of sgemm peak, units >= 512"]
+    assert not any(name.startswith(("inference", "training memory")) for name in rows)
+    detail = report.cell_goals_table(results).splitlines()[2:]
+    assert len(detail) == 5
+    assert detail[2] == ("| GRU inference time / ONNX Runtime's, units > 256, 2t | "
+                         "(32, 50, 512, 512) | 1.05x | <= 1.1 | met |")
+
+
 def _sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
