@@ -3,6 +3,7 @@
 Tiny shapes and one repeat: these tests check what the suite does, never how
 fast anything is (speed is measured by running the suite, see bench/).
 """
+import importlib.util
 import json
 import math
 import os
@@ -318,15 +319,17 @@ def test_linear_fit_recovers_a_line():
 
 
 def test_plots_are_written_when_matplotlib_is_there(tmp_path):
-    results = suite.run(tiny_config())
+    results = suite.run(tiny_config(shapes=TINY[:1], cells=["lstm", "gru"]))
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         with pytest.raises(ImportError):
             report.plots(results, tmp_path)
         return
-    (path,) = report.plots(results, tmp_path)
-    assert os.path.getsize(path) > 1000 and path.endswith("bench_float32_1threads.png")
+    paths = report.plots(results, tmp_path)
+    assert [os.path.basename(p) for p in paths] == ["bench_float32_1threads.png",
+                                                    "bench_gru_float32_1threads.png"]
+    assert all(os.path.getsize(path) > 1000 for path in paths)
 
 
 def bench_cli(*args, cwd):
@@ -361,6 +364,7 @@ def test_the_command_reruns_itself_once_with_quiet_openblas(tmp_path):
     (["--shapes", "2,3,4"], "expected batch,time,features,units"),
     (["--threads", "0"], "--threads must be positive"),
     (["--peers", "tensorflow"], "invalid choice"),
+    (["--cells", "transformer"], "invalid choice"),
 ])
 def test_command_rejects_bad_options_in_one_line(tmp_path, args, message):
     result = bench_cli(*args, cwd=tmp_path)
@@ -391,6 +395,62 @@ def test_quick_is_a_short_first_look_that_options_still_override():
 
 def test_the_main_entry_is_importable_without_optional_peers():
     assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
+
+
+def test_the_cells_option_parses_and_defaults_to_the_lstm():
+    parse = bench.build_parser().parse_args
+    assert bench.config_from_args(parse([])).cells == ["lstm"]
+    args = parse(["--cells", "gru", "simple_rnn", "gru", "--shapes", "2,3,2,4"])
+    assert bench.config_from_args(args).cells == ["gru", "simple_rnn"]
+    assert bench.config_from_args(parse(["--quick", "--cells", "gru"])).cells == ["gru"]
+
+
+def _installed_peers():
+    """The optional peers this environment can import, as the suite names them."""
+    found = {"torch": ("torch",), "onnxruntime": ("onnx", "onnxruntime")}
+    return {name for name, modules in found.items()
+            if all(importlib.util.find_spec(m) is not None for m in modules)}
+
+
+def test_each_cell_runs_alone_and_with_every_installed_peer(monkeypatch):
+    monkeypatch.setattr(timing, "PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(timing, "MIN_SAMPLE_SECONDS", 0.0)  # one call per sample
+    cells = list(CELLS)
+    alone = suite.run(tiny_config(shapes=TINY[:1], cells=cells, peers=[]))
+    assert [r["cell"] for r in alone["grid"]] == cells
+    assert all(set(r["fwd"]) == {"fastlstm"} for r in alone["grid"])
+    # Every peer that imports here runs, its output checked against fastlstm's
+    # before it is timed (run_grid raises on a disagreement).
+    results = suite.run(tiny_config(shapes=TINY[:1], cells=cells, peers=None, threads=[2]))
+    peers = {"fastlstm", "reference"} | _installed_peers()
+    assert set(results["config"]["peers"]) == peers
+    for row in results["grid"]:
+        assert set(row["fwd"]) == peers
+        assert set(row["fwd+bwd"]) == peers - {"onnxruntime"}
+    text = report.markdown(results, "python -m fastlstm.bench --cells lstm gru simple_rnn")
+    titles = ["Performance goals", "Cell goals, shape by shape", "Grid: ratios and GFLOP/s",
+              "Grid: milliseconds", "GRU grid: ratios and GFLOP/s", "GRU grid: milliseconds",
+              "SimpleRNN grid: ratios and GFLOP/s", "SimpleRNN grid: milliseconds"]
+    positions = [text.find(f"### {title}\n") for title in titles]
+    assert -1 not in positions and positions == sorted(positions)
+    goals = report.goals_table(results)
+    for goal in report.CELL_GOALS:
+        line = next(line for line in goals.splitlines() if line.startswith(f"| {goal.name} |"))
+        measured = goal.peer in peers and goal.min_units <= TINY[0][3] <= goal.max_units
+        assert ("not measured" in line) != measured, line
+
+
+def test_sections_that_measure_the_lstm_skip_without_it():
+    lines = []
+    results = suite.run(tiny_config(cells=["simple_rnn"], sections=["grid", "memory"],
+                                    log=lines.append))
+    assert "memory" not in results and results["config"]["cells"] == ["simple_rnn"]
+    assert "memory: measures the LSTM, which is not among the cells: skipped" in lines
+    text = report.markdown(results, "python -m fastlstm.bench --cells simple_rnn")
+    assert "### Grid: ratios" not in text and "against PyTorch at the small shapes" not in text
+    goals = report.goals_table(results)
+    assert "training memory" not in goals and "SimpleRNN training speedup" in goals
+    assert "GRU" not in goals
 
 
 def _cell_row(cell, shape, peers, mode, threads=2):
