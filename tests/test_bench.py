@@ -3,6 +3,7 @@
 Tiny shapes and one repeat: these tests check what the suite does, never how
 fast anything is (speed is measured by running the suite, see bench/).
 """
+import importlib.util
 import json
 import math
 import os
@@ -13,11 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from fastlstm import bench, functional
+from fastlstm import bench, functional, reference
 from fastlstm.bench import peers as peers_module
 from fastlstm.bench import classic, report, suite, timing
 from fastlstm.bench.peers import FastLSTM, Peer, Reference, Runner
-from fastlstm.bench.problems import Problem
+from fastlstm.bench.problems import CELLS, Problem
 
 TINY = [(2, 3, 2, 4), (1, 5, 3, 6)]
 
@@ -54,6 +55,17 @@ def test_problem_counts_flops_and_bytes():
     assert p.training_flops() == 3 * p.forward_flops()
     assert p.activation_bytes() == 4 * 2 * 3 * (6 * 7 + 5)
     assert Problem(2, 3, 5, 7, dtype="float64").activation_bytes() == 2 * p.activation_bytes()
+
+
+@pytest.mark.parametrize("cell, gates, bias_shape", [
+    ("lstm", 4, (28,)), ("gru", 3, (2, 21)), ("simple_rnn", 1, (7,))])
+def test_problem_builds_each_cells_weights(cell, gates, bias_shape):
+    p = Problem(2, 3, 5, 7, cell=cell)
+    assert p.kernel.shape == (5, 7 * gates) and p.recurrent_kernel.shape == (7, 7 * gates)
+    assert p.bias.shape == bias_shape and p.dy.shape == (2, 3, 7)
+    assert p.forward_flops() == 2 * 3 * 2 * (7 * gates) * (5 + 7)
+    y = CELLS[cell].forward(functional)(*p.weights)[0]
+    assert y.shape == (2, 3, 7)
 
 
 def test_grid_times_every_peer_in_both_modes():
@@ -307,15 +319,17 @@ def test_linear_fit_recovers_a_line():
 
 
 def test_plots_are_written_when_matplotlib_is_there(tmp_path):
-    results = suite.run(tiny_config())
+    results = suite.run(tiny_config(shapes=TINY[:1], cells=["lstm", "gru"]))
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         with pytest.raises(ImportError):
             report.plots(results, tmp_path)
         return
-    (path,) = report.plots(results, tmp_path)
-    assert os.path.getsize(path) > 1000 and path.endswith("bench_float32_1threads.png")
+    paths = report.plots(results, tmp_path)
+    assert [os.path.basename(p) for p in paths] == ["bench_float32_1threads.png",
+                                                    "bench_gru_float32_1threads.png"]
+    assert all(os.path.getsize(path) > 1000 for path in paths)
 
 
 def bench_cli(*args, cwd):
@@ -350,6 +364,7 @@ def test_the_command_reruns_itself_once_with_quiet_openblas(tmp_path):
     (["--shapes", "2,3,4"], "expected batch,time,features,units"),
     (["--threads", "0"], "--threads must be positive"),
     (["--peers", "tensorflow"], "invalid choice"),
+    (["--cells", "transformer"], "invalid choice"),
 ])
 def test_command_rejects_bad_options_in_one_line(tmp_path, args, message):
     result = bench_cli(*args, cwd=tmp_path)
@@ -380,3 +395,155 @@ def test_quick_is_a_short_first_look_that_options_still_override():
 
 def test_the_main_entry_is_importable_without_optional_peers():
     assert callable(bench.main) and hasattr(peers_module, "OnnxRuntime")
+
+
+def test_the_cells_option_parses_and_defaults_to_the_lstm():
+    parse = bench.build_parser().parse_args
+    assert bench.config_from_args(parse([])).cells == ["lstm"]
+    args = parse(["--cells", "gru", "simple_rnn", "gru", "--shapes", "2,3,2,4"])
+    assert bench.config_from_args(args).cells == ["gru", "simple_rnn"]
+    assert bench.config_from_args(parse(["--quick", "--cells", "gru"])).cells == ["gru"]
+
+
+def _installed_peers():
+    """The optional peers this environment can import, as the suite names them."""
+    found = {"torch": ("torch",), "onnxruntime": ("onnx", "onnxruntime")}
+    return {name for name, modules in found.items()
+            if all(importlib.util.find_spec(m) is not None for m in modules)}
+
+
+def test_each_cell_runs_alone_and_with_every_installed_peer(monkeypatch):
+    monkeypatch.setattr(timing, "PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(timing, "MIN_SAMPLE_SECONDS", 0.0)  # one call per sample
+    cells = list(CELLS)
+    alone = suite.run(tiny_config(shapes=TINY[:1], cells=cells, peers=[]))
+    assert [r["cell"] for r in alone["grid"]] == cells
+    assert all(set(r["fwd"]) == {"fastlstm"} for r in alone["grid"])
+    # Every peer that imports here runs, its output checked against fastlstm's
+    # before it is timed (run_grid raises on a disagreement).
+    results = suite.run(tiny_config(shapes=TINY[:1], cells=cells, peers=None, threads=[2]))
+    peers = {"fastlstm", "reference"} | _installed_peers()
+    assert set(results["config"]["peers"]) == peers
+    for row in results["grid"]:
+        assert set(row["fwd"]) == peers
+        assert set(row["fwd+bwd"]) == peers - {"onnxruntime"}
+    text = report.markdown(results, "python -m fastlstm.bench --cells lstm gru simple_rnn")
+    titles = ["Performance goals", "Cell goals, shape by shape", "Grid: ratios and GFLOP/s",
+              "Grid: milliseconds", "GRU grid: ratios and GFLOP/s", "GRU grid: milliseconds",
+              "SimpleRNN grid: ratios and GFLOP/s", "SimpleRNN grid: milliseconds"]
+    positions = [text.find(f"### {title}\n") for title in titles]
+    assert -1 not in positions and positions == sorted(positions)
+    goals = report.goals_table(results)
+    for goal in report.CELL_GOALS:
+        line = next(line for line in goals.splitlines() if line.startswith(f"| {goal.name} |"))
+        measured = goal.peer in peers and goal.min_units <= TINY[0][3] <= goal.max_units
+        assert ("not measured" in line) != measured, line
+
+
+def test_sections_that_measure_the_lstm_skip_without_it():
+    lines = []
+    results = suite.run(tiny_config(cells=["simple_rnn"], sections=["grid", "memory"],
+                                    log=lines.append))
+    assert "memory" not in results and results["config"]["cells"] == ["simple_rnn"]
+    assert "memory: measures the LSTM, which is not among the cells: skipped" in lines
+    text = report.markdown(results, "python -m fastlstm.bench --cells simple_rnn")
+    assert "### Grid: ratios" not in text and "against PyTorch at the small shapes" not in text
+    goals = report.goals_table(results)
+    assert "training memory" not in goals and "SimpleRNN training speedup" in goals
+    assert "GRU" not in goals
+
+
+def _cell_row(cell, shape, peers, mode, threads=2):
+    row = _fake_grid_row(shape, 1.0, peers, mode=mode, threads=threads)
+    row["cell"] = cell
+    return row
+
+
+def test_cell_goals_read_their_units_ranges_and_the_peak():
+    grid = [_cell_row("gru", (64, 60, 1, 50), {"onnxruntime": 1.2}, "fwd"),
+            _cell_row("gru", (64, 50, 256, 256), {"onnxruntime": 0.9}, "fwd"),
+            _cell_row("gru", (32, 50, 512, 512), {"onnxruntime": 0.95}, "fwd"),
+            _cell_row("gru", (32, 50, 512, 512), {"onnxruntime": 0.5}, "fwd", threads=1),
+            _cell_row("simple_rnn", (64, 60, 1, 50), {"torch": 1.6}, "fwd+bwd"),
+            _cell_row("simple_rnn", (32, 50, 512, 512), {"torch": 0.99}, "fwd+bwd")]
+    results = {"config": {"cells": ["gru", "simple_rnn"], "repeats": 1,
+                          "peers": ["fastlstm", "onnxruntime", "torch"]},
+               "peak": {"2": 1.0}, "grid": grid}  # 1 GFLOP/s: every fraction is 1
+    rows = {line.split(" | ")[0].lstrip("| "): line
+            for line in report.goals_table(results).splitlines()[2:]}
+    assert "NOT met" in rows["GRU inference speedup over ONNX Runtime, units <= 256, 2t"]
+    assert "0.90 at 2t (64, 50, 256, 256)" in \
+        rows["GRU inference speedup over ONNX Runtime, units <= 256, 2t"]
+    over = rows["GRU inference time / ONNX Runtime's, units > 256, 2t"]
+    assert "1.05 at 2t (32, 50, 512, 512)" in over and "| met" in over  # not the 1t row
+    assert "not measured" in rows["GRU training speedup over PyTorch, units <= 128, 2t"]
+    assert "| met" in rows["SimpleRNN training speedup over PyTorch, units <= 128, 2t"]
+    assert "NOT met" in rows["SimpleRNN training speedup over PyTorch, units > 128, 2t"]
+    assert "| met" in rows["GRU fwd fraction of sgemm peak, units >= 512"]
+    assert not any(name.startswith(("inference", "training memory")) for name in rows)
+    detail = report.cell_goals_table(results).splitlines()[2:]
+    assert len(detail) == 5
+    assert detail[2] == ("| GRU inference time / ONNX Runtime's, units > 256, 2t | "
+                         "(32, 50, 512, 512) | 1.05x | <= 1.1 | met |")
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _torch_equations(cell, x, p):
+    """PyTorch's documented nn.LSTM, nn.GRU and nn.RNN (tanh) equations, from
+    torch_weights' parameters, zero initial states."""
+    h = np.zeros((x.shape[0], p["weight_hh_l0"].shape[1]))
+    c, ys = np.zeros_like(h), []
+    for t in range(x.shape[1]):
+        gi = x[:, t] @ p["weight_ih_l0"].T + p["bias_ih_l0"]
+        gh = h @ p["weight_hh_l0"].T + p["bias_hh_l0"]
+        if cell == "lstm":
+            i, f, g, o = np.split(gi + gh, 4, axis=1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        elif cell == "gru":
+            (i_r, i_z, i_n), (h_r, h_z, h_n) = np.split(gi, 3, axis=1), np.split(gh, 3, axis=1)
+            r, z = _sigmoid(i_r + h_r), _sigmoid(i_z + h_z)
+            h = (1 - z) * np.tanh(i_n + r * h_n) + z * h
+        else:
+            h = np.tanh(gi + gh)
+        ys.append(h)
+    return np.stack(ys, axis=1)
+
+
+def _onnx_equations(cell, x, w):
+    """ONNX's documented LSTM, GRU (linear_before_reset=1) and RNN (Tanh)
+    equations, from onnx_weights' W, R and B, zero initial states."""
+    W, R = w["W"][0], w["R"][0]
+    Wb, Rb = np.split(w["B"][0], 2)
+    h = np.zeros((x.shape[0], R.shape[1]))
+    c, ys = np.zeros_like(h), []
+    for t in range(x.shape[1]):
+        xw, hr = x[:, t] @ W.T + Wb, h @ R.T + Rb
+        if cell == "lstm":
+            i, o, f, g = np.split(xw + hr, 4, axis=1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        elif cell == "gru":
+            (x_z, x_r, x_h), (h_z, h_r, h_h) = np.split(xw, 3, axis=1), np.split(hr, 3, axis=1)
+            z, r = _sigmoid(x_z + h_z), _sigmoid(x_r + h_r)
+            h = (1 - z) * np.tanh(x_h + r * h_h) + z * h
+        else:
+            h = np.tanh(xw + hr)
+        ys.append(h)
+    return np.stack(ys, axis=1)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("convert, equations", [(peers_module.torch_weights, _torch_equations),
+                                                (peers_module.onnx_weights, _onnx_equations)])
+def test_peer_layouts_compute_the_reference_cell(cell, convert, equations):
+    # The peers' own equations, fed the converted weights, give fastlstm's
+    # reference: a gate block out of place cannot produce a ratio.
+    problem = Problem(2, 5, 3, 4, dtype="float64", cell=cell)
+    expected = CELLS[cell].forward(reference)(*problem.weights)[0]
+    weights = convert(cell, problem.kernel, problem.recurrent_kernel, problem.bias)
+    np.testing.assert_allclose(equations(cell, problem.x, weights), expected, rtol=1e-12,
+                               atol=1e-12)

@@ -3,9 +3,12 @@
 fastlstm against the NumPy reference, PyTorch, ONNX Runtime and (end to end)
 Keras, on the same weights and inputs, outputs checked, every comparison
 interleaved in one process. The peers are optional; a missing one is
-skipped with a one-line message.
+skipped with a one-line message. The grid runs the LSTM, and with --cells
+also the GRU (Keras' reset_after) and the SimpleRNN (tanh), against
+PyTorch's nn.GRU and nn.RNN and ONNX Runtime's GRU and RNN operators.
 
-    python -m fastlstm.bench [--quick] [--json FILE] [--markdown FILE] [--plots DIR]
+    python -m fastlstm.bench [--quick] [--cells CELL ...] [--json FILE] [--markdown FILE]
+                             [--plots DIR]
 
 Modules: problems (the shared inputs), peers (one adapter per library),
 timing (interleaving, sgemm peak), suite (the sections), classic (the
@@ -17,7 +20,8 @@ import os
 import shlex
 import sys
 
-from .suite import GRID, SECTIONS, Config, run
+from .problems import CELLS
+from .suite import GRID, LSTM_SECTIONS, SECTIONS, Config, run
 
 __all__ = ["Config", "run", "main"]
 
@@ -42,6 +46,9 @@ def build_parser(prog="python -m fastlstm.bench"):
     parser.add_argument("--quick", action="store_true",
                         help="a short first look: 3 small shapes, float32, default threads, "
                         "3 repeats, no classic section (--sections adds it back)")
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS),
+                        help="the cells the grid runs (default: lstm); the sections "
+                        f"{', '.join(LSTM_SECTIONS)} measure the LSTM and run only with it")
     parser.add_argument("--shapes", type=_shape, nargs="+", metavar="B,T,I,H",
                         help=f"default: {' '.join(','.join(map(str, s)) for s in GRID)}")
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "float64"])
@@ -60,12 +67,14 @@ def build_parser(prog="python -m fastlstm.bench"):
 
 def config_from_args(args):
     overrides = {name: getattr(args, name) for name in
-                 ("shapes", "dtypes", "threads", "repeats", "sections", "peers")
+                 ("cells", "shapes", "dtypes", "threads", "repeats", "sections", "peers")
                  if getattr(args, name) is not None}
     if any(n < 1 for n in overrides.get("threads", [1])):
         raise SystemExit("fastlstm bench: error: --threads must be positive")
     if overrides.get("repeats", 1) < 1:
         raise SystemExit("fastlstm bench: error: --repeats must be positive")
+    if "cells" in overrides:
+        overrides["cells"] = list(dict.fromkeys(overrides["cells"]))  # each once, in order
     return Config.quick(**overrides) if args.quick else Config(**overrides)
 
 

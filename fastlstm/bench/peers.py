@@ -55,29 +55,30 @@ class Peer:
 
 
 class _NumpyModulePeer(Peer):
-    """fastlstm.functional and fastlstm.reference share one signature."""
+    """fastlstm.functional and fastlstm.reference share one signature per cell."""
 
     module = None
 
     def runner(self, problem):
-        module = self.module
+        spec = problem.spec
+        cell_forward, cell_backward = spec.forward(self.module), spec.backward(self.module)
 
         def forward():
-            return module.lstm_forward(*problem.weights)[0]
+            return cell_forward(*problem.weights)[0]
 
         def train_step():
-            y, _, _, cache = module.lstm_forward(*problem.weights, return_cache=True)
-            module.lstm_backward(cache, problem.dy)
+            y, *_, cache = cell_forward(*problem.weights, return_cache=True)
+            cell_backward(cache, problem.dy)
             return y
 
         steps = [np.ascontiguousarray(problem.x[:, t:t + 1]) for t in range(problem.time_steps)]
 
         def stream():
-            h = c = None
+            states = (None,) * spec.states
             ys = []
             for x_t in steps:
-                y, h, c = module.lstm_forward(x_t, problem.kernel, problem.recurrent_kernel,
-                                              problem.bias, h, c)
+                y, *states = cell_forward(x_t, problem.kernel, problem.recurrent_kernel,
+                                          problem.bias, *states)
                 ys.append(y)
             return np.concatenate(ys, axis=1)
 
@@ -111,8 +112,81 @@ class Reference(_NumpyModulePeer):
                         for fn in (runner.forward, runner.train_step, runner.stream)))
 
 
+# Where each peer's gate blocks come from: indices into Keras' blocks (LSTM
+# i, f, c, o; GRU z, r, h). PyTorch orders the GRU's r, z, n; ONNX orders
+# the LSTM's i, o, f, c.
+TORCH_GATES = {"lstm": (0, 1, 2, 3), "gru": (1, 0, 2), "simple_rnn": (0,)}
+ONNX_GATES = {"lstm": (0, 3, 1, 2), "gru": (0, 1, 2), "simple_rnn": (0,)}
+
+
+def reorder_gates(array, order):
+    """`array`'s gate blocks along its last axis, taken in `order`."""
+    blocks = np.split(array, len(order), axis=-1)
+    return np.concatenate([blocks[k] for k in order], axis=-1)
+
+
+def _bias_rows(bias):
+    """(input bias, recurrent bias) of a Keras bias; a one-row bias is the
+    input bias, its recurrent bias zero."""
+    if bias.ndim == 2:
+        return bias[0], bias[1]
+    return bias, np.zeros_like(bias)
+
+
+def torch_weights(cell, kernel, recurrent_kernel, bias):
+    """A cell's Keras weights as PyTorch's layer-0 parameters.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru", "simple_rnn"}
+    kernel, recurrent_kernel, bias : ndarray
+        Keras' layout: (features, G), (units, G), (G,) or the GRU's (2, G).
+
+    Returns
+    -------
+    dict of str -> ndarray
+        ``weight_ih_l0`` (G, features), ``weight_hh_l0`` (G, units),
+        ``bias_ih_l0`` and ``bias_hh_l0`` (G,), in PyTorch's gate order, for
+        nn.LSTM, nn.GRU or nn.RNN.
+    """
+    order = TORCH_GATES[cell]
+    b_ih, b_hh = _bias_rows(bias)
+    return {"weight_ih_l0": reorder_gates(kernel, order).T,
+            "weight_hh_l0": reorder_gates(recurrent_kernel, order).T,
+            "bias_ih_l0": reorder_gates(b_ih, order), "bias_hh_l0": reorder_gates(b_hh, order)}
+
+
+def onnx_weights(cell, kernel, recurrent_kernel, bias):
+    """A cell's Keras weights as the W, R and B inputs of ONNX's LSTM, GRU or RNN.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru", "simple_rnn"}
+    kernel, recurrent_kernel, bias : ndarray
+        Keras' layout, as for torch_weights.
+
+    Returns
+    -------
+    dict of str -> ndarray
+        ``W`` (1, G, features), ``R`` (1, G, units) and ``B`` (1, 2G): one
+        direction, ONNX's gate order, B the input bias then the recurrent one.
+    """
+    order = ONNX_GATES[cell]
+    b_input, b_recurrent = _bias_rows(bias)
+    return {"W": reorder_gates(kernel, order).T[None],
+            "R": reorder_gates(recurrent_kernel, order).T[None],
+            "B": np.concatenate([reorder_gates(b_input, order),
+                                 reorder_gates(b_recurrent, order)])[None]}
+
+
+# Each cell's PyTorch module and the options that make it compute Keras' cell
+# (nn.GRU has the reset gate after the recurrent product, Keras' reset_after).
+_TORCH_MODULES = {"lstm": ("LSTM", {}), "gru": ("GRU", {}),
+                  "simple_rnn": ("RNN", {"nonlinearity": "tanh"})}
+
+
 class Torch(Peer):
-    """PyTorch's nn.LSTM; its gate order i, f, g, o is Keras' i, f, c, o."""
+    """PyTorch's nn.LSTM, nn.GRU or nn.RNN (tanh), weights from torch_weights."""
 
     name = "torch"
     _threads_before = None  # torch's own count, restored by close()
@@ -139,25 +213,32 @@ class Torch(Peer):
             torch.set_num_threads(self._threads_before)
             self._threads_before = None
 
+    def _module(self, problem):
+        """nn.LSTM, nn.GRU or nn.RNN (tanh) holding the problem's weights."""
+        import torch
+
+        name, options = _TORCH_MODULES[problem.cell]
+        module = getattr(torch.nn, name)(problem.features, problem.units, batch_first=True,
+                                         **options).to(getattr(torch, problem.dtype))
+        with torch.no_grad():
+            for name, value in torch_weights(problem.cell, problem.kernel,
+                                             problem.recurrent_kernel, problem.bias).items():
+                getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        return module
+
     def runner(self, problem):
         import torch
 
-        dtype = getattr(torch, problem.dtype)
-        lstm = torch.nn.LSTM(problem.features, problem.units, batch_first=True).to(dtype)
-        with torch.no_grad():
-            lstm.weight_ih_l0.copy_(torch.from_numpy(problem.kernel.T.copy()))
-            lstm.weight_hh_l0.copy_(torch.from_numpy(problem.recurrent_kernel.T.copy()))
-            lstm.bias_ih_l0.copy_(torch.from_numpy(problem.bias))
-            lstm.bias_hh_l0.zero_()
+        module = self._module(problem)
         x, dy = torch.from_numpy(problem.x), torch.from_numpy(problem.dy)
 
         def forward():
             with torch.no_grad():
-                return lstm(x)[0].numpy()
+                return module(x)[0].numpy()
 
         def train_step():
             xg = x.clone().requires_grad_(True)
-            y = lstm(xg)[0]
+            y = module(xg)[0]
             y.backward(dy)
             return y.detach().numpy()
 
@@ -167,23 +248,25 @@ class Torch(Peer):
             state, ys = None, []
             with torch.no_grad():
                 for x_t in steps:
-                    y, state = lstm(x_t, state)
+                    y, state = module(x_t, state)
                     ys.append(y)
                 return torch.cat(ys, dim=1).numpy()
 
         return Runner(forward, train_step, stream)
 
 
-def _onnx_gates(keras_matrix):
-    """(rows, 4H) in Keras' gate order i, f, c, o -> (4H, rows) in ONNX's i, o, f, c."""
-    i, f, c, o = np.split(keras_matrix, 4, axis=-1)
-    return np.concatenate([i, o, f, c], axis=-1).T
+# Each cell's ONNX operator and the attributes that make it compute Keras' cell.
+_ONNX_OPERATORS = {"lstm": ("LSTM", {}), "gru": ("GRU", {"linear_before_reset": 1}),
+                   "simple_rnn": ("RNN", {"activations": ["Tanh"]})}
+# (initial state inputs, final state outputs) by the number of states.
+_ONNX_STATES = {2: (("initial_h", "initial_c"), ("Y_h", "Y_c")), 1: (("initial_h",), ("Y_h",))}
 
 
 class OnnxRuntime(Peer):
-    """ONNX Runtime's LSTM operator (inference only).
+    """ONNX Runtime's LSTM, GRU (linear_before_reset=1, Keras' reset_after) or
+    RNN (tanh) operator: inference only.
 
-    Its CPU LSTM takes time-major input only, so x is transposed once,
+    Its CPU operators take time-major input only, so x is transposed once,
     outside the timed call, and the output comes back as a transposed view.
     Its worker threads spin after each run by design, so each call is
     followed by a short settle pause.
@@ -208,22 +291,21 @@ class OnnxRuntime(Peer):
 
         b, t, i, h = problem.shape
         element = np_dtype_to_tensor_dtype(np.dtype(problem.dtype))
-        weights = {"W": _onnx_gates(problem.kernel)[None],
-                   "R": _onnx_gates(problem.recurrent_kernel)[None],
-                   "B": np.concatenate([_onnx_gates(problem.bias[None])[:, 0],
-                                        np.zeros(4 * h, problem.dtype)])[None]}
+        weights = onnx_weights(problem.cell, problem.kernel, problem.recurrent_kernel,
+                               problem.bias)
         t = 1 if with_states else t
         inputs = [helper.make_tensor_value_info("X", element, [t, b, i])]
         names = ["X", "W", "R", "B"]
         outputs = [helper.make_tensor_value_info("Y", element, [t, 1, b, h])]
         if with_states:
-            inputs += [helper.make_tensor_value_info(n, element, [1, b, h])
-                       for n in ("initial_h", "initial_c")]
-            names += ["", "initial_h", "initial_c"]
-            outputs += [helper.make_tensor_value_info(n, element, [1, b, h])
-                        for n in ("Y_h", "Y_c")]
-        node = helper.make_node("LSTM", names, [o.name for o in outputs], hidden_size=h)
-        graph = helper.make_graph([node], "lstm", inputs, outputs, initializer=[
+            initial, final = _ONNX_STATES[problem.spec.states]
+            inputs += [helper.make_tensor_value_info(n, element, [1, b, h]) for n in initial]
+            names += ["", *initial]
+            outputs += [helper.make_tensor_value_info(n, element, [1, b, h]) for n in final]
+        operator, attributes = _ONNX_OPERATORS[problem.cell]
+        node = helper.make_node(operator, names, [o.name for o in outputs], hidden_size=h,
+                                **attributes)
+        graph = helper.make_graph([node], problem.cell, inputs, outputs, initializer=[
             numpy_helper.from_array(np.ascontiguousarray(v, problem.dtype), k)
             for k, v in weights.items()])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
@@ -235,8 +317,10 @@ class OnnxRuntime(Peer):
 
     def runner(self, problem):
         if problem.dtype != "float32":
-            # Sessions build, but runs fail: "LSTM operator does not support double yet".
-            raise Unsupported(f"ONNX Runtime's CPU LSTM runs float32 only, not {problem.dtype}")
+            # LSTM and GRU sessions build, but runs fail ("... operator does not
+            # support double yet"); RNN has no double kernel at all.
+            raise Unsupported(f"ONNX Runtime's CPU {_ONNX_OPERATORS[problem.cell][0]} runs "
+                              f"float32 only, not {problem.dtype}")
         session = self._session(problem, with_states=False)
         x_time_major = np.ascontiguousarray(problem.x.transpose(1, 0, 2))
 
@@ -246,12 +330,13 @@ class OnnxRuntime(Peer):
         step_session = self._session(problem, with_states=True)
         steps = [np.ascontiguousarray(x_time_major[t:t + 1]) for t in range(problem.time_steps)]
         zeros = np.zeros((1, problem.batch, problem.units), problem.dtype)
+        initial, _ = _ONNX_STATES[problem.spec.states]
 
         def stream():
-            h = c = zeros
+            states = [zeros] * len(initial)
             ys = []
             for x_t in steps:
-                y, h, c = step_session.run(None, {"X": x_t, "initial_h": h, "initial_c": c})
+                y, *states = step_session.run(None, {"X": x_t, **dict(zip(initial, states))})
                 ys.append(y[:, 0])
             return np.concatenate(ys).transpose(1, 0, 2)
 

@@ -1,7 +1,11 @@
 """Turn suite results into Markdown tables, a check of the performance goals, and plots."""
+import math
 import platform
+from dataclasses import dataclass
+from functools import partial
 
 from .._build_info import build_info
+from .problems import CELLS
 from .timing import MIN_SAMPLE_SECONDS, thread_speedup
 
 # The published performance goals (bench/RESULTS.md, "Performance goals"); float32
@@ -17,6 +21,58 @@ MEMORY_OVER_ACTIVATIONS = 1.1
 # Also a goal: inference faster than PyTorch's at the grid's four small shapes, on 1
 # and 2 threads; the verdict reads the interval (see small_shapes_table).
 SMALL_SHAPES = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 128)]
+
+
+# The GRU's and the SimpleRNN's goals against their peers hold at float32 on
+# this many threads (see CellGoal).
+CELL_GOAL_THREADS = 2
+
+
+@dataclass(frozen=True)
+class CellGoal:
+    """A goal of one cell against one peer: float32, CELL_GOAL_THREADS threads,
+    the grid's shapes whose units are in [min_units, max_units].
+
+    ``better="higher"``: the peer's time / fastlstm's must be at least
+    ``required`` (a speedup); ``"lower"``: fastlstm's time / the peer's must
+    be at most ``required``.
+    """
+
+    cell: str
+    what: str       # the goal, for the report
+    peer: str
+    mode: str       # "fwd" or "fwd+bwd"
+    min_units: int
+    max_units: float  # math.inf: no bound
+    required: float
+    better: str = "higher"
+
+    @property
+    def name(self):
+        return f"{CELLS[self.cell].title} {self.what}, {CELL_GOAL_THREADS}t"
+
+    def applies(self, row):
+        """Whether the grid row is one of the goal's cells."""
+        return (_cell(row) == self.cell and row["dtype"] == "float32"
+                and row["threads"] == CELL_GOAL_THREADS and self.peer in row[self.mode]
+                and self.min_units <= row["shape"][3] <= self.max_units)
+
+
+_ANY = math.inf
+CELL_GOALS = [
+    CellGoal("gru", "inference speedup over ONNX Runtime, units <= 256", "onnxruntime", "fwd",
+             1, 256, 1.0),
+    CellGoal("gru", "inference time / ONNX Runtime's, units > 256", "onnxruntime", "fwd",
+             257, _ANY, 1.1, "lower"),
+    CellGoal("gru", "training speedup over PyTorch, units <= 128", "torch", "fwd+bwd",
+             1, 128, 1.5),
+    CellGoal("gru", "training speedup over PyTorch, units > 128", "torch", "fwd+bwd",
+             129, _ANY, 1.0),
+    CellGoal("simple_rnn", "training speedup over PyTorch, units <= 128", "torch", "fwd+bwd",
+             1, 128, 1.5),
+    CellGoal("simple_rnn", "training speedup over PyTorch, units > 128", "torch", "fwd+bwd",
+             129, _ANY, 1.0),
+]
 
 
 def machine():
@@ -46,6 +102,21 @@ def _peer_versions():
         except metadata.PackageNotFoundError:
             pass
     return ("; " + ", ".join(versions)) if versions else ""
+
+
+def _cell(row):
+    """A grid row's cell (results written before the grid had cells are the LSTM's)."""
+    return row.get("cell", "lstm")
+
+
+def run_cells(results):
+    """The cells the run's grid measured, in its order."""
+    return results["config"].get("cells", ["lstm"])
+
+
+def grid_rows(results, cell):
+    """The grid's rows of one cell."""
+    return [row for row in results.get("grid", []) if _cell(row) == cell]
 
 
 def _table(header, rows):
@@ -84,8 +155,10 @@ def gflops(row, mode, peer="fastlstm"):
     return flops / row[mode][peer]["median_s"] / 1e9
 
 
-def grid_table(results):
-    rows = results.get("grid", [])
+def grid_table(results, cell="lstm"):
+    """One cell's grid: fastlstm's times, each peer's paired ratio, and
+    fastlstm's GFLOP/s with its share of the sgemm peak (float32)."""
+    rows = grid_rows(results, cell)
     peers = [p for p in results["config"]["peers"] if p != "fastlstm"]
     peak = results.get("peak", {})
     header = ["dtype", "threads", "(batch, time, features, units)"]
@@ -109,13 +182,13 @@ def grid_table(results):
     return _table(header, body)
 
 
-def peer_times_table(results):
-    """Milliseconds of every peer, for readers who want times rather than ratios."""
+def peer_times_table(results, cell="lstm"):
+    """Milliseconds of every peer on one cell, for readers who want times rather than ratios."""
     peers = results["config"]["peers"]
     header = ["dtype", "threads", "shape"] + [f"{p} {m} ms" for m in ("fwd", "fwd+bwd")
                                               for p in peers]
     body = []
-    for row in results.get("grid", []):
+    for row in grid_rows(results, cell):
         cells = [row["dtype"], row["threads"], _shape(row["shape"])]
         for mode in ("fwd", "fwd+bwd"):
             cells += [_ms(row[mode][p]["median_s"]) if p in row[mode] else "-" for p in peers]
@@ -241,41 +314,60 @@ def _check(name, values, goal, better="higher"):
         return [name, "not measured", "-", "-"]
     worst_where, worst = min(values, key=lambda v: v[1]) if better == "higher" else \
         max(values, key=lambda v: v[1])
-    met = worst >= goal if better == "higher" else worst <= goal
-    return [name, f"{worst:.2f} at {worst_where}", f"{'>=' if better == 'higher' else '<='} {goal}",
-            "met" if met else "NOT met"]
+    return [name, f"{worst:.2f} at {worst_where}", _required(goal, better),
+            _verdict(worst, goal, better)]
 
 
-def goals_table(results):
-    """The performance goals against this run: each row name, worst value, goal, verdict."""
-    grid = results.get("grid", [])
+def _required(goal, better):
+    return f"{'>=' if better == 'higher' else '<='} {goal}"
 
-    def ratios(dtype, mode, peer, where=lambda row: True, invert=False):
-        out = []
-        for row in grid:
-            if row["dtype"] == dtype and peer in row[mode] and where(row):
-                value = ratio(row, mode, peer)
-                out.append((f"{row['threads']}t {_shape(row['shape'])}",
-                            1 / value if invert else value))
-        return out
 
+def _verdict(value, goal, better):
+    met = value >= goal if better == "higher" else value <= goal
+    return "met" if met else "NOT met"
+
+
+def _ratios(grid, dtype, mode, peer, where=lambda row: True, invert=False):
+    """(where, value) of every grid row of `dtype` that timed `peer` in `mode`:
+    the peer's time / fastlstm's, or (invert) fastlstm's / the peer's."""
+    out = []
+    for row in grid:
+        if row["dtype"] == dtype and peer in row[mode] and where(row):
+            value = ratio(row, mode, peer)
+            label = f"{row['threads']}t {_shape(row['shape'])}"
+            out.append((label, 1 / value if invert else value))
+    return out
+
+
+def _peak_fractions(grid, peak, mode, min_units=512):
+    """(where, fastlstm's GFLOP/s / the sgemm peak) of the float32 rows of >= min_units units."""
+    return [(f"{r['threads']}t {_shape(r['shape'])}", gflops(r, mode) / peak[str(r["threads"])])
+            for r in grid if r["dtype"] == "float32" and r["shape"][3] >= min_units
+            and str(r["threads"]) in peak]
+
+
+def _lstm_grid_goals(results):
+    grid, peak = grid_rows(results, "lstm"), results.get("peak", {})
     rows = [
         _check("inference time / ONNX Runtime's, every shape",
-               ratios("float32", "fwd", "onnxruntime", invert=True), INFERENCE_VS_ONNX, "lower"),
+               _ratios(grid, "float32", "fwd", "onnxruntime", invert=True), INFERENCE_VS_ONNX,
+               "lower"),
         _check("inference speedup over ONNX Runtime, units <= 128",
-               ratios("float32", "fwd", "onnxruntime", lambda r: r["shape"][3] <= 128), 1.0),
+               _ratios(grid, "float32", "fwd", "onnxruntime", lambda r: r["shape"][3] <= 128),
+               1.0),
         _check("training speedup over PyTorch, every shape",
-               ratios("float32", "fwd+bwd", "torch"), TRAINING_VS_TORCH),
+               _ratios(grid, "float32", "fwd+bwd", "torch"), TRAINING_VS_TORCH),
         _check("float64 training speedup over PyTorch float64",
-               ratios("float64", "fwd+bwd", "torch"), TRAINING_VS_TORCH_F64)]
-    peak = results.get("peak", {})
+               _ratios(grid, "float64", "fwd+bwd", "torch"), TRAINING_VS_TORCH_F64)]
     for mode in ("fwd", "fwd+bwd"):
-        fractions = [(f"{r['threads']}t {_shape(r['shape'])}",
-                      gflops(r, mode) / peak[str(r["threads"])]) for r in grid
-                     if r["dtype"] == "float32" and r["shape"][3] >= 512
-                     and str(r["threads"]) in peak]
-        rows.append(_check(f"{mode} fraction of sgemm peak, units >= 512", fractions,
-                           SGEMM_FRACTION))
+        rows.append(_check(f"{mode} fraction of sgemm peak, units >= 512",
+                           _peak_fractions(grid, peak, mode), SGEMM_FRACTION))
+    return rows
+
+
+def _lstm_section_goals(results):
+    """The goals of the sections that measure the LSTM alone."""
+    rows = []
     speedups = []
     scaling = results.get("scaling", {"rows": []})
     for row in scaling["rows"]:
@@ -296,7 +388,65 @@ def goals_table(results):
               for r in results.get("memory", [])]
     rows.append(_check("training memory held / activations backward needs", memory,
                        MEMORY_OVER_ACTIVATIONS, "lower"))
+    return rows
+
+
+def _cell_goal_values(goal, results):
+    """(where, value) of every grid row the goal applies to, in the goal's own terms."""
+    return _ratios(results.get("grid", []), "float32", goal.mode, goal.peer, goal.applies,
+                   invert=goal.better == "lower")
+
+
+def _cell_goals(results, cell):
+    """The goals of one cell other than the LSTM: against its peers, and its
+    forward's share of the sgemm peak from 512 units up."""
+    rows = [_check(goal.name, _cell_goal_values(goal, results), goal.required, goal.better)
+            for goal in CELL_GOALS if goal.cell == cell]
+    fractions = _peak_fractions(grid_rows(results, cell), results.get("peak", {}), "fwd")
+    rows.append(_check(f"{CELLS[cell].title} fwd fraction of sgemm peak, units >= 512",
+                       fractions, SGEMM_FRACTION))
+    return rows
+
+
+def goals_table(results):
+    """The performance goals against this run: each row name, worst value, goal,
+    verdict. The LSTM's rows when the run measured the LSTM; then each other
+    cell's."""
+    cells = run_cells(results)
+    rows = []
+    if "lstm" in cells:
+        rows += _lstm_grid_goals(results) + _lstm_section_goals(results)
+    for cell in cells:
+        if cell != "lstm":
+            rows += _cell_goals(results, cell)
     return _table(["goal", "worst measured", "required", "verdict"], rows)
+
+
+def _goal_cell_value(row, goal):
+    """'1.03x (1.02-1.04)': a cell goal's measured value at one row, with its
+    95% interval, in the goal's terms."""
+    if goal.better == "higher":
+        return _ratio_cell(row, goal.mode, goal.peer)
+    value = 1 / ratio(row, goal.mode, goal.peer)
+    paired = row[goal.mode][goal.peer].get("paired_ratio")
+    if paired is None:
+        return f"{value:.2f}x"
+    return f"{value:.2f}x ({1 / paired['high']:.2f}-{1 / paired['low']:.2f})"
+
+
+def cell_goals_table(results):
+    """Every shape of every cell goal: measured value, interval and verdict
+    (the verdict reads the median, as the goals table does)."""
+    body = []
+    for goal in CELL_GOALS:
+        for row in filter(goal.applies, results.get("grid", [])):
+            value = ratio(row, goal.mode, goal.peer)
+            value = 1 / value if goal.better == "lower" else value
+            body.append([goal.name, _shape(row["shape"]), _goal_cell_value(row, goal),
+                         _required(goal.required, goal.better),
+                         _verdict(value, goal.required, goal.better)])
+    return _table(["goal", "(batch, time, features, units)", "measured (95% interval)",
+                   "required", "verdict"], body)
 
 
 def small_shapes_table(results):
@@ -306,7 +456,7 @@ def small_shapes_table(results):
     the whole 95% interval of the paired ratio is above 1.
     """
     body = []
-    for row in results.get("grid", []):
+    for row in grid_rows(results, "lstm"):
         if (row["dtype"] != "float32" or tuple(row["shape"]) not in SMALL_SHAPES
                 or "torch" not in row["fwd"]):
             continue
@@ -325,12 +475,26 @@ def small_shapes_table(results):
                    "PyTorch / fastlstm inference (95% interval)", "verdict"], body)
 
 
-# (suite section whose results the table needs, title, table builder), in report order.
+def _grid_tables(results):
+    """(title, table builder) of the grid's tables, in report order: the
+    goals, then each cell's ratios and milliseconds (the LSTM's titled
+    "Grid")."""
+    cells = run_cells(results)
+    tables = [("Performance goals", goals_table)]
+    if any(goal.cell in cells for goal in CELL_GOALS):
+        tables.append(("Cell goals, shape by shape", cell_goals_table))
+    if "lstm" in cells:
+        tables.append(("Inference against PyTorch at the small shapes", small_shapes_table))
+    for cell in cells:
+        prefix = "Grid" if cell == "lstm" else f"{CELLS[cell].title} grid"
+        tables += [(f"{prefix}: ratios and GFLOP/s", partial(grid_table, cell=cell)),
+                   (f"{prefix}: milliseconds", partial(peer_times_table, cell=cell))]
+    return tables
+
+
+# (suite section whose results the table needs, title, table builder), in report
+# order, after the grid's (see _grid_tables).
 REPORT_TABLES = [
-    ("grid", "Performance goals", goals_table),
-    ("grid", "Inference against PyTorch at the small shapes", small_shapes_table),
-    ("grid", "Grid: ratios and GFLOP/s", grid_table),
-    ("grid", "Grid: milliseconds", peer_times_table),
     ("scaling", "Thread scaling", scaling_table),
     ("latency", "Batch 1 latency", latency_table),
     ("sweep", "Time-length sweep", sweep_table),
@@ -353,14 +517,15 @@ def markdown(results, command):
         parts.append("sgemm peak (SciPy's OpenBLAS, 1536^3, best of 5 calls at the start of "
                      "the run and, when other sections ran, 5 more at its end): " + ", ".join(
             f"{n} thread(s) {v:.0f} GFLOP/s" for n, v in results["peak"].items()))
-    for key, title, make in REPORT_TABLES:
-        if key in results:
-            parts.append(f"### {title}\n\n{make(results)}")
+    tables = _grid_tables(results) if "grid" in results else []
+    tables += [(title, make) for key, title, make in REPORT_TABLES if key in results]
+    parts += [f"### {title}\n\n{make(results)}" for title, make in tables]
     return "\n\n".join(parts) + "\n"
 
 
 def plots(results, directory):
-    """PNG bar charts of time and GFLOP/s per shape and peer; returns the paths written.
+    """PNG bar charts of time and GFLOP/s per shape and peer, one file per cell,
+    dtype and thread count; returns the paths written.
 
     Needs matplotlib (the ``plot`` extra); raises ImportError without it.
     """
@@ -371,33 +536,44 @@ def plots(results, directory):
     import matplotlib.pyplot as plt
 
     os.makedirs(directory, exist_ok=True)
-    grid = results.get("grid", [])
     # One color per peer in every panel, also where a peer lacks a mode.
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colors = {peer: cycle[i % len(cycle)] for i, peer in enumerate(results["config"]["peers"])}
     paths = []
-    for dtype, threads in sorted({(r["dtype"], r["threads"]) for r in grid}):
-        rows = [r for r in grid if r["dtype"] == dtype and r["threads"] == threads]
-        fig, axes = plt.subplots(2, 2, figsize=(13, 8))
-        for column, mode in enumerate(("fwd", "fwd+bwd")):
-            peers = [p for p in results["config"]["peers"] if any(p in r[mode] for r in rows)]
-            width = 0.8 / max(len(peers), 1)
-            for k, peer in enumerate(peers):
-                xs = [i + k * width for i, r in enumerate(rows) if peer in r[mode]]
-                ms = [1e3 * r[mode][peer]["median_s"] for r in rows if peer in r[mode]]
-                rate = [gflops(r, mode, peer) for r in rows if peer in r[mode]]
-                axes[0, column].bar(xs, ms, width, label=peer, color=colors[peer])
-                axes[1, column].bar(xs, rate, width, label=peer, color=colors[peer])
-            for ax, label in ((axes[0, column], "ms (log)"), (axes[1, column], "GFLOP/s")):
-                ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
-                ax.set_xticklabels([_shape(r["shape"]) for r in rows], rotation=30, fontsize=7)
-                ax.set_ylabel(label)
-                ax.set_title(f"{mode}, {dtype}, {threads} thread(s)")
-            axes[0, column].set_yscale("log")
-            axes[0, column].legend(fontsize=8)
-        fig.tight_layout()
-        path = os.path.join(directory, f"bench_{dtype}_{threads}threads.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+    for cell in run_cells(results):
+        cell_rows = grid_rows(results, cell)
+        for dtype, threads in sorted({(r["dtype"], r["threads"]) for r in cell_rows}):
+            rows = [r for r in cell_rows if r["dtype"] == dtype and r["threads"] == threads]
+            fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+            title = f"{dtype}, {threads} thread(s)"
+            if cell != "lstm":
+                title = f"{CELLS[cell].title} {title}"
+            for column, mode in enumerate(("fwd", "fwd+bwd")):
+                _plot_mode(axes[:, column], rows, mode, results["config"]["peers"], colors,
+                           f"{mode}, {title}")
+            fig.tight_layout()
+            name = "" if cell == "lstm" else f"{cell}_"
+            path = os.path.join(directory, f"bench_{name}{dtype}_{threads}threads.png")
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
     return paths
+
+
+def _plot_mode(axes, rows, mode, all_peers, colors, title):
+    """One mode's two panels: milliseconds (log) above, GFLOP/s below."""
+    peers = [p for p in all_peers if any(p in r[mode] for r in rows)]
+    width = 0.8 / max(len(peers), 1)
+    for k, peer in enumerate(peers):
+        xs = [i + k * width for i, r in enumerate(rows) if peer in r[mode]]
+        ms = [1e3 * r[mode][peer]["median_s"] for r in rows if peer in r[mode]]
+        rate = [gflops(r, mode, peer) for r in rows if peer in r[mode]]
+        axes[0].bar(xs, ms, width, label=peer, color=colors[peer])
+        axes[1].bar(xs, rate, width, label=peer, color=colors[peer])
+    for ax, label in ((axes[0], "ms (log)"), (axes[1], "GFLOP/s")):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+        ax.set_xticklabels([_shape(r["shape"]) for r in rows], rotation=30, fontsize=7)
+        ax.set_ylabel(label)
+        ax.set_title(title)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)

@@ -6,8 +6,9 @@ tables, plots and the check against the performance goals.
 Sections
 --------
 peak     the machine's sgemm GFLOP/s per thread count (SciPy's BLAS)
-grid     every peer on every (batch, time, features, units), dtype and
-         thread count: forward (inference) and forward + backward
+grid     every peer on every cell (LSTM, GRU, SimpleRNN), (batch, time,
+         features, units), dtype and thread count: forward (inference) and
+         forward + backward
 scaling  fastlstm at 1 thread against N threads, interleaved, next to sgemm
          timed the same way
 latency  batch 1: cost per step inside a sequence, and per call when the
@@ -16,6 +17,9 @@ sweep    cost against the number of time steps (it should be linear)
 memory   training memory against the activations backward needs
 classic  the classic stacked network end to end (fit epoch, predict), with
          the FLOPs of its LSTM layers
+
+Every section but peak and grid measures the LSTM alone, and runs only when
+the LSTM is among the cells asked for.
 """
 import tracemalloc
 from dataclasses import dataclass, field
@@ -26,7 +30,7 @@ from .. import _workspace, functional
 from .._threads import get_num_threads, set_num_threads, threads as fastlstm_threads
 from . import classic as classic_bench
 from .peers import FastLSTM, Unsupported, all_peers
-from .problems import Problem
+from .problems import CELLS, Problem
 from .timing import (interleaved, paired_ratio, sgemm_peak, square_sgemm, thread_speedup,
                      with_blas_threads)
 
@@ -40,6 +44,8 @@ SECTIONS = ["peak", "grid", "scaling", "latency", "sweep", "memory", "classic"]
 # Keras installed, TensorFlow's start-up) are the slowest calls a short run
 # would make.
 QUICK_SECTIONS = [s for s in SECTIONS if s != "classic"]
+# The sections that measure the LSTM alone, whatever the cells.
+LSTM_SECTIONS = ["scaling", "latency", "sweep", "memory", "classic"]
 TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
 
 
@@ -48,6 +54,7 @@ class Config:
     """What to run. Defaults are the full suite; see quick()."""
 
     shapes: list = field(default_factory=lambda: list(GRID))
+    cells: list = field(default_factory=lambda: ["lstm"])  # keys of problems.CELLS
     dtypes: list = field(default_factory=lambda: ["float32", "float64"])
     threads: list = field(default_factory=lambda: sorted({1, get_num_threads()}))
     repeats: int = 11
@@ -135,23 +142,28 @@ def _remeasured_peak(config, peers, first):
 
 
 def run_grid(config, peers):
-    """One row per (dtype, threads, shape): times of every peer, fwd and fwd+bwd."""
+    """One row per (cell, dtype, threads, shape): times of every peer, fwd and fwd+bwd."""
     rows = []
-    for dtype in config.dtypes:
-        for n in config.threads:
-            _set_threads(peers, n)
-            for shape in config.shapes:
-                problem = Problem(*shape, dtype=dtype)
-                runners = _runners(peers, problem, config.log)
-                check_agreement({name: r.forward() for name, r in runners.items()}, dtype)
-                row = {"dtype": dtype, "threads": n, "shape": list(shape),
-                       "forward_flops": problem.forward_flops(),
-                       "training_flops": problem.training_flops(),
-                       "fwd": _time_mode(runners, "forward", config.repeats),
-                       "fwd+bwd": _time_mode(runners, "train_step", config.repeats)}
-                rows.append(row)
-                config.log(_grid_progress(row))
+    for cell in config.cells:
+        for dtype in config.dtypes:
+            for n in config.threads:
+                _set_threads(peers, n)
+                for shape in config.shapes:
+                    rows.append(_grid_row(config, peers, Problem(*shape, dtype=dtype, cell=cell),
+                                          n))
+                    config.log(_grid_progress(rows[-1]))
     return rows
+
+
+def _grid_row(config, peers, problem, threads):
+    """Every peer's times on `problem`, after checking that their outputs agree."""
+    runners = _runners(peers, problem, config.log)
+    check_agreement({name: r.forward() for name, r in runners.items()}, problem.dtype)
+    return {"cell": problem.cell, "dtype": problem.dtype, "threads": threads,
+            "shape": list(problem.shape), "forward_flops": problem.forward_flops(),
+            "training_flops": problem.training_flops(),
+            "fwd": _time_mode(runners, "forward", config.repeats),
+            "fwd+bwd": _time_mode(runners, "train_step", config.repeats)}
 
 
 def _grid_progress(row):
@@ -161,7 +173,9 @@ def _grid_progress(row):
         ratios = ", ".join(f"{name} {t['paired_ratio']['median']:.2f}x"
                            for name, t in row[mode].items() if name != "fastlstm")
         parts.append(f"{mode} {1e3 * ours:.2f} ms ({ratios or 'no peer'})")
-    return f"  {row['dtype']} {row['threads']}t {tuple(row['shape'])}: " + "; ".join(parts)
+    cell = "" if row["cell"] == "lstm" else CELLS[row["cell"]].title + " "
+    return (f"  {cell}{row['dtype']} {row['threads']}t {tuple(row['shape'])}: "
+            + "; ".join(parts))
 
 
 def run_scaling(config, peers):
@@ -326,13 +340,18 @@ RUNS = {"peak": run_peak, "grid": run_grid, "scaling": run_scaling, "latency": r
 def run(config):
     """Run the configured sections; returns {"config": ..., section: results}."""
     peers = available_peers(config)
-    results = {"config": {"shapes": [list(s) for s in config.shapes], "dtypes": config.dtypes,
+    results = {"config": {"cells": list(config.cells),
+                          "shapes": [list(s) for s in config.shapes], "dtypes": config.dtypes,
                           "threads": config.threads, "repeats": config.repeats,
                           "peers": [p.name for p in peers]}}
     before = get_num_threads()
     try:
         for section in config.sections:
             config.log(f"[{section}]")
+            if section in LSTM_SECTIONS and "lstm" not in config.cells:
+                config.log(f"{section}: measures the LSTM, which is not among the cells: "
+                           "skipped")
+                continue
             results[section] = RUNS[section](config, peers)
         if "peak" in results and len(config.sections) > 1:
             config.log("[peak, again]")
