@@ -150,10 +150,11 @@ cdef inline Py_ssize_t inference_block(Py_ssize_t B, Py_ssize_t T, Py_ssize_t G,
 
 
 cdef inline Py_ssize_t inference_rows_size(Py_ssize_t block, Py_ssize_t I, Py_ssize_t G,
-                                          Py_ssize_t H) noexcept nogil:
+                                          Py_ssize_t H, Py_ssize_t step_values) noexcept nogil:
     """Scratch elements per batch row: a block of pre-activations and of
-    inputs, two cell states, a row of a product kept apart and an aux row."""
-    return block * (G + I) + 2 * H + G + H
+    inputs, two cell states, and the `step_values` a cell keeps for one step
+    (a row of a product kept apart, an aux row)."""
+    return block * (G + I) + 2 * H + step_values
 
 
 cdef inline Py_ssize_t split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) noexcept nogil:

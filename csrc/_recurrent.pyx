@@ -154,6 +154,13 @@ cdef inline bint _has_apart_phase(const fastlstm_cell *cell) noexcept nogil:
     return cell.phases[0].product == FASTLSTM_PRODUCT_APART
 
 
+cdef inline Py_ssize_t _step_values(const fastlstm_cell *cell, Py_ssize_t G,
+                                    Py_ssize_t H) noexcept nogil:
+    """Values per batch row that inference keeps for one step besides z and
+    the cell states: a product kept apart (G), an aux row (H)."""
+    return (G if _has_apart_phase(cell) else 0) + (H if cell.keeps_aux else 0)
+
+
 cdef void *_address(object array, Py_ssize_t min_bytes, bint writable) except? NULL:
     """The data of an optional C-contiguous array (NULL for None), which must
     hold at least min_bytes: the kernels' own check on the arrays the caller
@@ -175,10 +182,11 @@ cdef void *_address(object array, Py_ssize_t min_bytes, bint writable) except? N
 def inference_workspace_size(int cell, Py_ssize_t batch, Py_ssize_t time, Py_ssize_t features,
                              Py_ssize_t units, Py_ssize_t itemsize, int n_threads):
     """Elements of scratch forward_inference needs with n_threads threads."""
-    cdef Py_ssize_t G = _cell(cell).n_gates * units
+    cdef fastlstm_cell c = _cell(cell)
+    cdef Py_ssize_t G = c.n_gates * units
     cdef Py_ssize_t n_parts = forward_parts(batch, G, units, itemsize, n_threads)
     cdef Py_ssize_t block = inference_block(batch, time, G, itemsize, n_parts)
-    return batch * inference_rows_size(block, features, G, units)
+    return batch * inference_rows_size(block, features, G, units, _step_values(&c, G, units))
 
 
 def parts(int cell, Py_ssize_t batch, Py_ssize_t units, Py_ssize_t itemsize, int n_threads,
@@ -298,11 +306,14 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
             rec_rows = <floating *> p.scratch + b0 * G
     else:
         block = inference_block(B, T, G, sizeof(floating), n_parts)
-        z = <floating *> p.scratch + b0 * inference_rows_size(block, I, G, H)
+        z = <floating *> p.scratch + b0 * inference_rows_size(block, I, G, H,
+                                                              _step_values(cell, G, H))
         x_block = z + nb * block * G
         cell_pair = x_block + nb * block * I
-        rec_rows = cell_pair + 2 * nb * H
-        aux_rows = rec_rows + nb * G
+        if _has_apart_phase(cell):
+            rec_rows = cell_pair + 2 * nb * H
+        if cell.keeps_aux:
+            aux_rows = cell_pair + 2 * nb * H + (nb * G if rec_rows != NULL else 0)
     memset(&row, 0, sizeof(row))
     row.bias = <const floating *> p.bias + u0
     if p.peephole != NULL:

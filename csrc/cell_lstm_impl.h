@@ -113,7 +113,7 @@ static void SIMD_NAME(forward_short_##SFX)(                                    \
     }                                                                          \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_gates_forward_##SFX)(                                      \
+static inline __attribute__((always_inline)) void SIMD_NAME(lstm_gates_forward_##SFX)(                                      \
     ptrdiff_t n, ptrdiff_t stride, T *z, const T *bias, const T *c_prev,       \
     T *c_out, T *h_out)                                                        \
 {                                                                              \
@@ -203,7 +203,7 @@ static void SIMD_NAME(backward_short_##SFX)(                                   \
     }                                                                          \
 }                                                                              \
                                                                                \
-void SIMD_NAME(lstm_gates_backward_##SFX)(                                     \
+static inline __attribute__((always_inline)) void SIMD_NAME(lstm_gates_backward_##SFX)(                                     \
     ptrdiff_t n, T *gates, const T *c_prev, const T *c_t, const T *dh,         \
     const T *dy, T *dc)                                                        \
 {                                                                              \
