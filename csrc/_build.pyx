@@ -2,8 +2,9 @@
 """Build facts (OpenMP, compiler flags) and the SIMD level the compiled
 modules run. Each module that calls SIMD kernels keeps its own copy of the
 level (every extension links its own copy of the SIMD library), so
-set_simd_level sets it in all of them."""
-import importlib
+set_simd_level sets it in each of them that is loaded; one loaded later
+starts at the best level."""
+import sys
 
 from _simd cimport (
     fastlstm_compiler_flags, fastlstm_omp_max_threads, fastlstm_openmp_enabled,
@@ -60,6 +61,7 @@ def set_simd_level(name=None):
                 level = i
         if level < 0:
             raise ValueError(f"unknown SIMD level {name!r}; this CPU supports {simd_levels()}")
-    for module in _KERNEL_MODULES:
-        importlib.import_module(module)._use_simd_level(level)
+    for name in _KERNEL_MODULES:
+        if name in sys.modules:
+            sys.modules[name]._use_simd_level(level)
     _simd_level = level

@@ -161,10 +161,11 @@ cdef inline Py_ssize_t _step_values(const fastlstm_cell *cell, Py_ssize_t G,
     return (G if _has_apart_phase(cell) else 0) + (H if cell.keeps_aux else 0)
 
 
-cdef void *_address(object array, Py_ssize_t min_bytes, bint writable) except? NULL:
-    """The data of an optional C-contiguous array (NULL for None), which must
-    hold at least min_bytes: the kernels' own check on the arrays the caller
-    passes as plain objects."""
+cdef void *_address(object array, Py_ssize_t min_bytes, Py_ssize_t itemsize,
+                    bint writable) except? NULL:
+    """The data of an optional C-contiguous array (NULL for None) of
+    `itemsize`-byte elements, which must hold at least min_bytes: the
+    kernels' own check on the arrays the caller passes as plain objects."""
     cdef Py_buffer view
     cdef void *data
     if array is None:
@@ -172,8 +173,9 @@ cdef void *_address(object array, Py_ssize_t min_bytes, bint writable) except? N
     PyObject_GetBuffer(array, &view, PyBUF_ANY_CONTIGUOUS | (PyBUF_WRITABLE if writable else 0))
     data = view.buf
     PyBuffer_Release(&view)
-    if view.len < min_bytes:
-        raise ValueError(f"an array of {view.len} bytes where {min_bytes} are needed")
+    if view.len < min_bytes or view.itemsize != itemsize:
+        raise ValueError(f"an array of {view.len} bytes of {view.itemsize}-byte elements where "
+                         f"{min_bytes} bytes of {itemsize}-byte elements are needed")
     return data
 
 
@@ -577,9 +579,9 @@ def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::
                   &y[0, 0, 0], c_n)
     p.gates = &gates[0, 0, 0]
     if p.cell.has_cell_state:
-        p.cells = _address(cells, state_bytes, True)
+        p.cells = _address(cells, state_bytes, sizeof(floating), True)
     if p.cell.keeps_aux:
-        p.aux = _address(aux, state_bytes, True)
+        p.aux = _address(aux, state_bytes, sizeof(floating), True)
     if (p.cell.has_cell_state and p.cells == NULL) or (p.cell.keeps_aux and p.aux == NULL):
         raise ValueError("forward_training: this cell needs its cells or aux array")
     return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
@@ -592,14 +594,15 @@ cdef int _bind_forward(Sequences *p, const floating *x, const floating *bias, pe
     the cell needs them."""
     cdef Py_ssize_t state_bytes = p.B * p.H * sizeof(floating)
     p.x, p.bias, p.h0, p.y = x, bias, h0, y
-    p.recurrent_mask = _address(recurrent_mask, state_bytes, False)
+    p.recurrent_mask = _address(recurrent_mask, state_bytes, sizeof(floating), False)
     if p.cell.peephole_rows:
-        p.peephole = _address(peephole, p.cell.peephole_rows * p.H * sizeof(floating), False)
+        p.peephole = _address(peephole, p.cell.peephole_rows * p.H * sizeof(floating),
+                              sizeof(floating), False)
         if p.peephole == NULL:
             raise ValueError("this cell needs its peephole weights")
     if p.cell.has_cell_state:
-        p.c0 = _address(c0, state_bytes, False)
-        p.c_n = _address(c_n, state_bytes, True)
+        p.c0 = _address(c0, state_bytes, sizeof(floating), False)
+        p.c_n = _address(c_n, state_bytes, sizeof(floating), True)
         if p.c0 == NULL or p.c_n == NULL:
             raise ValueError("this cell needs c0 and c_n")
     return 0
@@ -1066,24 +1069,24 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
         raise ValueError("backward: dweights has the wrong shape")
     p.x, p.kernel, p.h0, p.y = &x[0, 0, 0], &kernel[0, 0], &h0[0, 0], &y[0, 0, 0]
     p.dweights, p.dh0 = &dweights[0, 0], &dh0[0, 0]
-    p.recurrent_mask = _address(recurrent_mask, state_bytes, False)
-    p.dy = _address(dy, sequence_bytes, False)
-    p.dh_n = _address(dh_n, state_bytes, False)
-    p.dx = _address(dx, B * T * I * sizeof(floating), True)
+    p.recurrent_mask = _address(recurrent_mask, state_bytes, sizeof(floating), False)
+    p.dy = _address(dy, sequence_bytes, sizeof(floating), False)
+    p.dh_n = _address(dh_n, state_bytes, sizeof(floating), False)
+    p.dx = _address(dx, B * T * I * sizeof(floating), sizeof(floating), True)
     if p.cell.has_cell_state:
-        p.c0 = _address(c0, state_bytes, False)
-        p.cells = _address(cells, sequence_bytes, False)
-        p.dc_n = _address(dc_n, state_bytes, False)
-        p.dc0 = _address(dc0, state_bytes, True)
+        p.c0 = _address(c0, state_bytes, sizeof(floating), False)
+        p.cells = _address(cells, sequence_bytes, sizeof(floating), False)
+        p.dc_n = _address(dc_n, state_bytes, sizeof(floating), False)
+        p.dc0 = _address(dc0, state_bytes, sizeof(floating), True)
         if p.c0 == NULL or p.cells == NULL or p.dc0 == NULL:
             raise ValueError("backward: this cell needs c0, cells and dc0")
     if p.cell.keeps_aux:
-        p.aux = _address(aux, sequence_bytes, False)
+        p.aux = _address(aux, sequence_bytes, sizeof(floating), False)
         if p.aux == NULL:
             raise ValueError("backward: this cell needs aux")
     if p.cell.peephole_rows:
-        p.peephole = _address(peephole, 3 * H * sizeof(floating), False)
-        p.dpeephole = _address(dpeephole, 3 * H * sizeof(floating), True)
+        p.peephole = _address(peephole, 3 * H * sizeof(floating), sizeof(floating), False)
+        p.dpeephole = _address(dpeephole, 3 * H * sizeof(floating), sizeof(floating), True)
         if p.peephole == NULL or p.dpeephole == NULL:
             raise ValueError("backward: this cell needs peephole and dpeephole")
     return _backward(&p, &dz[0, 0, 0], &recurrent_kernel[0, 0], n_threads, interruptible)

@@ -1,6 +1,23 @@
 /*
+ * LSTM row kernels (gate blocks i, f, g, o) and the peephole LSTM's.
+ * simd_level.h includes this file once per SIMD level, each time under a
+ * different `#pragma GCC target` and with SIMD_NAME(x) naming the copies
+ * apart; there is deliberately no include guard.
+ *
+ * The math is written on whole vectors (GCC vector extensions), so every
+ * unit goes through the same instructions in whichever lane it lands: a
+ * row's tail is the vector that ends at its last unit, not a scalar loop.
+ * That keeps the tail as fast as the body, and a unit's rounding does not
+ * depend on where a slice of the row starts. sigmoid and tanh are
+ * vmath_impl.h's.
+ *
+ * The forward pass is bound by latency more than by throughput: tanh(c)
+ * waits on all four gates. forward_row therefore computes the next vector's
+ * gates before this vector's state (measured 15-25% faster than in turn).
+ */
+/*
  * One template for both precisions: T is the element type, SFX the suffix
- * of the helpers above.
+ * of vmath_impl.h's helpers.
  *
  * A kernel reads its operands at units [j, j + lanes) into vectors, computes
  * all outputs in registers, then stores them; the gate blocks are updated in

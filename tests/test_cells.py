@@ -227,3 +227,24 @@ def test_wrong_bias_shape_names_the_argument_and_the_expected_shape():
     args["bias"] = args["bias"][0]
     with pytest.raises(ValueError, match=r"bias must have shape \(2, 3 \* units\)"):
         forward(CELLS["gru_reset_after"], args)
+
+
+def test_the_engine_refuses_optional_arrays_of_another_dtype_or_size():
+    """The compiled entry points check the arrays they take as plain objects
+    (states, masks, caches) before any nogil code reads them."""
+    from fastlstm import _recurrent
+
+    batch, time, features, units = 2, 3, 2, 4
+    args, _ = problem("peephole_lstm", (batch, time, features, units), np.float32)
+    call = dict(cell=_recurrent.CELLS["lstm_peephole"], x=args["x"], kernel=args["kernel"],
+                recurrent_kernel=args["recurrent_kernel"], bias=args["bias"],
+                peephole=args["peephole"], recurrent_mask=None, h0=args["h0"], c0=args["c0"],
+                y=np.empty((batch, time, units), np.float32),
+                c_n=np.empty((batch, units), np.float32),
+                workspace=np.empty(100000, np.float32), n_threads=1)
+    _recurrent.forward_inference(*call.values())
+    for name, bad in [("c0", args["c0"].astype(np.float64)), ("peephole", args["peephole"][:2]),
+                      ("c_n", np.empty((batch, units - 1), np.float32)),
+                      ("recurrent_mask", np.ones((batch, units), np.float64))]:
+        with pytest.raises(ValueError, match="-byte elements"):
+            _recurrent.forward_inference(*{**call, name: bad}.values())
