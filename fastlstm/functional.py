@@ -100,6 +100,15 @@ def _callers_arrays(arrays, originals):
             if arrays[name] is not None and np.may_share_memory(arrays[name], original)}
 
 
+def _originals(x, kernel, recurrent_kernel, h0, dropout_mask, recurrent_dropout_mask,
+               c0=None, peephole=None):
+    """The caller's arrays by the cache's names: those the cache may refer to,
+    and so fingerprints (see _callers_arrays)."""
+    return {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
+            "peephole": peephole, "dropout_mask": dropout_mask,
+            "recurrent_dropout_mask": recurrent_dropout_mask, "h0": h0, "c0": c0}
+
+
 def _check_unchanged(cache, forward_name, backward_name):
     for name, fingerprint in cache.fingerprints.items():
         if _fingerprint(getattr(cache, name)) != fingerprint:
@@ -293,9 +302,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
                               n_gates=4, extras=extras, check_finite=check_finite,
                               all_finite=_all_finite)
     cell = "lstm" if peephole is None else "lstm_peephole"
-    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
-                 "peephole": peephole, "recurrent_dropout_mask": recurrent_dropout_mask,
-                 "h0": h0, "c0": c0}
+    originals = _originals(x, kernel, recurrent_kernel, h0, dropout_mask,
+                           recurrent_dropout_mask, c0=c0, peephole=peephole)
     return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
 
 
@@ -386,8 +394,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
                               extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite, all_finite=_all_finite)
     cell = "gru_reset_after" if reset_after else "gru_reset_before"
-    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0,
-                 "recurrent_dropout_mask": recurrent_dropout_mask}
+    originals = _originals(x, kernel, recurrent_kernel, h0, dropout_mask, recurrent_dropout_mask)
     return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
 
 
@@ -449,8 +456,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=1,
                               extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite, all_finite=_all_finite)
-    originals = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0,
-                 "recurrent_dropout_mask": recurrent_dropout_mask}
+    originals = _originals(x, kernel, recurrent_kernel, h0, dropout_mask, recurrent_dropout_mask)
     return _run_forward("rnn_" + activation, inputs, originals, return_cache, guard_inputs)
 
 

@@ -411,8 +411,8 @@ class Recurrent(Layer, kind="layer"):
         return grads.dx
 
     def get_config(self):
-        # Rates of 0 are left out, so a layer without dropout writes the
-        # config files that fastlstm versions without dropout read.
+        # Rates of 0 are left out: a layer without dropout writes the same
+        # config as one whose class has no dropout arguments.
         rates = {name: rate for name, rate in (("dropout", self.dropout),
                                                ("recurrent_dropout", self.recurrent_dropout))
                  if rate > 0}

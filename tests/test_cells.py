@@ -248,3 +248,14 @@ def test_the_engine_refuses_optional_arrays_of_another_dtype_or_size():
                       ("recurrent_mask", np.ones((batch, units), np.float64))]:
         with pytest.raises(ValueError, match="-byte elements"):
             _recurrent.forward_inference(*{**call, name: bad}.values())
+
+
+@pytest.mark.parametrize("mask", ["dropout_mask", "recurrent_dropout_mask"])
+def test_backward_refuses_a_dropout_mask_changed_after_forward(mask):
+    args, weights = problem("gru_reset_after", (3, 4, 2, 5), np.float32)
+    masks = masks_of(args, np.float32)
+    cell = with_options(CELLS["gru_reset_after"], **masks)
+    *_, cache = forward(cell, args, return_cache=True)
+    masks[mask][0, 0] = 1 - masks[mask][0, 0]
+    with pytest.raises(RuntimeError, match=f"{mask} was modified"):
+        CELLS["gru_reset_after"].backward(cache, *weights)
