@@ -162,6 +162,29 @@ cdef inline Py_ssize_t split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t size) no
     return i * size // parts
 
 
+cdef inline void length_split(const Py_ssize_t *lengths, Py_ssize_t B, Py_ssize_t parts,
+                              Py_ssize_t *bounds) noexcept nogil:
+    """bounds[0..parts]: the starts of `parts` runs of rows holding near-equal
+    shares of the sequences' total length (a row's steps are its cost), for
+    lengths sorted longest first. Some parts may be empty."""
+    cdef Py_ssize_t total = 0, done = 0, b, i = 1
+    for b in range(B):
+        total += lengths[b]
+    bounds[0] = 0
+    if total == 0:
+        for i in range(1, parts + 1):
+            bounds[i] = split(i, parts, B)
+        return
+    for b in range(B):
+        done += lengths[b]
+        while i < parts and done * parts >= i * total:
+            bounds[i] = b + 1
+            i += 1
+    while i <= parts:
+        bounds[i] = B
+        i += 1
+
+
 cdef inline Py_ssize_t column_split(Py_ssize_t i, Py_ssize_t parts, Py_ssize_t G,
                                      Py_ssize_t unit) noexcept nogil:
     """Start of part i of G gate columns cut at multiples of `unit`; the last

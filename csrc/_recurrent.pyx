@@ -54,7 +54,7 @@ from _blas cimport gemm
 from _plan cimport (
     GRAD_COLUMNS, PRODUCT_ROW_BLOCK, SPLIT_COLUMNS, UNPACKED_STEP_ROWS, batch_parts,
     column_split, dx_by_blas, forward_parts, grad_row_parts, inference_block,
-    inference_rows_size, n_dx_blocks, prefetches_rows, split, split_units, team_size)
+    inference_rows_size, length_split, n_dx_blocks, prefetches_rows, split, split_units, team_size)
 from _products cimport (
     alloc_matmul_grad_scratch, matmul_grad, packed_copy, packed_transpose, prefetch_row,
     product_rows, transpose_rows, transposed_product, weight_columns, weights_product)
@@ -104,6 +104,8 @@ ctypedef struct Sequences:
     const void *recurrent_mask
     const void *h0
     const void *c0
+    const Py_ssize_t *lengths  # (B,) longest first, or NULL: every row T steps
+    const Py_ssize_t *bounds   # with lengths: the parts' first rows (see length_split)
     void *y
     void *c_n
     void *gates
@@ -130,6 +132,8 @@ ctypedef struct Gradients:
     const void *recurrent_mask
     const void *h0
     const void *c0
+    const Py_ssize_t *lengths
+    const Py_ssize_t *bounds
     const void *y
     const void *cells
     const void *aux
@@ -177,6 +181,45 @@ cdef void *_address(object array, Py_ssize_t min_bytes, Py_ssize_t itemsize,
         raise ValueError(f"an array of {view.len} bytes of {view.itemsize}-byte elements where "
                          f"{min_bytes} bytes of {itemsize}-byte elements are needed")
     return data
+
+
+cdef inline Py_ssize_t _part_start(const Py_ssize_t *bounds, Py_ssize_t part,
+                                    Py_ssize_t n_parts, Py_ssize_t B) noexcept nogil:
+    """First batch row of a part: cut by length_split when the rows have
+    lengths, else into near-equal counts."""
+    return split(part, n_parts, B) if bounds == NULL else bounds[part]
+
+
+cdef inline Py_ssize_t _active_from(const Py_ssize_t *lengths, Py_ssize_t b0, Py_ssize_t na,
+                                    Py_ssize_t t) noexcept nogil:
+    """Rows of a part (from b0, longest first) still running at step t, of
+    the na that ran at step t - 1: the running rows are always a prefix."""
+    while na > 0 and lengths[b0 + na - 1] <= t:
+        na -= 1
+    return na
+
+
+cdef inline Py_ssize_t _active_until(const Py_ssize_t *lengths, Py_ssize_t b0, Py_ssize_t nb,
+                                     Py_ssize_t na, Py_ssize_t t) noexcept nogil:
+    """Rows of a part running at step t, of which na ran at step t + 1 (the
+    backward walk)."""
+    while na < nb and lengths[b0 + na] > t:
+        na += 1
+    return na
+
+
+cdef int _fill_bounds(const Py_ssize_t *lengths, Py_ssize_t B, Py_ssize_t n_parts,
+                      Py_ssize_t **bounds) except -1:
+    """bounds[0]: the parts' first rows by length (length_split), or NULL
+    without lengths; the caller frees it."""
+    bounds[0] = NULL
+    if lengths == NULL:
+        return 0
+    bounds[0] = <Py_ssize_t *> malloc((n_parts + 1) * sizeof(Py_ssize_t))
+    if bounds[0] == NULL:
+        raise MemoryError("fastlstm: could not allocate the batch parts")
+    length_split(lengths, B, n_parts, bounds[0])
+    return 0
 
 
 # --------------------------------------------------------------- policy
@@ -269,8 +312,12 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
     cdef const floating *x = <const floating *> p.x
     cdef const floating *kernel_w = <const floating *> p.w.kernel
     cdef Py_ssize_t ld = p.w.ld
-    cdef Py_ssize_t b0 = split(part, n_parts, B)
-    cdef Py_ssize_t nb = split(part + 1, n_parts, B) - b0
+    cdef Py_ssize_t b0 = _part_start(p.bounds, part, n_parts, B)
+    cdef Py_ssize_t nb = _part_start(p.bounds, part + 1, n_parts, B) - b0
+    cdef const Py_ssize_t *lengths = p.lengths
+    # Rows run while t < their length; na of them run at the current step.
+    cdef Py_ssize_t steps = T if lengths == NULL or nb == 0 else lengths[b0]
+    cdef Py_ssize_t na = nb
     cdef bint training = p.gates != NULL
     cdef Py_ssize_t block, t0, tb, s, t, r, b, ld_h, ld_aux, ld_target, k, first, n_cols
     cdef Py_ssize_t pj0, pj1
@@ -283,6 +330,7 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
     cdef floating *aux_step
     cdef floating *target
     cdef floating *c_row
+    cdef Py_ssize_t last
     cdef const floating *inputs
     cdef const floating *h_prev
     cdef const floating *operand
@@ -322,28 +370,41 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
         row.peephole = <const floating *> p.peephole + u0
 
     t0 = 0
-    while t0 < T:
+    while t0 < steps:
         tb = min(block, T - t0)
-        if tb == T:
-            inputs = x + b0 * T * I  # the part's rows of x are already contiguous
+        if lengths != NULL:
+            na = _active_from(lengths, b0, na, t0)
+            if j1 > j0:
+                # Each running row's steps of the block, read in place.
+                for r in range(na):
+                    product_rows(p.kern, min(lengths[b0 + r] - t0, tb), j1 - j0, I,
+                                 x + ((b0 + r) * T + t0) * I,
+                                 weight_columns(kernel_w, ld, I, j0), ld, z + r * tb * G + j0, G)
         else:
-            inputs = x_block
-            if member == 0:
-                _gather_block(x, x_block, T, I, b0, nb, t0, tb)
-            if team > 1:
-                fastlstm_omp_barrier()
-        if j1 > j0:
-            product_rows(p.kern, nb * tb, j1 - j0, I, inputs, weight_columns(kernel_w, ld, I, j0),
-                         ld, z + j0, G)
+            if tb == T:
+                inputs = x + b0 * T * I  # the part's rows of x are already contiguous
+            else:
+                inputs = x_block
+                if member == 0:
+                    _gather_block(x, x_block, T, I, b0, nb, t0, tb)
+                if team > 1:
+                    fastlstm_omp_barrier()
+            if j1 > j0:
+                product_rows(p.kern, nb * tb, j1 - j0, I, inputs,
+                             weight_columns(kernel_w, ld, I, j0), ld, z + j0, G)
         if team > 1:
             fastlstm_omp_barrier()
         for s in range(tb):
             t = t0 + s
+            if lengths != NULL:
+                na = _active_from(lengths, b0, na, t)
+                if na == 0:
+                    break
             h_prev = _h_prev_row(p, y, b0, t)
             ld_h = H if t == 0 else T * H
             if mask != NULL:
                 # The products' operand: h_{t-1} times the recurrent dropout mask.
-                _mask_rows(p, y, mask, masked_rows, b0, nb, t, u0, nu)
+                _mask_rows(p, y, mask, masked_rows, b0, na, t, u0, nu)
                 if team > 1:
                     fastlstm_omp_barrier()
                 h_prev, ld_h = masked_rows, H
@@ -368,7 +429,7 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
                 else:
                     target, ld_target = rec_rows, G
                 if pj1 > pj0:
-                    weights_product(p.kern, nb, pj1 - pj0, H, operand, ld_operand,
+                    weights_product(p.kern, na, pj1 - pj0, H, operand, ld_operand,
                                     weight_columns(<const floating *> p.w.recurrent[k], ld, H,
                                                    pj0), ld,
                                     target + pj0, ld_target,
@@ -379,7 +440,7 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
                     row_kernel = phase.forward_f32
                 else:
                     row_kernel = phase.forward_f64
-                for r in range(nb):
+                for r in range(na):
                     b = b0 + r
                     if nu > 0:
                         row.z = z + (r * tb + s) * G + u0
@@ -418,14 +479,21 @@ cdef void _forward_part(const Sequences *p, floating *y, Py_ssize_t part, Py_ssi
                 return
         t0 += tb
 
-    if member != 0 or not cell.has_cell_state:
+    if member != 0:
         return
     for r in range(nb):
         b = b0 + r
-        if training:
-            c_row = <floating *> p.cells + (b * T + T - 1) * H
+        last = T - 1 if lengths == NULL else lengths[b] - 1
+        if last + 1 < T:  # the steps past the row's length output zeros
+            memset(y + (b * T + last + 1) * H, 0, (T - last - 1) * H * sizeof(floating))
+        if not cell.has_cell_state:
+            continue
+        if last < 0:
+            c_row = <floating *> p.c0 + b * H
+        elif training:
+            c_row = <floating *> p.cells + (b * T + last) * H
         else:
-            c_row = cell_pair + (((T - 1) % 2) * nb + r) * H
+            c_row = cell_pair + ((last % 2) * nb + r) * H
         memcpy(<floating *> p.c_n + b * H, c_row, H * sizeof(floating))
 
 
@@ -487,9 +555,12 @@ cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
     cdef fastlstm_thread_clock start
     cdef void *apart_rows = NULL
     cdef void *masked_h = NULL
+    cdef Py_ssize_t *bounds = NULL
     fastlstm_interrupt_init(&interrupt, interruptible)
     _prepare_weights(p, kernel, recurrent_kernel)
     try:
+        _fill_bounds(p.lengths, p.B, n_parts, &bounds)
+        p.bounds = bounds
         if p.recurrent_mask != NULL:
             masked_h = malloc(p.B * p.H * sizeof(floating))
             if masked_h == NULL:
@@ -521,6 +592,7 @@ cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
         _free_weights(&p.w)
         fastlstm_aligned_free(apart_rows)
         free(masked_h)
+        free(bounds)
     fastlstm_interrupt_reraise(&interrupt)
     return lost_ns
 
@@ -540,7 +612,7 @@ def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, :
                       const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                       peephole, recurrent_mask, const floating[:, ::1] h0, c0,
                       floating[:, :, ::1] y, c_n, floating[::1] workspace, int n_threads,
-                      bint interruptible=False):
+                      bint interruptible=False, lengths=None):
     """Fill y (B, T, H) and, for a cell with a cell state, c_n (B, H); keeps
     no per-step state.
 
@@ -549,8 +621,11 @@ def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, :
     None: recurrent dropout's mask, by which the products' h_{t-1} is
     multiplied. workspace: scratch of at
     least inference_workspace_size(...) elements. interruptible: poll for
-    Ctrl-C (only for calls on Python's main thread). Returns the nanoseconds
-    the team spent off its cores during the call.
+    Ctrl-C (only for calls on Python's main thread). lengths: None, or an
+    intp array (B,) sorted longest first, each in [0, T]: a row runs its
+    first lengths[b] steps, its later outputs are zeros and c_n is its state
+    after its last step. Returns the nanoseconds the team spent off its
+    cores during the call.
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Sequences p = _sequences(cell, B, T, I, H)
@@ -558,7 +633,7 @@ def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, :
                                                      n_threads):
         raise ValueError("forward_inference: workspace too small")
     _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, recurrent_mask, &h0[0, 0], c0,
-                  &y[0, 0, 0], c_n)
+                  &y[0, 0, 0], c_n, lengths)
     p.scratch = &workspace[0]
     return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
                     interruptible)
@@ -568,15 +643,16 @@ def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::
                      const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                      peephole, recurrent_mask, const floating[:, ::1] h0, c0,
                      floating[:, :, ::1] y, c_n, floating[:, :, ::1] gates, cells, aux,
-                     int n_threads, bint interruptible=False):
+                     int n_threads, bint interruptible=False, lengths=None):
     """Fill y and c_n, and keep gates (B, T, G), and for the cells that have
-    them cells (B, T, H) and aux (B, T, H), for backward (None otherwise).
-    The other arguments and the return value: as for forward_inference."""
+    them cells (B, T, H) and aux (B, T, H), for backward (None otherwise);
+    with lengths, only their rows' running steps. The other arguments and
+    the return value: as for forward_inference."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Sequences p = _sequences(cell, B, T, I, H)
     cdef Py_ssize_t state_bytes = B * T * H * sizeof(floating)
     _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, recurrent_mask, &h0[0, 0], c0,
-                  &y[0, 0, 0], c_n)
+                  &y[0, 0, 0], c_n, lengths)
     p.gates = &gates[0, 0, 0]
     if p.cell.has_cell_state:
         p.cells = _address(cells, state_bytes, sizeof(floating), True)
@@ -588,12 +664,30 @@ def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::
                     interruptible)
 
 
+cdef const Py_ssize_t *_lengths(lengths, Py_ssize_t B, Py_ssize_t T) except? NULL:
+    """The data of an intp array of B lengths in [0, T], longest first (NULL
+    for None): the kernels' own check."""
+    cdef const Py_ssize_t[::1] view
+    cdef Py_ssize_t b
+    if lengths is None:
+        return NULL
+    view = lengths
+    if view.shape[0] != B:
+        raise ValueError(f"lengths: {view.shape[0]} values for a batch of {B}")
+    for b in range(B):
+        if not 0 <= view[b] <= T or (b > 0 and view[b] > view[b - 1]):
+            raise ValueError(f"lengths must lie in [0, {T}], longest first")
+    return &view[0]
+
+
 cdef int _bind_forward(Sequences *p, const floating *x, const floating *bias, peephole,
-                       recurrent_mask, const floating *h0, c0, floating *y, c_n) except -1:
+                       recurrent_mask, const floating *h0, c0, floating *y, c_n,
+                       lengths) except -1:
     """Point the problem at its arrays; the optional ones must be there when
     the cell needs them."""
     cdef Py_ssize_t state_bytes = p.B * p.H * sizeof(floating)
     p.x, p.bias, p.h0, p.y = x, bias, h0, y
+    p.lengths = _lengths(lengths, p.B, p.T)
     p.recurrent_mask = _address(recurrent_mask, state_bytes, sizeof(floating), False)
     if p.cell.peephole_rows:
         p.peephole = _address(peephole, p.cell.peephole_rows * p.H * sizeof(floating),
@@ -633,8 +727,12 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     """
     cdef Py_ssize_t B = p.B, T = p.T, H = p.H, G = p.G
     cdef const fastlstm_cell *cell = &p.cell
-    cdef Py_ssize_t b0 = split(part, n_parts, B)
-    cdef Py_ssize_t nb = split(part + 1, n_parts, B) - b0
+    cdef Py_ssize_t b0 = _part_start(p.bounds, part, n_parts, B)
+    cdef Py_ssize_t nb = _part_start(p.bounds, part + 1, n_parts, B) - b0
+    cdef const Py_ssize_t *lengths = p.lengths
+    # Rows run while t < their length; na of them run at the current step.
+    cdef Py_ssize_t steps = T if lengths == NULL or nb == 0 else lengths[b0]
+    cdef Py_ssize_t na = nb if lengths == NULL else 0
     cdef Py_ssize_t t, r, b, k, i, first, n_cols
     cdef const floating *y = <const floating *> p.y
     cdef const floating *cells = <const floating *> p.cells
@@ -655,6 +753,9 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     cdef floating *masked = NULL
     cdef const floating *h_row
     cdef bint failed = dh == NULL
+    if nb == 0:
+        free(dh)
+        return 0
     if cell.has_cell_state:
         dc = <floating *> malloc(nb * H * sizeof(floating))
         failed = failed or dc == NULL
@@ -683,9 +784,11 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     if p.peephole != NULL:
         row.peephole = p.peephole
 
-    for t in range(T - 1, -1, -1):
+    for t in range(steps - 1, -1, -1):
+        if lengths != NULL:
+            na = _active_until(lengths, b0, nb, na, t)
         if masked != NULL:
-            for r in range(nb):
+            for r in range(na):
                 b = b0 + r
                 h_row = <const floating *> p.h0 + b * H if t == 0 else y + (b * T + t - 1) * H
                 for i in range(H):
@@ -696,7 +799,7 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
                 row_kernel = phase.backward_f32
             else:
                 row_kernel = phase.backward_f64
-            for r in range(nb):
+            for r in range(na):
                 b = b0 + r
                 row.gates = dz + (b * T + t) * G
                 if dz_rec != dz:
@@ -731,19 +834,19 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
             first = phase.first_block * H
             n_cols = phase.n_blocks * H
             out = dh if phase.operand == FASTLSTM_OPERAND_H_PREV else d_operand
-            transposed_product(p.kern, nb, H, n_cols, dz_rec + (b0 * T + t) * G + first, T * G,
+            transposed_product(p.kern, na, H, n_cols, dz_rec + (b0 * T + t) * G + first, T * G,
                                <const floating *> p.recurrent_t[k],
                                <const floating *> p.recurrent_cols[k], out, H)
         # dh now holds the gradient of the products' operand; then the
         # gradient of h_{t-1} through the dropout mask, then the rest.
         if d_operand != NULL:
-            for i in range(nb * H):
+            for i in range(na * H):
                 dh[i] = dh[i] + d_operand[i]
         if mask != NULL:
-            for i in range(nb * H):
+            for i in range(na * H):
                 dh[i] = dh[i] * mask[b0 * H + i]
         if carry != NULL:
-            for i in range(nb * H):
+            for i in range(na * H):
                 dh[i] = dh[i] + carry[i]
         if fastlstm_interrupted(interrupt):
             break
@@ -764,13 +867,33 @@ cdef void _input_grads_block(const Gradients *p, const floating *dz, floating *d
     """One row block of dx = dz @ kernel^T, flattened over (batch, time): by
     transposed_product over p.kernel_t (packed_transpose of the kernel),
     PRODUCT_ROW_BLOCK rows at a time, or by BLAS when that is NULL. The
-    blocks depend on the shape alone, so BLAS rounds every row the same way
-    for any thread count (our products' rows never depend on the rows beside
-    them)."""
-    cdef Py_ssize_t BT = p.B * p.T, I = p.features, G = p.G
-    cdef const floating *kernel = <const floating *> p.kernel
+    blocks depend on the shape (and lengths) alone, so BLAS rounds every row
+    the same way for any thread count (our products' rows never depend on
+    the rows beside them). With lengths, the rows past each sequence's
+    length are zeros."""
+    cdef Py_ssize_t BT = p.B * p.T, T = p.T
     cdef Py_ssize_t r0 = split(block, n_blocks, BT)
     cdef Py_ssize_t r1 = split(block + 1, n_blocks, BT)
+    cdef Py_ssize_t r = r0, end, valid_end
+    if p.lengths == NULL:
+        _input_grads_rows(p, dz, dx, r0, r1)
+        return
+    while r < r1:  # each sequence's running steps, then zeros past its length
+        valid_end = (r // T) * T + p.lengths[r // T]
+        end = min(r1, (r // T + 1) * T)
+        if r < valid_end:
+            _input_grads_rows(p, dz, dx, r, min(end, valid_end))
+        if max(r, valid_end) < end:
+            memset(dx + max(r, valid_end) * p.features, 0,
+                   (end - max(r, valid_end)) * p.features * sizeof(floating))
+        r = end
+
+
+cdef void _input_grads_rows(const Gradients *p, const floating *dz, floating *dx,
+                            Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """dx = dz @ kernel^T for the flattened rows [r0, r1) (see _input_grads_block)."""
+    cdef Py_ssize_t I = p.features, G = p.G
+    cdef const floating *kernel = <const floating *> p.kernel
     cdef Py_ssize_t r = r0
     if p.kernel_t != NULL:
         while r < r1:
@@ -832,23 +955,31 @@ cdef inline Py_ssize_t _source_width(const Gradients *p, int source) noexcept no
     return p.features if source == SOURCE_X else p.H
 
 
-cdef void _mask_columns(const floating *mask, floating *a, Py_ssize_t r0, Py_ssize_t n_rows,
-                        Py_ssize_t T, Py_ssize_t H) noexcept nogil:
-    """a (H, n_rows), the transposed h_{t-1} of the (batch, time) rows r0..,
+cdef inline Py_ssize_t _grad_row(const Py_ssize_t *index, Py_ssize_t i) noexcept nogil:
+    """The flattened (batch, time) row of the weight gradients' i-th summed
+    row: every row in order, or with lengths only the running ones (index)."""
+    return i if index == NULL else index[i]
+
+
+cdef void _mask_columns(const floating *mask, floating *a, const Py_ssize_t *index,
+                        Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t T,
+                        Py_ssize_t H) noexcept nogil:
+    """a (H, n_rows), the transposed h_{t-1} of the summed rows r0..,
     times the recurrent dropout mask of each row's sequence."""
     cdef Py_ssize_t u, q
     for u in range(H):
         for q in range(n_rows):
-            a[u * n_rows + q] *= mask[((r0 + q) // T) * H + u]
+            a[u * n_rows + q] *= mask[(_grad_row(index, r0 + q) // T) * H + u]
 
 
 cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
                                Py_ssize_t b0, floating *a, const floating **rows,
-                               Py_ssize_t r0, Py_ssize_t n_rows) noexcept nogil:
-    """a (M, n_rows) = the product's sources, transposed, for the flattened
-    (batch, time) rows r0.. of the sequences from b0 on: x_t, h_{t-1} (h0's
-    row at each sequence's first step, else the row of y before) or aux_t.
-    rows: room for n_rows row pointers."""
+                               const Py_ssize_t *index, Py_ssize_t r0,
+                               Py_ssize_t n_rows) noexcept nogil:
+    """a (M, n_rows) = the product's sources, transposed, for the summed
+    rows r0.. (see _grad_row) of the sequences from b0 on: x_t, h_{t-1}
+    (h0's row at each sequence's first step, else the row of y before) or
+    aux_t. rows: room for n_rows row pointers."""
     cdef Py_ssize_t T = p.T, H = p.H, I = p.features, q, r, width
     cdef const floating *x = <const floating *> p.x + b0 * T * I
     cdef const floating *h0 = <const floating *> p.h0 + b0 * H
@@ -859,7 +990,7 @@ cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
         source = product.sources[s]
         width = _source_width(p, source)
         for q in range(n_rows):
-            r = r0 + q
+            r = _grad_row(index, r0 + q)
             if source == SOURCE_X:
                 rows[q] = x + r * I
             elif source == SOURCE_H_PREV:
@@ -868,7 +999,8 @@ cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
                 rows[q] = aux + (b0 * T + r) * H
         transpose_rows(rows, n_rows, width, a)
         if source == SOURCE_H_PREV and p.recurrent_mask != NULL:
-            _mask_columns(<const floating *> p.recurrent_mask + b0 * H, a, r0, n_rows, T, H)
+            _mask_columns(<const floating *> p.recurrent_mask + b0 * H, a, index, r0, n_rows,
+                          T, H)
         a += width * n_rows
 
 
@@ -883,6 +1015,8 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
     Each block of FASTLSTM_K_BLOCK rows of the sources is copied once,
     transposed, where BLAS packed the long (batch, time) side of both
     operands again for every column block (about 40% of its time here).
+    With lengths, only the sequences' running steps are summed: their rows
+    of dz are gathered too, a block at a time.
     Stops early if `interrupt` does. Returns -1 if out of memory."""
     cdef Py_ssize_t T = p.T, G = p.G
     cdef Py_ssize_t M = 0
@@ -891,20 +1025,29 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
         M += _source_width(p, product.sources[s])
     cdef Py_ssize_t b0 = split(row_part, n_row_parts, p.B)
     cdef Py_ssize_t nb = split(row_part + 1, n_row_parts, p.B) - b0
-    cdef Py_ssize_t BT = nb * T
     cdef Py_ssize_t j0 = column_split(block, n_blocks, product.n_columns, GRAD_COLUMNS)
     cdef Py_ssize_t nc = column_split(block + 1, n_blocks, product.n_columns, GRAD_COLUMNS) - j0
     cdef Py_ssize_t first = product.first_column + j0
-    cdef Py_ssize_t r0, n_rows
-    cdef Py_ssize_t max_rows = min(<Py_ssize_t> FASTLSTM_K_BLOCK, BT)
+    cdef Py_ssize_t *index = NULL
+    cdef Py_ssize_t n_summed = _summed_rows(p, b0, nb, &index)
+    cdef Py_ssize_t r0, n_rows, q
+    cdef Py_ssize_t max_rows = max(1, min(<Py_ssize_t> FASTLSTM_K_BLOCK, n_summed))
     cdef floating *operand = <floating *> malloc(max_rows * M * sizeof(floating))
     cdef const floating **rows = <const floating **> malloc(max_rows * sizeof(floating *))
+    cdef floating *dz_rows = NULL
+    cdef Py_ssize_t ld_dz = G if p.lengths == NULL else nc
     cdef floating *scratch
     cdef floating *sums = NULL
-    cdef int scratch_failed = alloc_matmul_grad_scratch(nc, G, &scratch)
-    if operand == NULL or rows == NULL or scratch_failed:
+    cdef floating *out = dweights + product.out_row * G + first
+    cdef int scratch_failed = alloc_matmul_grad_scratch(nc, ld_dz, &scratch)
+    if p.lengths != NULL:
+        dz_rows = <floating *> malloc(max_rows * nc * sizeof(floating))
+    if (operand == NULL or rows == NULL or scratch_failed or n_summed < 0
+            or (p.lengths != NULL and dz_rows == NULL)):
         free(operand)
         free(rows)
+        free(index)
+        free(dz_rows)
         fastlstm_aligned_free(scratch)
         return -1
     if product.from_dz_rec:
@@ -912,17 +1055,51 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
     dz += b0 * T * G  # this part's sequences only
     if product.sums_row >= 0:
         sums = dweights + product.sums_row * G + first
+    if n_summed == 0:  # every sequence of the part is empty
+        for q in range(M):
+            memset(out + q * G, 0, nc * sizeof(floating))
+        if sums != NULL:
+            memset(sums, 0, nc * sizeof(floating))
     r0 = 0
-    while r0 < BT and not fastlstm_interrupted(interrupt):
-        n_rows = min(<Py_ssize_t> FASTLSTM_K_BLOCK, BT - r0)
-        _gather_grad_operand(p, product, b0, operand, rows, r0, n_rows)
-        matmul_grad(p.kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + first, G,
-                    dweights + product.out_row * G + first, G, r0 > 0, sums, scratch)
+    while r0 < n_summed and not fastlstm_interrupted(interrupt):
+        n_rows = min(<Py_ssize_t> FASTLSTM_K_BLOCK, n_summed - r0)
+        _gather_grad_operand(p, product, b0, operand, rows, index, r0, n_rows)
+        if index == NULL:
+            matmul_grad(p.kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + first, G,
+                        out, G, r0 > 0, sums, scratch)
+        else:
+            for q in range(n_rows):
+                memcpy(dz_rows + q * nc, dz + index[r0 + q] * G + first, nc * sizeof(floating))
+            matmul_grad(p.kern, M, nc, n_rows, operand, n_rows, dz_rows, nc,
+                        out, G, r0 > 0, sums, scratch)
         r0 += n_rows
     free(operand)
     free(rows)
+    free(index)
+    free(dz_rows)
     fastlstm_aligned_free(scratch)
     return 0
+
+
+cdef Py_ssize_t _summed_rows(const Gradients *p, Py_ssize_t b0, Py_ssize_t nb,
+                             Py_ssize_t **index) noexcept nogil:
+    """The number of (batch, time) rows of sequences b0.. that the weight
+    gradients sum; with lengths, index[0] lists them (flattened from b0's
+    first row; free it), else it stays NULL. -1 if out of memory."""
+    cdef Py_ssize_t n = 0, b, t
+    if p.lengths == NULL:
+        return nb * p.T
+    for b in range(b0, b0 + nb):
+        n += p.lengths[b]
+    index[0] = <Py_ssize_t *> malloc(max(1, n) * sizeof(Py_ssize_t))
+    if index[0] == NULL:
+        return -1
+    n = 0
+    for b in range(nb):
+        for t in range(p.lengths[b0 + b]):
+            index[0][n] = b * p.T + t
+            n += 1
+    return n
 
 
 cdef inline void _add_into(floating *total, const floating *part, Py_ssize_t n) noexcept nogil:
@@ -942,6 +1119,8 @@ cdef void _peephole_grads(const Gradients *p, const floating *dz) noexcept nogil
     cdef const floating *dz_row
     memset(dp, 0, 3 * H * sizeof(floating))
     for r in range(p.B * T):
+        if p.lengths != NULL and r % T >= p.lengths[r // T]:
+            continue  # past the sequence's length
         c_t = cells + r * H
         c_prev = <const floating *> p.c0 + (r // T) * H if r % T == 0 else c_t - H
         dz_row = dz + r * G
@@ -1038,7 +1217,8 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              peephole, recurrent_mask, const floating[:, ::1] h0, c0,
              const floating[:, :, ::1] y, cells, aux,
              dy, dh_n, dc_n, dx, floating[:, ::1] dweights, dpeephole,
-             floating[:, ::1] dh0, dc0, int n_threads, bint interruptible=False):
+             floating[:, ::1] dh0, dc0, int n_threads, bint interruptible=False,
+             lengths=None):
     """BPTT. dz: the gates kept by forward_training, destroyed here.
 
     Each phase's recurrent columns are packed once, transposed, for the
@@ -1053,8 +1233,10 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     dpeephole (3, H) (for peepholes) and dweights (I + H + bias_rows, G):
     the rows of dkernel, drecurrent_kernel, then the bias rows.
     interruptible: as for forward_inference; an interrupted call leaves the
-    outputs incomplete and dz partly overwritten. Returns the nanoseconds
-    the threads spent off their cores during the recurrence.
+    outputs incomplete and dz partly overwritten. lengths: as forward had
+    them; the steps past a row's length get no gradient and their dx is
+    zero. Returns the nanoseconds the threads spent off their cores during
+    the recurrence.
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Gradients p
@@ -1069,6 +1251,7 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
         raise ValueError("backward: dweights has the wrong shape")
     p.x, p.kernel, p.h0, p.y = &x[0, 0, 0], &kernel[0, 0], &h0[0, 0], &y[0, 0, 0]
     p.dweights, p.dh0 = &dweights[0, 0], &dh0[0, 0]
+    p.lengths = _lengths(lengths, B, T)
     p.recurrent_mask = _address(recurrent_mask, state_bytes, sizeof(floating), False)
     p.dy = _address(dy, sequence_bytes, sizeof(floating), False)
     p.dh_n = _address(dh_n, state_bytes, sizeof(floating), False)
@@ -1105,9 +1288,12 @@ cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_k
     cdef bint watch = team_size(n_parts, n_threads) > 1
     cdef long long lost_ns = 0
     cdef fastlstm_thread_clock start
+    cdef Py_ssize_t *bounds = NULL
     memset(owned, 0, sizeof(owned))
     fastlstm_interrupt_init(&interrupt, interruptible)
     try:
+        _fill_bounds(p.lengths, p.B, n_parts, &bounds)
+        p.bounds = bounds
         _prepare_recurrent_t(p, recurrent_kernel, owned)
         if p.dx != NULL and not dx_by_blas(p.features, p.G, sizeof(floating)):
             kernel_t = packed_transpose(p.kern, p.features, p.G, <const floating *> p.kernel)
@@ -1143,6 +1329,7 @@ cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_k
         _free_recurrent_t(owned)
         fastlstm_aligned_free(kernel_t)
         free(dz_rec)
+        free(bounds)
     fastlstm_interrupt_reraise(&interrupt)
     return lost_ns
 

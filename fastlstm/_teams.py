@@ -98,16 +98,18 @@ def team_size(requested):
     return _contention.threads_for(requested)
 
 
-def run(kernel, *args, n_threads):
-    """``kernel(*args, n_threads, interruptible)`` on a thread whose OpenMP
-    pool is usable; interruptible when it runs on Python's main thread.
-    `n_threads` comes from ``team_size``."""
+def run(kernel, *args, n_threads, **options):
+    """``kernel(*args, n_threads, interruptible, **options)`` on a thread
+    whose OpenMP pool is usable; interruptible when it runs on Python's main
+    thread. `n_threads` comes from ``team_size``."""
     if n_threads == 1:
-        return kernel(*args, 1, threading.current_thread() is threading.main_thread())
+        return kernel(*args, 1, threading.current_thread() is threading.main_thread(),
+                      **options)
     start = time.perf_counter()
     if threading.get_ident() == _stale_pool_thread:
-        lost_ns = _helper_thread().submit(kernel, *args, n_threads, False).result()
+        lost_ns = _helper_thread().submit(kernel, *args, n_threads, False, **options).result()
     else:
         _started_teams.yes = True
-        lost_ns = kernel(*args, n_threads, threading.current_thread() is threading.main_thread())
+        lost_ns = kernel(*args, n_threads, threading.current_thread() is threading.main_thread(),
+                         **options)
     _contention.record(lost_ns, time.perf_counter() - start)

@@ -255,3 +255,18 @@ def dropout_extras(dropout_mask, recurrent_dropout_mask):
     for the inputs and (batch, units) for h_{t-1} before the products."""
     return (("dropout_mask", dropout_mask, ("batch", "features")),
             ("recurrent_dropout_mask", recurrent_dropout_mask, ("batch", "units")))
+
+
+def checked_lengths(lengths, batch, time):
+    """`lengths` as a new intp array (batch,) of ints in [0, time], or a
+    ValueError naming ``lengths``."""
+    array = np.asarray(lengths)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be integers, got {array.dtype} values")
+    if array.shape != (batch,):
+        raise ValueError(f"lengths must have shape (batch,) = ({batch},), got shape "
+                         f"{array.shape}")
+    if array.size and (array.min() < 0 or array.max() > time):
+        raise ValueError(f"lengths must lie in [0, time] = [0, {time}], got values from "
+                         f"{array.min()} to {array.max()}")
+    return array.astype(np.intp)

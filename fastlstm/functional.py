@@ -14,10 +14,11 @@ from typing import Dict, Optional
 import numpy as np
 
 from . import _checks, _recurrent, _teams, _workspace
+from ._sequences import RunOrder
 from ._blas_control import blas_single_threaded
 from ._threads import get_num_threads
 from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
-from ._validation import dropout_extras, output_gradient, recurrent_inputs
+from ._validation import checked_lengths, dropout_extras, output_gradient, recurrent_inputs
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "simple_rnn_forward", "simple_rnn_backward", "LSTMCache", "GRUCache",
@@ -37,7 +38,9 @@ class RecurrentCache:
     as given, not copies, so that the weights are not held twice. Of each
     such array it keeps a fingerprint, and backward refuses to run if one
     changed (as PyTorch refuses a tensor modified in place after its use).
-    Backward overwrites the gates unless asked to retain them.
+    Backward overwrites the gates unless asked to retain them. With lengths
+    or reverse, the arrays of (batch, ...) are in the engine's run order
+    (see fastlstm._sequences), copies of the caller's.
     """
 
     cell: str                     # the cell's name in fastlstm._recurrent.CELLS
@@ -54,6 +57,7 @@ class RecurrentCache:
     cells: Optional[np.ndarray]   # (batch, time, units), LSTM only
     aux: Optional[np.ndarray]     # (batch, time, units), GRU only
     fingerprints: Dict[str, int]  # of the fields above that are the caller's arrays
+    order: RunOrder               # the rows' lengths and direction
 
 
 class LSTMCache(RecurrentCache):
@@ -118,23 +122,32 @@ def _check_unchanged(cache, forward_name, backward_name):
                 f"or give {forward_name} a copy")
 
 
-def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
-    """The engine's forward pass of `cell` over checked inputs: y, the final
-    states and, with `return_cache`, the cache."""
+def _run_order(lengths, reverse, inputs):
+    """The RunOrder of a forward pass' `lengths` and `reverse` arguments."""
+    batch, time, _ = inputs.x.shape
+    if lengths is not None:
+        lengths = checked_lengths(lengths, batch, time)
+    return RunOrder(lengths, batch, time, bool(reverse))
+
+
+def _run_forward(cell, inputs, originals, return_cache, guard_inputs, order):
+    """The engine's forward pass of `cell` over checked inputs, its rows run
+    in `order`: y, the final states and, with `return_cache`, the cache."""
     code = _recurrent.CELLS[cell]
     dropout_mask = inputs.extras["dropout_mask"]
-    recurrent_mask = inputs.extras["recurrent_dropout_mask"]
+    recurrent_mask = order.states_to_run(inputs.extras["recurrent_dropout_mask"])
     # Input dropout is one multiply before the projection; the cache keeps
     # the product, the weight gradient's operand.
     x = inputs.x if dropout_mask is None else inputs.x * dropout_mask[:, None, :]
+    x = order.to_run(x)
     kernel, recurrent_kernel = inputs.kernel, inputs.recurrent_kernel
     batch, time, features = x.shape
     units = recurrent_kernel.shape[0]
     dtype = inputs.dtype
     has_cell_state = len(inputs.states) == 2
     keeps_aux = _N_GATES[cell] == 3
-    h0 = inputs.states[0]
-    c0 = inputs.states[1] if has_cell_state else None
+    h0 = order.states_to_run(inputs.states[0])
+    c0 = order.states_to_run(inputs.states[1]) if has_cell_state else None
     peephole = inputs.extras.get("peephole")
     y = np.empty((batch, time, units), dtype)
     c_n = np.empty((batch, units), dtype) if has_cell_state else None
@@ -155,17 +168,18 @@ def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
                 recurrent_mask, h0, c0, y, c_n)
         if return_cache:
             _teams.run(_recurrent.forward_training, *args, gates, cells, aux,
-                       n_threads=n_threads)
+                       n_threads=n_threads, lengths=order.run_lengths)
         else:
             size = _recurrent.inference_workspace_size(code, batch, time, features, units,
                                                        dtype.itemsize, n_threads)
             with _workspace.borrow(size, dtype) as workspace:
-                _teams.run(_recurrent.forward_inference, *args, workspace, n_threads=n_threads)
-        h_n = y[:, -1].copy()
+                _teams.run(_recurrent.forward_inference, *args, workspace, n_threads=n_threads,
+                           lengths=order.run_lengths)
+        h_n = order.last_outputs(y, h0)
 
-    states = (h_n, c_n) if has_cell_state else (h_n,)
+    states = tuple(order.states_from_run(state) for state in (h_n, c_n)[:len(inputs.states)])
     if not return_cache:
-        return (y, *states)
+        return (order.from_run(y), *states)
     arrays = {"x": x, "kernel": kernel, "recurrent_kernel": recurrent_kernel,
               "peephole": peephole, "dropout_mask": dropout_mask,
               "recurrent_dropout_mask": recurrent_mask, "h0": h0, "c0": c0}
@@ -173,11 +187,12 @@ def _run_forward(cell, inputs, originals, return_cache, guard_inputs):
         cell=cell, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, peephole=peephole,
         dropout_mask=dropout_mask, recurrent_dropout_mask=recurrent_mask,
         h0=h0, c0=c0, y=y, gates=gates, cells=cells, aux=aux,
-        fingerprints=_callers_arrays(arrays, originals) if guard_inputs else {})
+        fingerprints=_callers_arrays(arrays, originals) if guard_inputs else {}, order=order)
     # The caller gets a view of y: NumPy will not make a view of a read-only
     # array writeable again, so the values backward reads stay as they were.
-    y.flags.writeable = False
-    return (y.view(), *states, cache)
+    y_out = order.from_run(y)
+    y.flags.writeable = y_out.flags.writeable = False
+    return (y_out.view(), *states, cache)
 
 
 def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad, names):
@@ -188,6 +203,7 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
         raise RuntimeError(f"this cache was already consumed by {backward_name}, which "
                            "overwrites it; pass retain_cache=True to backpropagate twice")
     code = _recurrent.CELLS[cache.cell]
+    order = cache.order
     batch, time, features = cache.x.shape
     units = cache.h0.shape[1]
     dtype = cache.x.dtype
@@ -199,6 +215,8 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
         dc_n = output_gradient("dc_n", dc_n, (batch, units), "(batch, units)", dtype,
                                check_finite, _all_finite)
     _check_unchanged(cache, forward_name, backward_name)
+    dy, dh_n = order.to_run(dy), order.states_to_run(dh_n)
+    dc_n = order.states_to_run(dc_n)
 
     dz = cache.gates.copy() if retain_cache else cache.gates
     if not retain_cache:
@@ -225,11 +243,13 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
         _teams.run(_recurrent.backward, code, dz, cache.x, cache.kernel, cache.recurrent_kernel,
                    cache.peephole, cache.recurrent_dropout_mask, cache.h0, cache.c0, cache.y,
                    cache.cells, cache.aux, dy, dh_n, dc_n, dx, weight_grads, dpeephole, dh0,
-                   dc0, n_threads=_teams.team_size(get_num_threads()))
+                   dc0, n_threads=_teams.team_size(get_num_threads()),
+                   lengths=order.run_lengths)
+    dx = order.from_run(dx)
     if dx is not None and cache.dropout_mask is not None:
         dx *= cache.dropout_mask[:, None, :]
     _workspace.recycle_gates(dz)
-    return dx, weight_grads, dh0, dc0, dpeephole
+    return dx, weight_grads, order.states_from_run(dh0), order.states_from_run(dc0), dpeephole
 
 
 def _check_cache(cache, cache_type, forward_name):
@@ -239,8 +259,8 @@ def _check_cache(cache, cache_type, forward_name):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephole=None,
-                 dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
-                 check_finite=True, guard_inputs=True):
+                 dropout_mask=None, recurrent_dropout_mask=None, lengths=None, reverse=False,
+                 return_cache=False, check_finite=True, guard_inputs=True):
     """Run an LSTM over a batch of sequences.
 
     Parameters
@@ -261,6 +281,15 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
         the first multiplies x_t at every step, the second h_{t-1} where
         the recurrent products read it (Keras' dropout and
         recurrent_dropout, the mask shared by the gates).
+    lengths : array_like of ints, shape (batch,), optional
+        Steps each row runs, each in [0, time]: a row's later outputs are
+        zeros and its final states are those after its last step (PyTorch's
+        packed sequences, ONNX's sequence_lens). The engine runs rows longest
+        first and drops finished rows from each step's products, so a batch
+        costs the sum of its lengths. None: every row runs all steps.
+    reverse : bool
+        Run each row's steps last to first, within its own length; y stays
+        aligned with x's time axis (ONNX's "reverse" direction).
     return_cache : bool
         Also return the cache ``lstm_backward`` needs. Without it the pass
         keeps only O(batch * units) state besides ``y``.
@@ -304,7 +333,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
     cell = "lstm" if peephole is None else "lstm_peephole"
     originals = _originals(x, kernel, recurrent_kernel, h0, dropout_mask,
                            recurrent_dropout_mask, c0=c0, peephole=peephole)
-    return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
+    return _run_forward(cell, inputs, originals, return_cache, guard_inputs,
+                        _run_order(lengths, reverse, inputs))
 
 
 def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False,
@@ -358,8 +388,8 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
-                dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
-                check_finite=True, guard_inputs=True):
+                dropout_mask=None, recurrent_dropout_mask=None, lengths=None, reverse=False,
+                return_cache=False, check_finite=True, guard_inputs=True):
     """Run a GRU over a batch of sequences (Keras' layout and equations).
 
     Parameters
@@ -379,6 +409,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
         ``linear_before_reset=0``: two dependent products per step).
     dropout_mask, recurrent_dropout_mask : array_like, optional
         As for ``lstm_forward``; z * h_{t-1} keeps the state itself.
+    lengths, reverse
+        As for ``lstm_forward``.
     return_cache, check_finite, guard_inputs : bool
         As for ``lstm_forward``.
 
@@ -395,7 +427,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
                               check_finite=check_finite, all_finite=_all_finite)
     cell = "gru_reset_after" if reset_after else "gru_reset_before"
     originals = _originals(x, kernel, recurrent_kernel, h0, dropout_mask, recurrent_dropout_mask)
-    return _run_forward(cell, inputs, originals, return_cache, guard_inputs)
+    return _run_forward(cell, inputs, originals, return_cache, guard_inputs,
+                        _run_order(lengths, reverse, inputs))
 
 
 def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
@@ -427,8 +460,9 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
-                       dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
-                       check_finite=True, guard_inputs=True):
+                       dropout_mask=None, recurrent_dropout_mask=None, lengths=None,
+                       reverse=False, return_cache=False, check_finite=True,
+                       guard_inputs=True):
     """Run a fully connected recurrent layer: h_t = act(x_t @ kernel + h_{t-1} @
     recurrent_kernel + bias).
 
@@ -441,6 +475,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     h0 : array_like of shape (batch, units), optional
     activation : {"tanh", "relu"}
     dropout_mask, recurrent_dropout_mask : array_like, optional
+    lengths, reverse
+        As for ``lstm_forward``.
     return_cache, check_finite, guard_inputs : bool
         As for ``lstm_forward``.
 
@@ -457,7 +493,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
                               extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite, all_finite=_all_finite)
     originals = _originals(x, kernel, recurrent_kernel, h0, dropout_mask, recurrent_dropout_mask)
-    return _run_forward("rnn_" + activation, inputs, originals, return_cache, guard_inputs)
+    return _run_forward("rnn_" + activation, inputs, originals, return_cache, guard_inputs,
+                        _run_order(lengths, reverse, inputs))
 
 
 def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,

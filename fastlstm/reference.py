@@ -78,6 +78,15 @@ h_{t-1} where the products (and a GRU's r * h_{t-1}) read it; the GRU's
 z * h_{t-1} and the outputs keep the state itself. Keras shares one input
 mask among the gates when only ``dropout`` is set; here both masks are
 shared among the gates always.
+
+Lengths and direction
+---------------------
+With ``lengths`` (batch,), row b runs its first lengths[b] steps only: its
+later outputs are zeros and its final states are those after its last
+step. With ``reverse``, each row runs its steps last to first (within its
+own length), y staying aligned with x's time axis. Both mean the same
+thing: each row's steps, taken in the order they run, are an ordinary
+sequence, run alone (``_forward_by_rows``).
 """
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -85,7 +94,7 @@ from typing import List, Optional
 import numpy as np
 
 from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
-from ._validation import dropout_extras, output_gradient, recurrent_inputs
+from ._validation import checked_lengths, dropout_extras, output_gradient, recurrent_inputs
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "simple_rnn_forward", "simple_rnn_backward", "sigmoid", "LSTMGrads",
@@ -122,6 +131,97 @@ def _masked(array, mask):
     if mask is None:
         return array
     return array * (mask[:, None, :] if array.ndim == 3 else mask)
+
+
+# ---------------------------------------------------- lengths and direction
+
+
+def _row_steps(length, reverse):
+    """The time indices a row of `length` steps visits, in the order it runs."""
+    steps = np.arange(length)
+    return steps[::-1] if reverse else steps
+
+
+@dataclass
+class RowsReferenceCache:
+    """A pass with lengths or reverse: what each row's own pass kept."""
+
+    forward_name: str
+    caches: list          # per row, its pass' cache; None for a row of length 0
+    steps: list           # per row, the time indices it visited, in order
+    shape: tuple          # x's (batch, time, features)
+    dtype: np.dtype
+    weight_shapes: dict   # gradient name -> shape, for a batch of empty rows
+
+
+def _forward_by_rows(run_row, inputs, lengths, reverse, return_cache, forward_name):
+    """Run every row alone over its own steps: ``run_row(x_row, states_row,
+    masks_row)`` is the cell's forward pass of one row (batch 1)."""
+    x = inputs.x
+    batch, time, _ = x.shape
+    lengths = np.full(batch, time) if lengths is None else checked_lengths(lengths, batch, time)
+    units = inputs.recurrent_kernel.shape[0]
+    masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
+    y = np.zeros((batch, time, units), inputs.dtype)
+    finals = [state.copy() for state in inputs.states]
+    caches, visited = [], []
+    for b in range(batch):
+        steps = _row_steps(lengths[b], reverse)
+        visited.append(steps)
+        if not steps.size:
+            caches.append(None)
+            continue
+        out = run_row(x[b:b + 1, steps], [state[b:b + 1] for state in inputs.states],
+                      [None if mask is None else mask[b:b + 1] for mask in masks])
+        y[b, steps] = out[0][0]
+        for final, state in zip(finals, out[1:]):
+            final[b] = state[0]
+        caches.append(out[-1] if return_cache else None)
+    if not return_cache:
+        return (y, *finals)
+    weight_shapes = {"dkernel": inputs.kernel.shape,
+                     "drecurrent_kernel": inputs.recurrent_kernel.shape,
+                     "dbias": inputs.bias.shape}
+    if inputs.extras.get("peephole") is not None:
+        weight_shapes["dpeephole"] = inputs.extras["peephole"].shape
+    return (y, *finals, RowsReferenceCache(forward_name, caches, visited, x.shape,
+                                           inputs.dtype, weight_shapes))
+
+
+def _backward_by_rows(run_row, cache, dy, state_grads, check_finite, input_grad, grads_type):
+    """Backward of ``_forward_by_rows``: ``run_row(row_cache, dy_row,
+    state_grads_row)`` is the cell's backward pass of one row; the weight
+    gradients are the sums over the rows."""
+    batch, time, features = cache.shape
+    units = cache.weight_shapes["drecurrent_kernel"][0]
+    dtype = cache.dtype
+    dy, _ = _state_gradients(cache.shape, units, dtype, dy, None, check_finite)
+    state_grads = [output_gradient(name, grad, (batch, units), "(batch, units)", dtype,
+                                   check_finite)
+                   for name, grad in zip(("dh_n", "dc_n"), state_grads)]
+    dx = np.zeros((batch, time, features), dtype) if input_grad else None
+    sums = {name: np.zeros(shape, dtype) for name, shape in cache.weight_shapes.items()}
+    # A row of length 0 passes the final states' gradients through.
+    initial = [np.zeros((batch, units), dtype) if grad is None else grad.copy()
+               for grad in state_grads]
+    for b, (row_cache, steps) in enumerate(zip(cache.caches, cache.steps)):
+        if row_cache is None:
+            continue
+        grads = run_row(row_cache, None if dy is None else dy[b:b + 1, steps],
+                        [None if grad is None else grad[b:b + 1] for grad in state_grads])
+        if input_grad:
+            dx[b, steps] = grads.dx[0]
+        for name in sums:
+            sums[name] += getattr(grads, name)
+        for grad, name in zip(initial, ("dh0", "dc0")):
+            grad[b] = getattr(grads, name)[0]
+    return grads_type(dx=dx, **sums, **dict(zip(("dh0", "dc0"), initial)))
+
+
+def _check_rows_cache(cache, forward_name):
+    if cache.forward_name != forward_name:
+        raise TypeError(f"cache must come from fastlstm.reference.{forward_name}("
+                        f"..., return_cache=True), got one from {cache.forward_name}")
 
 
 # ----------------------------------------------------------------------- LSTM
@@ -170,8 +270,8 @@ def _lstm_step(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias, peephole):
 
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephole=None,
-                 dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
-                 check_finite=True):
+                 dropout_mask=None, recurrent_dropout_mask=None, lengths=None, reverse=False,
+                 return_cache=False, check_finite=True):
     """Run an LSTM over a batch of sequences.
 
     Parameters
@@ -189,6 +289,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
     dropout_mask : array_like of shape (batch, features), optional
     recurrent_dropout_mask : array_like of shape (batch, units), optional
         Dropout's masks, one per sequence (see the module's docstring).
+    lengths : array_like of ints, shape (batch,), optional
+        Steps each row runs (see the module's docstring); all by default.
+    reverse : bool
+        Run each row's steps last to first.
     return_cache : bool
         Also return what ``lstm_backward`` needs.
     check_finite : bool
@@ -208,6 +312,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
                               extras=(("peephole", peephole, (3, "units")),
                                       *dropout_extras(dropout_mask, recurrent_dropout_mask)),
                               check_finite=check_finite)
+    if lengths is not None or reverse:
+        def run_row(x_row, states_row, masks_row):
+            return lstm_forward(x_row, kernel, recurrent_kernel, bias, *states_row,
+                                peephole=peephole, dropout_mask=masks_row[0],
+                                recurrent_dropout_mask=masks_row[1],
+                                return_cache=return_cache, check_finite=False)
+        return _forward_by_rows(run_row, inputs, lengths, reverse, return_cache, "lstm_forward")
     masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
     x = _masked(inputs.x, masks[0])
     kernel, recurrent_kernel, bias = inputs.kernel, inputs.recurrent_kernel, inputs.bias
@@ -279,6 +390,13 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, input_g
         ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, and
         ``dpeephole`` (3, units) when the forward pass had a peephole.
     """
+    if isinstance(cache, RowsReferenceCache):
+        _check_rows_cache(cache, "lstm_forward")
+        grads_type = LSTMGrads if "dpeephole" not in cache.weight_shapes else PeepholeLSTMGrads
+        return _backward_by_rows(
+            lambda row_cache, dy_row, grads_row: lstm_backward(
+                row_cache, dy_row, *grads_row, check_finite=False, input_grad=input_grad),
+            cache, dy, (dh_n, dc_n), check_finite, input_grad, grads_type)
     _check_cache(cache, LSTMReferenceCache, "lstm_forward")
     batch, time, features = cache.shape
     kernel, recurrent_kernel, peephole = cache.kernel, cache.recurrent_kernel, cache.peephole
@@ -364,8 +482,8 @@ def _gru_step_reset_before(x_t, h_prev, h_in, kernel, recurrent_kernel, bias):
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
-                dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
-                check_finite=True):
+                dropout_mask=None, recurrent_dropout_mask=None, lengths=None, reverse=False,
+                return_cache=False, check_finite=True):
     """Run a GRU over a batch of sequences.
 
     Parameters
@@ -385,6 +503,10 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
     dropout_mask : array_like of shape (batch, features), optional
     recurrent_dropout_mask : array_like of shape (batch, units), optional
         Dropout's masks, one per sequence (see the module's docstring).
+    lengths : array_like of ints, shape (batch,), optional
+        Steps each row runs (see the module's docstring); all by default.
+    reverse : bool
+        Run each row's steps last to first.
     return_cache : bool
         Also return what ``gru_backward`` needs.
     check_finite : bool
@@ -403,6 +525,13 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
                               bias_rows=2 if reset_after else None,
                               extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite)
+    if lengths is not None or reverse:
+        def run_row(x_row, states_row, masks_row):
+            return gru_forward(x_row, kernel, recurrent_kernel, bias, *states_row,
+                               reset_after=reset_after, dropout_mask=masks_row[0],
+                               recurrent_dropout_mask=masks_row[1],
+                               return_cache=return_cache, check_finite=False)
+        return _forward_by_rows(run_row, inputs, lengths, reverse, return_cache, "gru_forward")
     masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
     x = _masked(inputs.x, masks[0])
     kernel, recurrent_kernel, bias = inputs.kernel, inputs.recurrent_kernel, inputs.bias
@@ -479,6 +608,12 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=True):
         ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``, dbias shaped like
         the bias.
     """
+    if isinstance(cache, RowsReferenceCache):
+        _check_rows_cache(cache, "gru_forward")
+        return _backward_by_rows(
+            lambda row_cache, dy_row, grads_row: gru_backward(
+                row_cache, dy_row, *grads_row, check_finite=False, input_grad=input_grad),
+            cache, dy, (dh_n,), check_finite, input_grad, GRUGrads)
     _check_cache(cache, GRUReferenceCache, "gru_forward")
     batch, time, features = cache.shape
     kernel, recurrent_kernel = cache.kernel, cache.recurrent_kernel
@@ -552,8 +687,8 @@ def _checked_activation(activation):
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
-                       dropout_mask=None, recurrent_dropout_mask=None, return_cache=False,
-                       check_finite=True):
+                       dropout_mask=None, recurrent_dropout_mask=None, lengths=None,
+                       reverse=False, return_cache=False, check_finite=True):
     """Run a fully connected RNN over a batch of sequences.
 
     Parameters
@@ -568,6 +703,10 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     dropout_mask : array_like of shape (batch, features), optional
     recurrent_dropout_mask : array_like of shape (batch, units), optional
         Dropout's masks, one per sequence (see the module's docstring).
+    lengths : array_like of ints, shape (batch,), optional
+        Steps each row runs (see the module's docstring); all by default.
+    reverse : bool
+        Run each row's steps last to first.
     return_cache : bool
         Also return what ``simple_rnn_backward`` needs.
     check_finite : bool
@@ -586,6 +725,14 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
     inputs = recurrent_inputs(x, kernel, recurrent_kernel, bias, (("h0", h0),), n_gates=1,
                               extras=dropout_extras(dropout_mask, recurrent_dropout_mask),
                               check_finite=check_finite)
+    if lengths is not None or reverse:
+        def run_row(x_row, states_row, masks_row):
+            return simple_rnn_forward(x_row, kernel, recurrent_kernel, bias, *states_row,
+                                      activation=activation, dropout_mask=masks_row[0],
+                                      recurrent_dropout_mask=masks_row[1],
+                                      return_cache=return_cache, check_finite=False)
+        return _forward_by_rows(run_row, inputs, lengths, reverse, return_cache,
+                                "simple_rnn_forward")
     masks = inputs.extras["dropout_mask"], inputs.extras["recurrent_dropout_mask"]
     x = _masked(inputs.x, masks[0])
     kernel, recurrent_kernel, bias = inputs.kernel, inputs.recurrent_kernel, inputs.bias
@@ -632,6 +779,12 @@ def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, input_grad=T
     -----
     relu's derivative is taken as 1 where the output is positive, else 0.
     """
+    if isinstance(cache, RowsReferenceCache):
+        _check_rows_cache(cache, "simple_rnn_forward")
+        return _backward_by_rows(
+            lambda row_cache, dy_row, grads_row: simple_rnn_backward(
+                row_cache, dy_row, *grads_row, check_finite=False, input_grad=input_grad),
+            cache, dy, (dh_n,), check_finite, input_grad, SimpleRNNGrads)
     _check_cache(cache, SimpleRNNReferenceCache, "simple_rnn_forward")
     batch, time, features = cache.shape
     kernel, recurrent_kernel = cache.kernel, cache.recurrent_kernel
