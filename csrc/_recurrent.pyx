@@ -505,13 +505,14 @@ cdef void _free_weights(Weights *w) noexcept nogil:
 
 
 cdef int _prepare_weights(Sequences *p, const floating *kernel,
-                          const floating *recurrent_kernel) except -1:
-    """Pack the kernel and each phase's recurrent columns once, unless a
-    single step of a small batch uses them (then they are read as given)."""
+                          const floating *recurrent_kernel, bint one_call=True) except -1:
+    """Pack the kernel and each phase's recurrent columns, unless they serve
+    `one_call` that is a single step of a small batch (then they are read as
+    given: packing would cost more than it saves)."""
     cdef Py_ssize_t k, first, n_cols
     cdef floating *packed
     memset(&p.w, 0, sizeof(Weights))
-    if p.T == 1 and p.B <= UNPACKED_STEP_ROWS:
+    if one_call and p.T == 1 and p.B <= UNPACKED_STEP_ROWS:
         p.w.ld = p.G
         p.w.kernel = kernel
         for k in range(p.cell.n_phases):
@@ -533,10 +534,20 @@ cdef int _prepare_weights(Sequences *p, const floating *kernel,
     return 0
 
 
-cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
-                        const floating *recurrent_kernel, int n_threads,
+cdef long long _forward_call(Sequences *p, floating *y, const floating *kernel,
+                             const floating *recurrent_kernel, int n_threads,
+                             bint interruptible) except -1:
+    """_forward over weights prepared for this call alone."""
+    _prepare_weights(p, kernel, recurrent_kernel)
+    try:
+        return _forward(p, y, n_threads, interruptible)
+    finally:
+        _free_weights(&p.w)
+
+
+cdef long long _forward(Sequences *p, floating *y, int n_threads,
                         bint interruptible) except -1:
-    """Pack the weights, then run every batch part without the GIL. With
+    """Run every batch part without the GIL, over the weights p.w. With
     `interruptible`, a signal handler's exception (KeyboardInterrupt) stops
     the parts within about 0.1 s and is raised here (see interrupt_poll.h).
     Returns the nanoseconds the threads spent off their cores while they
@@ -557,7 +568,6 @@ cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
     cdef void *masked_h = NULL
     cdef Py_ssize_t *bounds = NULL
     fastlstm_interrupt_init(&interrupt, interruptible)
-    _prepare_weights(p, kernel, recurrent_kernel)
     try:
         _fill_bounds(p.lengths, p.B, n_parts, &bounds)
         p.bounds = bounds
@@ -589,7 +599,6 @@ cdef long long _forward(Sequences *p, floating *y, const floating *kernel,
                     if watch:
                         fastlstm_add_lost_time(&lost_ns, start)
     finally:
-        _free_weights(&p.w)
         fastlstm_aligned_free(apart_rows)
         free(masked_h)
         free(bounds)
@@ -635,8 +644,8 @@ def forward_inference(int cell, const floating[:, :, ::1] x, const floating[:, :
     _bind_forward(&p, &x[0, 0, 0], &bias[0], peephole, recurrent_mask, &h0[0, 0], c0,
                   &y[0, 0, 0], c_n, lengths)
     p.scratch = &workspace[0]
-    return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
-                    interruptible)
+    return _forward_call(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
+                         interruptible)
 
 
 def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -660,8 +669,8 @@ def forward_training(int cell, const floating[:, :, ::1] x, const floating[:, ::
         p.aux = _address(aux, state_bytes, sizeof(floating), True)
     if (p.cell.has_cell_state and p.cells == NULL) or (p.cell.keeps_aux and p.aux == NULL):
         raise ValueError("forward_training: this cell needs its cells or aux array")
-    return _forward(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
-                    interruptible)
+    return _forward_call(&p, &y[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], n_threads,
+                         interruptible)
 
 
 cdef const Py_ssize_t *_lengths(lengths, Py_ssize_t B, Py_ssize_t T) except? NULL:
@@ -1332,6 +1341,123 @@ cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_k
         free(bounds)
     fastlstm_interrupt_reraise(&interrupt)
     return lost_ns
+
+
+# ---------------------------------------------------------------- stepping
+
+cdef class Stepper:
+    """A float32 recurrent layer run one time step per call over a fixed
+    batch, for streaming: its weights are copied and packed once, its states
+    kept between calls, and a call allocates nothing and checks nothing.
+
+    Parameters
+    ----------
+    cell : int
+        A value of CELLS.
+    kernel, recurrent_kernel, bias, peephole
+        As forward_inference takes them (peephole None unless the cell has
+        one); copied.
+    inputs : float32 array (B, I)
+        The buffer each step reads x_t from (the caller fills it, or it is
+        the previous layer's ``output``).
+    n_threads : int
+        The most threads a step will be given (sizes the workspace).
+    check_inputs : bool
+        Refuse a step whose inputs hold NaN or infinity (ValueError),
+        before anything runs: for the first layer of a stream.
+
+    Attributes
+    ----------
+    output : float32 array (B, H)
+        h_t after each step.
+    states : list of float32 arrays (B, H)
+        h (and c): the states the next step starts from; write into them to
+        set them.
+
+    Steps give bitwise the outputs of forward_inference over the whole
+    sequence (the products read packed weights either way).
+    """
+    cdef Sequences p
+    cdef object _arrays        # everything p points into, kept alive
+    cdef float[:, ::1] _inputs
+    cdef float[:, ::1] _h, _c, _h_next, _c_next
+    cdef float[::1] _workspace
+    cdef public object output
+    cdef int _max_threads
+    cdef bint _check_inputs
+
+    def __cinit__(self, int cell, kernel, recurrent_kernel, bias, peephole, inputs,
+                  int n_threads, bint check_inputs=False):
+        import numpy as np
+        cdef const float[:, ::1] kernel_view = np.array(kernel, np.float32, order="C")
+        cdef const float[:, ::1] recurrent_view = np.array(recurrent_kernel, np.float32,
+                                                            order="C")
+        cdef const float[::1] bias_view = np.array(bias, np.float32).reshape(-1)
+        self._inputs = inputs
+        cdef Py_ssize_t B = self._inputs.shape[0], I = self._inputs.shape[1]
+        cdef Py_ssize_t H = recurrent_view.shape[0]
+        self.p = _sequences(cell, B, 1, I, H)
+        if kernel_view.shape[0] != I or kernel_view.shape[1] != self.p.G \
+                or recurrent_view.shape[1] != self.p.G \
+                or bias_view.shape[0] != self.p.cell.bias_rows * self.p.G:
+            raise ValueError("Stepper: the weights do not fit the cell and the inputs")
+        self._max_threads = max(1, n_threads)
+        self._check_inputs = check_inputs
+        self.output = np.zeros((B, H), np.float32)
+        self._h, self._h_next = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+        self._c, self._c_next = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+        self._workspace = np.empty(inference_workspace_size(cell, B, 1, I, H, 4,
+                                                            self._max_threads), np.float32)
+        peephole_copy = None if peephole is None else np.array(peephole, np.float32, order="C")
+        self._arrays = (kernel_view, recurrent_view, bias_view, peephole_copy)
+        _bind_forward(&self.p, <const float *> NULL, &bias_view[0], peephole_copy, None,
+                      &self._h[0, 0], self._c.base, &self._h_next[0, 0], self._c_next.base,
+                      None)
+        self.p.scratch = &self._workspace[0]
+        _prepare_weights(&self.p, &kernel_view[0, 0], &recurrent_view[0, 0], False)
+
+    def __dealloc__(self):
+        _free_weights(&self.p.w)
+
+    @property
+    def states(self):
+        """[h] or [h, c]: the arrays the next step starts from."""
+        if self.p.cell.has_cell_state:
+            return [self._h.base, self._c.base]
+        return [self._h.base]
+
+    def team(self, int n_threads):
+        """The threads a step given n_threads actually keeps busy: one
+        unless the batch has several parts or the weights are large enough
+        for the threads to share one part's columns."""
+        n_threads = min(n_threads, self._max_threads)
+        if split_units(self.p.B, self.p.G, self.p.H, sizeof(float), n_threads):
+            return n_threads
+        return min(n_threads, forward_parts(self.p.B, self.p.G, self.p.H, sizeof(float),
+                                            n_threads))
+
+    def step(self, int n_threads, bint interruptible=False):
+        """Run one step from ``inputs`` and the states; fills ``output`` and
+        moves the states on. Returns the nanoseconds the team spent off its
+        cores (see forward_inference)."""
+        cdef float[:, ::1] out = self.output
+        if n_threads > self._max_threads:
+            n_threads = self._max_threads
+        if self._check_inputs and not self.p.kern.all_finite_f32(
+                self.p.B * self.p.features, &self._inputs[0, 0]):
+            raise ValueError("x_t contains NaN or infinity")
+        self.p.x = &self._inputs[0, 0]
+        self.p.h0, self.p.y = &self._h[0, 0], &self._h_next[0, 0]
+        if self.p.cell.has_cell_state:
+            self.p.c0, self.p.c_n = &self._c[0, 0], &self._c_next[0, 0]
+        cdef long long lost_ns = _forward(&self.p, <float *> self.p.y, n_threads, interruptible)
+        # The new states become the current ones in place, so that the
+        # arrays ``states`` handed out stay the live states.
+        memcpy(&self._h[0, 0], &self._h_next[0, 0], self.p.B * self.p.H * sizeof(float))
+        if self.p.cell.has_cell_state:
+            memcpy(&self._c[0, 0], &self._c_next[0, 0], self.p.B * self.p.H * sizeof(float))
+        memcpy(&out[0, 0], &self._h[0, 0], self.p.B * self.p.H * sizeof(float))
+        return lost_ns
 
 
 # The cells by name, as fastlstm.functional names them (cell.h).

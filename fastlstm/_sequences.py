@@ -99,3 +99,70 @@ class RunOrder:
             return y[:, -1].copy()
         last = np.maximum(self.run_lengths - 1, 0)
         return np.where((self.run_lengths > 0)[:, None], y[np.arange(self.batch), last], h0)
+
+
+class MaskedSteps:
+    """The steps a recurrent layer runs under a Keras mask, as lengths.
+
+    A masked step leaves the states as they were, so running a row's
+    unmasked steps alone, in order, gives the same states whatever the
+    pattern of the mask: ``gather`` moves each row's unmasked steps to the
+    front, and the cell runs them with ``lengths``. Padding at the end (the
+    common case) needs no move.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (batch, time)
+        True where a step runs.
+
+    Attributes
+    ----------
+    lengths : ndarray of intp, shape (batch,)
+        Unmasked steps per row.
+    """
+
+    def __init__(self, mask):
+        batch, time = mask.shape
+        self.mask = mask
+        self.lengths = mask.sum(axis=1).astype(np.intp)
+        self._rows = np.arange(batch)[:, None]
+        # Run step s of row b is the caller's step order[b, s].
+        self._order = np.argsort(~mask, axis=1, kind="stable")
+        # The run step whose output caller step t repeats (-1: none yet).
+        self._source = np.cumsum(mask, axis=1) - 1
+        self._in_place = bool(np.all(mask[:, 1:] <= mask[:, :-1]))  # every mask a prefix
+
+    def gather(self, array):
+        """(batch, time, n) in run order: each row's unmasked steps first."""
+        return array if self._in_place else np.ascontiguousarray(array[self._rows, self._order])
+
+    def scatter(self, array):
+        """The inverse of ``gather``."""
+        if self._in_place:
+            return array
+        out = np.empty_like(array)
+        out[self._rows, self._order] = array
+        return out
+
+    def outputs(self, y, zero_masked):
+        """A layer's outputs at the caller's steps from the run's y (whose
+        steps past each length are zeros): at a masked step zeros
+        (`zero_masked`, Keras inside Bidirectional) or the output of the
+        last unmasked step before it, zeros before the first (Keras' bare
+        recurrent layer)."""
+        if zero_masked:
+            return self.scatter(y)
+        out = y[self._rows, np.maximum(self._source, 0)]
+        out[self._source < 0] = 0
+        return out
+
+    def output_grads(self, dy, zero_masked):
+        """The gradient with respect to the run's y from that of ``outputs``."""
+        if zero_masked:
+            return self.gather(dy)  # masked steps land past the lengths, unread
+        batch, time, units = dy.shape
+        dy_run = np.zeros_like(dy)
+        seen = self._source >= 0
+        flat = (self._rows * time + self._source)[seen]
+        np.add.at(dy_run.reshape(-1, units), flat, dy[seen])
+        return dy_run

@@ -32,6 +32,7 @@ count.
 Python runs signal handlers on its main thread only, so only a call made
 there polls for them (``interruptible``, see csrc/interrupt_poll.h).
 """
+import contextvars
 import os
 import threading
 import time
@@ -113,3 +114,15 @@ def run(kernel, *args, n_threads, **options):
         lost_ns = kernel(*args, n_threads, threading.current_thread() is threading.main_thread(),
                          **options)
     _contention.record(lost_ns, time.perf_counter() - start)
+
+
+def concurrently(first, second):
+    """Run ``first()`` on the helper thread while ``second()`` runs on this
+    one; returns both results. Each should release the GIL for most of its
+    time (a kernel call)."""
+    future = _helper_thread().submit(contextvars.copy_context().run, first)
+    try:
+        second_result = second()
+    finally:
+        first_result = future.result()  # waited for even when second() raised
+    return first_result, second_result

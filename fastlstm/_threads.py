@@ -27,6 +27,7 @@ _block_threads = contextvars.ContextVar("fastlstm_threads", default=None)  # thr
 # quota is read again only when the last reading is this old.
 QUOTA_MAX_AGE_SECONDS = 1.0
 _quota_reading = (-math.inf, None)  # (time.monotonic() when read, quota)
+_count_reading = (-math.inf, None)  # (time.monotonic() when read, usable_cpu_count)
 
 
 def _read_fields(path):
@@ -74,11 +75,23 @@ def _omp_num_threads():
 
 
 def usable_cpu_count():
-    """Number of CPUs this process may use (at least 1).
+    """Number of CPUs this process may use (at least 1), found again at most
+    once every QUOTA_MAX_AGE_SECONDS (the lookups cost microseconds, a
+    streaming step's budget).
 
     OMP_NUM_THREADS, when set, decides; otherwise the affinity mask, capped
-    by a cgroup CPU quota (read again at most once a second).
+    by a cgroup CPU quota.
     """
+    global _count_reading
+    read_at, count = _count_reading
+    now = time.monotonic()
+    if now - read_at >= QUOTA_MAX_AGE_SECONDS or count is None:
+        count = _usable_cpu_count_now()
+        _count_reading = (now, count)
+    return count
+
+
+def _usable_cpu_count_now():
     requested = _omp_num_threads()
     if requested is not None:
         return requested

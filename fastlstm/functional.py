@@ -86,6 +86,22 @@ _CACHE_TYPES = {"lstm": LSTMCache, "lstm_peephole": LSTMCache, "gru_reset_after"
                 "rnn_relu": SimpleRNNCache}
 
 
+def batch_parts(cell, batch, units, n_threads, dtype=np.float32):
+    """How many parts the engine cuts a forward pass' batch into for
+    `n_threads` threads (fewer than n_threads: some threads would idle, or
+    share one part's columns).
+
+    Parameters
+    ----------
+    cell : str
+        A name of fastlstm._recurrent.CELLS ("lstm", "gru_reset_after", ...).
+    batch, units, n_threads : int
+    dtype : numpy dtype
+    """
+    return _recurrent.parts(_recurrent.CELLS[cell], batch, units, np.dtype(dtype).itemsize,
+                            n_threads)
+
+
 def _all_finite(array):
     """One pass of the compiled check over a C-contiguous float array, without
     NumPy's temporary boolean array."""

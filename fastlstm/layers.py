@@ -6,14 +6,23 @@ which stores the weight gradients in ``grads`` and returns dx. A model's
 first layer runs ``backward_weights(dy)`` instead: its input is data, so
 only the weight gradients are needed. Weights live in ``weights`` in Keras'
 order and layout, float32.
+
+Masks follow Keras: ``Masking`` makes one, (batch, time) bool, True where a
+step is data; a layer that takes masks (``takes_mask``) gets it as
+``forward(x, training, mask=mask)``, and ``compute_mask`` says what a layer
+passes on (Dropout and a Dense over steps pass it, a recurrent layer passes
+it when it returns sequences).
 """
 import numpy as np
 
-from . import _elementwise, functional, initializers, serialization
+from . import _elementwise, _teams, functional, initializers, serialization
 from ._random import generator
+from ._sequences import MaskedSteps
+from ._threads import get_num_threads, threads
 from ._validation import checked_int
 
-__all__ = ["Layer", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Dense", "Dropout"]
+__all__ = ["Layer", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense",
+           "Dropout", "Masking"]
 
 # Far beyond any CPU model, and small enough that 4 * units stays a 32-bit
 # BLAS index.
@@ -58,6 +67,8 @@ class Layer(serialization.Serializable, kind="layer"):
     # A layer that returns several arrays (its states too) cannot sit inside
     # Sequential, which passes one output on.
     return_state = False
+    # Whether forward takes a mask argument.
+    takes_mask = False
 
     def __init__(self, input_shape=None, name=None):
         self.input_shape = None if input_shape is None else checked_sample_shape(input_shape)
@@ -89,6 +100,11 @@ class Layer(serialization.Serializable, kind="layer"):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def compute_mask(self, x, mask):
+        """The mask this layer passes on, given its input x and the mask it
+        received (None: no mask). By default none."""
+        return None
 
     def backward_weights(self, dy):
         """Store the weight gradients in ``grads`` like ``backward``, without
@@ -189,7 +205,23 @@ class Recurrent(Layer, kind="layer"):
         whole pass, shared by the gates, the kept values scaled by
         1 / (1 - rate) (Keras' semantics; fastlstm.functional applies the
         masks inside the kernels).
+    go_backwards : bool
+        Run the sequence last step first; the output comes in that reversed
+        order (Keras' semantics).
+    stateful : bool
+        The final states of one call are the initial states of the next (for
+        a fixed batch size) until ``reset_states()``, in training and at
+        inference alike; gradients do not flow back into an earlier call.
+
+    Masks (Keras' semantics): a masked step leaves the states unchanged; the
+    output there repeats the last unmasked step's (zeros before the first),
+    or is zeros when ``zero_output_for_mask`` is set (as Bidirectional sets
+    it). The cell runs only the unmasked steps (see MaskedSteps).
     """
+
+    takes_mask = True
+    # Zeros, not the last output, at masked steps (set by Bidirectional).
+    zero_output_for_mask = False
 
     # Names of the cell's states, in the order calls return them after the output.
     _state_names = ("h",)
@@ -202,9 +234,12 @@ class Recurrent(Layer, kind="layer"):
     def __init__(self, units, return_sequences=False, return_state=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", use_bias=True, input_shape=None, name=None, *,
-                 dropout=0.0, recurrent_dropout=0.0):
+                 dropout=0.0, recurrent_dropout=0.0, go_backwards=False, stateful=False):
         super().__init__(input_shape, name)
         self.units = checked_int("units", units, 1, MAX_UNITS)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self._carried_states = None
         self.dropout = _checked_rate("dropout", dropout)
         self.recurrent_dropout = _checked_rate("recurrent_dropout", recurrent_dropout)
         self.return_sequences = bool(return_sequences)
@@ -215,7 +250,7 @@ class Recurrent(Layer, kind="layer"):
         self.recurrent_initializer = self._initializer("recurrent_initializer",
                                                        recurrent_initializer)
         self.bias_initializer = self._initializer("bias_initializer", bias_initializer)
-        self._cache = None
+        self._cache = self._steps = None
 
     def _initializer(self, argument, identifier):
         """The initializer `identifier` names, remembered for ``get_config``
@@ -309,9 +344,13 @@ class Recurrent(Layer, kind="layer"):
         """The cell's functional backward: its gradients' named tuple."""
         raise NotImplementedError
 
+    def cell_name(self):
+        """The engine's name of this layer's cell (fastlstm._recurrent.CELLS)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ passes
 
-    def __call__(self, x, training=False, initial_state=None):
+    def __call__(self, x, training=False, initial_state=None, mask=None):
         """Run the layer on `x`, building it first if needed.
 
         Parameters
@@ -321,12 +360,14 @@ class Recurrent(Layer, kind="layer"):
         initial_state : array_like or list of array_like of shape (batch, units), optional
             The initial states, in the order the layer returns them (LSTM:
             ``[h, c]``); zeros when None.
+        mask : array_like of bool, shape (batch, time), optional
+            False at the steps to skip (Keras' mask).
         """
         if not self.built:
             self.build(np.shape(x)[1:])
-        return self.forward(np.asarray(x, dtype=np.float32), training, initial_state)
+        return self.forward(np.asarray(x, dtype=np.float32), training, initial_state, mask)
 
-    def forward(self, x, training=False, initial_state=None):
+    def forward(self, x, training=False, initial_state=None, mask=None):
         """Run the cell over `x`.
 
         Parameters
@@ -335,6 +376,7 @@ class Recurrent(Layer, kind="layer"):
         training : bool
             Keep the cache ``backward`` needs.
         initial_state : array_like or list of array_like of shape (batch, units), optional
+        mask : array_like of bool, shape (batch, time), optional
 
         Returns
         -------
@@ -344,19 +386,77 @@ class Recurrent(Layer, kind="layer"):
             The final states (h; for LSTM h and c) after the output, only
             with ``return_state`` outside training.
         """
-        states = self._checked_states(initial_state)
+        output, final = self._run(x, training, initial_state, mask)
+        return (output, *final) if self.return_state and not training else output
+
+    def _run(self, x, training, initial_state, mask):
+        """``forward``'s output and the final states, whatever return_state says."""
+        states = self._checked_states(initial_state) or self._kept_states(x.shape[0])
+        mask = self._checked_mask(mask, x.shape[:2])
+        if self.go_backwards:
+            x = x[:, ::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        steps = None if mask is None else MaskedSteps(mask)
+        x_run = x if steps is None else steps.gather(x)
+        options = {} if steps is None else {"lengths": steps.lengths}
         weights = self._named_weights()
         if training:
             # The layer owns its weights and states, and its input is a
             # fresh array of the previous layer's: nothing changes them
             # before backward, so the cache's fingerprints would guard nothing.
             y, *final, self._cache = self._cell_forward(
-                x, weights, states, return_cache=True, check_finite=False, guard_inputs=False,
+                np.ascontiguousarray(x_run), weights, states, return_cache=True,
+                check_finite=False, guard_inputs=False, **options,
                 **self._dropout_masks(x.shape[0], x.shape[2]))
+            self._steps = steps
         else:
-            y, *final = self._cell_forward(x, weights, states, check_finite=False)
-        output = y if self.return_sequences else final[0]
-        return (output, *final) if self.return_state and not training else output
+            y, *final = self._cell_forward(x_run, weights, states, check_finite=False, **options)
+        if self.stateful:
+            self._carried_states = tuple(state.copy() for state in final)
+        if steps is not None:
+            y = steps.outputs(y, self.zero_output_for_mask)
+        if self.return_sequences:
+            output = y
+        else:
+            output = final[0] if steps is None else y[:, -1]
+        return output, final
+
+    def compute_mask(self, x, mask):
+        if mask is None or not self.return_sequences:
+            return None
+        return mask[:, ::-1] if self.go_backwards else mask
+
+    def _checked_mask(self, mask, shape):
+        """`mask` as a bool array of shape (batch, time), or None."""
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.shape != tuple(shape) or mask.dtype.kind not in "bui":
+            raise ValueError(f"{self.name}: mask must be a bool array of shape (batch, time) = "
+                             f"{tuple(shape)}, got {mask.dtype} {mask.shape}")
+        return mask.astype(bool)
+
+    def _kept_states(self, batch):
+        """A stateful layer's states from its last call (() when none)."""
+        if not self.stateful or self._carried_states is None:
+            return ()
+        kept = self._carried_states[0].shape[0]
+        if kept != batch:
+            raise ValueError(f"{self.name}: a stateful layer keeps states for batches of "
+                             f"{kept}, got a batch of {batch}; call reset_states() first, or "
+                             "give every call the same batch size")
+        return self._carried_states
+
+    @property
+    def states(self):
+        """A stateful layer's current states (h; for LSTM h and c), or None
+        before its first call or after ``reset_states()`` (zeros then)."""
+        return None if self._carried_states is None else list(self._carried_states)
+
+    def reset_states(self, states=None):
+        """Start the next call of a stateful layer from zeros, or from `states`
+        (a list as ``initial_state`` takes it)."""
+        self._carried_states = None if states is None else self._checked_states(states)
 
     def _dropout_masks(self, batch, features):
         """This training pass' dropout masks, as functional's keyword arguments."""
@@ -403,12 +503,23 @@ class Recurrent(Layer, kind="layer"):
         self._backward(dy, input_grad=False)
 
     def _backward(self, dy, input_grad):
+        steps = self._steps
         dy_seq, dh_n = (dy, None) if self.return_sequences else (None, dy)
+        if steps is not None:
+            if dy_seq is not None:
+                dy_seq = steps.output_grads(dy_seq, self.zero_output_for_mask)
+            else:  # the output of a row that ran no step is zeros
+                dh_n = dh_n * (steps.lengths > 0)[:, None]
         grads = self._cell_backward(self._cache, dy_seq, dh_n, input_grad)
-        self._cache = None
+        self._cache = self._steps = None
         names = [name for name, _, _ in self._weight_specs(self.input_shape[1])]
         self.grads = [getattr(grads, "d" + name) for name in names]
-        return grads.dx
+        dx = grads.dx
+        if dx is not None and steps is not None:
+            dx = steps.scatter(dx)  # zeros at the masked steps
+        if dx is not None and self.go_backwards:
+            dx = np.ascontiguousarray(dx[:, ::-1])
+        return dx
 
     def get_config(self):
         # Rates of 0 are left out: a layer without dropout writes the same
@@ -416,9 +527,11 @@ class Recurrent(Layer, kind="layer"):
         rates = {name: rate for name, rate in (("dropout", self.dropout),
                                                ("recurrent_dropout", self.recurrent_dropout))
                  if rate > 0}
+        # Likewise the sequence options that are off.
+        flags = {name: True for name in ("go_backwards", "stateful") if getattr(self, name)}
         return {"name": self.name, "units": self.units,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                **self._initializer_config(), **rates}
+                **self._initializer_config(), **rates, **flags}
 
 
 class LSTM(Recurrent):
@@ -443,6 +556,7 @@ class LSTM(Recurrent):
     peephole_initializer : str or callable
         Initializer of the peephole weight.
     dropout, recurrent_dropout : float in [0, 1)
+    go_backwards, stateful : bool
         See Recurrent.
 
     Weights: kernel (features, 4 * units), recurrent_kernel (units, 4 * units),
@@ -458,10 +572,11 @@ class LSTM(Recurrent):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, name=None, *,
                  peephole=False, peephole_initializer="zeros", dropout=0.0,
-                 recurrent_dropout=0.0):
+                 recurrent_dropout=0.0, go_backwards=False, stateful=False):
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, input_shape=input_shape,
-                         name=name, dropout=dropout, recurrent_dropout=recurrent_dropout)
+                         name=name, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         go_backwards=go_backwards, stateful=stateful)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.peephole = bool(peephole)
         self.peephole_initializer = self._initializer("peephole_initializer",
@@ -481,6 +596,9 @@ class LSTM(Recurrent):
         if self.unit_forget_bias:
             weights[2][self.units:2 * self.units] = 1.0
         return weights
+
+    def cell_name(self):
+        return "lstm_peephole" if self.peephole else "lstm"
 
     def _cell_forward(self, x, weights, states, **options):
         return functional.lstm_forward(x, weights["kernel"], weights["recurrent_kernel"],
@@ -535,6 +653,7 @@ class GRU(Recurrent):
     input_shape : tuple (time, features), optional
     name : str, optional
     dropout, recurrent_dropout : float in [0, 1)
+    go_backwards, stateful : bool
         See Recurrent.
 
     Weights: kernel (features, 3 * units), recurrent_kernel (units, 3 * units),
@@ -546,10 +665,11 @@ class GRU(Recurrent):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", reset_after=True, return_sequences=False,
                  return_state=False, input_shape=None, name=None, dropout=0.0,
-                 recurrent_dropout=0.0):
+                 recurrent_dropout=0.0, go_backwards=False, stateful=False):
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, use_bias, input_shape, name,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout)
+                         dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         go_backwards=go_backwards, stateful=stateful)
         self.activation = _checked_choice("activation", activation, ("tanh",), "GRU")
         self.recurrent_activation = _checked_choice("recurrent_activation",
                                                     recurrent_activation, ("sigmoid",), "GRU")
@@ -560,6 +680,9 @@ class GRU(Recurrent):
 
     def _bias_shape(self):
         return (2, self._gate_width()) if self.reset_after else (self._gate_width(),)
+
+    def cell_name(self):
+        return "gru_reset_after" if self.reset_after else "gru_reset_before"
 
     def _cell_forward(self, x, weights, states, **options):
         return functional.gru_forward(x, weights["kernel"], weights["recurrent_kernel"],
@@ -597,6 +720,7 @@ class SimpleRNN(Recurrent):
     name : str, optional
         Defaults to "simple_rnn", Keras' name.
     dropout, recurrent_dropout : float in [0, 1)
+    go_backwards, stateful : bool
         See Recurrent.
 
     Weights: kernel (features, units), recurrent_kernel (units, units), bias (units,).
@@ -605,16 +729,21 @@ class SimpleRNN(Recurrent):
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", return_sequences=False, return_state=False,
-                 input_shape=None, name=None, dropout=0.0, recurrent_dropout=0.0):
+                 input_shape=None, name=None, dropout=0.0, recurrent_dropout=0.0,
+                 go_backwards=False, stateful=False):
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, use_bias, input_shape,
                          name or "simple_rnn", dropout=dropout,
-                         recurrent_dropout=recurrent_dropout)
+                         recurrent_dropout=recurrent_dropout, go_backwards=go_backwards,
+                         stateful=stateful)
         self.activation = _checked_choice("activation", activation, ("tanh", "relu"),
                                           "SimpleRNN")
 
     def _gate_width(self):
         return self.units
+
+    def cell_name(self):
+        return "rnn_" + self.activation
 
     def _cell_forward(self, x, weights, states, **options):
         return functional.simple_rnn_forward(x, weights["kernel"], weights["recurrent_kernel"],
@@ -630,17 +759,293 @@ class SimpleRNN(Recurrent):
                 "use_bias": self.use_bias}
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
-# name -> (activation, derivative from the activation's output a)
+class Bidirectional(Layer):
+    """Run a recurrent layer over the sequence both ways and merge the outputs
+    (Keras' ``keras.layers.Bidirectional``).
+
+    Parameters
+    ----------
+    layer : Recurrent
+        The forward direction's configuration; the backward direction is
+        the same layer with ``go_backwards`` flipped. Both are fresh copies
+        of its config (``forward_layer``, ``backward_layer``), not `layer`
+        itself, as in Keras.
+    merge_mode : {"concat", "sum", "mul", "ave", None}
+        How the two outputs combine; None returns both (outside Sequential).
+    input_shape : tuple (time, features), optional
+    name : str, optional
+
+    Weights: the forward layer's, then the backward layer's. With
+    ``return_sequences`` the backward output is put back in time order
+    before the merge; at masked steps both directions output zeros. With
+    ``return_state`` a call also returns the forward states, then the
+    backward ones; ``initial_state`` takes them in that order.
+
+    When the batch is too small to give every thread a share, the two
+    directions run at the same time, each on half of the threads (at
+    inference, and in training without dropout, whose masks come from one
+    random stream).
+    """
+
+    takes_mask = True
+
+    def __init__(self, layer, merge_mode="concat", input_shape=None, name=None):
+        if not isinstance(layer, Recurrent):
+            raise TypeError(f"Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRNN), "
+                            f"got {type(layer).__name__}")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {list(_MERGE_MODES)}, "
+                             f"got {merge_mode!r}")
+        super().__init__(input_shape if input_shape is not None else layer.input_shape,
+                         name or "bidirectional")
+        self.layer = layer
+        self.merge_mode = merge_mode
+        config = layer.get_config()
+        self.forward_layer = type(layer).from_config({**config, "name": "forward_" + layer.name})
+        self.backward_layer = type(layer).from_config(
+            {**config, "name": "backward_" + layer.name, "go_backwards": not layer.go_backwards})
+        for direction in (self.forward_layer, self.backward_layer):
+            direction.zero_output_for_mask = direction.return_sequences
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self._outputs = None
+
+    @property
+    def _directions(self):
+        return self.forward_layer, self.backward_layer
+
+    def build(self, input_shape):
+        self.input_shape = checked_sample_shape(input_shape)
+        for direction in self._directions:
+            direction.build(self.input_shape)
+        self.weights = self.forward_layer.weights + self.backward_layer.weights
+        self.built = True
+        return self.compute_output_shape(self.input_shape)
+
+    def weight_shapes(self, input_shape):
+        return [shape for direction in self._directions
+                for shape in direction.weight_shapes(input_shape)]
+
+    def compute_output_shape(self, input_shape):
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode == "concat":
+            return shape[:-1] + (2 * shape[-1],)
+        return shape
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    def __call__(self, x, training=False, initial_state=None, mask=None):
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        return self.forward(np.asarray(x, dtype=np.float32), training, initial_state, mask)
+
+    def forward(self, x, training=False, initial_state=None, mask=None):
+        """Both directions over `x`, merged.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, time, features), float32
+        training : bool
+        initial_state : list of array_like of shape (batch, units), optional
+            The forward layer's states, then the backward layer's.
+        mask : array_like of bool, shape (batch, time), optional
+
+        Returns
+        -------
+        output : ndarray of shape (batch, [time,] units or 2 * units), or a
+            list of the two directions' outputs when ``merge_mode`` is None
+        states : ndarray of shape (batch, units)
+            With ``return_state`` outside training: the forward layer's
+            final states, then the backward layer's.
+        """
+        forward_states, backward_states = self._split_states(initial_state)
+        (y_forward, final_forward), (y_backward, final_backward) = self._run_directions(
+            lambda: self.forward_layer._run(x, training, forward_states, mask),
+            lambda: self.backward_layer._run(x, training, backward_states, mask),
+            x.shape[0], training)
+        if self.return_sequences:
+            y_backward = y_backward[:, ::-1]
+        self._outputs = (y_forward, y_backward) if training else None
+        output = self._merge(y_forward, y_backward)
+        if self.return_state and not training:
+            return (output, *final_forward, *final_backward)
+        return output
+
+    def _split_states(self, initial_state):
+        if initial_state is None:
+            return None, None
+        states = list(initial_state)
+        n = len(self.forward_layer._state_names)
+        if len(states) != 2 * n:
+            raise ValueError(f"{self.name}: initial_state must hold the forward layer's {n} "
+                             f"state(s), then the backward layer's: {2 * n} arrays, got "
+                             f"{len(states)}")
+        return states[:n], states[n:]
+
+    def _run_directions(self, run_forward, run_backward, batch, training):
+        """Both directions' (output, states): side by side on halves of the
+        threads when the batch cannot keep every thread busy, else one
+        after the other on all of them."""
+        n_threads = get_num_threads()
+        layer = self.forward_layer
+        side_by_side = (n_threads > 1
+                        and functional.batch_parts(layer.cell_name(), batch, layer.units,
+                                                   n_threads) < n_threads
+                        and not (training and (layer.dropout or layer.recurrent_dropout)))
+        if not side_by_side:
+            return run_forward(), run_backward()
+        backward_threads = n_threads // 2
+
+        def forward_on_its_threads():
+            with threads(n_threads - backward_threads):
+                return run_forward()
+
+        def backward_on_its_threads():
+            with threads(backward_threads):
+                return run_backward()
+
+        return _teams.concurrently(forward_on_its_threads, backward_on_its_threads)
+
+    def _merge(self, y_forward, y_backward):
+        if self.merge_mode == "concat":
+            return np.concatenate([y_forward, y_backward], axis=-1)
+        if self.merge_mode == "sum":
+            return y_forward + y_backward
+        if self.merge_mode == "mul":
+            return y_forward * y_backward
+        if self.merge_mode == "ave":
+            return (y_forward + y_backward) / np.float32(2)
+        return [y_forward, y_backward]
+
+    def _split_output_grad(self, dy):
+        """The gradients with respect to the two directions' outputs (in time order)."""
+        if self.merge_mode == "concat":
+            units = self.forward_layer.units
+            return dy[..., :units], dy[..., units:]
+        if self.merge_mode == "sum":
+            return dy, dy
+        if self.merge_mode == "ave":
+            half = dy / np.float32(2)
+            return half, half
+        y_forward, y_backward = self._outputs
+        return dy * y_backward, dy * y_forward  # "mul"
+
+    def _backward_directions(self, dy, method):
+        dy_forward, dy_backward = self._split_output_grad(dy)
+        self._outputs = None
+        if self.return_sequences:
+            dy_backward = dy_backward[:, ::-1]
+        dx_forward = getattr(self.forward_layer, method)(np.ascontiguousarray(dy_forward))
+        dx_backward = getattr(self.backward_layer, method)(np.ascontiguousarray(dy_backward))
+        self.grads = self.forward_layer.grads + self.backward_layer.grads
+        return dx_forward, dx_backward
+
+    def backward(self, dy):
+        """Store both directions' weight gradients in ``grads`` and return dx."""
+        if self.merge_mode is None:
+            raise ValueError(f"{self.name}: merge_mode=None has two outputs; backward takes "
+                             "one gradient")
+        dx_forward, dx_backward = self._backward_directions(dy, "backward")
+        return dx_forward + dx_backward
+
+    def backward_weights(self, dy):
+        self._backward_directions(dy, "backward_weights")
+
+    @property
+    def stateful(self):
+        return self.forward_layer.stateful
+
+    @property
+    def states(self):
+        """The directions' kept states, forward then backward (see Recurrent.states)."""
+        if self.forward_layer.states is None:
+            return None
+        return self.forward_layer.states + self.backward_layer.states
+
+    def reset_states(self, states=None):
+        forward_states, backward_states = self._split_states(states)
+        self.forward_layer.reset_states(forward_states)
+        self.backward_layer.reset_states(backward_states)
+
+    def get_config(self):
+        return {"name": self.name, "layer": serialization.serialize(self.layer),
+                "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        layer = serialization.deserialize("layer", config.pop("layer"), base=Recurrent)
+        return cls(layer, **config)
+
+
+class Masking(Layer):
+    """Mark the steps whose features all equal `mask_value` as padding
+    (Keras' ``keras.layers.Masking``): the output is the input with those
+    steps zeroed, and the layers after it skip them (see Recurrent).
+
+    Parameters
+    ----------
+    mask_value : float
+    input_shape : tuple (time, features), optional
+    name : str, optional
+    """
+
+    def __init__(self, mask_value=0.0, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        value = float(mask_value)
+        if not np.isfinite(value):
+            raise ValueError(f"mask_value must be a finite number, got {mask_value!r}")
+        self.mask_value = value
+        self._keep = None
+
+    def compute_mask(self, x, mask):
+        return np.any(np.asarray(x) != np.float32(self.mask_value), axis=-1)
+
+    def forward(self, x, training=False):
+        keep = self.compute_mask(x, None)
+        if training:
+            self._keep = keep
+        return x * keep[..., None].astype(x.dtype)
+
+    def backward(self, dy):
+        keep, self._keep = self._keep, None
+        return dy * keep[..., None].astype(dy.dtype)
+
+    def backward_weights(self, dy):
+        self._keep = None  # no weights
+
+    def get_config(self):
+        return {"name": self.name, "mask_value": self.mask_value}
+
+
+def _sigmoid_in_place(z):
+    """z = 1 / (1 + exp(-z)), written with tanh so it never overflows."""
+    z *= 0.5
+    np.tanh(z, out=z)
+    z += 1.0
+    z *= 0.5
+
+
+# name -> (activation applied in place, derivative from the activation's output a)
 _ACTIVATIONS = {
-    "linear": (lambda z: z, lambda a: 1.0),
-    "relu": (lambda z: np.maximum(z, 0), lambda a: (a > 0).astype(a.dtype)),
-    "tanh": (np.tanh, lambda a: 1.0 - a * a),
-    "sigmoid": (_sigmoid, lambda a: a * (1.0 - a)),
+    "linear": (lambda z: None, lambda a: 1.0),
+    "relu": (lambda z: np.maximum(z, 0, out=z), lambda a: (a > 0).astype(a.dtype)),
+    "tanh": (lambda z: np.tanh(z, out=z), lambda a: 1.0 - a * a),
+    "sigmoid": (_sigmoid_in_place, lambda a: a * (1.0 - a)),
 }
+
+
+def dense_into(x, kernel, bias, activation, out):
+    """out = activation(x @ kernel + bias), float32, computed in `out` (a
+    Dense layer's forward pass, shared by Dense and streams so that both
+    give the same bits)."""
+    np.matmul(x, kernel, out=out)
+    out += bias
+    _ACTIVATIONS[activation][0](out)
 
 
 class Dense(Layer):
@@ -663,7 +1068,7 @@ class Dense(Layer):
                              + ", ".join(repr(n) for n in _ACTIVATIONS))
         self.units = int(units)
         self.activation = name_
-        self._activate, self._derivative = _ACTIVATIONS[name_]
+        self._derivative = _ACTIVATIONS[name_][1]
         self._x = self._a = None
 
     def weight_shapes(self, input_shape):
@@ -676,9 +1081,14 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
+    def compute_mask(self, x, mask):
+        return mask if np.ndim(x) == 3 else None  # applied at every step: the steps stay
+
     def forward(self, x, training=False):
         kernel, bias = self.weights
-        a = self._activate(x @ kernel + bias).astype(np.float32, copy=False)
+        x = np.asarray(x, np.float32)
+        a = np.empty(x.shape[:-1] + (self.units,), np.float32)
+        dense_into(x, kernel, bias, self.activation, a)
         if training:
             self._x, self._a = x, a
         return a
@@ -732,6 +1142,9 @@ class Dropout(Layer):
 
     def backward_weights(self, dy):
         pass  # no weights
+
+    def compute_mask(self, x, mask):
+        return mask
 
     def _apply_mask(self, x):
         """x * (1 / (1 - rate) where the mask keeps, else 0), in one pass."""

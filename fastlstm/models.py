@@ -85,6 +85,9 @@ class Sequential:
             raise ValueError(f"{layer.name}: return_state=True returns several outputs; "
                              "Sequential passes only one on: use the layer on its own for its "
                              "states")
+        if getattr(layer, "merge_mode", "") is None:
+            raise ValueError(f"{layer.name}: merge_mode=None returns both directions' "
+                             "outputs; Sequential passes only one on")
         if self.built:
             raise RuntimeError("cannot add layers to a model that is already built")
         taken = {existing.name for existing in self.layers}
@@ -215,9 +218,28 @@ class Sequential:
         return array
 
     def _forward(self, x, training):
+        """Run the layers, passing each the mask the layers before it made
+        (see fastlstm.layers)."""
+        mask = None
         for layer in self.layers:
-            x = layer.forward(x, training)
+            output = (layer.forward(x, training, mask=mask) if mask is not None and layer.takes_mask
+                      else layer.forward(x, training))
+            mask = layer.compute_mask(x, mask)
+            x = output
         return x
+
+    def stream(self, batch_size=1):
+        """A Stream that runs this model one time step per call (see
+        fastlstm.streaming.Stream): for a sensor, a market feed, an online
+        forecaster. It holds its own copy of the weights."""
+        from .streaming import Stream
+        return Stream(self, batch_size)
+
+    def reset_states(self):
+        """Start every stateful layer from zero states again."""
+        for layer in self.layers:
+            if getattr(layer, "stateful", False):
+                layer.reset_states()
 
     def _train_step(self, x, y):
         output = self._forward(x, training=True)

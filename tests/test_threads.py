@@ -138,6 +138,7 @@ def test_cgroup_quota_caps_the_default(monkeypatch):
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(_threads, "_quota_reading", (-math.inf, None))
+    monkeypatch.setattr(_threads, "_count_reading", (-math.inf, None))
     monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: 1.5)
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert _threads.usable_cpu_count() == 1
@@ -151,6 +152,7 @@ def test_cgroup_quota_is_read_again_only_once_it_is_a_second_old(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(_threads.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(_threads, "_quota_reading", (-math.inf, None))
+    monkeypatch.setattr(_threads, "_count_reading", (-math.inf, None))
     monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: readings.append(1) or 2.0)
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert [_threads.usable_cpu_count() for _ in range(5)] == [2] * 5
