@@ -26,7 +26,8 @@ TINY = [(2, 3, 2, 4), (1, 5, 3, 6)]
 def tiny_config(**overrides):
     settings = dict(shapes=list(TINY), dtypes=["float32"], threads=[1], repeats=1,
                     sections=["grid"], peers=["reference"], latency_units=[3, 8],
-                    sweep_steps=[2, 4, 8], log=lambda line: None)
+                    sweep_steps=[2, 4, 8], lengths_shape=(4, 6, 3, 5), stream_units=[4],
+                    bidirectional_shape=(1, 5, 3, 4), log=lambda line: None)
     settings.update(overrides)
     return suite.Config(**settings)
 
@@ -111,11 +112,19 @@ def test_every_section_runs_and_reports(tmp_path):
         assert row["held_after_forward_bytes"] >= row["activation_bytes"] > 0
         assert row["training_peak_bytes"] >= row["held_after_forward_bytes"]
     assert set(results["classic"]["fit_epoch"]) == {"fastlstm"}
+    assert [(r["cell"], r["mode"]) for r in results["lengths"]] == [
+        (cell, mode) for cell in ("lstm", "gru") for mode in ("forward", "forward + backward")]
+    assert 0 < results["lengths"][0]["lengths_over_padded"]["median"]
+    assert [(r["model"], r["units"]) for r in results["streaming"]] == [
+        ("lstm", 4), ("gru", 4), ("classic", None)]
+    assert [r["cell"] for r in results["bidirectional"]] == ["lstm", "gru"]
+    assert results["bidirectional"][0]["speedup"]["median"] > 0
     text = report.markdown(results, "python -m fastlstm.bench ...")
     titles = ("Performance goals", "Inference against PyTorch at the small shapes",
               "Grid: ratios and GFLOP/s", "Thread scaling",
               "Batch 1 latency", "Time-length sweep", "Training memory",
-              "Classic stacked network")
+              "Classic stacked network", "Variable lengths",
+              "Streaming, one step per call at batch 1", "Bidirectional at batch 1")
     positions = [text.find(f"### {title}\n") for title in titles]
     assert -1 not in positions and positions == sorted(positions)
     goals = text.split("### Performance goals\n\n", 1)[1]

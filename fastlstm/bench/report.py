@@ -475,6 +475,69 @@ def small_shapes_table(results):
                    "PyTorch / fastlstm inference (95% interval)", "verdict"], body)
 
 
+# Goals of the sequence sections: (key of a row's ratio, required, better).
+LENGTHS_OVER_PADDED_MAX = 0.6
+TORCH_PACKED_OVER_LENGTHS_MIN = 3.0
+ONNX_OVER_STREAM_MIN = 1 / 0.7
+TORCH_OVER_STREAM_MIN = 5.0
+BIDIRECTIONAL_SPEEDUP_MIN = 1.7
+
+
+def _ratio_text(ratio, required, better):
+    """'0.55 (0.53-0.57) met' style: the paired ratio, its interval and the verdict."""
+    if ratio is None:
+        return "-"
+    value = ratio["median"]
+    met = value <= required if better == "lower" else value >= required
+    return (f"{value:.2f} ({ratio['low']:.2f}-{ratio['high']:.2f}) "
+            f"{'met' if met else 'not met'}")
+
+
+def lengths_table(results):
+    rows = results.get("lengths", [])
+    header = ["cell", "mode", "shape", "mean length", "padded ms", "lengths ms",
+              "torch packed ms",
+              f"lengths / padded (goal <= {LENGTHS_OVER_PADDED_MAX})",
+              f"torch packed / lengths (goal >= {TORCH_PACKED_OVER_LENGTHS_MIN:g})"]
+    body = [[r["cell"], r["mode"], _shape(r["shape"]), f"{r['mean_length']:.1f}",
+             _ms(r["median_s"]["fastlstm padded"]), _ms(r["median_s"]["fastlstm lengths"]),
+             _ms(r["median_s"]["torch packed"]) if "torch packed" in r["median_s"] else "-",
+             _ratio_text(r["lengths_over_padded"], LENGTHS_OVER_PADDED_MAX, "lower"),
+             _ratio_text(r.get("torch_over_lengths"), TORCH_PACKED_OVER_LENGTHS_MIN,
+                         "higher")] for r in rows]
+    return _table(header, body)
+
+
+def streaming_table(results):
+    rows = results.get("streaming", [])
+    header = ["model", "threads", "fastlstm us/step", "onnxruntime us/step", "torch us/step",
+              f"onnxruntime / fastlstm (goal >= {ONNX_OVER_STREAM_MIN:.2f})",
+              f"torch / fastlstm (goal >= {TORCH_OVER_STREAM_MIN:g})"]
+
+    def us(row, peer):
+        return f"{1e6 * row['median_s'][peer]:.1f}" if peer in row["median_s"] else "-"
+
+    body = [[r["model"] if r["units"] is None else f"{r['model'].upper()} {r['units']} units",
+             str(r["threads"]), us(r, "fastlstm"), us(r, "onnxruntime"), us(r, "torch"),
+             _ratio_text(r.get("onnxruntime_over_fastlstm"), ONNX_OVER_STREAM_MIN, "higher"),
+             _ratio_text(r.get("torch_over_fastlstm"), TORCH_OVER_STREAM_MIN, "higher")]
+            for r in rows]
+    return _table(header, body)
+
+
+def bidirectional_table(results):
+    rows = results.get("bidirectional", [])
+    header = ["cell", "shape", "1 thread ms", "N threads ms",
+              f"speedup (goal >= {BIDIRECTIONAL_SPEEDUP_MIN})"]
+    body = []
+    for r in rows:
+        most = r["median_s"][f"{r['threads']} threads"]
+        body.append([r["cell"], _shape(r["shape"]), _ms(r["median_s"]["1 thread"]),
+                     f"{_ms(most)} ({r['threads']})",
+                     _ratio_text(r["speedup"], BIDIRECTIONAL_SPEEDUP_MIN, "higher")])
+    return _table(header, body)
+
+
 def _grid_tables(results):
     """(title, table builder) of the grid's tables, in report order: the
     goals, then each cell's ratios and milliseconds (the LSTM's titled
@@ -500,6 +563,9 @@ REPORT_TABLES = [
     ("sweep", "Time-length sweep", sweep_table),
     ("memory", "Training memory", memory_table),
     ("classic", "Classic stacked network", classic_table),
+    ("lengths", "Variable lengths", lengths_table),
+    ("streaming", "Streaming, one step per call at batch 1", streaming_table),
+    ("bidirectional", "Bidirectional at batch 1", bidirectional_table),
 ]
 
 

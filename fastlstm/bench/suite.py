@@ -17,6 +17,9 @@ sweep    cost against the number of time steps (it should be linear)
 memory   training memory against the activations backward needs
 classic  the classic stacked network end to end (fit epoch, predict), with
          the FLOPs of its LSTM layers
+lengths, streaming, bidirectional
+         sequences as users have them (see sequences.py): the LSTM and the
+         GRU, whatever the cells
 
 Every section but peak and grid measures the LSTM alone, and runs only when
 the LSTM is among the cells asked for.
@@ -29,6 +32,7 @@ import numpy as np
 from .. import _workspace, functional
 from .._threads import get_num_threads, set_num_threads, threads as fastlstm_threads
 from . import classic as classic_bench
+from . import sequences as sequences_bench
 from .peers import FastLSTM, Unsupported, all_peers
 from .problems import CELLS, Problem
 from .timing import (interleaved, paired_ratio, sgemm_peak, square_sgemm, thread_speedup,
@@ -39,7 +43,9 @@ GRID = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 12
 QUICK_GRID = [(64, 60, 1, 50), (1, 100, 128, 128), (32, 100, 32, 128)]
 LATENCY_UNITS = [50, 128, 256, 512]
 SWEEP_STEPS = [25, 50, 100, 200, 400]
-SECTIONS = ["peak", "grid", "scaling", "latency", "sweep", "memory", "classic"]
+SECTIONS = ["peak", "grid", "scaling", "latency", "sweep", "memory", "classic", "lengths",
+            "streaming", "bidirectional"]
+SEQUENCE_CELLS = ["lstm", "gru"]
 # --quick leaves out the classic network: its whole fit epochs (and, with
 # Keras installed, TensorFlow's start-up) are the slowest calls a short run
 # would make.
@@ -62,6 +68,9 @@ class Config:
     peers: list = None  # names; None = every installed peer
     latency_units: list = field(default_factory=lambda: list(LATENCY_UNITS))
     sweep_steps: list = field(default_factory=lambda: list(SWEEP_STEPS))
+    lengths_shape: tuple = sequences_bench.LENGTHS_SHAPE
+    stream_units: list = field(default_factory=lambda: list(sequences_bench.STREAM_UNITS))
+    bidirectional_shape: tuple = sequences_bench.BIDIRECTIONAL_SHAPE
     log: object = print
 
     @classmethod
@@ -333,8 +342,26 @@ def run_classic(config, peers):
     return result
 
 
+def run_lengths(config, peers):
+    return sequences_bench.run_lengths(SEQUENCE_CELLS, config.lengths_shape,
+                                       max(config.threads), config.repeats,
+                                       [p.name for p in peers], config.log)
+
+
+def run_streaming(config, peers):
+    return sequences_bench.run_streaming(SEQUENCE_CELLS, config.stream_units,
+                                         max(config.threads), config.repeats,
+                                         [p.name for p in peers], config.log)
+
+
+def run_bidirectional(config, peers):
+    return sequences_bench.run_bidirectional(SEQUENCE_CELLS, config.bidirectional_shape,
+                                             max(config.threads), config.repeats, config.log)
+
+
 RUNS = {"peak": run_peak, "grid": run_grid, "scaling": run_scaling, "latency": run_latency,
-        "sweep": run_sweep, "memory": run_memory, "classic": run_classic}
+        "sweep": run_sweep, "memory": run_memory, "classic": run_classic,
+        "lengths": run_lengths, "streaming": run_streaming, "bidirectional": run_bidirectional}
 
 
 def run(config):
