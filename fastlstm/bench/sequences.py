@@ -19,7 +19,7 @@ import numpy as np
 from .. import functional, layers, models
 from .._threads import threads as fastlstm_threads
 from .peers import onnx_weights, torch_weights
-from .timing import interleaved, paired_ratio
+from .timing import interleaved, paired_ratio, square_sgemm, with_blas_threads
 
 LENGTHS_SHAPE = (64, 100, 32, 128)   # batch, padded time, features, units
 LENGTHS_RANGE = (10, 100)
@@ -133,15 +133,17 @@ def run_lengths(cells, shape, threads, repeats, peers, log):
     for cell in cells:
         for training in (False, True):
             runners = lengths_runners(cell, shape, training, threads, peers)
-            outputs = {name: fn() for name, fn in runners.items()}
-            for name, y in outputs.items():
+            lengths = lengths_problem(cell, shape)[2]
+            valid = (np.arange(shape[1]) < lengths[:, None])[..., None]
+            outputs = {name: fn() * valid for name, fn in runners.items()}
+            for name, y in outputs.items():  # the padded run's later steps differ
                 np.testing.assert_allclose(y, outputs["fastlstm lengths"], rtol=1e-3,
                                            atol=1e-4, err_msg=name)
             with fastlstm_threads(threads):
                 timings = interleaved(runners, repeats)
             row = {"cell": cell, "mode": "forward + backward" if training else "forward",
                    "shape": list(shape), "threads": threads,
-                   "mean_length": float(lengths_problem(cell, shape)[2].mean()),
+                   "mean_length": float(lengths.mean()),
                    "median_s": {k: t.median for k, t in timings.items()},
                    "lengths_over_padded": paired_ratio(timings["fastlstm lengths"],
                                                        timings["fastlstm padded"])}
@@ -317,8 +319,11 @@ def run_streaming(cells, units_list, threads, repeats, peers, log):
 
 
 def run_bidirectional(cells, shape, threads, repeats, log):
-    """A Bidirectional layer at batch 1: 1 thread against `threads`."""
+    """A Bidirectional layer at batch 1: 1 thread against `threads`, beside
+    the same comparison for SciPy's sgemm (what the machine's cores give
+    at the time: on a shared host the second core may not be all there)."""
     rows = []
+    product, _ = square_sgemm(512)
     batch, time, features, units = shape
     x = np.random.default_rng(0).standard_normal((batch, time, features)).astype(np.float32)
     for cell in [c for c in cells if c in ONNX_OPERATORS]:
@@ -331,11 +336,15 @@ def run_bidirectional(cells, shape, threads, repeats, log):
                     return layer(x)
             return call
 
-        runners = {"1 thread": on(1), f"{threads} threads": on(threads)}
+        runners = {"1 thread": on(1), f"{threads} threads": on(threads),
+                   "sgemm 1 thread": with_blas_threads(1, product),
+                   f"sgemm {threads} threads": with_blas_threads(threads, product)}
         timings = interleaved(runners, repeats)
         row = {"cell": cell, "shape": list(shape), "threads": threads,
                "median_s": {k: t.median for k, t in timings.items()},
-               "speedup": paired_ratio(timings["1 thread"], timings[f"{threads} threads"])}
+               "speedup": paired_ratio(timings["1 thread"], timings[f"{threads} threads"]),
+               "sgemm_speedup": paired_ratio(timings["sgemm 1 thread"],
+                                             timings[f"sgemm {threads} threads"])}
         rows.append(row)
         log(f"  bidirectional {cell}: speedup {row['speedup']['median']:.2f}x on {threads} "
             "threads")
