@@ -1375,14 +1375,17 @@ cdef class Stepper:
         set them.
 
     Steps give bitwise the outputs of forward_inference over the whole
-    sequence (the products read packed weights either way).
+    sequence (the products read packed weights either way). Not
+    thread-safe: a step writes the stepper's own buffers without the GIL,
+    so its caller serialises the calls (fastlstm.streaming.Stream does).
     """
     cdef Sequences p
     cdef object _arrays        # everything p points into, kept alive
     cdef float[:, ::1] _inputs
     cdef float[:, ::1] _h, _c, _h_next, _c_next
     cdef float[::1] _workspace
-    cdef public object output
+    cdef float[:, ::1] _out
+    cdef readonly object output
     cdef int _max_threads
     cdef bint _check_inputs
 
@@ -1396,6 +1399,9 @@ cdef class Stepper:
         self._inputs = inputs
         cdef Py_ssize_t B = self._inputs.shape[0], I = self._inputs.shape[1]
         cdef Py_ssize_t H = recurrent_view.shape[0]
+        if B < 1 or I < 1 or H < 1:
+            raise ValueError(f"Stepper: needs at least one row, feature and unit, got "
+                             f"batch {B}, features {I}, units {H}")
         self.p = _sequences(cell, B, 1, I, H)
         if kernel_view.shape[0] != I or kernel_view.shape[1] != self.p.G \
                 or recurrent_view.shape[1] != self.p.G \
@@ -1404,6 +1410,7 @@ cdef class Stepper:
         self._max_threads = max(1, n_threads)
         self._check_inputs = check_inputs
         self.output = np.zeros((B, H), np.float32)
+        self._out = self.output
         self._h, self._h_next = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
         self._c, self._c_next = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
         self._workspace = np.empty(inference_workspace_size(cell, B, 1, I, H, 4,
@@ -1440,9 +1447,7 @@ cdef class Stepper:
         """Run one step from ``inputs`` and the states; fills ``output`` and
         moves the states on. Returns the nanoseconds the team spent off its
         cores (see forward_inference)."""
-        cdef float[:, ::1] out = self.output
-        if n_threads > self._max_threads:
-            n_threads = self._max_threads
+        n_threads = max(1, min(n_threads, self._max_threads))
         if self._check_inputs and not self.p.kern.all_finite_f32(
                 self.p.B * self.p.features, &self._inputs[0, 0]):
             raise ValueError("x_t contains NaN or infinity")
@@ -1456,7 +1461,7 @@ cdef class Stepper:
         memcpy(&self._h[0, 0], &self._h_next[0, 0], self.p.B * self.p.H * sizeof(float))
         if self.p.cell.has_cell_state:
             memcpy(&self._c[0, 0], &self._c_next[0, 0], self.p.B * self.p.H * sizeof(float))
-        memcpy(&out[0, 0], &self._h[0, 0], self.p.B * self.p.H * sizeof(float))
+        memcpy(&self._out[0, 0], &self._h[0, 0], self.p.B * self.p.H * sizeof(float))
         return lost_ns
 
 

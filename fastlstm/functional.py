@@ -300,7 +300,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
     lengths : array_like of ints, shape (batch,), optional
         Steps each row runs, each in [0, time]: a row's later outputs are
         zeros and its final states are those after its last step (PyTorch's
-        packed sequences, ONNX's sequence_lens). The engine runs rows longest
+        packed sequences, ONNX's sequence_lens; a row of length 0 keeps its
+        initial states, where ONNX Runtime returns zeros). The engine runs rows longest
         first and drops finished rows from each step's products, so a batch
         costs the sum of its lengths. None: every row runs all steps.
     reverse : bool

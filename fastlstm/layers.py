@@ -422,9 +422,8 @@ class Recurrent(Layer, kind="layer"):
         return output, final
 
     def compute_mask(self, x, mask):
-        if mask is None or not self.return_sequences:
-            return None
-        return mask[:, ::-1] if self.go_backwards else mask
+        # Keras passes the mask on unchanged, go_backwards or not.
+        return mask if self.return_sequences else None
 
     def _checked_mask(self, mask, shape):
         """`mask` as a bool array of shape (batch, time), or None."""
@@ -785,9 +784,10 @@ class Bidirectional(Layer):
     backward ones; ``initial_state`` takes them in that order.
 
     When the batch is too small to give every thread a share, the two
-    directions run at the same time, each on half of the threads (at
-    inference, and in training without dropout, whose masks come from one
-    random stream).
+    directions' forward passes run at the same time, each on half of the
+    threads (at inference, and in training without dropout, whose masks
+    come from one random stream); their backward passes run one after the
+    other.
     """
 
     takes_mask = True

@@ -235,6 +235,15 @@ class Sequential:
         from .streaming import Stream
         return Stream(self, batch_size)
 
+    def _stateful_layers(self):
+        return [layer for layer in self.layers if getattr(layer, "stateful", False)]
+
+    @staticmethod
+    def _check_whole_batches(what, n, batch_size):
+        if n % batch_size:
+            raise ValueError(f"a stateful model runs whole batches of one size: {what} has "
+                             f"{n} samples, not a multiple of batch_size={batch_size}")
+
     def reset_states(self):
         """Start every stateful layer from zero states again."""
         for layer in self.layers:
@@ -282,6 +291,11 @@ class Sequential:
             x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
         else:
             x_val = y_val = None
+        stateful = self._stateful_layers()
+        if stateful:
+            self._check_whole_batches("x", len(x), batch_size)
+            if x_val is not None:
+                self._check_whole_batches("the validation data", len(x_val), batch_size)
 
         history = History()
         hooks = [history] + list(callbacks or [])
@@ -311,7 +325,16 @@ class Sequential:
                 if verbose:
                     bar.update(step + 1, {k: v / seen for k, v in totals.items()})
             logs = {k: v / n for k, v in totals.items()}
-            if x_val is not None:
+            if x_val is not None and stateful:
+                # Validation runs on its own states; training goes on from its own.
+                kept = [layer.states for layer in stateful]
+                for layer in stateful:
+                    layer.reset_states()
+                logs.update(self._evaluate_logs(x_val, y_val, prefix="val_",
+                                                batch_size=batch_size))
+                for layer, states in zip(stateful, kept):
+                    layer.reset_states(states)
+            elif x_val is not None:
                 logs.update(self._evaluate_logs(x_val, y_val, prefix="val_"))
             if verbose:
                 bar.finish(logs)

@@ -4,8 +4,8 @@
 runs one step through every layer and returns what ``predict`` would return
 for the sequence seen so far (for a forecasting network, the next value).
 The recurrent layers keep their states between steps in compiled steppers
-(fastlstm._recurrent.Stepper) whose weights were copied, checked and packed
-once, when the stream was made.
+(fastlstm._recurrent.Stepper) whose weights were copied and packed once,
+when the stream was made.
 """
 import threading
 
@@ -45,7 +45,10 @@ class Stream:
     A step allocates nothing but the array it returns (none with ``out``)
     and checks the step's input, not the weights. One stream serves one
     thread at a time: a step while another thread is stepping raises
-    RuntimeError. Make one stream per thread.
+    RuntimeError. Make one stream per thread. A step stopped midway (an
+    exception such as KeyboardInterrupt inside a layer) leaves the layers
+    before it one step ahead of the rest: ``reset()`` or set ``states``
+    before stepping again.
     """
 
     def __init__(self, model, batch_size=1):
@@ -115,6 +118,11 @@ class Stream:
         if x_t.shape != self._inputs.shape or x_t.dtype.kind not in "biuf":
             raise ValueError(f"x_t must be a real array of shape (batch_size, features) = "
                              f"{self._inputs.shape}, got {x_t.dtype} {x_t.shape}")
+        if out is not None and (not isinstance(out, np.ndarray) or out.shape !=
+                                self._output.shape or out.dtype != np.float32):
+            raise ValueError(f"out must be a float32 array of shape {self._output.shape}, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)} "
+                             f"{getattr(out, 'shape', '')}")
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("this stream is being stepped by another thread; make one "
                                "stream per thread")
@@ -145,7 +153,8 @@ class Stream:
     def states(self):
         """Copies of each recurrent layer's states, in layer order: [h] or
         [h, c] per layer, each (batch_size, units)."""
-        return [[state.copy() for state in stepper.states] for stepper in self._steppers]
+        with self._lock:
+            return [[state.copy() for state in stepper.states] for stepper in self._steppers]
 
     @states.setter
     def states(self, values):
@@ -162,11 +171,14 @@ class Stream:
                                  f"got {len(layer_states)}")
             for target, value in zip(targets, layer_states):
                 value = np.asarray(value)
-                if value.shape != target.shape or value.dtype.kind not in "biuf" \
-                        or not np.isfinite(value).all():
-                    raise ValueError(f"states[{k}]: each state must be a finite real array of "
-                                     f"shape {target.shape}, got {value.dtype} {value.shape}")
+                if value.shape != target.shape or value.dtype.kind not in "biuf":
+                    raise ValueError(f"states[{k}]: each state must be a real array of shape "
+                                     f"{target.shape}, got {value.dtype} {value.shape}")
+                with np.errstate(over="ignore"):  # too large for float32: inf, refused below
+                    value = value.astype(np.float32)
+                if not np.isfinite(value).all():
+                    raise ValueError(f"states[{k}]: a state holds NaN or infinity (in float32)")
                 checked.append((target, value))
         with self._lock:
             for target, value in checked:
-                np.copyto(target, value, casting="unsafe")
+                np.copyto(target, value)

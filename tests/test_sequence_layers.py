@@ -371,3 +371,38 @@ def test_a_stream_used_by_two_threads_at_once_raises():
     finally:
         release.set()
         worker.join()
+
+
+def test_a_stateful_model_fits_whole_batches_and_validates_on_its_own_states():
+    x = data(batch=16, time=4)
+    y = np.random.default_rng(2).standard_normal((16, 1)).astype(np.float32)
+    model = fastlstm.Sequential([L.LSTM(3, stateful=True, input_shape=(4, 3)), L.Dense(1)])
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match="multiple of batch_size=5"):
+        model.fit(x, y, batch_size=5, verbose=0)
+    history = model.fit(x, y, batch_size=4, epochs=2, validation_split=0.25, shuffle=False,
+                        verbose=0)
+    assert len(history.history["val_loss"]) == 2
+    assert model.layers[0].states[0].shape == (4, 3)
+
+
+def test_go_backwards_passes_the_mask_on_unchanged_as_keras_does():
+    layer = L.LSTM(3, return_sequences=True, go_backwards=True)
+    mask = MASKS[:1]
+    np.testing.assert_array_equal(layer.compute_mask(None, mask), mask)
+
+
+def test_a_stream_checks_out_before_stepping_and_states_in_float32():
+    stream = classic_model(L.LSTM(4)).stream()
+    with pytest.raises(ValueError, match="out must be a float32 array of shape"):
+        stream.step(np.zeros((1, 2)), out=np.empty((1, 1)))
+    states = stream.states
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        stream.states = [[np.full((1, 4), 1e39), states[0][1]]]
+    np.testing.assert_array_equal(stream.states[0][0], states[0][0])
+
+
+def test_a_stepper_cannot_be_pointed_elsewhere():
+    stream = classic_model(L.GRU(4)).stream()
+    with pytest.raises(AttributeError):
+        stream._steppers[0].output = np.zeros((1, 1), np.float32)
