@@ -1,4 +1,9 @@
-"""Losses: a value (mean over every element, as Keras) and its gradient."""
+"""Losses: a value (mean over every element, as Keras) and its gradient.
+
+With a mask (a model's output over time steps that still carries Masking's
+mask, as Keras passes it to the loss), the mean runs over the unmasked
+steps only, and the masked steps get no gradient.
+"""
 import numpy as np
 
 from . import serialization
@@ -17,14 +22,27 @@ class Loss(serialization.Serializable, kind="loss"):
         """Keyword arguments that rebuild this loss."""
         return {}
 
-    def __call__(self, y_true, y_pred):
-        """Mean loss over all elements, a Python float."""
-        return float(np.mean(self._elementwise(np.asarray(y_pred, np.float64) - y_true)))
+    def __call__(self, y_true, y_pred, mask=None):
+        """Mean loss over all elements (of the unmasked steps), a Python float.
 
-    def gradient(self, y_true, y_pred):
-        """d loss / d y_pred, float32, shaped like y_pred."""
+        Parameters
+        ----------
+        y_true, y_pred : array_like of the same shape
+        mask : ndarray of bool, shape y_pred.shape[:-1], optional
+            True at the steps that count.
+        """
+        values = self._elementwise(np.asarray(y_pred, np.float64) - y_true)
+        if mask is None:
+            return float(np.mean(values))
+        return float(np.mean(values[mask])) if mask.any() else 0.0
+
+    def gradient(self, y_true, y_pred, mask=None):
+        """d loss / d y_pred, float32, shaped like y_pred (zeros at masked steps)."""
         error = np.asarray(y_pred, np.float64) - y_true
-        return (self._derivative(error) / error.size).astype(np.float32)
+        if mask is None:
+            return (self._derivative(error) / error.size).astype(np.float32)
+        counted = max(int(mask.sum()) * error.shape[-1], 1)
+        return (self._derivative(error) * mask[..., None] / counted).astype(np.float32)
 
 
 class MeanSquaredError(Loss):

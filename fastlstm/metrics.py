@@ -4,7 +4,9 @@ Each takes ``y_true`` and ``y_pred`` of the same size (any shape; a
 prediction of another shape but the same size is reshaped to ``y_true``'s)
 and returns a Python float. NaN or infinity in either is an error, not a
 NaN result. ``get(name)`` looks a measure up by the name ``compile(metrics=...)``
-takes.
+takes. Each also takes ``mask``, a bool array of y_pred's shape without its
+last axis: the mean then runs over the steps where it is True (Keras masks
+a model's metrics as it masks its loss).
 """
 import numpy as np
 
@@ -27,39 +29,52 @@ def _pair(y_true, y_pred):
     return true, pred
 
 
-def mae(y_true, y_pred):
+def _mean(values, mask):
+    """The mean of `values`, over the steps `mask` keeps when given (0 if none)."""
+    if mask is None:
+        return float(np.mean(values))
+    mask = np.asarray(mask, bool)
+    if mask.shape != values.shape[:-1]:
+        raise ValueError(f"mask must have shape {values.shape[:-1]}, got {mask.shape}")
+    return float(np.mean(values[mask])) if mask.any() else 0.0
+
+
+def mae(y_true, y_pred, mask=None):
     """Mean absolute error."""
     true, pred = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(true - pred)))
+    return _mean(np.abs(true - pred), mask)
 
 
-def mse(y_true, y_pred):
+def mse(y_true, y_pred, mask=None):
     """Mean squared error."""
     true, pred = _pair(y_true, y_pred)
-    return float(np.mean((true - pred) ** 2))
+    return _mean((true - pred) ** 2, mask)
 
 
-def rmse(y_true, y_pred):
+def rmse(y_true, y_pred, mask=None):
     """Root mean squared error."""
     true, pred = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((true - pred) ** 2)))
+    return float(np.sqrt(_mean((true - pred) ** 2, mask)))
 
 
-def mape(y_true, y_pred):
+def mape(y_true, y_pred, mask=None):
     """Mean absolute percentage error, in percent (undefined where y_true is 0)."""
     true, pred = _pair(y_true, y_pred)
-    if np.any(true == 0):
+    counted = true if mask is None else true[np.asarray(mask, bool)]
+    if np.any(counted == 0):
         raise ValueError("mape is undefined where y_true is 0; use smape or mae")
-    return float(100 * np.mean(np.abs((true - pred) / true)))
+    ratio = np.divide(np.abs(true - pred), np.abs(true), out=np.zeros_like(true),
+                      where=true != 0)
+    return 100 * _mean(ratio, mask)
 
 
-def smape(y_true, y_pred):
+def smape(y_true, y_pred, mask=None):
     """Symmetric MAPE in percent (0 to 200); a pair of zeros counts as 0 error."""
     true, pred = _pair(y_true, y_pred)
     denominator = np.abs(true) + np.abs(pred)
     ratio = np.divide(2 * np.abs(true - pred), denominator,
                       out=np.zeros_like(denominator), where=denominator != 0)
-    return float(100 * np.mean(ratio))
+    return 100 * _mean(ratio, mask)
 
 
 _BY_NAME = {"mae": mae, "mse": mse, "rmse": rmse, "mape": mape, "smape": smape}

@@ -218,15 +218,19 @@ class Sequential:
         return array
 
     def _forward(self, x, training):
+        return self._forward_with_mask(x, training)[0]
+
+    def _forward_with_mask(self, x, training):
         """Run the layers, passing each the mask the layers before it made
-        (see fastlstm.layers)."""
+        (see fastlstm.layers); returns the output and the mask it still
+        carries (None when none), which the loss and metrics then apply."""
         mask = None
         for layer in self.layers:
             output = (layer.forward(x, training, mask=mask) if mask is not None and layer.takes_mask
                       else layer.forward(x, training))
             mask = layer.compute_mask(x, mask)
             x = output
-        return x
+        return x, mask
 
     def stream(self, batch_size=1):
         """A Stream that runs this model one time step per call (see
@@ -251,15 +255,15 @@ class Sequential:
                 layer.reset_states()
 
     def _train_step(self, x, y):
-        output = self._forward(x, training=True)
-        grad = self.loss.gradient(y, output)
+        output, mask = self._forward_with_mask(x, training=True)
+        grad = self.loss.gradient(y, output, mask)
         for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
         self.layers[0].backward_weights(grad)
         weights = [w for layer in self.layers for w in layer.weights]
         grads = [g for layer in self.layers for g in layer.grads]
         self.optimizer.apply(weights, grads)
-        return output
+        return output, mask
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
             shuffle=True, callbacks=None, verbose=1):
@@ -317,10 +321,10 @@ class Sequential:
             for step in range(steps):
                 batch = order[step * batch_size:(step + 1) * batch_size]
                 y_batch = y[batch]
-                output = self._train_step(x[batch], y_batch)
-                totals["loss"] += self.loss(y_batch, output) * len(batch)
+                output, mask = self._train_step(x[batch], y_batch)
+                totals["loss"] += self.loss(y_batch, output, mask) * len(batch)
                 for name in self.metrics:
-                    totals[name] += metrics_module.get(name)(y_batch, output) * len(batch)
+                    totals[name] += metrics_module.get(name)(y_batch, output, mask) * len(batch)
                 seen = min((step + 1) * batch_size, n)
                 if verbose:
                     bar.update(step + 1, {k: v / seen for k, v in totals.items()})
@@ -363,11 +367,22 @@ class Sequential:
         return np.concatenate(outputs)
 
     def _evaluate_logs(self, x, y, prefix="", batch_size=None):
-        output = self.predict(x, batch_size)
-        logs = {prefix + "loss": self.loss(y, output)}
+        output, mask = self._predict_with_mask(x, batch_size)
+        logs = {prefix + "loss": self.loss(y, output, mask)}
         for name in self.metrics:
-            logs[prefix + name] = metrics_module.get(name)(y, output)
+            logs[prefix + name] = metrics_module.get(name)(y, output, mask)
         return logs
+
+    def _predict_with_mask(self, x, batch_size):
+        """``predict``'s outputs for checked x, and the mask they carry (or None)."""
+        batch_size = 256 if batch_size is None else batch_size
+        runs = [self._forward_with_mask(x[i:i + batch_size], training=False)
+                for i in range(0, len(x), batch_size)]
+        if not runs:
+            return np.empty((0,) + self.output_shape, np.float32), None
+        outputs = np.concatenate([output for output, _ in runs])
+        masks = [mask for _, mask in runs]
+        return outputs, None if masks[0] is None else np.concatenate(masks)
 
     def evaluate(self, x, y, batch_size=None, verbose=0):
         """The loss on (x, y), or [loss, *metrics] when metrics were compiled.

@@ -406,3 +406,30 @@ def test_a_stepper_cannot_be_pointed_elsewhere():
     stream = classic_model(L.GRU(4)).stream()
     with pytest.raises(AttributeError):
         stream._steppers[0].output = np.zeros((1, 1), np.float32)
+
+
+def test_the_loss_and_metrics_skip_masked_steps_as_keras_does():
+    """The output over steps still carries the mask: the loss is the mean
+    over the unmasked steps, and the targets at masked steps do not matter."""
+    x = padded(data(batch=3), MASKS[:3])
+    y = np.random.default_rng(5).standard_normal((3, 6, 1)).astype(np.float32)
+
+    def trained(targets):
+        fastlstm.set_random_seed(1)
+        model = fastlstm.Sequential([L.Masking(input_shape=(6, 3)),
+                                     L.GRU(4, return_sequences=True), L.Dense(1)])
+        model.compile(fastlstm.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        history = model.fit(x, targets, batch_size=3, epochs=1, verbose=0)
+        return model, history.history
+
+    model, logs = trained(y)
+    noisy = np.where(MASKS[:3, :, None], y, 1e3).astype(np.float32)
+    other, other_logs = trained(noisy)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert logs == other_logs
+    output = model.predict(x)
+    error = (output.astype(np.float64) - y)[MASKS[:3]]
+    loss, mae = model.evaluate(x, y)
+    assert loss == pytest.approx(np.mean(error ** 2), rel=1e-6)
+    assert mae == pytest.approx(np.mean(np.abs(error)), rel=1e-6)
