@@ -33,9 +33,10 @@ from ._random import set_random_seed
 from ._threads import get_num_threads, set_num_threads, threads
 from ._types import LSTMGrads
 from ._version import __version__
+from .layers import Input
 from .models import Sequential, load_model
 
-__all__ = ["Sequential", "load_model", "layers", "optimizers", "losses", "metrics", "callbacks",
+__all__ = ["Sequential", "Input", "load_model", "layers", "optimizers", "losses", "metrics", "callbacks",
            "timeseries", "datasets", "functional", "reference", "build_info",
            "get_num_threads", "set_num_threads", "threads", "set_random_seed", "LSTMGrads",
            "__version__"]

@@ -270,3 +270,31 @@ def checked_lengths(lengths, batch, time):
         raise ValueError(f"lengths must lie in [0, time] = [0, {time}], got values from "
                          f"{array.min()} to {array.max()}")
     return array.astype(np.intp)
+
+
+# Keyword arguments of Keras' layers, Sequential, compile, fit, predict and
+# evaluate that fastlstm does not take: a Keras program passing one is told
+# which to drop.
+KERAS_ARGUMENTS = frozenset({
+    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
+    "kernel_constraint", "recurrent_constraint", "bias_constraint", "seed", "unroll",
+    "time_major", "implementation", "use_cudnn", "dtype", "trainable", "autocast",
+    "input_dim", "batch_input_shape", "batch_size", "input_length", "lora_rank", "lora_alpha",
+    "zero_output_for_mask", "cell", "backward_layer", "weights", "noise_shape", "sparse",
+    "ragged", "batch_shape", "tensor", "optional", "loss_weights", "weighted_metrics",
+    "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss", "class_weight",
+    "steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq",
+    "steps", "sample_weight", "return_dict", "use_bias", "kernel_initializer",
+    "bias_initializer"})
+
+
+def refuse_unsupported(owner, arguments):
+    """Raise for keyword `arguments` (a dict) that `owner` does not take: a
+    ValueError naming those Keras knows, saying fastlstm does not support
+    them, else a TypeError as Python gives for an unexpected keyword."""
+    if not arguments:
+        return
+    names = ", ".join(repr(name) for name in arguments)
+    if any(name in KERAS_ARGUMENTS for name in arguments):
+        raise ValueError(f"{owner}: Keras' argument(s) {names} are not supported by fastlstm")
+    raise TypeError(f"{owner} got unexpected keyword argument(s) {names}")

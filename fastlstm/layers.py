@@ -19,10 +19,28 @@ from . import _elementwise, _teams, functional, initializers, serialization
 from ._random import generator
 from ._sequences import MaskedSteps
 from ._threads import get_num_threads, threads
-from ._validation import checked_int
+from ._validation import checked_int, refuse_unsupported
 
-__all__ = ["Layer", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense",
-           "Dropout", "Masking"]
+__all__ = ["Input", "Layer", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Bidirectional",
+           "Dense", "Dropout", "Masking", "TimeDistributed"]
+
+
+class Input:
+    """The shape of a model's samples, as the first element of a Sequential
+    (Keras' ``keras.Input(shape)``); not a layer.
+
+    Parameters
+    ----------
+    shape : tuple
+        One sample's shape, without the batch axis; None for any length
+        (``(None, features)`` takes sequences of any length).
+    name : str, optional
+    """
+
+    def __init__(self, shape, name=None, **unsupported):
+        refuse_unsupported("Input", unsupported)
+        self.shape = checked_sample_shape(shape)
+        self.name = name or "input"
 
 # Far beyond any CPU model, and small enough that 4 * units stays a 32-bit
 # BLAS index.
@@ -33,16 +51,22 @@ MAX_WEIGHT_ELEMENTS = 2**31 - 1
 
 
 def checked_sample_shape(shape):
-    """The shape of one sample (no batch axis) as a tuple of ints >= 1."""
+    """The shape of one sample (no batch axis) as a tuple of ints >= 1, None
+    standing for any length in every axis but the last (the features), as
+    in Keras' ``input_shape=(None, features)``."""
     try:
         dims = tuple(shape)
     except TypeError:
         raise TypeError(f"an input shape is a tuple of ints, got {shape!r}") from None
-    if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                           and d >= 1 for d in dims):
+
+    def is_size(d):
+        return isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+
+    if not dims or not is_size(dims[-1]) or not all(d is None or is_size(d) for d in dims):
         raise ValueError(f"an input shape (without the batch axis) must be a non-empty "
-                         f"tuple of ints >= 1, got {shape!r}")
-    return tuple(int(d) for d in dims)
+                         f"tuple of ints >= 1 (None for any length, except in the last "
+                         f"axis), got {shape!r}")
+    return tuple(None if d is None else int(d) for d in dims)
 
 
 def check_weight_sizes(layer, shapes):
@@ -571,7 +595,13 @@ class LSTM(Recurrent):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, name=None, *,
                  peephole=False, peephole_initializer="zeros", dropout=0.0,
-                 recurrent_dropout=0.0, go_backwards=False, stateful=False):
+                 recurrent_dropout=0.0, go_backwards=False, stateful=False, activation="tanh",
+                 recurrent_activation="sigmoid", use_bias=True, **unsupported):
+        refuse_unsupported("LSTM", unsupported)
+        _checked_choice("activation", activation, ("tanh",), "LSTM")
+        _checked_choice("recurrent_activation", recurrent_activation, ("sigmoid",), "LSTM")
+        if not use_bias:
+            raise ValueError("LSTM: use_bias=False is not supported by fastlstm")
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, input_shape=input_shape,
                          name=name, dropout=dropout, recurrent_dropout=recurrent_dropout,
@@ -664,7 +694,8 @@ class GRU(Recurrent):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", reset_after=True, return_sequences=False,
                  return_state=False, input_shape=None, name=None, dropout=0.0,
-                 recurrent_dropout=0.0, go_backwards=False, stateful=False):
+                 recurrent_dropout=0.0, go_backwards=False, stateful=False, **unsupported):
+        refuse_unsupported("GRU", unsupported)
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, use_bias, input_shape, name,
                          dropout=dropout, recurrent_dropout=recurrent_dropout,
@@ -729,7 +760,8 @@ class SimpleRNN(Recurrent):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", return_sequences=False, return_state=False,
                  input_shape=None, name=None, dropout=0.0, recurrent_dropout=0.0,
-                 go_backwards=False, stateful=False):
+                 go_backwards=False, stateful=False, **unsupported):
+        refuse_unsupported("SimpleRNN", unsupported)
         super().__init__(units, return_sequences, return_state, kernel_initializer,
                          recurrent_initializer, bias_initializer, use_bias, input_shape,
                          name or "simple_rnn", dropout=dropout,
@@ -792,7 +824,8 @@ class Bidirectional(Layer):
 
     takes_mask = True
 
-    def __init__(self, layer, merge_mode="concat", input_shape=None, name=None):
+    def __init__(self, layer, merge_mode="concat", input_shape=None, name=None, **unsupported):
+        refuse_unsupported("Bidirectional", unsupported)
         if not isinstance(layer, Recurrent):
             raise TypeError(f"Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRNN), "
                             f"got {type(layer).__name__}")
@@ -994,7 +1027,8 @@ class Masking(Layer):
     name : str, optional
     """
 
-    def __init__(self, mask_value=0.0, input_shape=None, name=None):
+    def __init__(self, mask_value=0.0, input_shape=None, name=None, **unsupported):
+        refuse_unsupported("Masking", unsupported)
         super().__init__(input_shape, name)
         value = float(mask_value)
         if not np.isfinite(value):
@@ -1055,12 +1089,27 @@ class Dense(Layer):
     ----------
     units : int
     activation : None, "linear", "relu", "tanh" or "sigmoid"
+    use_bias : bool
+        With False, no bias weight, as in Keras.
+    kernel_initializer, bias_initializer : str or callable
+        Names from fastlstm.initializers, or callables shape -> array.
 
-    Weights: kernel (features, units), bias (units,).
+    Weights: kernel (features, units), bias (units,) unless use_bias=False.
     """
 
-    def __init__(self, units, activation=None, input_shape=None, name=None):
+    def __init__(self, units, activation=None, input_shape=None, name=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 **unsupported):
+        refuse_unsupported("Dense", unsupported)
         super().__init__(input_shape, name)
+        self.use_bias = bool(use_bias)
+        self._initializers = {}
+        for argument, identifier in (("kernel_initializer", kernel_initializer),
+                                     ("bias_initializer", bias_initializer)):
+            try:
+                self._initializers[argument] = (identifier, initializers.get(identifier))
+            except ValueError as e:
+                raise ValueError(f"{argument}: {e}") from None
         units = checked_int("units", units, 1, MAX_UNITS)
         name_ = "linear" if activation is None else activation
         if name_ not in _ACTIVATIONS:
@@ -1072,11 +1121,18 @@ class Dense(Layer):
         self._x = self._a = None
 
     def weight_shapes(self, input_shape):
-        return [(input_shape[-1], self.units), (self.units,)]
+        shapes = [(input_shape[-1], self.units)]
+        return shapes + [(self.units,)] if self.use_bias else shapes
 
     def _initial_weights(self, input_shape):
-        kernel, bias = self.weight_shapes(input_shape)
-        return [initializers.glorot_uniform(kernel), initializers.zeros(bias)]
+        names = ["kernel_initializer", "bias_initializer"]
+        return [self._initializers[name][1](shape)
+                for name, shape in zip(names, self.weight_shapes(input_shape))]
+
+    def _kernel_and_bias(self):
+        if self.use_bias:
+            return self.weights
+        return self.weights[0], np.zeros(self.units, np.float32)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -1085,7 +1141,7 @@ class Dense(Layer):
         return mask if np.ndim(x) == 3 else None  # applied at every step: the steps stay
 
     def forward(self, x, training=False):
-        kernel, bias = self.weights
+        kernel, bias = self._kernel_and_bias()
         x = np.asarray(x, np.float32)
         a = np.empty(x.shape[:-1] + (self.units,), np.float32)
         dense_into(x, kernel, bias, self.activation, a)
@@ -1102,22 +1158,105 @@ class Dense(Layer):
 
     def _weight_grads(self, dy):
         """Store the weight gradients; returns dz, the gradient before the activation."""
-        kernel, _ = self.weights
+        kernel = self.weights[0]
         dz = dy * self._derivative(self._a)
         x2d, dz2d = self._x.reshape(-1, kernel.shape[0]), dz.reshape(-1, self.units)
-        self.grads = [(x2d.T @ dz2d).astype(np.float32), dz2d.sum(axis=0).astype(np.float32)]
+        self.grads = [(x2d.T @ dz2d).astype(np.float32)]
+        if self.use_bias:
+            self.grads.append(dz2d.sum(axis=0).astype(np.float32))
         self._x = self._a = None
         return dz
 
     def get_config(self):
-        return {"name": self.name, "units": self.units, "activation": self.activation}
+        config = {"name": self.name, "units": self.units, "activation": self.activation}
+        # Left out at their defaults: such a config reads in any fastlstm that reads Dense.
+        if not self.use_bias:
+            config["use_bias"] = False
+        for argument, default in (("kernel_initializer", "glorot_uniform"),
+                                  ("bias_initializer", "zeros")):
+            identifier = self._initializers[argument][0]
+            if isinstance(identifier, str) and identifier != default:
+                config[argument] = identifier
+        return config
+
+
+class TimeDistributed(Layer):
+    """Apply a layer to every time step (Keras' ``keras.layers.TimeDistributed``):
+    samples (time, ...) run through `layer` as time separate samples. A
+    Dense over a 3-D input does the same by itself.
+
+    Parameters
+    ----------
+    layer : Layer
+        A layer of samples without a time axis (Dense, Dropout); its
+        weights are this layer's.
+    input_shape : tuple (time, ...), optional
+    name : str, optional
+    """
+
+    def __init__(self, layer, input_shape=None, name=None, **unsupported):
+        refuse_unsupported("TimeDistributed", unsupported)
+        if not isinstance(layer, Layer) or isinstance(layer, (Recurrent, Bidirectional)):
+            raise TypeError(f"TimeDistributed wraps a layer of single steps (Dense, Dropout), "
+                            f"got {type(layer).__name__}")
+        super().__init__(input_shape, name or "time_distributed")
+        self.layer = layer
+
+    def build(self, input_shape):
+        self.input_shape = checked_sample_shape(input_shape)
+        if len(self.input_shape) < 2:
+            raise ValueError(f"{self.name}: samples need a time axis, got {self.input_shape}")
+        self.layer.build(self.input_shape[1:])
+        self.weights = self.layer.weights
+        self.built = True
+        return self.compute_output_shape(self.input_shape)
+
+    def weight_shapes(self, input_shape):
+        return self.layer.weight_shapes(input_shape[1:])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(self.layer.compute_output_shape(input_shape[1:]))
+
+    def compute_mask(self, x, mask):
+        return mask
+
+    def _steps(self, x):
+        """x (batch, time, ...) as (batch * time, ...)."""
+        return np.reshape(x, (-1,) + np.shape(x)[2:]), np.shape(x)[:2]
+
+    def forward(self, x, training=False):
+        steps, (batch, time) = self._steps(x)
+        out = self.layer.forward(steps, training)
+        return out.reshape((batch, time) + out.shape[1:])
+
+    def _backward_with(self, method, dy):
+        steps, (batch, time) = self._steps(dy)
+        dx = getattr(self.layer, method)(steps)
+        self.grads = self.layer.grads
+        return None if dx is None else dx.reshape((batch, time) + dx.shape[1:])
+
+    def backward(self, dy):
+        return self._backward_with("backward", dy)
+
+    def backward_weights(self, dy):
+        self._backward_with("backward_weights", dy)
+
+    def get_config(self):
+        return {"name": self.name, "layer": serialization.serialize(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        layer = serialization.deserialize("layer", config.pop("layer"), base=Layer)
+        return cls(layer, **config)
 
 
 class Dropout(Layer):
     """Inverted dropout: in training, zero a fraction `rate` of the inputs and
     scale the rest by 1 / (1 - rate); at inference, pass x through."""
 
-    def __init__(self, rate, input_shape=None, name=None):
+    def __init__(self, rate, input_shape=None, name=None, **unsupported):
+        refuse_unsupported("Dropout", unsupported)
         super().__init__(input_shape, name)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"rate must be in [0, 1), got {rate!r}")

@@ -12,9 +12,9 @@ import numpy as np
 from . import layers as layers_module
 from . import losses, metrics as metrics_module, optimizers, serialization
 from ._random import generator
-from ._validation import checked_int
+from ._validation import checked_int, refuse_unsupported
 from .callbacks import Callback, History
-from .saving import load_model, save_model
+from .saving import load_model, load_weights, save_model, save_weights
 
 __all__ = ["Sequential", "load_model"]
 
@@ -60,11 +60,14 @@ class Sequential:
     Parameters
     ----------
     layers : list of Layer, optional
+        May start with ``fastlstm.Input(shape)``, the samples' shape.
     name : str
     """
 
-    def __init__(self, layers=None, name="sequential"):
+    def __init__(self, layers=None, name="sequential", **unsupported):
+        refuse_unsupported("Sequential", unsupported)
         self.name = name
+        self._declared_shape = None
         self.layers = []
         self.optimizer = None
         self.loss = None
@@ -78,7 +81,12 @@ class Sequential:
     # ------------------------------------------------------------ structure
 
     def add(self, layer):
-        """Append a layer."""
+        """Append a layer (or, first, a ``fastlstm.Input`` giving the samples' shape)."""
+        if isinstance(layer, layers_module.Input):
+            if self.layers or self._declared_shape is not None:
+                raise ValueError("an Input comes first in a Sequential, and only once")
+            self._declared_shape = layer.shape
+            return
         if not isinstance(layer, layers_module.Layer):
             raise TypeError(f"expected a fastlstm layer, got {type(layer).__name__}")
         if layer.return_state:
@@ -106,7 +114,7 @@ class Sequential:
         defaults to the first layer's ``input_shape``."""
         if not self.layers:
             raise ValueError("the model has no layers: add some first")
-        shape = input_shape if input_shape is not None else self.layers[0].input_shape
+        shape = input_shape if input_shape is not None else self._declared_input_shape()
         if shape is None:
             raise ValueError("the model does not know its input shape yet: pass input_shape to "
                              "the first layer, call build(input_shape), or fit/predict on data")
@@ -114,6 +122,30 @@ class Sequential:
         for layer in self.layers:
             shape = layer.build(shape)
         self.input_shape, self.output_shape = input_shape, tuple(shape)
+
+    def _declared_input_shape(self):
+        """The samples' shape an Input or the first layer's input_shape declares (or None)."""
+        if self._declared_shape is not None:
+            return self._declared_shape
+        return self.layers[0].input_shape if self.layers else None
+
+    def __call__(self, x, training=False):
+        """The model's output for x (a batch), as ``predict`` computes it in
+        one batch; with ``training``, as in a training pass (Dropout drops)."""
+        self._require_built("calling the model")
+        return self._forward(self._check_x(x), training)
+
+    def save_weights(self, path):
+        """Write the weights alone to `path` (fastlstm's weights file, read
+        without unpickling by ``load_weights``)."""
+        self._require_built("save_weights")
+        save_weights(self, path)
+
+    def load_weights(self, path):
+        """Read weights ``save_weights`` wrote, into this model of the same
+        architecture; every count, shape and value is checked first."""
+        self._require_built("load_weights")
+        load_weights(self, path)
 
     @property
     def weights(self):
@@ -168,7 +200,7 @@ class Sequential:
     def _build_if_declared(self):
         """Build from the first layer's declared input_shape, as Keras builds
         such a model as it is assembled; False when nothing declares one."""
-        if not self.built and self.layers and self.layers[0].input_shape is not None:
+        if not self.built and self.layers and self._declared_input_shape() is not None:
             self.build()
         return self.built
 
@@ -192,15 +224,27 @@ class Sequential:
         if array.dtype.kind not in "biuf":
             raise TypeError(f"x must be numeric, got dtype {array.dtype}")
         array = array.astype(np.float32, copy=False)
-        if not self.built:
+        if not self._build_if_declared():
             self.build(array.shape[1:])
-        expected_ndim = 1 + len(self.input_shape)
-        if array.ndim != expected_ndim or array.shape[-1] != self.input_shape[-1]:
-            raise ValueError(f"x must have shape (samples, {', '.join(map(str, self.input_shape))}),"
-                             f" got {array.shape}")
+        expected = self.input_shape
+        if array.ndim != 1 + len(expected) or any(
+                e is not None and e != g for e, g in zip(expected, array.shape[1:])):
+            raise ValueError(self._shape_mismatch(array.shape))
         if not np.isfinite(array).all():
             raise ValueError("x contains NaN or infinity")
         return array
+
+    def _shape_mismatch(self, shape):
+        """The message for x of `shape` that the model's input shape refuses."""
+        expected = self.input_shape
+        text = ", ".join("None" if d is None else str(d) for d in expected)
+        message = f"x must have shape (samples, {text}), got {shape}"
+        if len(shape) == 3 and len(expected) == 2 and expected[0] is not None \
+                and shape[2] == expected[1] and shape[1] != expected[0]:
+            message += (f": the model was built for sequences of {expected[0]} steps, not "
+                        f"{shape[1]}; declare input_shape=(None, {expected[1]}) to take any "
+                        "length")
+        return message
 
     def _check_y(self, y, n):
         array = np.asarray(y)

@@ -1,5 +1,9 @@
 """The model file: one .npz archive that is read without unpickling.
 
+The weights file (``save_weights``) is the same archive with a config that
+holds ``format`` "fastlstm-weights" and the weights' shapes; ``load_weights``
+reads either file's weights into a model of the same architecture.
+
 Entries: ``config.npy``, a UTF-8 JSON document stored as a uint8 array,
 and ``weight_0.npy .. weight_{n-1}.npy`` in ``get_weights()`` order. The
 JSON holds ``format``, ``format_version``, ``fastlstm_version``, ``model``
@@ -22,9 +26,10 @@ from . import losses, metrics, optimizers, serialization
 from ._version import __version__
 from .layers import Layer, check_weight_sizes, checked_sample_shape
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights"]
 
 FILE_FORMAT = "fastlstm-model"
+WEIGHTS_FORMAT = "fastlstm-weights"
 FILE_FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -46,6 +51,49 @@ def save_model(model, path, metadata=None):
     arrays = {f"weight_{i}": w for i, w in enumerate(model.weights)}
     with open(path, "wb") as f:
         np.savez(f, config=encoded, **arrays)
+
+
+def save_weights(model, path):
+    """Write the weights of `model` (built) to `path`."""
+    config = {"format": WEIGHTS_FORMAT, "format_version": 1, "fastlstm_version": __version__,
+              "shapes": [list(w.shape) for w in model.weights]}
+    encoded = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.weights)}
+    with open(path, "wb") as f:
+        np.savez(f, config=encoded, **arrays)
+
+
+def load_weights(model, path):
+    """Read the weights of a weights file or a model file at `path` into
+    `model`, which must have the same weights' shapes. Nothing is changed
+    unless every weight reads and checks.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at `path`.
+    ValueError
+        The file is damaged or foreign, or its weights do not fit the model.
+    """
+    expected = [w.shape for w in model.weights]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = _read_json(archive)
+            if not isinstance(config, dict) or config.get("format") not in (WEIGHTS_FORMAT,
+                                                                          FILE_FORMAT):
+                raise ModelFileError("not a fastlstm weights or model file")
+            _check_entries(archive, len(expected))
+            entries = [_weight_entry(archive, i, shape) for i, shape in enumerate(expected)]
+            arrays = [_read_weight(archive, i, entry) for i, entry in enumerate(entries)]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no weights file at {path}") from None
+    except ModelFileError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise ValueError(f"{path} is not a readable fastlstm weights file "
+                         f"({type(e).__name__}: {e})") from None
+    for weight, array in zip(model.weights, arrays):
+        weight[...] = array
 
 
 def _compile_config(model):
@@ -137,6 +185,19 @@ def _read_header(handle, name):
 
 
 def _read_config(archive):
+    config = _read_json(archive)
+    if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
+        raise ModelFileError("not a fastlstm model file")
+    if config.get("format_version") not in READABLE_VERSIONS:
+        raise ModelFileError(f"model format version {config.get('format_version')!r}; this "
+                             f"fastlstm reads versions {list(READABLE_VERSIONS)}")
+    if not isinstance(config.get("model"), dict):
+        raise ModelFileError("the config has no model description")
+    return config
+
+
+def _read_json(archive):
+    """The JSON document of the archive's config entry, bounded in size."""
     info = _entry(archive, "config.npy")
     if info.file_size > MAX_CONFIG_BYTES:
         raise ModelFileError(f"the config entry holds {info.file_size:,} bytes; "
@@ -147,17 +208,9 @@ def _read_config(archive):
             raise ModelFileError("the config entry is not a 1-D uint8 array")
         raw = handle.read(shape[0])
     try:
-        config = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelFileError(f"the config is not valid JSON ({type(e).__name__})") from None
-    if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
-        raise ModelFileError("not a fastlstm model file")
-    if config.get("format_version") not in READABLE_VERSIONS:
-        raise ModelFileError(f"model format version {config.get('format_version')!r}; this "
-                             f"fastlstm reads versions {list(READABLE_VERSIONS)}")
-    if not isinstance(config.get("model"), dict):
-        raise ModelFileError("the config has no model description")
-    return config
 
 
 def _assemble(spec, sequential, custom_objects):

@@ -1,0 +1,141 @@
+"""The everyday Keras surface of Sequential and the layers: Input, input
+shapes of any length and their checks, calling a model, weights files,
+TimeDistributed, Dense's options, and Keras arguments fastlstm does not
+take."""
+import numpy as np
+import pytest
+
+import fastlstm
+from fastlstm import layers as L
+
+
+def data(batch=4, time=6, features=3, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch, time, features)).astype(np.float32)
+
+
+def test_an_input_first_declares_the_samples_shape():
+    model = fastlstm.Sequential([fastlstm.Input((6, 3)), L.LSTM(4), L.Dense(1)])
+    assert model.get_weights()  # built as it is assembled, as Keras builds it
+    assert model.input_shape == (6, 3) and model.output_shape == (1,)
+    with pytest.raises(ValueError, match="Input comes first"):
+        model.add(fastlstm.Input((6, 3)))
+
+
+def test_a_model_for_fixed_lengths_refuses_others_and_says_how_to_take_any():
+    model = fastlstm.Sequential([L.LSTM(4, input_shape=(6, 3)), L.Dense(1)])
+    with pytest.raises(ValueError, match=r"built for sequences of 6 steps, not 3; declare "
+                                         r"input_shape=\(None, 3\)"):
+        model.predict(data(time=3))
+
+
+def test_input_shape_none_takes_sequences_of_any_length(tmp_path):
+    model = fastlstm.Sequential([L.GRU(4, input_shape=(None, 3)), L.Dense(1)])
+    model.compile("adam", "mse")
+    for time in (2, 7):
+        model.fit(data(time=time), np.zeros((4, 1), np.float32), verbose=0)
+    assert model.predict(data(time=11)).shape == (4, 1)
+    path = tmp_path / "model.fastlstm"
+    model.save(path)
+    loaded = fastlstm.load_model(path)
+    assert loaded.input_shape == (None, 3)
+    np.testing.assert_array_equal(loaded.predict(data(time=5)), model.predict(data(time=5)))
+
+
+def test_a_declared_feature_count_is_never_rebuilt_from_data():
+    model = fastlstm.Sequential([L.LSTM(4, input_shape=(6, 3)), L.Dense(1)])
+    with pytest.raises(ValueError, match=r"x must have shape \(samples, 6, 3\), got \(4, 6, 2\)"):
+        model.predict(data(features=2))
+    with pytest.raises(ValueError, match="None for any length, except in the last"):
+        L.LSTM(4, input_shape=(6, None))
+
+
+def test_calling_a_model_is_predict_in_one_batch():
+    model = fastlstm.Sequential([L.LSTM(4, input_shape=(6, 3)), L.Dropout(0.5), L.Dense(2)])
+    x = data()
+    np.testing.assert_array_equal(model(x), model.predict(x))
+    np.testing.assert_array_equal(model(x, training=False), model.predict(x))
+    assert not np.array_equal(model(x, training=True), model.predict(x))  # dropout drops
+
+
+def test_weights_files_round_trip_and_refuse_another_architecture(tmp_path):
+    model = fastlstm.Sequential([L.LSTM(4, input_shape=(6, 3)), L.Dense(1)])
+    path = tmp_path / "best.weights.h5"
+    model.save_weights(path)
+    other = fastlstm.Sequential([L.LSTM(4, input_shape=(6, 3)), L.Dense(1)])
+    other.load_weights(path)
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "model.fastlstm")
+    again = fastlstm.Sequential([L.LSTM(4, input_shape=(6, 3)), L.Dense(1)])
+    again.load_weights(tmp_path / "model.fastlstm")  # a model file's weights too
+    np.testing.assert_array_equal(again.predict(data()), model.predict(data()))
+    wider = fastlstm.Sequential([L.LSTM(5, input_shape=(6, 3)), L.Dense(1)])
+    before = wider.get_weights()
+    with pytest.raises(ValueError, match="needs"):
+        wider.load_weights(path)
+    for a, b in zip(wider.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "junk").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable fastlstm weights file"):
+        wider.load_weights(tmp_path / "junk")
+
+
+def test_time_distributed_dense_is_a_dense_over_every_step():
+    x = data()
+    model = fastlstm.Sequential([L.LSTM(4, return_sequences=True, input_shape=(6, 3)),
+                                 L.TimeDistributed(L.Dense(2, activation="tanh"))])
+    plain = fastlstm.Sequential([L.LSTM(4, return_sequences=True, input_shape=(6, 3)),
+                                 L.Dense(2, activation="tanh")])
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(model.predict(x), plain.predict(x), rtol=1e-6, atol=1e-7)
+    for m in (model, plain):
+        m.compile(fastlstm.optimizers.SGD(0.1), "mse")
+        m.fit(x, np.ones((4, 6, 2), np.float32), batch_size=4, epochs=1, shuffle=False,
+              verbose=0)
+    for a, b in zip(model.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_without_bias_and_with_named_initializers():
+    layer = L.Dense(3, use_bias=False, kernel_initializer="zeros")
+    layer.build((2,))
+    assert [w.shape for w in layer.get_weights()] == [(2, 3)]
+    assert not layer(np.ones((1, 2))).any()
+    layer.forward(np.ones((1, 2), np.float32), training=True)
+    layer.backward(np.ones((1, 3), np.float32))
+    assert len(layer.grads) == 1
+    assert L.Dense.from_config(layer.get_config()).use_bias is False
+
+
+def test_lstm_takes_keras_activation_arguments_it_computes():
+    L.LSTM(3, activation="tanh", recurrent_activation="sigmoid")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        L.LSTM(3, activation="relu")
+
+
+@pytest.mark.parametrize("make, argument", [
+    (lambda: L.LSTM(3, kernel_regularizer="l2"), "kernel_regularizer"),
+    (lambda: L.GRU(3, unroll=True), "unroll"),
+    (lambda: L.Dense(3, kernel_constraint="max_norm"), "kernel_constraint"),
+    (lambda: L.Dropout(0.1, noise_shape=(1, 1)), "noise_shape"),
+    (lambda: fastlstm.Sequential([], trainable=False), "trainable"),
+])
+def test_keras_arguments_fastlstm_lacks_are_named(make, argument):
+    with pytest.raises(ValueError, match=f"'{argument}' are not supported by fastlstm"):
+        make()
+
+
+def test_an_argument_keras_lacks_too_is_a_type_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        L.LSTM(3, colour="blue")
+
+
+def test_time_distributed_and_bias_free_dense_save_and_load(tmp_path):
+    model = fastlstm.Sequential([fastlstm.Input((None, 3)),
+                                 L.GRU(4, return_sequences=True),
+                                 L.TimeDistributed(L.Dense(2, use_bias=False))])
+    path = tmp_path / "model.fastlstm"
+    model.save(path)
+    loaded = fastlstm.load_model(path)
+    x = data(time=9)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
