@@ -2,7 +2,9 @@
 
 With a mask (a model's output over time steps that still carries Masking's
 mask, as Keras passes it to the loss), the mean runs over the unmasked
-steps only, and the masked steps get no gradient.
+steps only, and the masked steps get no gradient. With sample weights, each
+sample's (or step's) loss is multiplied by its weight before the mean over
+all of them, Keras' "sum_over_batch_size" reduction.
 """
 import numpy as np
 
@@ -22,7 +24,7 @@ class Loss(serialization.Serializable, kind="loss"):
         """Keyword arguments that rebuild this loss."""
         return {}
 
-    def __call__(self, y_true, y_pred, mask=None):
+    def __call__(self, y_true, y_pred, mask=None, sample_weight=None):
         """Mean loss over all elements (of the unmasked steps), a Python float.
 
         Parameters
@@ -30,19 +32,40 @@ class Loss(serialization.Serializable, kind="loss"):
         y_true, y_pred : array_like of the same shape
         mask : ndarray of bool, shape y_pred.shape[:-1], optional
             True at the steps that count.
+        sample_weight : array_like of shape (samples,) or y_pred.shape[:-1], optional
+            Each sample's (or step's) weight.
         """
         values = self._elementwise(np.asarray(y_pred, np.float64) - y_true)
-        if mask is None:
+        weights = _step_weights(values.shape[:-1], mask, sample_weight)
+        if weights is None:
             return float(np.mean(values))
-        return float(np.mean(values[mask])) if mask.any() else 0.0
+        return float(np.mean(values.mean(axis=-1) * weights))
 
-    def gradient(self, y_true, y_pred, mask=None):
+    def gradient(self, y_true, y_pred, mask=None, sample_weight=None):
         """d loss / d y_pred, float32, shaped like y_pred (zeros at masked steps)."""
         error = np.asarray(y_pred, np.float64) - y_true
-        if mask is None:
-            return (self._derivative(error) / error.size).astype(np.float32)
-        counted = max(int(mask.sum()) * error.shape[-1], 1)
-        return (self._derivative(error) * mask[..., None] / counted).astype(np.float32)
+        gradient = self._derivative(error) / error.size
+        weights = _step_weights(error.shape[:-1], mask, sample_weight)
+        if weights is not None:
+            gradient = gradient * weights[..., None]
+        return gradient.astype(np.float32)
+
+
+def _step_weights(shape, mask, sample_weight):
+    """The weight of each step's loss, of `shape` (the loss values' shape
+    without the last axis), or None when every step weighs 1: the sample
+    weights broadcast over the steps, times the mask scaled so that the
+    unmasked steps' weights add up to the count of all steps (Keras)."""
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, np.float64)
+        weights = np.broadcast_to(weights.reshape(weights.shape + (1,) * (len(shape) -
+                                                                          weights.ndim)), shape)
+    if mask is not None:
+        valid = int(mask.sum())
+        scaled = mask * (mask.size / valid) if valid else np.zeros(shape)
+        weights = scaled if weights is None else weights * scaled
+    return weights
 
 
 class MeanSquaredError(Loss):

@@ -211,8 +211,9 @@ class Sequential:
 
     # -------------------------------------------------------------- training
 
-    def compile(self, optimizer="rmsprop", loss="mse", metrics=None):
+    def compile(self, optimizer="rmsprop", loss="mse", metrics=None, **unsupported):
         """Choose the optimizer (name or object), the loss and extra metrics."""
+        refuse_unsupported("compile", unsupported)
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
         if isinstance(metrics, str):
@@ -298,9 +299,9 @@ class Sequential:
             if getattr(layer, "stateful", False):
                 layer.reset_states()
 
-    def _train_step(self, x, y):
+    def _train_step(self, x, y, sample_weight=None):
         output, mask = self._forward_with_mask(x, training=True)
-        grad = self.loss.gradient(y, output, mask)
+        grad = self.loss.gradient(y, output, mask, sample_weight)
         for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
         self.layers[0].backward_weights(grad)
@@ -310,33 +311,50 @@ class Sequential:
         return output, mask
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1):
+            shuffle=True, callbacks=None, verbose=1, sample_weight=None, initial_epoch=0,
+            **unsupported):
         """Train for `epochs` passes over (x, y).
 
-        ``validation_split`` takes the last fraction of the samples, before
-        shuffling, as Keras does. Returns a History whose ``history`` dict
-        holds each epoch's loss, metrics and (with validation) val_ ones.
+        ``validation_split`` takes the last fraction of the samples (and of
+        ``sample_weight``), before shuffling, as Keras does;
+        ``validation_data`` is ``(x_val, y_val)`` or ``(x_val, y_val,
+        weights)``. ``sample_weight`` (samples,), or (samples, steps) for a
+        sequence output, weighs each sample's loss (Keras' semantics; the
+        metrics stay unweighted). Training runs epochs ``initial_epoch`` to
+        ``epochs - 1``. Returns a History whose ``history`` dict holds each
+        epoch's loss, metrics and (with validation) val_ ones.
         """
+        refuse_unsupported("fit", unsupported)
         if self.optimizer is None:
             raise RuntimeError("call compile(optimizer, loss) before fit")
         checked_int("epochs", epochs, 0)
+        checked_int("initial_epoch", initial_epoch, 0, epochs)
         checked_int("batch_size", batch_size, 1)
         x = self._check_x(x)
         y = self._check_y(y, len(x))
+        sample_weight = self._check_sample_weight("sample_weight", sample_weight, y)
         if len(x) == 0:
             raise ValueError("x has no samples: fit needs at least one")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        w_val = None
         if validation_data is not None:
-            x_val, y_val = validation_data
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be (x_val, y_val) or "
+                                 "(x_val, y_val, sample_weight)")
+            x_val, y_val, *w_val = validation_data
             x_val = self._check_x(x_val)
             y_val = self._check_y(y_val, len(x_val))
+            w_val = self._check_sample_weight("validation sample_weight",
+                                              w_val[0] if w_val else None, y_val)
         elif validation_split:
             split = int(len(x) * (1.0 - validation_split))
             if split == 0 or split == len(x):
                 raise ValueError(f"validation_split={validation_split} leaves an empty "
                                  f"training or validation set of {len(x)} samples")
             x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
+            if sample_weight is not None:
+                sample_weight, w_val = sample_weight[:split], sample_weight[split:]
         else:
             x_val = y_val = None
         stateful = self._stateful_layers()
@@ -354,7 +372,7 @@ class Sequential:
             hook.on_train_begin()
         self.stop_training = False
         n, steps = len(x), -(-len(x) // batch_size)
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
             if verbose:
@@ -365,8 +383,9 @@ class Sequential:
             for step in range(steps):
                 batch = order[step * batch_size:(step + 1) * batch_size]
                 y_batch = y[batch]
-                output, mask = self._train_step(x[batch], y_batch)
-                totals["loss"] += self.loss(y_batch, output, mask) * len(batch)
+                w_batch = None if sample_weight is None else sample_weight[batch]
+                output, mask = self._train_step(x[batch], y_batch, w_batch)
+                totals["loss"] += self.loss(y_batch, output, mask, w_batch) * len(batch)
                 for name in self.metrics:
                     totals[name] += metrics_module.get(name)(y_batch, output, mask) * len(batch)
                 seen = min((step + 1) * batch_size, n)
@@ -379,11 +398,12 @@ class Sequential:
                 for layer in stateful:
                     layer.reset_states()
                 logs.update(self._evaluate_logs(x_val, y_val, prefix="val_",
-                                                batch_size=batch_size))
+                                                batch_size=batch_size, sample_weight=w_val))
                 for layer, states in zip(stateful, kept):
                     layer.reset_states(states)
             elif x_val is not None:
-                logs.update(self._evaluate_logs(x_val, y_val, prefix="val_"))
+                logs.update(self._evaluate_logs(x_val, y_val, prefix="val_",
+                                                sample_weight=w_val))
             if verbose:
                 bar.finish(logs)
             for hook in hooks:
@@ -396,11 +416,12 @@ class Sequential:
 
     # ------------------------------------------------------------ inference
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size=None, verbose=0, **unsupported):
         """Model outputs for x, in batches of `batch_size` (default 256).
 
         `verbose` is accepted for Keras compatibility; predict prints nothing.
         """
+        refuse_unsupported("predict", unsupported)
         self._require_built("predict")
         x = self._check_x(x)
         batch_size = 256 if batch_size is None else checked_int("batch_size", batch_size, 1)
@@ -410,9 +431,24 @@ class Sequential:
             return np.empty((0,) + self.output_shape, np.float32)
         return np.concatenate(outputs)
 
-    def _evaluate_logs(self, x, y, prefix="", batch_size=None):
+    def _check_sample_weight(self, name, weights, y):
+        """`weights` as float64 of shape (samples,) or y's shape without its
+        last axis, finite and >= 0, or None."""
+        if weights is None:
+            return None
+        array = np.asarray(weights)
+        allowed = {(len(y),), y.shape[:-1]}
+        if array.dtype.kind not in "biuf" or array.shape not in allowed:
+            raise ValueError(f"{name} must be a real array of shape ({len(y)},) or "
+                             f"{y.shape[:-1]}, got {array.dtype} {array.shape}")
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all() or (array < 0).any():
+            raise ValueError(f"{name} must be finite and >= 0")
+        return array
+
+    def _evaluate_logs(self, x, y, prefix="", batch_size=None, sample_weight=None):
         output, mask = self._predict_with_mask(x, batch_size)
-        logs = {prefix + "loss": self.loss(y, output, mask)}
+        logs = {prefix + "loss": self.loss(y, output, mask, sample_weight)}
         for name in self.metrics:
             logs[prefix + name] = metrics_module.get(name)(y, output, mask)
         return logs
@@ -428,17 +464,20 @@ class Sequential:
         masks = [mask for _, mask in runs]
         return outputs, None if masks[0] is None else np.concatenate(masks)
 
-    def evaluate(self, x, y, batch_size=None, verbose=0):
-        """The loss on (x, y), or [loss, *metrics] when metrics were compiled.
+    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, **unsupported):
+        """The loss on (x, y), or [loss, *metrics] when metrics were compiled;
+        ``sample_weight`` weighs the loss as in ``fit``.
 
         `verbose` is accepted for Keras compatibility; evaluate prints nothing.
         """
+        refuse_unsupported("evaluate", unsupported)
         if self.loss is None:
             raise RuntimeError("call compile(optimizer, loss) before evaluate")
         self._require_built("evaluate")
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        logs = self._evaluate_logs(x, y, batch_size=batch_size)
+        sample_weight = self._check_sample_weight("sample_weight", sample_weight, y)
+        logs = self._evaluate_logs(x, y, batch_size=batch_size, sample_weight=sample_weight)
         return logs["loss"] if not self.metrics else list(logs.values())
 
     # ---------------------------------------------------------- persistence

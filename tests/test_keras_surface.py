@@ -139,3 +139,61 @@ def test_time_distributed_and_bias_free_dense_save_and_load(tmp_path):
     loaded = fastlstm.load_model(path)
     x = data(time=9)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_sample_weights_weigh_each_samples_loss_as_keras_does():
+    """Keras' sum_over_batch_size: the mean over samples of weight * loss;
+    a weight of 2 is the sample given twice in a batch of its own size."""
+    x, y = data(batch=4), np.random.default_rng(3).standard_normal((4, 1)).astype(np.float32)
+    model = fastlstm.Sequential([L.LSTM(3, input_shape=(6, 3)), L.Dense(1)])
+    model.compile(fastlstm.optimizers.SGD(0.1), "mse")
+    weights = np.array([0.0, 1.0, 2.0, 0.5])
+    errors = (model.predict(x).astype(np.float64) - y)[:, 0] ** 2
+    assert model.evaluate(x, y, sample_weight=weights) == pytest.approx(
+        np.mean(weights * errors), rel=1e-6)
+    start = model.get_weights()
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, sample_weight=weights)
+    moved = [w - s for w, s in zip(model.get_weights(), start)]
+    twice = fastlstm.Sequential([L.LSTM(3, input_shape=(6, 3)), L.Dense(1)])
+    twice.set_weights(start)
+    twice.compile(fastlstm.optimizers.SGD(0.1), "mse")
+    # Sample 0 weighs nothing, sample 2 twice, sample 3 half: the same step
+    # as the batch [1, 2, 2, 3 (halved)] of four, each weighing one.
+    x4, y4 = x[[1, 2, 2, 3]], y[[1, 2, 2, 3]]
+    twice.fit(x4, y4, batch_size=4, epochs=1, shuffle=False, verbose=0,
+              sample_weight=[1.0, 1.0, 1.0, 0.5])
+    for m, t in zip(moved, [w - s for w, s in zip(twice.get_weights(), start)]):
+        np.testing.assert_allclose(m, t, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match=r"sample_weight must be a real array of shape \(4,\)"):
+        model.fit(x, y, sample_weight=[1.0, 2.0], verbose=0)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        model.fit(x, y, sample_weight=[1.0, -1.0, 1.0, 1.0], verbose=0)
+
+
+def test_initial_epoch_resumes_the_epoch_count():
+    model = fastlstm.Sequential([L.GRU(3, input_shape=(6, 3)), L.Dense(1)])
+    model.compile("adam", "mse")
+    seen = []
+
+    class Epochs(fastlstm.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    history = model.fit(data(), np.zeros((4, 1)), epochs=5, initial_epoch=3, verbose=0,
+                        callbacks=[Epochs()])
+    assert seen == [3, 4] and len(history.history["loss"]) == 2
+    with pytest.raises(ValueError, match="initial_epoch"):
+        model.fit(data(), np.zeros((4, 1)), epochs=2, initial_epoch=3, verbose=0)
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda m: m.compile("adam", "mse", jit_compile=True), "jit_compile"),
+    (lambda m: m.fit(data(), np.zeros((4, 1)), class_weight={0: 1}), "class_weight"),
+    (lambda m: m.predict(data(), steps=1), "steps"),
+    (lambda m: m.evaluate(data(), np.zeros((4, 1)), return_dict=True), "return_dict"),
+])
+def test_keras_arguments_of_the_model_methods_are_named(call, argument):
+    model = fastlstm.Sequential([L.GRU(3, input_shape=(6, 3)), L.Dense(1)])
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match=f"'{argument}' are not supported by fastlstm"):
+        call(model)
