@@ -4,14 +4,30 @@ Updates are in place on the model's weight arrays (C-contiguous float32 or
 float64): vectorized NumPy for SGD, one compiled pass per weight for RMSprop
 and Adam (fastlstm._elementwise, bitwise the same as the NumPy formulas).
 Each optimizer keeps its state (moments) per weight, in the weights' order.
+``learning_rate`` may be set between steps (as ReduceLROnPlateau does); the
+next step uses it.
 ``clipnorm`` rescales each weight's gradient to at most that L2 norm and
 ``clipvalue`` clips every element, guarding against exploding gradients.
 """
+import math
+import numbers
+
 import numpy as np
 
 from . import _elementwise, serialization
 
 __all__ = ["get", "Optimizer", "SGD", "RMSprop", "Adam"]
+
+
+def _finite_real(name, value, minimum, inclusive):
+    """`value` as a float, or a ValueError naming `name` unless it is a finite
+    real number above `minimum` (or at it, if `inclusive`)."""
+    number = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and math.isfinite(value))
+    if not number or value < minimum or (value == minimum and not inclusive):
+        bound = ">=" if inclusive else ">"
+        raise ValueError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
+    return float(value)
 
 
 class Optimizer(serialization.Serializable, kind="optimizer"):
@@ -20,16 +36,27 @@ class Optimizer(serialization.Serializable, kind="optimizer"):
     (fastlstm.serialization)."""
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
         for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0 or None, got {value!r}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = learning_rate
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.iterations = 0
         self._slots = None
+
+    @property
+    def learning_rate(self):
+        """The step size of the next update, a float.
+
+        Setting it between steps changes every later step; the value must be
+        a finite number > 0 (``ValueError`` otherwise).
+        """
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _finite_real("learning_rate", value, 0.0, inclusive=False)
 
     def _clipped(self, grad):
         if self.clipvalue is not None:
