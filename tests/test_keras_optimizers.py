@@ -1,14 +1,16 @@
-"""AdamW, Adagrad and Nadam: against Keras 3
-(data/keras_optimizer_fixtures.npz, made by
-data/make_keras_optimizer_fixtures.py where Keras is installed) and by
-name; and a learning rate set between steps.
+"""AdamW, Adagrad and Nadam, and the MSLE and log-cosh losses: against
+Keras 3 (data/keras_optimizer_fixtures.npz, made by
+data/make_keras_optimizer_fixtures.py where Keras is installed), by name,
+through a model file and in training; and a learning rate set between steps.
 """
 import pathlib
 
 import numpy as np
 import pytest
 
-from fastlstm import optimizers
+import fastlstm
+from fastlstm import losses, optimizers
+from fastlstm.layers import LSTM, Dense
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "data" / "keras_optimizer_fixtures.npz"
 
@@ -58,6 +60,46 @@ def test_optimizer_steps_match_keras(keras_fixtures, case):
         np.testing.assert_allclose(weight, expected[k], rtol=0, atol=tolerance,
                                    err_msg=f"{case}, step {k + 1}")
     assert weight.dtype == np.float32
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("name, cls", [("msle", losses.MeanSquaredLogarithmicError),
+                                       ("log_cosh", losses.LogCosh)])
+def test_loss_value_and_gradient_match_keras(keras_fixtures, name, cls, masked):
+    y_true, y_pred = keras_fixtures["loss_y_true"], keras_fixtures["loss_y_pred"]
+    mask = keras_fixtures["loss_mask"] if masked else None
+    key = f"{name}_masked" if masked else name
+    loss = cls()
+    assert loss(y_true, y_pred, mask) == pytest.approx(float(keras_fixtures[f"{key}_value"]),
+                                                       rel=1e-6)
+    expected = keras_fixtures[f"{key}_grad"]
+    gradient = loss.gradient(y_true, y_pred, mask)
+    assert gradient.dtype == np.float32 and gradient.shape == y_pred.shape
+    np.testing.assert_allclose(gradient, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def test_msle_clips_like_keras():
+    epsilon = np.float32(1e-7)
+    y_true = np.full((1, 4), 0.5, np.float32)
+    y_pred = np.array([[-1.0, 0.0, epsilon, 2.0]], np.float32)
+    gradient = losses.MeanSquaredLogarithmicError().gradient(y_true, y_pred)
+    # No gradient below epsilon, half of it at epsilon (torch's maximum), all above.
+    error = np.log1p(float(epsilon)) - np.log1p(0.5)
+    full = 2 * error / (1 + float(epsilon)) / 4
+    np.testing.assert_allclose(gradient[0, :3], [0.0, 0.0, full / 2], rtol=1e-6)
+    assert gradient[0, 3] > 0
+    # A target below epsilon counts as epsilon too.
+    assert losses.get("msle")([[-3.0]], [[0.0]]) == 0.0
+
+
+def test_log_cosh_stays_finite_for_huge_errors():
+    loss = losses.LogCosh()
+    error = np.array([[-1e6, -30.0, 0.0, 1e-4, 30.0, 1e6]])
+    np.testing.assert_allclose(loss._elementwise(error),
+                               [[1e6 - np.log(2), 30 - np.log(2), 0.0, 5e-9, 30 - np.log(2),
+                                 1e6 - np.log(2)]], rtol=1e-7, atol=1e-15)
+    np.testing.assert_allclose(loss.gradient(np.zeros((1, 6)), error) * 6,
+                               [[-1, -1, 0, 1e-4, 1, 1]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", ALL_OPTIMIZERS)
@@ -131,6 +173,21 @@ def test_optimizers_by_name(names, cls):
         assert type(optimizers.get(name)) is cls
 
 
+@pytest.mark.parametrize("names, cls", [
+    (["msle", "MSLE", "mean_squared_logarithmic_error", "MeanSquaredLogarithmicError"],
+     losses.MeanSquaredLogarithmicError),
+    (["log_cosh", "LogCosh", "logcosh"], losses.LogCosh),
+    (["mse", "MSE", "mean_squared_error", "MeanSquaredError"], losses.MeanSquaredError),
+    (["mae", "MAE", "mean_absolute_error", "MeanAbsoluteError"], losses.MeanAbsoluteError),
+    (["huber", "Huber"], losses.Huber),
+])
+def test_losses_by_keras_names(names, cls):
+    for name in names:
+        assert type(losses.get(name)) is cls
+    with pytest.raises(ValueError, match="unknown loss 'Msle'; valid names: .*'msle'"):
+        losses.get("Msle")
+
+
 @pytest.mark.parametrize("cls", KERAS_MATCHED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_updates_are_in_place_in_the_weights_dtype(cls, dtype):
@@ -152,3 +209,52 @@ def test_misfit_weights_and_gradients_are_refused_without_changing_the_weight(cl
     with pytest.raises(TypeError, match="float32 or float64, got int64"):
         cls().apply([np.zeros(3, np.int64)], [np.zeros(3)])
     np.testing.assert_array_equal(weight, 1.0)
+
+
+def _data(n=48, seed=0):
+    """Windows of a positive, learnable series (MSLE needs targets >= 0)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (n, 6, 2)).astype(np.float32)
+    y = (0.5 + x[:, -3:, 0].mean(axis=1, keepdims=True)).astype(np.float32)
+    return x, y
+
+
+def _model(optimizer, loss):
+    fastlstm.set_random_seed(5)
+    model = fastlstm.Sequential([LSTM(6, input_shape=(6, 2)), Dense(1)])
+    model.compile(optimizer, loss)
+    return model
+
+
+COMPILED = [  # every optimizer and loss of this file at least once
+    (optimizers.AdamW(0.02, weight_decay=0.01, beta_1=0.85), "msle"),
+    (optimizers.Adagrad(0.1, initial_accumulator_value=0.2, epsilon=1e-6), "log_cosh"),
+    (optimizers.Nadam(0.02, beta_2=0.99, clipnorm=1.0), "mse"),
+    (optimizers.Adam(0.02), losses.MeanSquaredLogarithmicError()),
+    (optimizers.RMSprop(0.01), losses.LogCosh()),
+]
+
+
+@pytest.mark.parametrize("optimizer, loss", COMPILED,
+                         ids=[f"{type(o).__name__}-{getattr(loss, 'name', loss)}" for o, loss in COMPILED])
+def test_fit_lowers_the_loss(optimizer, loss):
+    x, y = _data()
+    model = _model(optimizer.from_config(optimizer.get_config()), loss)
+    history = model.fit(x, y, epochs=6, batch_size=16, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+@pytest.mark.parametrize("optimizer, loss", COMPILED,
+                         ids=[f"{type(o).__name__}-{getattr(loss, 'name', loss)}" for o, loss in COMPILED])
+def test_compiled_model_round_trips_through_a_file(tmp_path, optimizer, loss):
+    x, y = _data(16)
+    model = _model(optimizer.from_config(optimizer.get_config()), loss)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "m.fastlstm")
+    loaded = fastlstm.load_model(tmp_path / "m.fastlstm")
+    assert type(loaded.optimizer) is type(model.optimizer)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert type(loaded.loss) is type(model.loss)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))
