@@ -135,7 +135,8 @@ def test_learning_rate_is_stored_as_a_float():
     optimizer = optimizers.Adam(np.float32(0.5))
     assert type(optimizer.learning_rate) is float
     optimizer.learning_rate = 2
-    assert type(optimizer.learning_rate) is float and optimizer.get_config()["learning_rate"] == 2.0
+    assert type(optimizer.learning_rate) is float
+    assert optimizer.get_config()["learning_rate"] == 2.0
 
 
 @pytest.mark.parametrize("make, message", [
@@ -233,10 +234,11 @@ COMPILED = [  # every optimizer and loss of this file at least once
     (optimizers.Adam(0.02), losses.MeanSquaredLogarithmicError()),
     (optimizers.RMSprop(0.01), losses.LogCosh()),
 ]
+COMPILED_IDS = [f"{type(o).__name__}-{getattr(loss, 'name', loss)}" for o, loss in COMPILED]
 
 
 @pytest.mark.parametrize("optimizer, loss", COMPILED,
-                         ids=[f"{type(o).__name__}-{getattr(loss, 'name', loss)}" for o, loss in COMPILED])
+                         ids=COMPILED_IDS)
 def test_fit_lowers_the_loss(optimizer, loss):
     x, y = _data()
     model = _model(optimizer.from_config(optimizer.get_config()), loss)
@@ -246,7 +248,7 @@ def test_fit_lowers_the_loss(optimizer, loss):
 
 
 @pytest.mark.parametrize("optimizer, loss", COMPILED,
-                         ids=[f"{type(o).__name__}-{getattr(loss, 'name', loss)}" for o, loss in COMPILED])
+                         ids=COMPILED_IDS)
 def test_compiled_model_round_trips_through_a_file(tmp_path, optimizer, loss):
     x, y = _data(16)
     model = _model(optimizer.from_config(optimizer.get_config()), loss)
