@@ -10,13 +10,22 @@ import numpy as np
 
 from . import serialization
 
-__all__ = ["get", "MeanSquaredError", "MeanAbsoluteError", "Huber"]
+__all__ = ["get", "MeanSquaredError", "MeanAbsoluteError", "Huber",
+           "MeanSquaredLogarithmicError", "LogCosh"]
+
+# Keras' backend.epsilon() is held as a float32 tensor, so predictions are
+# compared with (and clipped to) float32(1e-7), not 1e-7 itself.
+_EPSILON = float(np.float32(1e-7))
 
 
 class Loss(serialization.Serializable, kind="loss"):
     """Base class: subclasses define ``_elementwise(error)`` and
     ``_derivative(error)`` of error = y_pred - y_true, and register
-    themselves for ``load_model`` when defined (fastlstm.serialization)."""
+    themselves for ``load_model`` when defined (fastlstm.serialization).
+
+    A loss of another error (MSLE's, between logarithms) also overrides
+    ``_error(y_true, y_pred)`` and ``_error_slope(y_pred)``, d error / d y_pred.
+    """
 
     name = "loss"
 
@@ -35,7 +44,7 @@ class Loss(serialization.Serializable, kind="loss"):
         sample_weight : array_like of shape (samples,) or y_pred.shape[:-1], optional
             Each sample's (or step's) weight.
         """
-        values = self._elementwise(np.asarray(y_pred, np.float64) - y_true)
+        values = self._elementwise(self._error(y_true, y_pred))
         weights = _step_weights(values.shape[:-1], mask, sample_weight)
         if weights is None:
             return float(np.mean(values))
@@ -43,12 +52,23 @@ class Loss(serialization.Serializable, kind="loss"):
 
     def gradient(self, y_true, y_pred, mask=None, sample_weight=None):
         """d loss / d y_pred, float32, shaped like y_pred (zeros at masked steps)."""
-        error = np.asarray(y_pred, np.float64) - y_true
+        error = self._error(y_true, y_pred)
         gradient = self._derivative(error) / error.size
+        slope = self._error_slope(y_pred)
+        if slope is not None:
+            gradient = gradient * slope
         weights = _step_weights(error.shape[:-1], mask, sample_weight)
         if weights is not None:
             gradient = gradient * weights[..., None]
         return gradient.astype(np.float32)
+
+    def _error(self, y_true, y_pred):
+        """The error the loss is a function of, float64: y_pred - y_true."""
+        return np.asarray(y_pred, np.float64) - y_true
+
+    def _error_slope(self, y_pred):
+        """d error / d y_pred, or None where it is 1 everywhere."""
+        return None
 
 
 def _step_weights(shape, mask, sample_weight):
@@ -107,13 +127,61 @@ class Huber(Loss):
         return np.clip(error, -self.delta, self.delta)
 
 
-_BY_NAME = {"mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
-            "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
-            "huber": Huber}
+class MeanSquaredLogarithmicError(Loss):
+    """Squared difference of log(1 + y), as Keras' MSLE.
+
+    Predictions and targets below Keras' epsilon (float32 1e-7) are raised
+    to it first, so a clipped prediction gets no gradient.
+    """
+
+    name = "mean_squared_logarithmic_error"
+
+    def _error(self, y_true, y_pred):
+        return (np.log1p(np.maximum(np.asarray(y_pred, np.float64), _EPSILON))
+                - np.log1p(np.maximum(np.asarray(y_true, np.float64), _EPSILON)))
+
+    def _error_slope(self, y_pred):
+        y_pred = np.asarray(y_pred, np.float64)
+        # Keras' maximum(y_pred, epsilon) passes on its gradient where
+        # y_pred > epsilon, none below, and half at a tie (torch's rule).
+        passed = np.where(y_pred > _EPSILON, 1.0, np.where(y_pred == _EPSILON, 0.5, 0.0))
+        return passed / (1.0 + np.maximum(y_pred, _EPSILON))
+
+    def _elementwise(self, error):
+        return error * error
+
+    def _derivative(self, error):
+        return 2.0 * error
+
+
+class LogCosh(Loss):
+    """log(cosh(error)): about error**2 / 2 near 0, |error| - log(2) far from it."""
+
+    name = "log_cosh"
+
+    def _elementwise(self, error):
+        # log(cosh(x)) = x + log(1 + exp(-2x)) - log(2), without overflow.
+        return error + np.logaddexp(0.0, -2.0 * error) - np.log(2.0)
+
+    def _derivative(self, error):
+        return np.tanh(error)
+
+
+# Every name keras.losses.get (Keras 3) takes for these losses, and "logcosh"
+# of Keras 2.
+_BY_NAME = {"mse": MeanSquaredError, "MSE": MeanSquaredError,
+            "mean_squared_error": MeanSquaredError, "MeanSquaredError": MeanSquaredError,
+            "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+            "mean_absolute_error": MeanAbsoluteError, "MeanAbsoluteError": MeanAbsoluteError,
+            "huber": Huber, "Huber": Huber,
+            "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+            "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+            "MeanSquaredLogarithmicError": MeanSquaredLogarithmicError,
+            "log_cosh": LogCosh, "LogCosh": LogCosh, "logcosh": LogCosh}
 
 
 def get(identifier):
-    """A loss from its name or a Loss instance."""
+    """A loss from its name (as Keras names it, case-sensitive) or a Loss instance."""
     if isinstance(identifier, Loss):
         return identifier
     try:
