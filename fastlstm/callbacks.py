@@ -1,8 +1,10 @@
 """Callbacks for Sequential.fit, as in Keras: hooks at the start and end of
-training and of each epoch, with the epoch's logs (loss, val_loss, metrics)."""
+training, of each epoch, with the epoch's logs (loss, val_loss, metrics), and
+of each training batch, with the epoch's running averages so far."""
 import numpy as np
 
-__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau"]
+__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
+           "TerminateOnNaN"]
 
 
 class Callback:
@@ -24,6 +26,21 @@ class Callback:
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training batch; runs ``on_batch_begin`` unless overridden."""
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after each training batch with the running averages of the
+        epoch so far; runs ``on_batch_end`` unless overridden."""
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
         pass
 
 
@@ -134,3 +151,31 @@ class ReduceLROnPlateau(_Monitor):
             optimizer = self.model.optimizer
             optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
             self.wait = 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch leaves the loss NaN or infinite.
+
+    The epoch under way ends there: validation and ``on_epoch_end`` still
+    run, with the averages of the batches trained.
+
+    Parameters
+    ----------
+    raise_error : bool
+        Raise a RuntimeError at once instead, so that no further hook
+        (``on_epoch_end``, ``on_train_end``) runs.
+    """
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = bool(raise_error)
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(loss):
+            return
+        if self.raise_error:
+            raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. "
+                               f"Loss value: {loss}. Terminating training immediately.")
+        print(f"Batch {batch}: Invalid loss, terminating training")
+        self.model.stop_training = True

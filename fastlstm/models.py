@@ -319,6 +319,8 @@ class Sequential:
             order = generator().permutation(n) if shuffle else np.arange(n)
             totals = dict.fromkeys(["loss"] + self.metrics, 0.0)
             for step in range(steps):
+                for hook in hooks:
+                    hook.on_train_batch_begin(step, {})
                 batch = order[step * batch_size:(step + 1) * batch_size]
                 y_batch = y[batch]
                 output, mask = self._train_step(x[batch], y_batch)
@@ -326,9 +328,14 @@ class Sequential:
                 for name in self.metrics:
                     totals[name] += metrics_module.get(name)(y_batch, output, mask) * len(batch)
                 seen = min((step + 1) * batch_size, n)
+                batch_logs = {k: v / seen for k, v in totals.items()}
+                for hook in hooks:
+                    hook.on_train_batch_end(step, batch_logs)
                 if verbose:
-                    bar.update(step + 1, {k: v / seen for k, v in totals.items()})
-            logs = {k: v / n for k, v in totals.items()}
+                    bar.update(step + 1, batch_logs)
+                if self.stop_training:  # the epoch ends on the batches trained, as in Keras
+                    break
+            logs = {k: v / seen for k, v in totals.items()}
             if x_val is not None and stateful:
                 # Validation runs on its own states; training goes on from its own.
                 kept = [layer.states for layer in stateful]

@@ -1,0 +1,153 @@
+"""Callbacks and fit's progress output, held to Keras 3's semantics."""
+import numpy as np
+import pytest
+
+import fastlstm
+from fastlstm import callbacks, optimizers
+from fastlstm.layers import LSTM, Dense
+
+
+def problem(samples=20, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, 5, 2)).astype(np.float32)
+    y = rng.standard_normal((samples, 1)).astype(np.float32)
+    return x, y
+
+
+def tiny_model(optimizer="sgd"):
+    fastlstm.set_random_seed(0)
+    model = fastlstm.Sequential([LSTM(3, input_shape=(5, 2)), Dense(1)])
+    model.compile(optimizer, "mse")
+    return model
+
+
+class Recorder(callbacks.Callback):
+    """Writes down every hook call as (hook, epoch or batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.calls.append(("batch_begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end", None))
+
+
+class Scripted(callbacks.Callback):
+    """Replaces the monitored log with scripted values, one per epoch, and
+    keeps each epoch's weights (runs before the callbacks that read them)."""
+
+    def __init__(self, values, key="val_loss"):
+        super().__init__()
+        self.values, self.key, self.weights = list(values), key, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.key] = self.values[epoch]
+        self.weights.append(self.model.get_weights())
+
+
+class Poison(callbacks.Callback):
+    """Makes the output layer's kernel infinite before one batch of one epoch."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            self.model.layers[-1].weights[0][...] = np.inf
+
+
+def assert_weights_equal(actual, expected):
+    assert len(actual) == len(expected)
+    for a, b in zip(actual, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ batch hooks
+
+
+def test_batch_hooks_run_around_every_batch_with_the_running_averages():
+    x, y = problem()
+    seen = []
+
+    class Averages(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    recorder = Recorder()
+    history = tiny_model().fit(x, y, epochs=2, batch_size=8, verbose=0,
+                               callbacks=[recorder, Averages()])
+    per_epoch = [("batch_begin", 0), ("batch_end", 0), ("batch_begin", 1), ("batch_end", 1),
+                 ("batch_begin", 2), ("batch_end", 2)]
+    assert recorder.calls == (per_epoch + [("epoch_end", 0)] + per_epoch
+                              + [("epoch_end", 1), ("train_end", None)])
+    assert [set(logs) for logs in seen] == [{"loss"}] * 6
+    # The last batch's running average is the epoch's loss.
+    assert seen[2]["loss"] == pytest.approx(history.history["loss"][0], rel=1e-12)
+    assert seen[5]["loss"] == pytest.approx(history.history["loss"][1], rel=1e-12)
+
+
+def test_on_batch_hooks_stand_for_the_train_batch_hooks():
+    x, y = problem()
+    calls = []
+
+    class Legacy(callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            calls.append(("begin", batch, logs))
+
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("end", batch, sorted(logs)))
+
+    tiny_model().fit(x, y, epochs=1, batch_size=10, verbose=0, callbacks=[Legacy()])
+    assert calls == [("begin", 0, {}), ("end", 0, ["loss"]), ("begin", 1, {}),
+                     ("end", 1, ["loss"])]
+
+
+# --------------------------------------------------------------- TerminateOnNaN
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_terminate_on_nan_ends_training_after_the_batch_that_broke_the_loss(capsys):
+    x, y = problem()
+    recorder = Recorder()
+    history = tiny_model().fit(x, y, epochs=3, batch_size=8, verbose=0,
+                               callbacks=[Poison(epoch=1, batch=1), recorder,
+                                          callbacks.TerminateOnNaN()])
+    # Epoch 1 stops after its batch 1; its end-of-epoch hooks still run.
+    assert recorder.calls[-4:] == [("batch_begin", 1), ("batch_end", 1), ("epoch_end", 1),
+                                   ("train_end", None)]
+    assert history.epoch == [0, 1]
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.isfinite(history.history["loss"][1])
+    assert capsys.readouterr().out == "Batch 1: Invalid loss, terminating training\n"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_terminate_on_nan_can_raise_at_once_instead():
+    x, y = problem()
+    recorder = Recorder()
+    with pytest.raises(RuntimeError, match="NaN or Inf loss encountered at batch 2"):
+        tiny_model().fit(x, y, epochs=3, batch_size=8, verbose=0,
+                         callbacks=[Poison(epoch=0, batch=2), recorder,
+                                    callbacks.TerminateOnNaN(raise_error=True)])
+    assert recorder.calls[-1] == ("batch_end", 2)
+
+
+def test_terminate_on_nan_lets_a_finite_run_finish(capsys):
+    x, y = problem()
+    history = tiny_model().fit(x, y, epochs=3, batch_size=8, verbose=0,
+                               callbacks=[callbacks.TerminateOnNaN()])
+    assert history.epoch == [0, 1, 2]
+    assert capsys.readouterr().out == ""
