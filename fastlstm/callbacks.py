@@ -59,7 +59,7 @@ class History(Callback):
 
 
 class _Monitor(Callback):
-    """Tracks the best value of one logged quantity ("min" for losses and errors)."""
+    """Compares the values of one logged quantity ("min" for losses and errors)."""
 
     def __init__(self, monitor, min_delta, mode):
         super().__init__()
@@ -68,49 +68,119 @@ class _Monitor(Callback):
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor = monitor
+        self.mode = mode
         self.min_delta = abs(float(min_delta))
-        self.sign = 1.0 if mode == "min" else -1.0
-        self.best = np.inf
+        self.best = self._worst()
+
+    def _worst(self):
+        return np.inf if self.mode == "min" else -np.inf
 
     def _current(self, logs):
         if not logs or self.monitor not in logs:
             raise KeyError(f"{type(self).__name__} monitors {self.monitor!r}, which fit does not "
                            f"log; logged: {sorted(logs or {})} (val_* needs validation data)")
-        return self.sign * float(logs[self.monitor])
+        return float(logs[self.monitor])
+
+    def _is_improvement(self, value, reference):
+        """Whether `value` beats `reference` by more than min_delta (any value
+        beats None)."""
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
     def _improved(self, logs):
         current = self._current(logs)
-        if current < self.best - self.min_delta:
+        if self._is_improvement(current, self.best):
             self.best = current
             return True
         return False
 
 
 class EarlyStopping(_Monitor):
-    """Stop training when `monitor` has not improved for `patience` epochs."""
+    """Stop training when `monitor` has not improved for `patience` epochs.
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False):
+    Parameters
+    ----------
+    monitor : str
+        The logged quantity to watch.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    patience : int
+        Epochs without improvement after which training stops.
+    verbose : int
+        1 prints the epoch training stopped at and the epoch whose weights
+        are restored.
+    mode : {"auto", "min", "max"}
+        Whether the quantity should fall or rise ("auto": rise for
+        accuracies, fall otherwise).
+    baseline : float, optional
+        Training stops after `patience` epochs unless the quantity beats
+        this value (the best epoch is still the one restored).
+    restore_best_weights : bool
+        At the end of training, whether it stopped early or ran all its
+        epochs, load the weights of the epoch with the best value (ties
+        keep the earliest).
+    start_from_epoch : int
+        Epochs of warm-up before the quantity is watched.
+
+    Attributes
+    ----------
+    best : float or None
+        The best value watched.
+    best_epoch : int
+        The epoch (from 0) it came from.
+    stopped_epoch : int
+        The epoch training stopped at; 0 when it did not stop early.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__(monitor, min_delta, mode)
         self.patience = int(patience)
+        self.verbose = verbose
+        self.baseline = None if baseline is None else float(baseline)
         self.restore_best_weights = bool(restore_best_weights)
-        self.stopped_epoch = None
+        self.start_from_epoch = int(start_from_epoch)
+        self.on_train_begin()
 
     def on_train_begin(self, logs=None):
-        self.best, self.wait, self.best_weights, self.stopped_epoch = np.inf, 0, None, None
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best = self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._improved(logs):
-            self.wait = 0
-            if self.restore_best_weights:
-                self.best_weights = self.model.get_weights()
+        current = self._current(logs)
+        if epoch < self.start_from_epoch:
             return
         self.wait += 1
-        if self.wait >= self.patience:
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self._keep_weights(epoch)
+            # Patience starts over only for a value that also beats the baseline.
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+
+    def _keep_weights(self, epoch):
+        self.best_epoch = epoch
+        if self.restore_best_weights:
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            # Copied in place: set_weights refuses non-finite values, which a
+            # run that diverged before its first watched epoch keeps as best.
+            for target, value in zip(self.model.weights, self.best_weights):
+                np.copyto(target, value)
 
 
 class ModelCheckpoint(_Monitor):
@@ -122,7 +192,7 @@ class ModelCheckpoint(_Monitor):
         self.save_best_only = bool(save_best_only)
 
     def on_train_begin(self, logs=None):
-        self.best = np.inf
+        self.best = self._worst()
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.save_best_only or self._improved(logs):
@@ -140,7 +210,7 @@ class ReduceLROnPlateau(_Monitor):
         self.factor, self.patience, self.min_lr = float(factor), int(patience), float(min_lr)
 
     def on_train_begin(self, logs=None):
-        self.best, self.wait = np.inf, 0
+        self.best, self.wait = self._worst(), 0
 
     def on_epoch_end(self, epoch, logs=None):
         if self._improved(logs):

@@ -151,3 +151,92 @@ def test_terminate_on_nan_lets_a_finite_run_finish(capsys):
                                callbacks=[callbacks.TerminateOnNaN()])
     assert history.epoch == [0, 1, 2]
     assert capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------- EarlyStopping
+
+# Scripted val_loss per epoch, EarlyStopping's arguments, then what Keras 3's
+# EarlyStopping(restore_best_weights=True, verbose=1) does with them: epochs
+# run, stopped_epoch, best_epoch and the lines it prints.
+EARLY_STOPPING_CASES = [
+    ([1.0, 0.5, 0.7, 0.6, 0.9], dict(patience=10), 5, 0, 1,
+     "Restoring model weights from the end of the best epoch: 2.\n"),
+    ([1.0, 0.5, 0.7, 0.8, 0.9, 1.0], dict(patience=2), 4, 3, 1,
+     "Epoch 4: early stopping\nRestoring model weights from the end of the best epoch: 2.\n"),
+    ([0.1, 0.2, 1.0, 0.9, 0.95, 0.97], dict(patience=1, start_from_epoch=2), 5, 4, 3,
+     "Epoch 5: early stopping\nRestoring model weights from the end of the best epoch: 4.\n"),
+    ([1.0, 0.9, 0.95, 0.97, 0.99, 0.99], dict(patience=3, baseline=0.5), 3, 2, 1,
+     "Epoch 3: early stopping\nRestoring model weights from the end of the best epoch: 2.\n"),
+    ([1.0, 0.9, 0.95, 0.97, 0.99, 0.99], dict(patience=3), 5, 4, 1,
+     "Epoch 5: early stopping\nRestoring model weights from the end of the best epoch: 2.\n"),
+    ([1.0, 0.95, 0.92, 0.91], dict(patience=2, min_delta=0.1), 3, 2, 0,
+     "Epoch 3: early stopping\nRestoring model weights from the end of the best epoch: 1.\n"),
+    ([0.5, 0.5, 0.5], dict(patience=0), 2, 1, 0,
+     "Epoch 2: early stopping\nRestoring model weights from the end of the best epoch: 1.\n"),
+    ([0.2, 0.6, 0.7, 0.5], dict(patience=1, mode="max"), 4, 3, 2,
+     "Epoch 4: early stopping\nRestoring model weights from the end of the best epoch: 3.\n"),
+]
+
+
+@pytest.mark.parametrize("values, kwargs, epochs_run, stopped_epoch, best_epoch, printed",
+                         EARLY_STOPPING_CASES)
+def test_early_stopping_stops_and_restores_as_keras_does(capsys, values, kwargs, epochs_run,
+                                                         stopped_epoch, best_epoch, printed):
+    x, y = problem()
+    scripted = Scripted(values)
+    stopper = callbacks.EarlyStopping(restore_best_weights=True, verbose=1, **kwargs)
+    model = tiny_model()
+    history = model.fit(x, y, epochs=len(values), batch_size=10, verbose=0,
+                        callbacks=[scripted, stopper])
+    assert len(history.epoch) == epochs_run
+    assert (stopper.stopped_epoch, stopper.best_epoch) == (stopped_epoch, best_epoch)
+    assert stopper.best == values[best_epoch]
+    assert capsys.readouterr().out == printed
+    assert_weights_equal(model.get_weights(), scripted.weights[best_epoch])
+
+
+def test_early_stopping_keeps_the_last_weights_unless_asked_to_restore(capsys):
+    x, y = problem()
+    scripted = Scripted([1.0, 0.5, 0.7])
+    model = tiny_model()
+    model.fit(x, y, epochs=3, batch_size=10, verbose=0,
+              callbacks=[scripted, callbacks.EarlyStopping(patience=5)])
+    assert_weights_equal(model.get_weights(), scripted.weights[-1])
+    assert capsys.readouterr().out == ""
+
+
+def test_early_stopping_watches_nothing_during_its_warm_up():
+    x, y = problem()
+    scripted = Scripted([0.1, 0.2])
+    stopper = callbacks.EarlyStopping(restore_best_weights=True, start_from_epoch=5)
+    model = tiny_model()
+    model.fit(x, y, epochs=2, batch_size=10, verbose=0, callbacks=[scripted, stopper])
+    assert stopper.best is None and stopper.best_weights is None
+    assert_weights_equal(model.get_weights(), scripted.weights[-1])
+
+
+def test_early_stopping_starts_over_on_every_fit():
+    x, y = problem()
+    stopper = callbacks.EarlyStopping(patience=1, restore_best_weights=True)
+    model = tiny_model()
+    model.fit(x, y, epochs=3, batch_size=10, verbose=0,
+              callbacks=[Scripted([1.0, 2.0, 3.0]), stopper])
+    assert stopper.stopped_epoch == 1
+    scripted = Scripted([3.0, 2.0, 1.0])
+    history = model.fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[scripted, stopper])
+    assert len(history.epoch) == 3
+    assert (stopper.stopped_epoch, stopper.best_epoch, stopper.best) == (0, 2, 1.0)
+    assert_weights_equal(model.get_weights(), scripted.weights[2])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_early_stopping_restores_a_diverged_best_epoch_without_failing():
+    # The first watched value is the best one even when it is NaN, as in
+    # Keras: later values never compare better.
+    x, y = problem()
+    stopper = callbacks.EarlyStopping(monitor="loss", patience=1, restore_best_weights=True)
+    model = tiny_model()
+    history = model.fit(x, y, epochs=3, batch_size=10, verbose=0,
+                        callbacks=[Poison(epoch=0, batch=0), stopper])
+    assert history.epoch == [0, 1] and stopper.best_epoch == 0
+    assert not np.isfinite(model.layers[-1].weights[0]).all()
