@@ -1,10 +1,13 @@
 """Callbacks for Sequential.fit, as in Keras: hooks at the start and end of
 training, of each epoch, with the epoch's logs (loss, val_loss, metrics), and
 of each training batch, with the epoch's running averages so far."""
+import csv
+import os
+
 import numpy as np
 
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
-           "TerminateOnNaN"]
+           "TerminateOnNaN", "CSVLogger"]
 
 
 class Callback:
@@ -249,3 +252,78 @@ class TerminateOnNaN(Callback):
                                f"Loss value: {loss}. Terminating training immediately.")
         print(f"Batch {batch}: Invalid loss, terminating training")
         self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file, in Keras' layout.
+
+    The header is ``epoch`` and the first epoch's log names, sorted; without
+    validation the ``val_`` names are added too and their cells hold
+    ``NA``. Epochs count from 0 and rows end in ``\\r\\n``.
+
+    Parameters
+    ----------
+    filename : str or path-like
+    separator : str
+        One character between cells.
+    append : bool
+        Add rows to an existing file (without repeating its header) instead
+        of overwriting it.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.sep = separator
+        self.append = bool(append)
+        self.keys = None
+        self.csv_file = None
+        self._writer = None
+        self._header = True
+
+    def on_train_begin(self, logs=None):
+        self._header = True
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, newline="") as existing:
+                self._header = not existing.readline()
+        self._close()
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="")
+        self.keys, self._writer = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._writer is None:
+            self.keys = self._columns(logs)
+            self._writer = csv.writer(self.csv_file, delimiter=self.sep)
+            if self._header:
+                self._writer.writerow(["epoch"] + self.keys)
+        self._writer.writerow([epoch] + [_csv_cell(logs.get(key, "NA")) for key in self.keys])
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    @staticmethod
+    def _columns(logs):
+        keys = sorted(logs)
+        if keys and not any(key.startswith("val_") for key in keys):
+            keys += [f"val_{key}" for key in keys]
+        return keys
+
+    def _close(self):
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self._writer = None
+
+
+def _csv_cell(value):
+    """A log value as Keras writes it: numbers as Python floats (full
+    precision), lists and arrays as a quoted ``[a, b]``."""
+    if isinstance(value, str):
+        return value
+    if np.ndim(value) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    return f'"[{", ".join(map(str, value))}]"'

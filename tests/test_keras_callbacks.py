@@ -240,3 +240,70 @@ def test_early_stopping_restores_a_diverged_best_epoch_without_failing():
                         callbacks=[Poison(epoch=0, batch=0), stopper])
     assert history.epoch == [0, 1] and stopper.best_epoch == 0
     assert not np.isfinite(model.layers[-1].weights[0]).all()
+
+
+# -------------------------------------------------------------------- CSVLogger
+
+
+def read_bytes(path):
+    with open(path, "rb") as file:
+        return file.read().decode()
+
+
+def test_csv_logger_writes_sorted_columns_and_full_precision_rows(tmp_path):
+    x, y = problem()
+    path = tmp_path / "log.csv"
+    model = tiny_model()
+    model.compile("sgd", "mse", metrics=["mae"])
+    history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0,
+                        callbacks=[callbacks.CSVLogger(path)])
+    keys = ["loss", "mae", "val_loss", "val_mae"]
+    expected = ["epoch," + ",".join(keys)]
+    for epoch in range(2):
+        expected.append(",".join([str(epoch)] + [repr(float(history.history[k][epoch]))
+                                                 for k in keys]))
+    assert read_bytes(path) == "\r\n".join(expected) + "\r\n"
+
+
+def test_csv_logger_without_validation_adds_val_columns_of_na(tmp_path):
+    x, y = problem()
+    path = tmp_path / "log.csv"
+    history = tiny_model().fit(x, y, epochs=2, batch_size=8, verbose=0,
+                               callbacks=[callbacks.CSVLogger(str(path))])
+    losses = [repr(float(v)) for v in history.history["loss"]]
+    assert read_bytes(path) == f"epoch,loss,val_loss\r\n0,{losses[0]},NA\r\n1,{losses[1]},NA\r\n"
+
+
+def test_csv_logger_writes_values_as_keras_does(tmp_path):
+    # Keras 3's CSVLogger given these logs writes these exact bytes.
+    path = tmp_path / "log.csv"
+    logger = callbacks.CSVLogger(path, separator=";")
+    logger.on_train_begin()
+    logger.on_epoch_end(0, {"b": np.float32(0.1), "a": [1, 2], "c": "x"})
+    logger.on_epoch_end(1, {"b": 2, "a": np.array([0.5, 3.0]), "c": "y", "d": 1.0})
+    logger.on_train_end()
+    assert read_bytes(path) == ('epoch;a;b;c;val_a;val_b;val_c\r\n'
+                                '0;"""[1, 2]""";0.10000000149011612;x;NA;NA;NA\r\n'
+                                '1;"""[0.5, 3.0]""";2.0;y;NA;NA;NA\r\n')
+    assert logger.csv_file.closed
+
+
+def test_csv_logger_appends_without_a_second_header(tmp_path):
+    x, y = problem()
+    path = tmp_path / "log.csv"
+    model = tiny_model()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
+    rows = read_bytes(path).split("\r\n")
+    assert rows[0] == "epoch,loss,val_loss" and rows[-1] == ""
+    assert [row.split(",")[0] for row in rows[1:-1]] == ["0", "0", "1"]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path)])
+    assert read_bytes(path).count("\r\n") == 2  # overwritten: header and one row
+
+
+def test_csv_logger_appending_to_an_empty_file_writes_the_header(tmp_path):
+    x, y = problem()
+    path = tmp_path / "log.csv"
+    path.write_text("")
+    tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
+    assert read_bytes(path).startswith("epoch,loss,val_loss\r\n0,")
