@@ -2,12 +2,13 @@
 training, of each epoch, with the epoch's logs (loss, val_loss, metrics), and
 of each training batch, with the epoch's running averages so far."""
 import csv
+import inspect
 import os
 
 import numpy as np
 
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
-           "TerminateOnNaN", "CSVLogger"]
+           "TerminateOnNaN", "CSVLogger", "LearningRateScheduler"]
 
 
 class Callback:
@@ -327,3 +328,54 @@ def _csv_cell(value):
         except (TypeError, ValueError):
             return value
     return f'"[{", ".join(map(str, value))}]"'
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate before each epoch from a schedule.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr)`` (or ``schedule(epoch)``) returns the
+        learning rate, a float, for `epoch` (from 0) given the current one.
+    verbose : int
+        1 prints each rate it sets.
+
+    Each epoch's logs also get ``learning_rate``.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        rate = self._scheduled(epoch, float(optimizer.learning_rate))
+        if not isinstance(rate, (float, np.floating)):
+            raise ValueError(f"The output of the `schedule` function should be a float. "
+                             f"Got: {rate!r}")
+        optimizer.learning_rate = float(rate)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                  f"{float(rate)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+    def _scheduled(self, epoch, rate):
+        if _accepts(self.schedule, epoch, rate):
+            return self.schedule(epoch, rate)
+        return self.schedule(epoch)
+
+
+def _accepts(function, *args):
+    """Whether `function` can be called with `args`; True when Python cannot tell."""
+    try:
+        inspect.signature(function).bind(*args)
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True

@@ -302,7 +302,7 @@ class Sequential:
                 self._check_whole_batches("the validation data", len(x_val), batch_size)
 
         history = History()
-        hooks = [history] + list(callbacks or [])
+        hooks = list(callbacks or []) + [history]  # History last sees the logs callbacks add
         for hook in hooks:
             if not isinstance(hook, Callback):
                 raise TypeError(f"callbacks must be fastlstm Callback objects, got {type(hook).__name__}")
@@ -310,6 +310,7 @@ class Sequential:
             hook.on_train_begin()
         self.stop_training = False
         n, steps = len(x), -(-len(x) // batch_size)
+        logs = {}
         for epoch in range(epochs):
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
@@ -354,7 +355,7 @@ class Sequential:
             if self.stop_training:
                 break
         for hook in hooks:
-            hook.on_train_end()
+            hook.on_train_end(logs)
         return history
 
     # ------------------------------------------------------------ inference

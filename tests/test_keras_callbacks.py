@@ -307,3 +307,73 @@ def test_csv_logger_appending_to_an_empty_file_writes_the_header(tmp_path):
     path.write_text("")
     tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
     assert read_bytes(path).startswith("epoch,loss,val_loss\r\n0,")
+
+
+# -------------------------------------------------------- LearningRateScheduler
+
+
+def test_learning_rate_scheduler_sets_the_rate_before_each_epoch(capsys):
+    x, y = problem()
+    rates_in_use = []
+
+    class Watch(callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            rates_in_use.append(self.model.optimizer.learning_rate)
+
+    model = tiny_model(optimizers.SGD(learning_rate=0.1))
+    scheduler = callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5, verbose=1)
+    history = model.fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[scheduler, Watch()])
+    assert rates_in_use == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]
+    assert history.history["learning_rate"] == [0.05, 0.025, 0.0125]
+    assert model.optimizer.learning_rate == 0.0125
+    assert capsys.readouterr().out == "".join(
+        f"\nEpoch {epoch}: LearningRateScheduler setting learning rate to {rate}.\n"
+        for epoch, rate in [(1, 0.05), (2, 0.025), (3, 0.0125)])
+
+
+def test_learning_rate_scheduler_takes_a_schedule_of_the_epoch_alone():
+    x, y = problem()
+    scheduler = callbacks.LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1))
+    history = tiny_model().fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[scheduler])
+    assert history.history["learning_rate"] == [0.1, 0.05, 0.1 / 3]
+
+
+def test_learning_rate_scheduler_runs_keras_documented_example():
+    import math
+
+    def scheduler(epoch, lr):
+        return lr if epoch < 10 else lr * math.exp(-0.1)
+
+    x, y = problem()
+    model = tiny_model(optimizers.SGD())
+    assert round(model.optimizer.learning_rate, 5) == 0.01
+    model.fit(x, y, epochs=15, verbose=0,
+              callbacks=[callbacks.LearningRateScheduler(scheduler)])
+    assert round(model.optimizer.learning_rate, 5) == 0.00607
+
+
+@pytest.mark.parametrize("rate", [1, "0.1", None, np.array([0.1])])
+def test_learning_rate_scheduler_refuses_a_rate_that_is_not_a_float(rate):
+    x, y = problem()
+    model = tiny_model()
+    with pytest.raises(ValueError, match="should be a float"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[callbacks.LearningRateScheduler(lambda epoch, lr: rate)])
+
+
+def test_logs_added_by_callbacks_reach_history_and_later_callbacks(tmp_path):
+    x, y = problem()
+    path = tmp_path / "log.csv"
+    ended = []
+
+    class End(callbacks.Callback):
+        def on_train_end(self, logs=None):
+            ended.append(logs)
+
+    history = tiny_model().fit(
+        x, y, epochs=2, batch_size=10, validation_split=0.5, verbose=0,
+        callbacks=[callbacks.LearningRateScheduler(lambda epoch, lr: 0.5 ** epoch),
+                   callbacks.CSVLogger(path), End()])
+    assert list(history.history) == ["loss", "val_loss", "learning_rate"]
+    assert read_bytes(path).startswith("epoch,learning_rate,loss,val_loss\r\n0,1.0,")
+    assert ended == [{key: values[-1] for key, values in history.history.items()}]
