@@ -1,4 +1,8 @@
 """Callbacks and fit's progress output, held to Keras 3's semantics."""
+import io
+import re
+import sys
+
 import numpy as np
 import pytest
 
@@ -377,3 +381,86 @@ def test_logs_added_by_callbacks_reach_history_and_later_callbacks(tmp_path):
     assert list(history.history) == ["loss", "val_loss", "learning_rate"]
     assert read_bytes(path).startswith("epoch,learning_rate,loss,val_loss\r\n0,1.0,")
     assert ended == [{key: values[-1] for key, values in history.history.items()}]
+
+
+# ------------------------------------------------------------- progress output
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+FULL_BAR = r"3/3 \[={30}\]"
+TIME_PER_STEP = r"\d+(s|ms|us)/step"
+NUMBER = r"-?\d+\.\d{4}(e[-+]\d+)?"
+
+
+def fit_output(monkeypatch, stream, verbose, epochs=2, **fit_kwargs):
+    monkeypatch.setattr(sys, "stdout", stream)
+    x, y = problem()
+    tiny_model().fit(x, y, epochs=epochs, batch_size=8, verbose=verbose, **fit_kwargs)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("verbose", [1, "auto", True])
+def test_progress_off_a_terminal_is_one_plain_line_per_epoch(monkeypatch, verbose):
+    text = fit_output(monkeypatch, io.StringIO(), verbose)
+    lines = text.split("\n")
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and lines[4] == ""
+    for line in lines[1], lines[3]:
+        assert re.fullmatch(rf"{FULL_BAR} - \d+\.\ds {TIME_PER_STEP} - loss: {NUMBER}", line)
+    assert "\r" not in text and "ETA" not in text
+
+
+@pytest.mark.parametrize("verbose", [1, "auto"])
+def test_progress_on_a_terminal_redraws_the_bar(monkeypatch, verbose):
+    text = fit_output(monkeypatch, Terminal(), verbose, epochs=1)
+    # One epoch: no "Epoch 1/1" heading, as in Keras.
+    assert text.startswith("\r1/3 [==========>...................] - ETA: ")
+    final = text.split("\r")[-1]
+    assert text.endswith("\n")
+    assert re.fullmatch(rf"{FULL_BAR} - \d+\.\ds {TIME_PER_STEP} - loss: {NUMBER} *\n", final)
+
+
+@pytest.mark.parametrize("stream", [io.StringIO, Terminal])
+def test_verbose_2_writes_keras_short_line_per_epoch(monkeypatch, stream):
+    text = fit_output(monkeypatch, stream(), 2, validation_split=0.4,
+                      callbacks=[callbacks.LearningRateScheduler(lambda epoch, lr: 0.05)])
+    lines = text.split("\n")
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and lines[4] == ""
+    for line in lines[1], lines[3]:
+        assert re.fullmatch(rf"2/2 - \d+s - {TIME_PER_STEP} - loss: {NUMBER} - "
+                            rf"val_loss: {NUMBER} - learning_rate: 0\.0500", line)
+
+
+@pytest.mark.parametrize("stream", [io.StringIO, Terminal])
+def test_verbose_0_writes_nothing(monkeypatch, stream):
+    assert fit_output(monkeypatch, stream(), 0) == ""
+
+
+@pytest.mark.parametrize("verbose", [3, -1, "yes", None, 1.5])
+def test_an_unknown_verbose_is_refused_before_training(tmp_path, verbose):
+    x, y = problem()
+    path = tmp_path / "log.csv"
+    with pytest.raises(ValueError, match="verbose must be 0, 1, 2 or 'auto'"):
+        tiny_model().fit(x, y, verbose=verbose, callbacks=[callbacks.CSVLogger(path)])
+    assert not path.exists()
+
+
+def test_progress_numbers_take_keras_formats():
+    bar = fastlstm.models._ProgressBar
+    assert [bar._number(v) for v in [0.123456, -2.5, 1e-4, 0.0, float("nan"), "text"]] == [
+        "0.1235", "-2.5000", "1.0000e-04", "0.0000e+00", "nan", "text"]
+    assert [bar._per_step(s) for s in [2.4, 0.0123, 5e-5, 0.0]] == [
+        "2s/step", "12ms/step", "50us/step", "0s/step"]
+
+
+def test_only_a_stream_that_says_so_is_a_terminal(tmp_path):
+    with open(tmp_path / "closed.txt", "w") as closed:
+        pass
+    is_terminal = fastlstm.models._ProgressBar.is_terminal
+    assert is_terminal(Terminal()) and not is_terminal(io.StringIO())
+    assert not is_terminal(closed) and not is_terminal(object())
