@@ -88,11 +88,11 @@ class _ProgressBar:
 
     def update(self, step, logs):
         """Redraw the bar after `step` steps (live bars only, at most once per interval)."""
-        now = time.perf_counter()
-        if not self.live or (self._drawn_at is not None and now - self._drawn_at < self.interval):
+        tick = time.perf_counter()
+        if not self.live or (self._drawn_at is not None and tick - self._drawn_at < self.interval):
             return
-        self._drawn_at = now
-        eta = (now - self.start) / step * (self.steps - step)
+        self._drawn_at = tick
+        eta = (tick - self.start) / step * (self.steps - step)
         self._write(f"{self._bar(step)} - ETA: {eta:.0f}s{self._logs(logs)}")
 
     def finish(self, logs):
