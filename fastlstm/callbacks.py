@@ -1,8 +1,14 @@
 """Callbacks for Sequential.fit, as in Keras: hooks at the start and end of
-training and of each epoch, with the epoch's logs (loss, val_loss, metrics)."""
+training, of each epoch, with the epoch's logs (loss, val_loss, metrics), and
+of each training batch, with the epoch's running averages so far."""
+import csv
+import inspect
+import os
+
 import numpy as np
 
-__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau"]
+__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
+           "TerminateOnNaN", "CSVLogger", "LearningRateScheduler"]
 
 
 class Callback:
@@ -26,6 +32,21 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None):
         pass
 
+    def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training batch; runs ``on_batch_begin`` unless overridden."""
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after each training batch with the running averages of the
+        epoch so far; runs ``on_batch_end`` unless overridden."""
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
 
 class History(Callback):
     """Records every epoch's logs: ``history.history["loss"]`` etc."""
@@ -42,7 +63,7 @@ class History(Callback):
 
 
 class _Monitor(Callback):
-    """Tracks the best value of one logged quantity ("min" for losses and errors)."""
+    """Compares the values of one logged quantity ("min" for losses and errors)."""
 
     def __init__(self, monitor, min_delta, mode):
         super().__init__()
@@ -51,49 +72,119 @@ class _Monitor(Callback):
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.monitor = monitor
+        self.mode = mode
         self.min_delta = abs(float(min_delta))
-        self.sign = 1.0 if mode == "min" else -1.0
-        self.best = np.inf
+        self.best = self._worst()
+
+    def _worst(self):
+        return np.inf if self.mode == "min" else -np.inf
 
     def _current(self, logs):
         if not logs or self.monitor not in logs:
             raise KeyError(f"{type(self).__name__} monitors {self.monitor!r}, which fit does not "
                            f"log; logged: {sorted(logs or {})} (val_* needs validation data)")
-        return self.sign * float(logs[self.monitor])
+        return float(logs[self.monitor])
+
+    def _is_improvement(self, value, reference):
+        """Whether `value` beats `reference` by more than min_delta (any value
+        beats None)."""
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
     def _improved(self, logs):
         current = self._current(logs)
-        if current < self.best - self.min_delta:
+        if self._is_improvement(current, self.best):
             self.best = current
             return True
         return False
 
 
 class EarlyStopping(_Monitor):
-    """Stop training when `monitor` has not improved for `patience` epochs."""
+    """Stop training when `monitor` has not improved for `patience` epochs.
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False):
+    Parameters
+    ----------
+    monitor : str
+        The logged quantity to watch.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    patience : int
+        Epochs without improvement after which training stops.
+    verbose : int
+        1 prints the epoch training stopped at and the epoch whose weights
+        are restored.
+    mode : {"auto", "min", "max"}
+        Whether the quantity should fall or rise ("auto": rise for
+        accuracies, fall otherwise).
+    baseline : float, optional
+        Training stops after `patience` epochs unless the quantity beats
+        this value (the best epoch is still the one restored).
+    restore_best_weights : bool
+        At the end of training, whether it stopped early or ran all its
+        epochs, load the weights of the epoch with the best value (ties
+        keep the earliest).
+    start_from_epoch : int
+        Epochs of warm-up before the quantity is watched.
+
+    Attributes
+    ----------
+    best : float or None
+        The best value watched.
+    best_epoch : int
+        The epoch (from 0) it came from.
+    stopped_epoch : int
+        The epoch training stopped at; 0 when it did not stop early.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__(monitor, min_delta, mode)
         self.patience = int(patience)
+        self.verbose = verbose
+        self.baseline = None if baseline is None else float(baseline)
         self.restore_best_weights = bool(restore_best_weights)
-        self.stopped_epoch = None
+        self.start_from_epoch = int(start_from_epoch)
+        self.on_train_begin()
 
     def on_train_begin(self, logs=None):
-        self.best, self.wait, self.best_weights, self.stopped_epoch = np.inf, 0, None, None
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best = self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._improved(logs):
-            self.wait = 0
-            if self.restore_best_weights:
-                self.best_weights = self.model.get_weights()
+        current = self._current(logs)
+        if epoch < self.start_from_epoch:
             return
         self.wait += 1
-        if self.wait >= self.patience:
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self._keep_weights(epoch)
+            # Patience starts over only for a value that also beats the baseline.
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+
+    def _keep_weights(self, epoch):
+        self.best_epoch = epoch
+        if self.restore_best_weights:
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            # Copied in place: set_weights refuses non-finite values, which a
+            # run that diverged before its first watched epoch keeps as best.
+            for target, value in zip(self.model.weights, self.best_weights):
+                np.copyto(target, value)
 
 
 class ModelCheckpoint(_Monitor):
@@ -105,7 +196,7 @@ class ModelCheckpoint(_Monitor):
         self.save_best_only = bool(save_best_only)
 
     def on_train_begin(self, logs=None):
-        self.best = np.inf
+        self.best = self._worst()
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.save_best_only or self._improved(logs):
@@ -123,7 +214,7 @@ class ReduceLROnPlateau(_Monitor):
         self.factor, self.patience, self.min_lr = float(factor), int(patience), float(min_lr)
 
     def on_train_begin(self, logs=None):
-        self.best, self.wait = np.inf, 0
+        self.best, self.wait = self._worst(), 0
 
     def on_epoch_end(self, epoch, logs=None):
         if self._improved(logs):
@@ -134,3 +225,157 @@ class ReduceLROnPlateau(_Monitor):
             optimizer = self.model.optimizer
             optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
             self.wait = 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch leaves the loss NaN or infinite.
+
+    The epoch under way ends there: validation and ``on_epoch_end`` still
+    run, with the averages of the batches trained.
+
+    Parameters
+    ----------
+    raise_error : bool
+        Raise a RuntimeError at once instead, so that no further hook
+        (``on_epoch_end``, ``on_train_end``) runs.
+    """
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = bool(raise_error)
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(loss):
+            return
+        if self.raise_error:
+            raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. "
+                               f"Loss value: {loss}. Terminating training immediately.")
+        print(f"Batch {batch}: Invalid loss, terminating training")
+        self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file, in Keras' layout.
+
+    The header is ``epoch`` and the first epoch's log names, sorted; without
+    validation the ``val_`` names are added too and their cells hold
+    ``NA``. Epochs count from 0 and rows end in ``\\r\\n``.
+
+    Parameters
+    ----------
+    filename : str or path-like
+    separator : str
+        One character between cells.
+    append : bool
+        Add rows to an existing file (without repeating its header) instead
+        of overwriting it.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.sep = separator
+        self.append = bool(append)
+        self.keys = None
+        self.csv_file = None
+        self._writer = None
+        self._header = True
+
+    def on_train_begin(self, logs=None):
+        self._header = True
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, newline="") as existing:
+                self._header = not existing.readline()
+        self._close()
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="")
+        self.keys, self._writer = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._writer is None:
+            self.keys = self._columns(logs)
+            self._writer = csv.writer(self.csv_file, delimiter=self.sep)
+            if self._header:
+                self._writer.writerow(["epoch"] + self.keys)
+        self._writer.writerow([epoch] + [_csv_cell(logs.get(key, "NA")) for key in self.keys])
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    @staticmethod
+    def _columns(logs):
+        keys = sorted(logs)
+        if keys and not any(key.startswith("val_") for key in keys):
+            keys += [f"val_{key}" for key in keys]
+        return keys
+
+    def _close(self):
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self._writer = None
+
+
+def _csv_cell(value):
+    """A log value as Keras writes it: numbers as Python floats (full
+    precision), lists and arrays as a quoted ``[a, b]``."""
+    if isinstance(value, str):
+        return value
+    if np.ndim(value) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    return f'"[{", ".join(map(str, value))}]"'
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate before each epoch from a schedule.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr)`` (or ``schedule(epoch)``) returns the
+        learning rate, a float, for `epoch` (from 0) given the current one.
+    verbose : int
+        1 prints each rate it sets.
+
+    Each epoch's logs also get ``learning_rate``.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        rate = self._scheduled(epoch, float(optimizer.learning_rate))
+        if not isinstance(rate, (float, np.floating)):
+            raise ValueError(f"The output of the `schedule` function should be a float. "
+                             f"Got: {rate!r}")
+        optimizer.learning_rate = float(rate)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                  f"{float(rate)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+    def _scheduled(self, epoch, rate):
+        if _accepts(self.schedule, epoch, rate):
+            return self.schedule(epoch, rate)
+        return self.schedule(epoch)
+
+
+def _accepts(function, *args):
+    """Whether `function` can be called with `args`; True when Python cannot tell."""
+    try:
+        inspect.signature(function).bind(*args)
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True

@@ -19,19 +19,47 @@ from .saving import load_model, load_weights, save_model, save_weights
 __all__ = ["Sequential", "load_model"]
 
 class _ProgressBar:
-    """One line per epoch: steps done, ETA while running, time and logs at the end."""
+    """One epoch's progress, at Keras' verbose levels.
 
-    def __init__(self, steps, stream=None, width=30):
-        self.steps, self.width = steps, width
+    verbose=1 redraws a bar after each step when `live` (on a terminal) and
+    closes it with the time and the logs; verbose=2 writes only Keras' short
+    closing line. Off a terminal every epoch is thus one plain line, readable
+    in log files and CI output.
+    """
+
+    def __init__(self, steps, stream=None, width=30, verbose=1, live=True, interval=0.05):
+        self.steps, self.width, self.verbose = steps, width, verbose
+        self.live = live and verbose == 1
+        self.interval = interval
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
+        self._drawn_at = None
         self._last_length = 0
 
+    @staticmethod
+    def level(verbose):
+        """fit's `verbose` as 0, 1 or 2; "auto" is 1, as in Keras."""
+        if isinstance(verbose, str):
+            if verbose == "auto":
+                return 1
+        elif verbose in (0, 1, 2):
+            return int(verbose)
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+
+    @staticmethod
+    def is_terminal(stream):
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, OSError, ValueError):  # no isatty, or a closed stream
+            return False
+
     def _write(self, line, end=""):
-        padding = " " * max(0, self._last_length - len(line))  # blank a longer previous line
-        self.stream.write("\r" + line + padding + end)
+        if self.live:
+            padding = " " * max(0, self._last_length - len(line))  # blank a longer previous line
+            self._last_length = len(line)
+            line = "\r" + line + padding
+        self.stream.write(line + end)
         self.stream.flush()
-        self._last_length = len(line)
 
     def _bar(self, step):
         done = int(self.width * step / self.steps)
@@ -40,18 +68,42 @@ class _ProgressBar:
 
     @staticmethod
     def _logs(logs):
-        return "".join(f" - {k}: {v:.4g}" for k, v in logs.items())
+        return "".join(f" - {k}: {_ProgressBar._number(v)}" for k, v in logs.items())
+
+    @staticmethod
+    def _number(value):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
+
+    @staticmethod
+    def _per_step(seconds):
+        if seconds >= 1 or seconds == 0:
+            return f"{seconds:.0f}s/step"
+        if seconds >= 1e-3:
+            return f"{seconds * 1e3:.0f}ms/step"
+        return f"{seconds * 1e6:.0f}us/step"
 
     def update(self, step, logs):
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / step * (self.steps - step)
+        """Redraw the bar after `step` steps (live bars only, at most once per interval)."""
+        tick = time.perf_counter()
+        if not self.live or (self._drawn_at is not None and tick - self._drawn_at < self.interval):
+            return
+        self._drawn_at = tick
+        eta = (tick - self.start) / step * (self.steps - step)
         self._write(f"{self._bar(step)} - ETA: {eta:.0f}s{self._logs(logs)}")
 
     def finish(self, logs):
+        """End the epoch's line with its time and logs."""
         elapsed = time.perf_counter() - self.start
-        per_step = 1e3 * elapsed / max(self.steps, 1)
-        self._write(f"{self._bar(self.steps)} - {elapsed:.1f}s {per_step:.0f}ms/step"
-                    f"{self._logs(logs)}", end="\n")
+        per_step = self._per_step(elapsed / max(self.steps, 1))
+        if self.verbose == 2:
+            line = f"{self.steps}/{self.steps} - {elapsed:.0f}s - {per_step}"
+        else:
+            line = f"{self._bar(self.steps)} - {elapsed:.1f}s {per_step}"
+        self._write(line + self._logs(logs), end="\n")
 
 
 class Sequential:
@@ -311,7 +363,7 @@ class Sequential:
         return output, mask
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1, sample_weight=None, initial_epoch=0,
+            shuffle=True, callbacks=None, verbose="auto", sample_weight=None, initial_epoch=0,
             **unsupported):
         """Train for `epochs` passes over (x, y).
 
@@ -363,8 +415,9 @@ class Sequential:
             if x_val is not None:
                 self._check_whole_batches("the validation data", len(x_val), batch_size)
 
+        verbose, live = _ProgressBar.level(verbose), _ProgressBar.is_terminal(sys.stdout)
         history = History()
-        hooks = [history] + list(callbacks or [])
+        hooks = list(callbacks or []) + [history]  # History last sees the logs callbacks add
         for hook in hooks:
             if not isinstance(hook, Callback):
                 raise TypeError(f"callbacks must be fastlstm Callback objects, got {type(hook).__name__}")
@@ -372,15 +425,19 @@ class Sequential:
             hook.on_train_begin()
         self.stop_training = False
         n, steps = len(x), -(-len(x) // batch_size)
+        logs = {}
         for epoch in range(initial_epoch, epochs):
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
             if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}")
-                bar = _ProgressBar(steps)
+                if epochs > 1:  # Keras heads an epoch's line only when there are several
+                    print(f"Epoch {epoch + 1}/{epochs}")
+                bar = _ProgressBar(steps, verbose=verbose, live=live)
             order = generator().permutation(n) if shuffle else np.arange(n)
             totals = dict.fromkeys(["loss"] + self.metrics, 0.0)
             for step in range(steps):
+                for hook in hooks:
+                    hook.on_train_batch_begin(step, {})
                 batch = order[step * batch_size:(step + 1) * batch_size]
                 y_batch = y[batch]
                 w_batch = None if sample_weight is None else sample_weight[batch]
@@ -389,9 +446,14 @@ class Sequential:
                 for name in self.metrics:
                     totals[name] += metrics_module.get(name)(y_batch, output, mask) * len(batch)
                 seen = min((step + 1) * batch_size, n)
+                batch_logs = {k: v / seen for k, v in totals.items()}
+                for hook in hooks:
+                    hook.on_train_batch_end(step, batch_logs)
                 if verbose:
-                    bar.update(step + 1, {k: v / seen for k, v in totals.items()})
-            logs = {k: v / n for k, v in totals.items()}
+                    bar.update(step + 1, batch_logs)
+                if self.stop_training:  # the epoch ends on the batches trained, as in Keras
+                    break
+            logs = {k: v / seen for k, v in totals.items()}
             if x_val is not None and stateful:
                 # Validation runs on its own states; training goes on from its own.
                 kept = [layer.states for layer in stateful]
@@ -404,14 +466,14 @@ class Sequential:
             elif x_val is not None:
                 logs.update(self._evaluate_logs(x_val, y_val, prefix="val_",
                                                 sample_weight=w_val))
-            if verbose:
-                bar.finish(logs)
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
+            if verbose:  # after the callbacks, with the logs they add, as Keras' progress bar
+                bar.finish(logs)
             if self.stop_training:
                 break
         for hook in hooks:
-            hook.on_train_end()
+            hook.on_train_end(logs)
         return history
 
     # ------------------------------------------------------------ inference
