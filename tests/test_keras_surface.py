@@ -1,7 +1,11 @@
 """The everyday Keras surface of Sequential and the layers: Input, input
 shapes of any length and their checks, calling a model, weights files,
-TimeDistributed, Dense's options, and Keras arguments fastlstm does not
-take."""
+TimeDistributed, Dense's options, sample weights and initial_epoch, and
+Keras arguments fastlstm does not take; sample weights, masks and metrics
+against Keras 3 (data/keras_surface_fixtures.npz, made by
+data/make_keras_surface_fixtures.py)."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -197,3 +201,42 @@ def test_keras_arguments_of_the_model_methods_are_named(call, argument):
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match=f"'{argument}' are not supported by fastlstm"):
         call(model)
+
+
+# ------------------------------------------------------------ against Keras
+
+KERAS = np.load(pathlib.Path(__file__).resolve().parent / "data" / "keras_surface_fixtures.npz")
+
+
+def keras_fixture(prefix):
+    return {k[len(prefix) + 1:]: KERAS[k] for k in KERAS.files if k.startswith(prefix + "_")}
+
+
+def weights_of(f, prefix="w"):
+    return [f[f"{prefix}{i}"] for i in range(sum(1 for k in f if k.startswith(prefix)
+                                                 and k[len(prefix):].isdigit()))]
+
+
+def test_sample_weights_and_metrics_match_keras():
+    f = keras_fixture("dense")
+    model = fastlstm.Sequential([fastlstm.Input((6, 3)), L.LSTM(4), L.Dense(1)])
+    model.set_weights(weights_of(f))
+    model.compile("sgd", "mse", metrics=["mae"])
+    np.testing.assert_allclose(model.evaluate(f["x"], f["y"]), f["evaluate_plain"], rtol=1e-5)
+    np.testing.assert_allclose(model.evaluate(f["x"], f["y"], sample_weight=f["sample_weight"]),
+                               f["evaluate_weighted"], rtol=1e-5)
+
+
+def test_masked_weighted_loss_metrics_and_training_step_match_keras():
+    f = keras_fixture("masked")
+    model = fastlstm.Sequential([fastlstm.Input((6, 3)), L.Masking(0.0),
+                                 L.GRU(4, return_sequences=True), L.Dense(2)])
+    model.set_weights(weights_of(f))
+    model.compile(fastlstm.optimizers.SGD(0.1), "mse", metrics=["mae"])
+    np.testing.assert_allclose(model.evaluate(f["x"], f["y"]), f["evaluate_plain"], rtol=1e-5)
+    np.testing.assert_allclose(model.evaluate(f["x"], f["y"], sample_weight=f["sample_weight"]),
+                               f["evaluate_weighted"], rtol=1e-5)
+    model.fit(f["x"], f["y"], sample_weight=f["sample_weight"], batch_size=5, epochs=1,
+              shuffle=False, verbose=0)
+    for a, e in zip(model.get_weights(), weights_of(f, "trained_w")):
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-6)
