@@ -285,7 +285,10 @@ KERAS_ARGUMENTS = frozenset({
     "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss", "class_weight",
     "steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq",
     "steps", "sample_weight", "return_dict", "use_bias", "kernel_initializer",
-    "bias_initializer"})
+    "bias_initializer", "amsgrad", "weight_decay", "global_clipnorm", "use_ema",
+    "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+    "gradient_accumulation_steps", "name", "momentum", "centered", "save_freq",
+    "start_from_epoch", "baseline"})
 
 
 def refuse_unsupported(owner, arguments):

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from ._validation import refuse_unsupported
+
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau",
            "TerminateOnNaN", "CSVLogger", "LearningRateScheduler"]
 
@@ -188,43 +190,103 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model after every epoch, or only when `monitor` improves."""
+    """Save the model after every epoch, or only when `monitor` improves
+    (Keras' ``keras.callbacks.ModelCheckpoint``).
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
+    Parameters
+    ----------
+    filepath : str or path-like
+        May hold ``{epoch}`` and any logged name (``{val_loss:.3f}``).
+    monitor : str
+    verbose : int
+        1: a line per save, as Keras prints it.
+    save_best_only : bool
+    save_weights_only : bool
+        Write ``model.save_weights`` files instead of whole models.
+    mode : {"auto", "min", "max"}
+    save_freq : "epoch"
+        Only whole epochs are supported.
+    initial_value_threshold : float, optional
+        With save_best_only, a value the monitored quantity must beat first.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None, **unsupported):
+        refuse_unsupported("ModelCheckpoint", unsupported)
         super().__init__(monitor, 0.0, mode)
+        if save_freq != "epoch":
+            raise ValueError(f"ModelCheckpoint: save_freq={save_freq!r} is not supported by "
+                             "fastlstm; it saves at the end of epochs (save_freq='epoch')")
         self.filepath = filepath
+        self.verbose = int(verbose)
         self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        self.initial_value_threshold = initial_value_threshold
 
     def on_train_begin(self, logs=None):
-        self.best = self._worst()
+        self.best = (self._worst() if self.initial_value_threshold is None
+                     else float(self.initial_value_threshold))
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.save_best_only or self._improved(logs):
-            self.model.save(str(self.filepath).format(epoch=epoch + 1, **(logs or {})))
+        path = str(self.filepath).format(epoch=epoch + 1, **(logs or {}))
+        if self.save_best_only:
+            previous = self.best
+            if not self._improved(logs):
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{previous:.5f}")
+                return
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {previous:.5f} to "
+                      f"{self.best:.5f}, saving model to {path}")
+        elif self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 class ReduceLROnPlateau(_Monitor):
-    """Multiply the learning rate by `factor` after `patience` epochs without improvement."""
+    """Multiply the learning rate by `factor` after `patience` epochs without
+    improvement (Keras' ``keras.callbacks.ReduceLROnPlateau``): never below
+    `min_lr`, and after a reduction wait `cooldown` epochs before counting
+    again. The logs gain ``learning_rate``.
+    """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4,
-                 min_lr=0.0, mode="auto"):
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **unsupported):
+        refuse_unsupported("ReduceLROnPlateau", unsupported)
         super().__init__(monitor, min_delta, mode)
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
         self.factor, self.patience, self.min_lr = float(factor), int(patience), float(min_lr)
+        self.verbose, self.cooldown = int(verbose), int(cooldown)
 
     def on_train_begin(self, logs=None):
-        self.best, self.wait = self._worst(), 0
+        self.best, self.wait, self.cooldown_counter = self._worst(), 0, 0
 
     def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if logs is not None:
+            logs["learning_rate"] = optimizer.learning_rate
+        cooling = self.cooldown_counter > 0
+        if cooling:
+            self.cooldown_counter -= 1
+            self.wait = 0
         if self._improved(logs):
             self.wait = 0
             return
+        if cooling:
+            return
         self.wait += 1
-        if self.wait >= self.patience:
-            optimizer = self.model.optimizer
+        if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
             optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
-            self.wait = 0
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                      f"{optimizer.learning_rate}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
 
 
 class TerminateOnNaN(Callback):

@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _elementwise, serialization
+from ._validation import refuse_unsupported
 
 __all__ = ["get", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Nadam"]
 
@@ -35,7 +36,8 @@ class Optimizer(serialization.Serializable, kind="optimizer"):
     register themselves for ``load_model`` when defined
     (fastlstm.serialization)."""
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, **unsupported):
+        refuse_unsupported(type(self).__name__, unsupported)
         for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0 or None, got {value!r}")

@@ -240,3 +240,63 @@ def test_masked_weighted_loss_metrics_and_training_step_match_keras():
               shuffle=False, verbose=0)
     for a, e in zip(model.get_weights(), weights_of(f, "trained_w")):
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------ callbacks' Keras arguments
+
+
+class Scripted(fastlstm.callbacks.Callback):
+    """Logs a scripted val_loss at each epoch's end, before the callbacks after it."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = list(values)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+
+
+def scripted_fit(values, *hooks):
+    model = fastlstm.Sequential([L.GRU(2, input_shape=(6, 3)), L.Dense(1)])
+    model.compile(fastlstm.optimizers.SGD(1.0), "mse")
+    history = model.fit(data(), np.zeros((4, 1)), epochs=len(values), verbose=0,
+                        callbacks=[Scripted(values), *hooks])
+    return model, history
+
+
+def test_reduce_lr_on_plateau_cools_down_and_stops_at_min_lr_as_keras_does(capsys):
+    reduce = fastlstm.callbacks.ReduceLROnPlateau(factor=0.5, patience=1, cooldown=2,
+                                                  min_lr=0.2, verbose=1)
+    model, history = scripted_fit([1.0] * 10, reduce)
+    # The logs hold the rate each epoch ran with; reductions at the ends of
+    # epochs 2, 5 and 8 (two epochs of cooldown after each), the last one
+    # held at min_lr.
+    assert history.history["learning_rate"] == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25,
+                                                0.2, 0.2]
+    assert model.optimizer.learning_rate == 0.2
+    assert "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.5." in capsys.readouterr().out
+
+
+def test_model_checkpoint_saves_weights_only_from_a_threshold(tmp_path, capsys):
+    path = tmp_path / "best.weights"
+    checkpoint = fastlstm.callbacks.ModelCheckpoint(
+        str(path), monitor="val_loss", save_best_only=True, save_weights_only=True, verbose=1,
+        initial_value_threshold=0.5)
+    model, _ = scripted_fit([0.9, 0.4, 0.6], checkpoint)
+    out = capsys.readouterr().out
+    assert "Epoch 1: val_loss did not improve from 0.50000" in out
+    assert "Epoch 2: val_loss improved from 0.50000 to 0.40000, saving model to" in out
+    again = fastlstm.Sequential([L.GRU(2, input_shape=(6, 3)), L.Dense(1)])
+    again.load_weights(path)
+    with pytest.raises(ValueError, match="not a fastlstm model file"):
+        fastlstm.load_model(path)
+
+
+@pytest.mark.parametrize("make, argument", [
+    (lambda: fastlstm.optimizers.Adam(amsgrad=True), "amsgrad"),
+    (lambda: fastlstm.optimizers.RMSprop(centered=True), "centered"),
+    (lambda: fastlstm.callbacks.ModelCheckpoint("m", save_freq=10), "save_freq"),
+])
+def test_keras_arguments_of_optimizers_and_callbacks_are_named(make, argument):
+    with pytest.raises(ValueError, match=argument):
+        make()
