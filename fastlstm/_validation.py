@@ -272,32 +272,55 @@ def checked_lengths(lengths, batch, time):
     return array.astype(np.intp)
 
 
-# Keyword arguments of Keras' layers, Sequential, compile, fit, predict and
-# evaluate that fastlstm does not take: a Keras program passing one is told
-# which to drop.
-KERAS_ARGUMENTS = frozenset({
-    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-    "kernel_constraint", "recurrent_constraint", "bias_constraint", "seed", "unroll",
-    "time_major", "implementation", "use_cudnn", "dtype", "trainable", "autocast",
-    "input_dim", "batch_input_shape", "batch_size", "input_length", "lora_rank", "lora_alpha",
-    "zero_output_for_mask", "cell", "backward_layer", "weights", "noise_shape", "sparse",
-    "ragged", "batch_shape", "tensor", "optional", "loss_weights", "weighted_metrics",
-    "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss", "class_weight",
-    "steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq",
-    "steps", "sample_weight", "return_dict", "use_bias", "kernel_initializer",
-    "bias_initializer", "amsgrad", "weight_decay", "global_clipnorm", "use_ema",
-    "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-    "gradient_accumulation_steps", "name", "momentum", "centered", "save_freq",
-    "start_from_epoch", "baseline"})
+# Keyword arguments of Keras' layers, models, optimizers and callbacks that
+# fastlstm does not take, with the value that makes each a no-op in Keras
+# (the default): a Keras program passing that value is accepted, any other
+# value is refused by name. ANY: every value is a no-op (a display name).
+ANY = object()
+NO_DEFAULT = object()
+KERAS_DEFAULTS = {
+    "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+    "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
+    "bias_constraint": None, "seed": None, "unroll": False, "time_major": False,
+    "implementation": 2, "use_cudnn": "auto", "dtype": None, "trainable": True,
+    "autocast": True, "lora_rank": None, "lora_alpha": None, "quantization_config": None,
+    "noise_shape": None, "sparse": False, "ragged": False, "tensor": None, "optional": False,
+    "batch_size": None, "batch_shape": None, "input_dim": NO_DEFAULT,
+    "batch_input_shape": NO_DEFAULT, "input_length": NO_DEFAULT,
+    "zero_output_for_mask": NO_DEFAULT, "cell": NO_DEFAULT, "backward_layer": None,
+    "weights": None, "loss_weights": None, "weighted_metrics": None, "run_eagerly": False,
+    "steps_per_execution": 1, "jit_compile": "auto", "auto_scale_loss": True,
+    "class_weight": None, "steps_per_epoch": None, "validation_steps": None,
+    "validation_batch_size": None, "validation_freq": 1, "steps": None, "callbacks": None,
+    "return_dict": False, "amsgrad": False, "weight_decay": None, "global_clipnorm": None,
+    "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+    "loss_scale_factor": None, "gradient_accumulation_steps": None, "name": ANY,
+    "momentum": 0.0, "centered": False, "save_freq": "epoch",
+}
+
+
+def _is_default(name, value):
+    default = KERAS_DEFAULTS[name]
+    if default is ANY:
+        return True
+    if default is NO_DEFAULT:
+        return False
+    try:
+        return bool(value == default) if value is not None or default is None else False
+    except (TypeError, ValueError):
+        return False
 
 
 def refuse_unsupported(owner, arguments):
     """Raise for keyword `arguments` (a dict) that `owner` does not take: a
-    ValueError naming those Keras knows, saying fastlstm does not support
-    them, else a TypeError as Python gives for an unexpected keyword."""
-    if not arguments:
-        return
-    names = ", ".join(repr(name) for name in arguments)
-    if any(name in KERAS_ARGUMENTS for name in arguments):
-        raise ValueError(f"{owner}: Keras' argument(s) {names} are not supported by fastlstm")
-    raise TypeError(f"{owner} got unexpected keyword argument(s) {names}")
+    ValueError naming those Keras knows and the value given (Keras' own
+    defaults, which change nothing there, pass), else a TypeError as Python
+    gives for an unexpected keyword."""
+    unknown = [name for name in arguments if name not in KERAS_DEFAULTS]
+    if unknown:
+        raise TypeError(f"{owner} got unexpected keyword argument(s) "
+                        f"{', '.join(map(repr, unknown))}")
+    refused = [name for name, value in arguments.items() if not _is_default(name, value)]
+    if refused:
+        given = ", ".join(f"{name}={arguments[name]!r}" for name in refused)
+        raise ValueError(f"{owner}: Keras' argument(s) {given} are not supported by fastlstm")

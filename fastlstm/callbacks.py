@@ -222,11 +222,10 @@ class ModelCheckpoint(_Monitor):
         self.verbose = int(verbose)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
-        self.initial_value_threshold = initial_value_threshold
-
-    def on_train_begin(self, logs=None):
-        self.best = (self._worst() if self.initial_value_threshold is None
-                     else float(self.initial_value_threshold))
+        # Kept across fit calls, as Keras keeps it: a later fit does not
+        # overwrite a better checkpoint.
+        self.best = (self._worst() if initial_value_threshold is None
+                     else float(initial_value_threshold))
 
     def on_epoch_end(self, epoch, logs=None):
         path = str(self.filepath).format(epoch=epoch + 1, **(logs or {}))
@@ -271,14 +270,13 @@ class ReduceLROnPlateau(_Monitor):
         optimizer = self.model.optimizer
         if logs is not None:
             logs["learning_rate"] = optimizer.learning_rate
-        cooling = self.cooldown_counter > 0
-        if cooling:
+        if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
         if self._improved(logs):
             self.wait = 0
             return
-        if cooling:
+        if self.cooldown_counter > 0:  # still cooling down after the decrement, as Keras
             return
         self.wait += 1
         if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:

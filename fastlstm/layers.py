@@ -558,20 +558,25 @@ class Recurrent(Layer, kind="layer"):
 
 
 class LSTM(Recurrent):
-    """Long short-term memory layer (Keras' ``keras.layers.LSTM`` weights and defaults).
+    """Long short-term memory layer (Keras' ``keras.layers.LSTM`` weights,
+    defaults and argument order).
 
     Parameters
     ----------
     units : int
+    activation : {"tanh"}
+    recurrent_activation : {"sigmoid"}
+        The ones the compiled kernels compute; anything else is a ValueError.
+    use_bias : {True}
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+    unit_forget_bias : bool
+        Start the forget gate's bias at 1.
     return_sequences : bool
         Output the hidden state of every step, (batch, time, units), instead
         of the last one, (batch, units).
     return_state : bool
         Calling the layer also returns the final h and c (outside Sequential).
     input_shape : tuple (time, features), optional
-    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
-    unit_forget_bias : bool
-        Start the forget gate's bias at 1.
     name : str, optional
     peephole : bool
         Let the gates see the cell state (Gers et al.): the input and forget
@@ -591,12 +596,12 @@ class LSTM(Recurrent):
     _default_initializers = {**Recurrent._default_initializers,
                              "peephole_initializer": "zeros"}
 
-    def __init__(self, units, return_sequences=False, return_state=False, input_shape=None,
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", unit_forget_bias=True, name=None, *,
-                 peephole=False, peephole_initializer="zeros", dropout=0.0,
-                 recurrent_dropout=0.0, go_backwards=False, stateful=False, activation="tanh",
-                 recurrent_activation="sigmoid", use_bias=True, **unsupported):
+                 bias_initializer="zeros", unit_forget_bias=True, *, return_sequences=False,
+                 return_state=False, input_shape=None, name=None, peephole=False,
+                 peephole_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
+                 go_backwards=False, stateful=False, **unsupported):
         refuse_unsupported("LSTM", unsupported)
         _checked_choice("activation", activation, ("tanh",), "LSTM")
         _checked_choice("recurrent_activation", recurrent_activation, ("sigmoid",), "LSTM")
@@ -1169,7 +1174,7 @@ class Dense(Layer):
 
     def get_config(self):
         config = {"name": self.name, "units": self.units, "activation": self.activation}
-        # Left out at their defaults: such a config reads in any fastlstm that reads Dense.
+        # Options at their defaults are left out of the config.
         if not self.use_bias:
             config["use_bias"] = False
         for argument, default in (("kernel_initializer", "glorot_uniform"),

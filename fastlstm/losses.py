@@ -33,7 +33,7 @@ class Loss(serialization.Serializable, kind="loss"):
         """Keyword arguments that rebuild this loss."""
         return {}
 
-    def __call__(self, y_true, y_pred, mask=None, sample_weight=None):
+    def __call__(self, y_true, y_pred, sample_weight=None, *, mask=None):
         """Mean loss over all elements (of the unmasked steps), a Python float.
 
         Parameters
@@ -50,7 +50,7 @@ class Loss(serialization.Serializable, kind="loss"):
             return float(np.mean(values))
         return float(np.mean(values.mean(axis=-1) * weights))
 
-    def gradient(self, y_true, y_pred, mask=None, sample_weight=None):
+    def gradient(self, y_true, y_pred, sample_weight=None, *, mask=None):
         """d loss / d y_pred, float32, shaped like y_pred (zeros at masked steps)."""
         error = self._error(y_true, y_pred)
         gradient = self._derivative(error) / error.size

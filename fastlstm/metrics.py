@@ -29,13 +29,19 @@ def _pair(y_true, y_pred):
     return true, pred
 
 
+def _checked_mask(mask, shape):
+    """`mask` as bool of `shape` without its last axis, or a ValueError."""
+    mask = np.asarray(mask, bool)
+    if mask.shape != shape[:-1]:
+        raise ValueError(f"mask must have shape {shape[:-1]}, got {mask.shape}")
+    return mask
+
+
 def _mean(values, mask):
     """The mean of `values`, over the steps `mask` keeps when given (0 if none)."""
     if mask is None:
         return float(np.mean(values))
-    mask = np.asarray(mask, bool)
-    if mask.shape != values.shape[:-1]:
-        raise ValueError(f"mask must have shape {values.shape[:-1]}, got {mask.shape}")
+    mask = _checked_mask(mask, values.shape)
     return float(np.mean(values[mask])) if mask.any() else 0.0
 
 
@@ -60,7 +66,7 @@ def rmse(y_true, y_pred, mask=None):
 def mape(y_true, y_pred, mask=None):
     """Mean absolute percentage error, in percent (undefined where y_true is 0)."""
     true, pred = _pair(y_true, y_pred)
-    counted = true if mask is None else true[np.asarray(mask, bool)]
+    counted = true if mask is None else true[_checked_mask(mask, true.shape)]
     if np.any(counted == 0):
         raise ValueError("mape is undefined where y_true is 0; use smape or mae")
     ratio = np.divide(np.abs(true - pred), np.abs(true), out=np.zeros_like(true),

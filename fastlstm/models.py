@@ -106,6 +106,37 @@ class _ProgressBar:
         self._write(line + self._logs(logs), end="\n")
 
 
+class _Totals:
+    """The loss and metrics of an epoch (or an evaluation) over its batches,
+    combined as Keras combines them: the loss as the mean of the batches'
+    losses weighted by their sample counts; each metric over all the
+    values (of unmasked steps) it counted, RMSE as the root of that mean
+    squared error."""
+
+    def __init__(self, loss, metric_names):
+        self.loss, self.names = loss, list(metric_names)
+        self.loss_sum, self.samples = 0.0, 0
+        self.sums = dict.fromkeys(self.names, 0.0)
+        self.counts = dict.fromkeys(self.names, 0)
+
+    def add(self, y, output, mask, sample_weight):
+        """One batch's targets (y), outputs, mask (or None) and sample weights (or None)."""
+        self.loss_sum += self.loss(y, output, sample_weight, mask=mask) * len(y)
+        self.samples += len(y)
+        counted = y.size if mask is None else int(mask.sum()) * y.shape[-1]
+        for name in self.names:
+            measure = metrics_module.get("mse" if name == "rmse" else name)
+            self.sums[name] += measure(y, output, mask) * counted
+            self.counts[name] += counted
+
+    def logs(self, prefix=""):
+        logs = {prefix + "loss": self.loss_sum / max(self.samples, 1)}
+        for name in self.names:
+            mean = self.sums[name] / self.counts[name] if self.counts[name] else 0.0
+            logs[prefix + name] = float(np.sqrt(mean)) if name == "rmse" else mean
+        return logs
+
+
 class Sequential:
     """A linear stack of layers.
 
@@ -299,17 +330,26 @@ class Sequential:
                         "length")
         return message
 
-    def _check_y(self, y, n):
+    def _output_shape_for(self, x):
+        """The output's sample shape for checked x: the model's output shape
+        with any length it left open (None) taken from x."""
+        shape = tuple(x.shape[1:])
+        for layer in self.layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    def _check_y(self, y, n, x=None):
         array = np.asarray(y)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"y must be numeric, got dtype {array.dtype}")
         if len(array) != n:
             raise ValueError(f"x has {n} samples but y has {len(array)}")
-        per_sample = int(np.prod(self.output_shape))
+        output_shape = self.output_shape if x is None else self._output_shape_for(x)
+        per_sample = int(np.prod(output_shape))
         if array.size != n * per_sample:
             raise ValueError(f"y has shape {array.shape}; the model outputs "
-                             f"{(n,) + self.output_shape}")
-        array = array.astype(np.float32).reshape((n,) + self.output_shape)
+                             f"{(n,) + output_shape}")
+        array = array.astype(np.float32).reshape((n,) + output_shape)
         if not np.isfinite(array).all():
             raise ValueError("y contains NaN or infinity")
         return array
@@ -353,7 +393,7 @@ class Sequential:
 
     def _train_step(self, x, y, sample_weight=None):
         output, mask = self._forward_with_mask(x, training=True)
-        grad = self.loss.gradient(y, output, mask, sample_weight)
+        grad = self.loss.gradient(y, output, sample_weight, mask=mask)
         for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
         self.layers[0].backward_weights(grad)
@@ -383,7 +423,7 @@ class Sequential:
         checked_int("initial_epoch", initial_epoch, 0, epochs)
         checked_int("batch_size", batch_size, 1)
         x = self._check_x(x)
-        y = self._check_y(y, len(x))
+        y = self._check_y(y, len(x), x)
         sample_weight = self._check_sample_weight("sample_weight", sample_weight, y)
         if len(x) == 0:
             raise ValueError("x has no samples: fit needs at least one")
@@ -396,7 +436,7 @@ class Sequential:
                                  "(x_val, y_val, sample_weight)")
             x_val, y_val, *w_val = validation_data
             x_val = self._check_x(x_val)
-            y_val = self._check_y(y_val, len(x_val))
+            y_val = self._check_y(y_val, len(x_val), x_val)
             w_val = self._check_sample_weight("validation sample_weight",
                                               w_val[0] if w_val else None, y_val)
         elif validation_split:
@@ -418,23 +458,24 @@ class Sequential:
         verbose, live = _ProgressBar.level(verbose), _ProgressBar.is_terminal(sys.stdout)
         history = History()
         hooks = list(callbacks or []) + [history]  # History last sees the logs callbacks add
-        for hook in hooks:
+        for hook in hooks:  # every one checked before any starts (a CSVLogger opens its file)
             if not isinstance(hook, Callback):
                 raise TypeError(f"callbacks must be fastlstm Callback objects, got {type(hook).__name__}")
+        for hook in hooks:
             hook.set_model(self)
-            hook.on_train_begin()
+            hook.on_train_begin({})
         self.stop_training = False
         n, steps = len(x), -(-len(x) // batch_size)
         logs = {}
         for epoch in range(initial_epoch, epochs):
             for hook in hooks:
-                hook.on_epoch_begin(epoch)
+                hook.on_epoch_begin(epoch, {})
             if verbose:
                 if epochs > 1:  # Keras heads an epoch's line only when there are several
                     print(f"Epoch {epoch + 1}/{epochs}")
                 bar = _ProgressBar(steps, verbose=verbose, live=live)
             order = generator().permutation(n) if shuffle else np.arange(n)
-            totals = dict.fromkeys(["loss"] + self.metrics, 0.0)
+            totals = _Totals(self.loss, self.metrics)
             for step in range(steps):
                 for hook in hooks:
                     hook.on_train_batch_begin(step, {})
@@ -442,18 +483,15 @@ class Sequential:
                 y_batch = y[batch]
                 w_batch = None if sample_weight is None else sample_weight[batch]
                 output, mask = self._train_step(x[batch], y_batch, w_batch)
-                totals["loss"] += self.loss(y_batch, output, mask, w_batch) * len(batch)
-                for name in self.metrics:
-                    totals[name] += metrics_module.get(name)(y_batch, output, mask) * len(batch)
-                seen = min((step + 1) * batch_size, n)
-                batch_logs = {k: v / seen for k, v in totals.items()}
+                totals.add(y_batch, output, mask, w_batch)
+                batch_logs = totals.logs()
                 for hook in hooks:
                     hook.on_train_batch_end(step, batch_logs)
                 if verbose:
                     bar.update(step + 1, batch_logs)
                 if self.stop_training:  # the epoch ends on the batches trained, as in Keras
                     break
-            logs = {k: v / seen for k, v in totals.items()}
+            logs = totals.logs()
             if x_val is not None and stateful:
                 # Validation runs on its own states; training goes on from its own.
                 kept = [layer.states for layer in stateful]
@@ -490,7 +528,7 @@ class Sequential:
         outputs = [self._forward(x[i:i + batch_size], training=False)
                    for i in range(0, len(x), batch_size)]
         if not outputs:
-            return np.empty((0,) + self.output_shape, np.float32)
+            return np.empty((0,) + self._output_shape_for(x), np.float32)
         return np.concatenate(outputs)
 
     def _check_sample_weight(self, name, weights, y):
@@ -509,22 +547,16 @@ class Sequential:
         return array
 
     def _evaluate_logs(self, x, y, prefix="", batch_size=None, sample_weight=None):
-        output, mask = self._predict_with_mask(x, batch_size)
-        logs = {prefix + "loss": self.loss(y, output, mask, sample_weight)}
-        for name in self.metrics:
-            logs[prefix + name] = metrics_module.get(name)(y, output, mask)
-        return logs
+        """The loss and metrics on checked (x, y), batch by batch (Keras'
+        default of 32 rows) and combined as fit combines them (see _Totals)."""
+        batch_size = 32 if batch_size is None else batch_size
+        totals = _Totals(self.loss, self.metrics)
+        for i in range(0, len(x), batch_size):
+            rows = slice(i, i + batch_size)
+            output, mask = self._forward_with_mask(x[rows], training=False)
+            totals.add(y[rows], output, mask, None if sample_weight is None else sample_weight[rows])
+        return totals.logs(prefix)
 
-    def _predict_with_mask(self, x, batch_size):
-        """``predict``'s outputs for checked x, and the mask they carry (or None)."""
-        batch_size = 256 if batch_size is None else batch_size
-        runs = [self._forward_with_mask(x[i:i + batch_size], training=False)
-                for i in range(0, len(x), batch_size)]
-        if not runs:
-            return np.empty((0,) + self.output_shape, np.float32), None
-        outputs = np.concatenate([output for output, _ in runs])
-        masks = [mask for _, mask in runs]
-        return outputs, None if masks[0] is None else np.concatenate(masks)
 
     def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, **unsupported):
         """The loss on (x, y), or [loss, *metrics] when metrics were compiled;
@@ -537,7 +569,7 @@ class Sequential:
             raise RuntimeError("call compile(optimizer, loss) before evaluate")
         self._require_built("evaluate")
         x = self._check_x(x)
-        y = self._check_y(y, len(x))
+        y = self._check_y(y, len(x), x)
         sample_weight = self._check_sample_weight("sample_weight", sample_weight, y)
         logs = self._evaluate_logs(x, y, batch_size=batch_size, sample_weight=sample_weight)
         return logs["loss"] if not self.metrics else list(logs.values())

@@ -52,13 +52,16 @@ class Optimizer(serialization.Serializable, kind="optimizer"):
         """The step size of the next update, a float.
 
         Setting it between steps changes every later step; the value must be
-        a finite number > 0 (``ValueError`` otherwise).
+        a finite number >= 0 (``ValueError`` otherwise), as a warm-up
+        schedule may start at 0.
         """
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self._learning_rate = _finite_real("learning_rate", value, 0.0, inclusive=False)
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value.item()
+        self._learning_rate = _finite_real("learning_rate", value, 0.0, inclusive=True)
 
     def _clipped(self, grad):
         if self.clipvalue is not None:

@@ -268,8 +268,11 @@ def _weight_entry(archive, i, shape):
 def _read_weight(archive, i, info):
     with archive.open(info) as handle:
         array = np.lib.format.read_array(handle, allow_pickle=False)
+    with np.errstate(over="ignore"):  # too large for float32: inf, refused here
+        array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise ModelFileError(f"weight {i} contains NaN or infinity")
+        raise ModelFileError(f"weight {i} contains NaN or infinity (or a value beyond "
+                             "float32's range)")
     return array
 
 

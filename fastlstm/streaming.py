@@ -14,7 +14,7 @@ import numpy as np
 from . import _checks, _recurrent, _teams
 from ._threads import get_num_threads
 from ._validation import checked_int
-from .layers import Dense, Dropout, Recurrent, dense_into
+from .layers import Dense, Dropout, Recurrent, TimeDistributed, dense_into
 
 __all__ = ["Stream"]
 
@@ -65,6 +65,8 @@ class Stream:
                 buffer = self._add_recurrent(layer, buffer, max_threads)
             elif isinstance(layer, Dense):
                 buffer = self._add_dense(layer, buffer)
+            elif isinstance(layer, TimeDistributed) and isinstance(layer.layer, Dense):
+                buffer = self._add_dense(layer.layer, buffer)  # one step: a Dense
             elif not isinstance(layer, Dropout):
                 raise ValueError(f"{layer.name}: a stream runs LSTM, GRU, SimpleRNN, Dense and "
                                  f"Dropout layers, not {type(layer).__name__}")
@@ -95,7 +97,7 @@ class Stream:
         return stepper.output
 
     def _add_dense(self, layer, inputs):
-        kernel, bias = (w.copy() for w in layer.weights)
+        kernel, bias = (w.copy() for w in layer._kernel_and_bias())
         out = np.empty((self.batch_size, layer.units), np.float32)
         activation = layer.activation
         self._layers.append(lambda n_threads: dense_into(inputs, kernel, bias, activation, out))
