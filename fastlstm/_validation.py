@@ -295,7 +295,10 @@ KERAS_DEFAULTS = {
     "return_dict": False, "amsgrad": False, "weight_decay": None, "global_clipnorm": None,
     "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
     "loss_scale_factor": None, "gradient_accumulation_steps": None, "name": ANY,
-    "momentum": 0.0, "centered": False, "save_freq": "epoch",
+    "momentum": 0.0, "centered": False, "save_freq": "epoch", "overwrite": True,
+    "zipped": None, "max_shard_size": None, "skip_mismatch": False, "safe_mode": True,
+    "line_length": None, "positions": None, "expand_nested": False, "show_trainable": False,
+    "layer_range": None, "mask": None,
 }
 
 

@@ -212,21 +212,24 @@ class Sequential:
             return self._declared_shape
         return self.layers[0].input_shape if self.layers else None
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=False, **unsupported):
         """The model's output for x (a batch), as ``predict`` computes it in
         one batch; with ``training``, as in a training pass (Dropout drops)."""
+        refuse_unsupported("calling a model", unsupported)
         self._require_built("calling the model")
         return self._forward(self._check_x(x), training)
 
-    def save_weights(self, path):
+    def save_weights(self, path, **unsupported):
         """Write the weights alone to `path` (fastlstm's weights file, read
         without unpickling by ``load_weights``)."""
+        refuse_unsupported("save_weights", unsupported)
         self._require_built("save_weights")
         save_weights(self, path)
 
-    def load_weights(self, path):
+    def load_weights(self, path, **unsupported):
         """Read weights ``save_weights`` wrote, into this model of the same
         architecture; every count, shape and value is checked first."""
+        refuse_unsupported("load_weights", unsupported)
         self._require_built("load_weights")
         load_weights(self, path)
 
@@ -263,8 +266,9 @@ class Sequential:
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn=print, **unsupported):
         """Print each layer's type, output shape and parameter count."""
+        refuse_unsupported("summary", unsupported)
         self._require_built("summary")
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for layer in self.layers:
@@ -582,12 +586,13 @@ class Sequential:
         return {"name": self.name, "input_shape": list(self.input_shape),
                 "layers": [serialization.serialize(layer) for layer in self.layers]}
 
-    def save(self, path, metadata=None):
+    def save(self, path, metadata=None, **unsupported):
         """Save architecture, weights and the compile settings to one file.
 
         The format (an .npz read back without unpickling) is described in
         fastlstm.saving; `metadata` is any JSON you pass (e.g. a scaler's
         parameters) and comes back as ``load_model(path).metadata``.
         """
+        refuse_unsupported("save", unsupported)
         self._require_built("save")
         save_model(self, path, metadata)

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import losses, metrics, optimizers, serialization
 from ._version import __version__
+from ._validation import refuse_unsupported
 from .layers import Layer, check_weight_sizes, checked_sample_shape
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights"]
@@ -103,7 +104,7 @@ def _compile_config(model):
             "loss": serialization.serialize(model.loss), "metrics": list(model.metrics)}
 
 
-def load_model(path, custom_objects=None, compile=True):
+def load_model(path, custom_objects=None, compile=True, **unsupported):
     """Load a model written by ``Sequential.save``.
 
     Parameters
@@ -131,6 +132,7 @@ def load_model(path, custom_objects=None, compile=True):
     """
     from .models import Sequential
 
+    refuse_unsupported("load_model", unsupported)
     try:
         with zipfile.ZipFile(path) as archive:
             config = _read_config(archive)

@@ -346,3 +346,16 @@ def test_a_stream_runs_bias_free_dense_heads():
     for t in range(6):
         out = stream.step(x[:, t])
     np.testing.assert_array_equal(out, model.predict(x))
+
+
+def test_keras_arguments_of_summary_save_and_load_are_named(tmp_path):
+    model = fastlstm.Sequential([L.GRU(3, input_shape=(6, 3)), L.Dense(1)])
+    model.summary(print_fn=lambda line: None, expand_nested=False)
+    model.save(tmp_path / "m.fastlstm", overwrite=True)
+    fastlstm.load_model(tmp_path / "m.fastlstm", safe_mode=True)
+    with pytest.raises(ValueError, match="line_length=80 are not supported"):
+        model.summary(line_length=80)
+    with pytest.raises(ValueError, match="skip_mismatch=True are not supported"):
+        model.load_weights(tmp_path / "m.fastlstm", skip_mismatch=True)
+    with pytest.raises(ValueError, match="safe_mode=False are not supported"):
+        fastlstm.load_model(tmp_path / "m.fastlstm", safe_mode=False)
