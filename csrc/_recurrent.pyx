@@ -1016,10 +1016,13 @@ cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
 cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
                              const floating *dz, floating *dweights, Py_ssize_t block,
                              Py_ssize_t n_blocks, Py_ssize_t row_part, Py_ssize_t n_row_parts,
+                             const Py_ssize_t *row_bounds,
                              fastlstm_interrupt *interrupt) noexcept nogil:
     """Column block `block` of n_blocks (cut by column_split) of one product
     of the weight gradients (see _grad_products), summed over the T rows of
-    each sequence of row part `row_part` of n_row_parts (cut by split).
+    each sequence of row part `row_part` of n_row_parts (cut by split, or
+    with lengths by row_bounds, so that the parts sum similar numbers of
+    rows).
 
     Each block of FASTLSTM_K_BLOCK rows of the sources is copied once,
     transposed, where BLAS packed the long (batch, time) side of both
@@ -1032,8 +1035,8 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
     cdef int s
     for s in range(product.n_sources):
         M += _source_width(p, product.sources[s])
-    cdef Py_ssize_t b0 = split(row_part, n_row_parts, p.B)
-    cdef Py_ssize_t nb = split(row_part + 1, n_row_parts, p.B) - b0
+    cdef Py_ssize_t b0 = _part_start(row_bounds, row_part, n_row_parts, p.B)
+    cdef Py_ssize_t nb = _part_start(row_bounds, row_part + 1, n_row_parts, p.B) - b0
     cdef Py_ssize_t j0 = column_split(block, n_blocks, product.n_columns, GRAD_COLUMNS)
     cdef Py_ssize_t nc = column_split(block + 1, n_blocks, product.n_columns, GRAD_COLUMNS) - j0
     cdef Py_ssize_t first = product.first_column + j0
@@ -1154,14 +1157,17 @@ cdef int _weight_grads(Gradients *p, const floating *dz, int n_threads,
     cdef floating *dweights = <floating *> p.dweights
     cdef floating *partials = NULL
     cdef floating *target
+    cdef Py_ssize_t *row_bounds = NULL
     cdef int failed = 0, k
     for k in range(n_products):
         n_blocks[k] = max(1, min((n_threads + n_row_parts - 1) // n_row_parts,
                                  products[k].n_columns // GRAD_COLUMNS))
         n_tasks += n_row_parts * n_blocks[k]
+    _fill_bounds(p.lengths, p.B, n_row_parts, &row_bounds)
     if n_row_parts > 1:
         partials = <floating *> malloc((n_row_parts - 1) * size * sizeof(floating))
         if partials == NULL:
+            free(row_bounds)
             raise MemoryError("fastlstm: could not allocate the weight gradients' partial sums")
     try:
         with nogil:
@@ -1175,12 +1181,14 @@ cdef int _weight_grads(Gradients *p, const floating *dz, int n_threads,
                 q = local // n_blocks[k]
                 target = dweights if q == 0 else partials + (q - 1) * size
                 failed += _weight_grads_block(p, &products[k], dz, target, local % n_blocks[k],
-                                              n_blocks[k], q, n_row_parts, interrupt)
+                                              n_blocks[k], q, n_row_parts, row_bounds,
+                                              interrupt)
             if failed == 0 and not fastlstm_interrupted(interrupt):
                 for q in range(1, n_row_parts):
                     _add_into(dweights, partials + (q - 1) * size, size)
     finally:
         free(partials)
+        free(row_bounds)
     if failed:
         raise MemoryError("fastlstm: could not allocate the weight gradients' scratch buffers")
     return 0
@@ -1326,7 +1334,13 @@ cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_k
         if failed:
             raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
         with nogil:
-            if p.dx != NULL:
+            if p.dx != NULL and p.lengths != NULL:
+                # The blocks of the longest rows hold the most rows to compute;
+                # a block's numbers do not depend on the thread that takes it.
+                for block in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
+                    if not fastlstm_interrupted(&interrupt):
+                        _input_grads_block(p, dz, <floating *> p.dx, block, n_blocks)
+            elif p.dx != NULL:
                 for block in prange(n_blocks, schedule="static", num_threads=n_threads):
                     if not fastlstm_interrupted(&interrupt):
                         _input_grads_block(p, dz, <floating *> p.dx, block, n_blocks)
