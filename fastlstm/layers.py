@@ -182,6 +182,14 @@ class Layer(serialization.Serializable, kind="layer"):
         return self.forward(np.asarray(x, dtype=np.float32), training)
 
 
+def _call_with_states(layer, x, training, initial_state, mask):
+    """A recurrent (or Bidirectional) layer's call: built from x if need be,
+    then forward with its initial states and mask."""
+    if not layer.built:
+        layer.build(np.shape(x)[1:])
+    return layer.forward(np.asarray(x, dtype=np.float32), training, initial_state, mask)
+
+
 def _checked_rate(argument, rate):
     """A dropout rate in [0, 1), or a ValueError naming `argument`."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) \
@@ -387,9 +395,7 @@ class Recurrent(Layer, kind="layer"):
         mask : array_like of bool, shape (batch, time), optional
             False at the steps to skip (Keras' mask).
         """
-        if not self.built:
-            self.build(np.shape(x)[1:])
-        return self.forward(np.asarray(x, dtype=np.float32), training, initial_state, mask)
+        return _call_with_states(self, x, training, initial_state, mask)
 
     def forward(self, x, training=False, initial_state=None, mask=None):
         """Run the cell over `x`.
@@ -877,9 +883,7 @@ class Bidirectional(Layer):
         return mask if self.return_sequences else None
 
     def __call__(self, x, training=False, initial_state=None, mask=None):
-        if not self.built:
-            self.build(np.shape(x)[1:])
-        return self.forward(np.asarray(x, dtype=np.float32), training, initial_state, mask)
+        return _call_with_states(self, x, training, initial_state, mask)
 
     def forward(self, x, training=False, initial_state=None, mask=None):
         """Both directions over `x`, merged.

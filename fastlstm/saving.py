@@ -17,6 +17,7 @@ imported; the model is assembled without weights, and every weight entry's
 header (shape, dtype) and stored size are checked against what that model
 needs before a byte of weight data is inflated or any array allocated.
 """
+import contextlib
 import json
 import zipfile
 
@@ -77,24 +78,31 @@ def load_weights(model, path):
         The file is damaged or foreign, or its weights do not fit the model.
     """
     expected = [w.shape for w in model.weights]
+    with _reading(path, "weights"), zipfile.ZipFile(path) as archive:
+        config = _read_json(archive)
+        if not isinstance(config, dict) or config.get("format") not in (WEIGHTS_FORMAT,
+                                                                      FILE_FORMAT):
+            raise ModelFileError("not a fastlstm weights or model file")
+        _check_entries(archive, len(expected))
+        entries = [_weight_entry(archive, i, shape) for i, shape in enumerate(expected)]
+        arrays = [_read_weight(archive, i, entry) for i, entry in enumerate(entries)]
+    for weight, array in zip(model.weights, arrays):
+        weight[...] = array
+
+
+@contextlib.contextmanager
+def _reading(path, kind):
+    """Turn what reading a `kind` ("model", "weights") file at `path` can
+    raise into FileNotFoundError or a ValueError that names the file."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            config = _read_json(archive)
-            if not isinstance(config, dict) or config.get("format") not in (WEIGHTS_FORMAT,
-                                                                          FILE_FORMAT):
-                raise ModelFileError("not a fastlstm weights or model file")
-            _check_entries(archive, len(expected))
-            entries = [_weight_entry(archive, i, shape) for i, shape in enumerate(expected)]
-            arrays = [_read_weight(archive, i, entry) for i, entry in enumerate(entries)]
+        yield
     except FileNotFoundError:
-        raise FileNotFoundError(f"no weights file at {path}") from None
+        raise FileNotFoundError(f"no {kind} file at {path}") from None
     except ModelFileError as e:
         raise ValueError(f"{path}: {e}") from None
     except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        raise ValueError(f"{path} is not a readable fastlstm weights file "
+        raise ValueError(f"{path} is not a readable fastlstm {kind} file "
                          f"({type(e).__name__}: {e})") from None
-    for weight, array in zip(model.weights, arrays):
-        weight[...] = array
 
 
 def _compile_config(model):
@@ -133,29 +141,25 @@ def load_model(path, custom_objects=None, compile=True, **unsupported):
     from .models import Sequential
 
     refuse_unsupported("load_model", unsupported)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = _read_config(archive)
-            model, input_shape = _assemble(config["model"], Sequential, custom_objects)
-            expected = _expected_weight_shapes(model.layers, input_shape)
-            _check_entries(archive, len(expected))
-            entries = [_weight_entry(archive, i, shape) for i, shape in enumerate(expected)]
-            model.build(input_shape)
-            for i, (weight, entry) in enumerate(zip(model.weights, entries)):
-                weight[...] = _read_weight(archive, i, entry)
-        if compile and config.get("compile"):
-            _restore_compile(model, config["compile"], custom_objects,
-                             config["format_version"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no model file at {path}") from None
-    except ModelFileError as e:
-        raise ValueError(f"{path}: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        raise ValueError(f"{path} is not a readable fastlstm model file "
-                         f"({type(e).__name__}: {e})") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: the model description is damaged "
-                         f"({type(e).__name__}: {e})") from None
+    with _reading(path, "model"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = _read_config(archive)
+                model, input_shape = _assemble(config["model"], Sequential, custom_objects)
+                expected = _expected_weight_shapes(model.layers, input_shape)
+                _check_entries(archive, len(expected))
+                entries = [_weight_entry(archive, i, shape) for i, shape in enumerate(expected)]
+                model.build(input_shape)
+                for i, (weight, entry) in enumerate(zip(model.weights, entries)):
+                    weight[...] = _read_weight(archive, i, entry)
+            if compile and config.get("compile"):
+                _restore_compile(model, config["compile"], custom_objects,
+                                 config["format_version"])
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelFileError(f"the model description is damaged "
+                                 f"({type(e).__name__}: {e})") from None
     model.metadata = config.get("metadata")
     return model
 
