@@ -22,6 +22,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 __all__ = ["Frequency", "Gap", "DatedValues", "FREQUENCIES", "infer_frequency", "find_gaps",
+           "step_counts",
            "future_dates", "calendar_features", "default_calendar_features",
            "CALENDAR_FEATURES", "as_dated"]
 
@@ -263,8 +264,20 @@ def infer_frequency(dates):
     return _fixed_frequency(step)
 
 
-def _step_counts(dates, frequency):
-    """How many steps of `frequency` separate each pair of consecutive dates."""
+def step_counts(dates, frequency):
+    """How many steps of `frequency` separate each pair of consecutive dates.
+
+    Parameters
+    ----------
+    dates : ndarray of shape (n,), datetime64, sorted and unique
+    frequency : Frequency
+
+    Returns
+    -------
+    ndarray of shape (n - 1,), int
+        1 between neighbours on the frequency's grid, k + 1 across k missing
+        steps, 0 for dates closer than one step.
+    """
     if frequency.is_monthly:
         months = dates.astype("datetime64[M]").astype(np.int64)
         return np.diff(months) // frequency.step
@@ -304,7 +317,7 @@ def find_gaps(dates, frequency):
     frequency = _checked_frequency(frequency)
     if len(dates) < 2:
         return []
-    counts = _step_counts(dates, frequency)
+    counts = step_counts(dates, frequency)
     return [Gap(after=dates[i], before=dates[i + 1], missing=int(counts[i] - 1))
             for i in np.flatnonzero(counts > 1)]
 
