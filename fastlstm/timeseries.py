@@ -20,6 +20,7 @@ fastlstm's Sequential or a Keras model.
 import math
 import numbers
 import reprlib
+import statistics
 
 import numpy as np
 
@@ -530,8 +531,8 @@ def _autocorrelation(values, max_lag):
 def _significance(n, lags):
     """The autocorrelation a white-noise series of length n exceeds at any of
     `lags` lags with probability 5% (a Bonferroni bound over the lags)."""
-    from scipy.special import ndtri
-    return float(ndtri(1 - 0.05 / (2 * lags)) / math.sqrt(n))
+    z = statistics.NormalDist().inv_cdf(1 - 0.05 / (2 * lags))
+    return z / math.sqrt(n)
 
 
 def _is_peak(acf, lag):
