@@ -216,6 +216,7 @@ MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "#n/a", "null", "none"})
 # Column names that announce dates (compared in lower case).
 DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "week", "month",
                      "period", "year")
+_SURELY_DATES = ("date", "datetime", "timestamp")
 _MISSING_OPTIONS = ("error", "interpolate", "ffill")
 
 
@@ -285,8 +286,8 @@ def _parse_dates(table, name):
     try:
         years = np.array([float(text) for text in cells])
     except ValueError:
-        raise DateTextError(0, f"column {name!r} holds {cells[0]!r}, which is not a date "
-                               "in a known form or a decimal year") from None
+        raise DateTextError(0, f"{cells[0]!r} is not a date in a known form (YYYY-MM-DD, "
+                               "YYYY/MM/DD, DD.MM.YYYY, YYYY-MM) or a decimal year") from None
     if not np.isfinite(years).all():
         raise DateTextError(int(np.flatnonzero(~np.isfinite(years))[0]), "not a decimal year")
     return parse_decimal_years(years)
@@ -316,13 +317,19 @@ def _find_dates(table, date_column, index_column, value_columns):
     candidates += [name for name in table.header if name.lower() in DATE_COLUMN_NAMES]
     candidates += [name for name in table.header
                    if date_form(table.cells(name)[0]) is not None]
-    for name in dict.fromkeys(candidates):
-        if name in (value_columns or ()):
-            continue
+    candidates = [name for name in dict.fromkeys(candidates) if name not in (value_columns or ())]
+    for name in candidates:
         try:
             return name, _parse_dates(table, name)
         except DateTextError:
             continue
+    for name in candidates:  # a column that says it holds dates must, rather than be dropped
+        if name.lower() in _SURELY_DATES:
+            try:
+                _parse_dates(table, name)
+            except DateTextError as e:
+                raise ValueError(f"{_date_error(table, name, e)}; pass date_column= another "
+                                 "column, or write the dates as YYYY-MM-DD") from None
     return None, None
 
 

@@ -219,6 +219,8 @@ def test_interpolation_follows_the_dates(tmp_path):
     ("name,v\nx,1\n", {"column": "name"}, ValueError, "holds 'x', which is not a number"),
     ("name,v\nx,1\n", {"column": 3}, TypeError, "column must be a column name"),
     ("name,w\nx,y\n", {}, ValueError, "has no numeric column"),
+    ("Date,v\n01/02/2024,1\n", {}, ValueError,
+     "line 2: date column 'Date': '01/02/2024' is not a date in a known form"),
 ])
 def test_load_csv_date_and_missing_errors(tmp_path, text, kwargs, error, message):
     with pytest.raises(error, match=message):
