@@ -202,9 +202,8 @@ def _monthly_frequency(dates):
     months, day, last, time_of_day = _month_parts(dates)
     if len(set(time_of_day.tolist())) != 1:
         return None
-    same_day = last.all() or (day == day[0]).all() or \
-        ((day == day[0]) | (last & (day < day[0]))).all()
-    if not same_day:
+    anchor = day.max()  # shorter months clip it to their last day
+    if not ((day == anchor) | (last & (day < anchor))).all():
         return None
     spacings, counts = np.unique(np.diff(months.astype(np.int64)), return_counts=True)
     step = int(spacings[np.argmax(counts)])
