@@ -26,7 +26,7 @@ for _module in ("fastlstm._recurrent", "fastlstm._checks", "fastlstm._build",
             "`python -m pytest`, which puts the unbuilt source folder first.")
 del _module
 
-from . import (callbacks, datasets, functional, layers, losses, metrics, optimizers,
+from . import (calendar, callbacks, datasets, functional, layers, losses, metrics, optimizers,
                reference, timeseries)
 from ._build_info import build_info
 from ._random import set_random_seed
@@ -37,6 +37,6 @@ from .layers import Input
 from .models import Sequential, load_model
 
 __all__ = ["Sequential", "Input", "load_model", "layers", "optimizers", "losses", "metrics", "callbacks",
-           "timeseries", "datasets", "functional", "reference", "build_info",
+           "timeseries", "datasets", "calendar", "functional", "reference", "build_info",
            "get_num_threads", "set_num_threads", "threads", "set_random_seed", "LSTMGrads",
            "__version__"]

@@ -7,10 +7,13 @@ NaN result. ``get(name)`` looks a measure up by the name ``compile(metrics=...)`
 takes. Each also takes ``mask``, a bool array of y_pred's shape without its
 last axis: the mean then runs over the steps where it is True (Keras masks
 a model's metrics as it masks its loss).
+
+``mase`` also needs the in-sample history the forecast was made from, so it
+is not one of the names ``compile`` takes.
 """
 import numpy as np
 
-__all__ = ["mae", "mse", "rmse", "mape", "smape", "get"]
+__all__ = ["mae", "mse", "rmse", "mape", "smape", "mase", "get"]
 
 
 def _pair(y_true, y_pred):
@@ -81,6 +84,50 @@ def smape(y_true, y_pred, mask=None):
     ratio = np.divide(2 * np.abs(true - pred), denominator,
                       out=np.zeros_like(denominator), where=denominator != 0)
     return 100 * _mean(ratio, mask)
+
+
+def mase(y_true, y_pred, insample, season=1):
+    """Mean absolute scaled error (Hyndman and Koehler, 2006).
+
+    The forecast's mean absolute error divided by the in-sample mean absolute
+    error of the seasonal naive forecast, ``mean(|insample[t] - insample[t - season]|)``
+    over t = season .. n - 1. Below 1, the forecast beats that naive forecast
+    (made one step ahead on the history) on average.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like of the same size
+        The actual values after the history and their forecast.
+    insample : array_like of shape (n,), n > season
+        The history the forecast was made from (training data).
+    season : int >= 1
+        Lag of the naive forecast: 1 for non-seasonal data, else the seasonal period.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        `insample` has `season` values or fewer, holds NaN or infinity, or is
+        constant at lag `season` (its naive error is 0, so the scale is undefined).
+    """
+    from ._validation import checked_int
+    season = checked_int("season", season, 1)
+    history = np.asarray(insample, dtype=np.float64)
+    if history.ndim != 1:
+        raise ValueError(f"insample must have shape (n,), got {history.shape}")
+    if len(history) <= season:
+        raise ValueError(f"insample has {len(history)} values; the naive forecast at lag "
+                         f"season={season} needs more than {season}")
+    if not np.isfinite(history).all():
+        raise ValueError("insample contains NaN or infinity")
+    scale = float(np.mean(np.abs(history[season:] - history[:-season])))
+    if scale == 0:
+        raise ValueError(f"insample repeats itself exactly at lag {season}, so the naive "
+                         "forecast's error is 0 and MASE is undefined; use mae")
+    return mae(y_true, y_pred) / scale
 
 
 _BY_NAME = {"mae": mae, "mse": mse, "rmse": rmse, "mape": mape, "smape": smape}

@@ -7,9 +7,12 @@
 - Forecasting: ``forecast_recursive`` feeds each prediction back as the next
   input; ``forecast_direct`` reads a multi-output (horizon > 1) model.
   One-step forecasting is just ``model.predict(x)``.
-- Baseline: ``persistence_forecast``, the naive "tomorrow equals today"
-  forecast any model must beat. The error measures (``mae``, ``rmse``, ...)
-  live in ``fastlstm.metrics`` and are importable from here too.
+- Baselines: ``persistence_forecast``, the naive "tomorrow equals today"
+  forecast of model input windows any model must beat; over one history,
+  ``naive_forecast``, ``seasonal_naive_forecast`` and ``drift_forecast``.
+- Seasons: ``detect_season`` finds the seasonal period of a series.
+  The error measures (``mae``, ``rmse``, ``mase``, ...) live in
+  ``fastlstm.metrics`` and are importable from here too.
 
 A "model" here is anything with ``predict(x) -> (n, horizon)``, such as
 fastlstm's Sequential or a Keras model.
@@ -17,15 +20,17 @@ fastlstm's Sequential or a Keras model.
 import math
 import numbers
 import reprlib
+import statistics
 
 import numpy as np
 
 from ._validation import checked_int
-from .metrics import mae, mape, mse, rmse, smape
+from .metrics import mae, mape, mase, mse, rmse, smape
 
 __all__ = ["make_windows", "MinMaxScaler", "StandardScaler", "scaler_from_dict", "train_test_split",
            "forecast_recursive", "forecast_direct", "persistence_forecast",
-           "mae", "mse", "rmse", "mape", "smape"]
+           "naive_forecast", "seasonal_naive_forecast", "drift_forecast", "detect_season",
+           "mae", "mse", "rmse", "mape", "smape", "mase"]
 
 
 def _as_2d_series(series, name="series"):
@@ -431,3 +436,167 @@ def persistence_forecast(x, horizon=1, target=0):
     target = _check_column("target", target, windows.shape[2])
     last = windows[:, -1, target].astype(np.float64)
     return np.repeat(last[:, None], horizon, axis=1)
+
+
+def _history(history, minimum):
+    """A 1-D history of at least `minimum` finite values as float64."""
+    array = np.asarray(history)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"history must be numeric, got dtype {array.dtype}")
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"history must have shape (n,) or (n, 1), got {array.shape}")
+    if len(array) < minimum:
+        raise ValueError(f"history has {len(array)} values, fewer than the {minimum} needed")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError("history contains NaN or infinity")
+    return array
+
+
+def naive_forecast(history, steps):
+    """Every future value equals the last one seen.
+
+    Parameters
+    ----------
+    history : array_like of shape (n,) or (n, 1), n >= 1
+    steps : int >= 1
+
+    Returns
+    -------
+    ndarray of shape (steps,)
+    """
+    steps = checked_int("steps", steps, 1)
+    return np.full(steps, _history(history, 1)[-1])
+
+
+def seasonal_naive_forecast(history, steps, season):
+    """Each future value equals the value one season earlier.
+
+    Step k (1-based) repeats ``history[n - season + (k - 1) % season]``: the
+    last full season, over and over.
+
+    Parameters
+    ----------
+    history : array_like of shape (n,) or (n, 1), n >= season
+    steps : int >= 1
+    season : int >= 1
+        Seasonal period in steps (1 gives ``naive_forecast``).
+
+    Returns
+    -------
+    ndarray of shape (steps,)
+    """
+    steps = checked_int("steps", steps, 1)
+    season = checked_int("season", season, 1)
+    last_season = _history(history, season)[-season:]
+    return last_season[np.arange(steps) % season]
+
+
+def drift_forecast(history, steps):
+    """The line through the first and last values, extended.
+
+    Step k is ``last + k * (last - first) / (n - 1)``: the naive forecast plus
+    the average change per step.
+
+    Parameters
+    ----------
+    history : array_like of shape (n,) or (n, 1), n >= 2
+    steps : int >= 1
+
+    Returns
+    -------
+    ndarray of shape (steps,)
+    """
+    steps = checked_int("steps", steps, 1)
+    values = _history(history, 2)
+    slope = (values[-1] - values[0]) / (len(values) - 1)
+    return values[-1] + slope * np.arange(1, steps + 1)
+
+
+def _autocorrelation(values, max_lag):
+    """Sample autocorrelation at lags 0 .. max_lag (all 0 past lag 0 for a constant series)."""
+    centred = values - values.mean()
+    energy = float(np.dot(centred, centred))
+    acf = np.zeros(max_lag + 1)
+    acf[0] = 1.0
+    if energy == 0:
+        return acf
+    for lag in range(1, max_lag + 1):
+        acf[lag] = np.dot(centred[:-lag], centred[lag:]) / energy
+    return acf
+
+
+def _significance(n, lags):
+    """The autocorrelation a white-noise series of length n exceeds at any of
+    `lags` lags with probability 5% (a Bonferroni bound over the lags)."""
+    z = statistics.NormalDist().inv_cdf(1 - 0.05 / (2 * lags))
+    return z / math.sqrt(n)
+
+
+def _is_peak(acf, lag):
+    return acf[lag] > acf[lag - 1] and acf[lag] >= acf[lag + 1]
+
+
+def detect_season(values, frequency=None, max_lag=None):
+    """The seasonal period of a series, in steps; 1 when it has none.
+
+    The rule: difference the series once (so trends and slow wanderings such
+    as stock prices do not read as seasons), then take its autocorrelation
+    (ACF). A lag is a significant peak when its ACF is a local maximum above
+    the 5% white-noise bound, Bonferroni-corrected over the lags searched
+    (``z / sqrt(n)`` with ``z`` the normal quantile of ``1 - 0.05 / (2 max_lag)``).
+
+    1. With a `frequency` whose usual season m > 1 (12 for monthly, 4 for
+       quarterly, 24 for hourly, ...): m when lag m is a significant peak.
+    2. Otherwise the highest significant peak at lags 2 .. `max_lag`, brought
+       down to the shortest significant peak that divides it with at least half
+       its ACF (a season of 12 also peaks at 24, 36, ...; its multiples can top it).
+    3. 1 when there is no significant peak.
+
+    Irregular cycles are not seasons: monthly sunspot numbers, with their cycle
+    of 9 to 14 years (about 130 months), give 1. The cycle's length varies, so
+    after differencing its ACF peak is far below the bound, and a seasonal
+    naive forecast 130 months back would not be a sound baseline.
+
+    Parameters
+    ----------
+    values : array_like of shape (n,) or (n, 1), n >= 8, finite
+    frequency : Frequency, optional
+        The series' frequency (e.g. from ``fastlstm.calendar.infer_frequency``).
+    max_lag : int >= 2, optional
+        Longest season searched; default (n - 1) // 3, and at most n - 3.
+
+    Returns
+    -------
+    int
+        The season, >= 2, or 1 for none.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-numeric, non-finite or too short `values`; a bad `max_lag` or `frequency`.
+    """
+    changes = np.diff(_history(values, 8))
+    n = len(changes)
+    longest = n - 2
+    if max_lag is None:
+        max_lag = max(2, min(n // 3, longest))
+    else:
+        max_lag = checked_int("max_lag", max_lag, 2, longest)
+    acf = _autocorrelation(changes, max_lag + 1)
+    bound = _significance(n, max_lag)
+    if frequency is not None:
+        from .calendar import Frequency
+        if not isinstance(frequency, Frequency):
+            raise TypeError(f"frequency must be a fastlstm.calendar.Frequency, got "
+                            f"{type(frequency).__name__}")
+        season = frequency.season
+        if 2 <= season <= max_lag and _is_peak(acf, season) and acf[season] > bound:
+            return season
+    peaks = [lag for lag in range(2, max_lag + 1) if _is_peak(acf, lag) and acf[lag] > bound]
+    if not peaks:
+        return 1
+    best = max(peaks, key=lambda lag: acf[lag])
+    return next(lag for lag in peaks if best % lag == 0 and acf[lag] >= acf[best] / 2)

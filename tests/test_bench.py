@@ -27,7 +27,8 @@ def tiny_config(**overrides):
     settings = dict(shapes=list(TINY), dtypes=["float32"], threads=[1], repeats=1,
                     sections=["grid"], peers=["reference"], latency_units=[3, 8],
                     sweep_steps=[2, 4, 8], lengths_shape=(4, 6, 3, 5), stream_units=[4],
-                    bidirectional_shape=(1, 5, 3, 4), log=lambda line: None)
+                    bidirectional_shape=(1, 5, 3, 4), classic_windows=(128, 64), peak_size=128,
+                    log=lambda line: None)
     settings.update(overrides)
     return suite.Config(**settings)
 
@@ -112,6 +113,7 @@ def test_every_section_runs_and_reports(tmp_path):
         assert row["held_after_forward_bytes"] >= row["activation_bytes"] > 0
         assert row["training_peak_bytes"] >= row["held_after_forward_bytes"]
     assert set(results["classic"]["fit_epoch"]) == {"fastlstm"}
+    assert (results["classic"]["train_windows"], results["classic"]["predict_windows"]) == (128, 64)
     assert [(r["cell"], r["mode"]) for r in results["lengths"]] == [
         (cell, mode) for cell in ("lstm", "gru") for mode in ("forward", "forward + backward")]
     assert 0 < results["lengths"][0]["lengths_over_padded"]["median"]
@@ -135,7 +137,7 @@ def test_every_section_runs_and_reports(tmp_path):
 
 def test_the_peak_is_the_larger_of_the_runs_first_and_last_readings(monkeypatch):
     readings = iter([100.0, 200.0, 120.0, 180.0])  # start: 1, 2 threads; end: 1, 2
-    monkeypatch.setattr(suite, "sgemm_peak", lambda n: next(readings))
+    monkeypatch.setattr(suite, "sgemm_peak", lambda n, size: next(readings))
     results = suite.run(tiny_config(sections=["peak", "memory"], threads=[1, 2]))
     assert results["peak"] == {"1": 120.0, "2": 200.0}
 

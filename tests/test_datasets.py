@@ -1,4 +1,6 @@
 """fastlstm.datasets: the shipped series and the CSV loader's errors."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,131 @@ def test_load_csv_never_reads_a_huge_line_whole(tmp_path):
 def test_load_csv_of_a_directory_says_so(tmp_path):
     with pytest.raises(ValueError, match="is a directory, not a CSV file"):
         datasets.load_csv(tmp_path, "value")
+
+
+# ------------------------------------------------------------- dates in CSV files
+
+SEASONAL = Path(__file__).parent / "data" / "seasonal"
+
+
+@pytest.mark.parametrize("cells, expected, dtype", [
+    (["2024-01-02", "2024-01-03"], ["2024-01-02", "2024-01-03"], "datetime64[D]"),
+    (["2024-01-02 13:00", "2024-01-02 14:00"], ["2024-01-02T13:00:00", "2024-01-02T14:00:00"],
+     "datetime64[s]"),
+    (["2024-01-02T13:00:00", "2024-01-02T14:00:00"], ["2024-01-02T13:00:00", "2024-01-02T14:00:00"],
+     "datetime64[s]"),
+    (["2024-01-02T13:00:00+01:00", "2024-01-02T14:00:00Z"],
+     ["2024-01-02T12:00:00", "2024-01-02T14:00:00"], "datetime64[s]"),
+    (["2024/01/02", "2024/02/02"], ["2024-01-02", "2024-02-02"], "datetime64[D]"),
+    (["02.01.2024", "31.01.2024"], ["2024-01-02", "2024-01-31"], "datetime64[D]"),
+    (["02.01.2024 09:30", "02.01.2024 10:30"], ["2024-01-02T09:30:00", "2024-01-02T10:30:00"],
+     "datetime64[s]"),
+    (["1949-01", "1949-02"], ["1949-01-01", "1949-02-01"], "datetime64[D]"),
+])
+def test_load_csv_parses_every_date_form(tmp_path, cells, expected, dtype):
+    text = "when,value\n" + "".join(f"{cell},{i}\n" for i, cell in enumerate(cells))
+    series = datasets.load_csv(_write(tmp_path, text))
+    assert series.columns == ("value",)
+    assert series.dates.dtype == np.dtype(dtype)
+    assert series.dates.tolist() == np.array(expected, dtype=dtype).tolist()
+
+
+def test_load_csv_reads_r_exports_with_decimal_years_and_row_numbers():
+    nottem = datasets.load_csv(SEASONAL / "nottem_monthly.csv")
+    assert nottem.columns == ("nottem",)  # neither the row numbers nor the time column
+    assert str(nottem.dates[0]) == "1920-01-01" and str(nottem.dates[-1]) == "1939-12-01"
+    assert nottem.frequency.name == "MS" and nottem.gaps == ()
+    gas = datasets.load_csv(SEASONAL / "uk_gas_quarterly.csv", "UKgas")
+    assert [str(d) for d in gas.dates[:3]] == ["1960-01-01", "1960-04-01", "1960-07-01"]
+    assert gas.frequency.name == "QS"
+
+
+def test_decimal_years_rounded_or_mid_month(tmp_path):
+    starts = datasets.load_csv(_write(tmp_path, "time,v\n1749.000,1\n1749.083,2\n1749.167,3\n"))
+    middles = datasets.load_csv(_write(tmp_path, "time,v\n1749.042,1\n1749.125,2\n1749.208,3\n"))
+    assert starts.dates.tolist() == middles.dates.tolist()
+    assert [str(d) for d in starts.dates] == ["1749-01-01", "1749-02-01", "1749-03-01"]
+
+
+def test_an_unnamed_first_column_of_dates_is_the_date_column(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, ",x,y\n2024-01-01,1,2\n2024-01-02,3,4\n"))
+    assert series.columns == ("x", "y") and series.frequency.name == "D"
+
+
+def test_load_csv_skips_text_columns_and_keeps_the_old_index(tmp_path):
+    path = _write(tmp_path, "ticker,day,close\nA,2024-01-01,1\nA,2024-01-02,2\n")
+    series = datasets.load_csv(path)
+    assert series.columns == ("close",) and series.index.tolist() == [0, 1]
+    assert str(series.dates[1]) == "2024-01-02"
+    assert datasets.load_csv(path, "close", index_column="day").index.dtype == np.dtype("datetime64[D]")
+
+
+def test_goog_is_business_daily_with_holidays_as_gaps():
+    goog = datasets.load_goog()
+    assert goog.frequency.name == "B"
+    assert goog.gaps[0].after == np.datetime64("2004-09-03")  # Labor Day, Monday 6 September
+    assert all(gap.missing <= 4 for gap in goog.gaps)
+
+
+def test_gaps_are_reported_and_filled_on_request(tmp_path):
+    path = _write(tmp_path, "date,v\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n"
+                            "2024-01-01 04:00,5\n2024-01-01 05:00,6\n")
+    series = datasets.load_csv(path)
+    assert series.frequency.name == "h"
+    assert [(str(g.after), str(g.before), g.missing) for g in series.gaps] == [
+        ("2024-01-01T01:00:00", "2024-01-01T04:00:00", 2)]
+    filled = datasets.fill_gaps(series)
+    assert filled.values[:, 0].tolist() == [1, 2, 3, 4, 5, 6] and filled.gaps == ()
+    assert str(filled.dates[2]) == "2024-01-01T02:00:00"
+    assert datasets.fill_gaps(series, how="ffill").values[:, 0].tolist() == [1, 2, 2, 2, 5, 6]
+
+
+@pytest.mark.parametrize("missing, expected", [
+    ("interpolate", [1.0, 2.0, 3.0, 4.0, 4.0]),
+    ("ffill", [1.0, 1.0, 1.0, 4.0, 4.0]),
+])
+def test_missing_cells_filled_each_way(tmp_path, missing, expected):
+    path = _write(tmp_path, "date,v\n2024-01-01,1\n2024-01-02,\n2024-01-03,NA\n"
+                            "2024-01-04,4\n2024-01-05,nan\n")
+    assert datasets.load_csv(path, missing=missing).column("v").tolist() == expected
+
+
+def test_interpolation_follows_the_dates(tmp_path):
+    path = _write(tmp_path, "date,v\n2024-01-01,0\n2024-01-02,\n2024-01-05,8\n")
+    assert datasets.load_csv(path, missing="interpolate").column("v")[1] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("text, kwargs, error, message", [
+    ("date,v\n2024-01-01,1\n2024-01-02,\n", {}, ValueError,
+     r"line 3: column 'v' holds '', which is not a number; if it marks a missing value"),
+    ("date,v\n2024-01-01,\n2024-01-02,\n", {"missing": "interpolate"}, ValueError,
+     "column 'v' has no values"),
+    ("date,v\n2024-01-01,\n2024-01-02,1\n", {"missing": "ffill"}, ValueError,
+     "line 2: column 'v' has no value and no earlier one"),
+    ("date,v\n2024-01-01,1\n", {"missing": "drop"}, ValueError, "missing must be one of"),
+    ("date,v\n2024-01-02,1\n2024-01-03,2\n2024-01-01,3\n", {}, ValueError,
+     "line 4: date 2024-01-01 in column 'date' goes back from 2024-01-03 on line 3"),
+    ("date,v\n2024-01-02,1\n2024-01-02,2\n", {}, ValueError, "line 3: date 2024-01-02 .* repeats"),
+    ("date,v\n2024-01-02,1\n2024-02-30,2\n", {"date_column": "date"}, ValueError,
+     "line 3: date column 'date': '2024-02-30' has an impossible day of month"),
+    ("name,v\nx,1\n", {"column": "name"}, ValueError, "holds 'x', which is not a number"),
+    ("name,v\nx,1\n", {"column": 3}, TypeError, "column must be a column name"),
+    ("name,w\nx,y\n", {}, ValueError, "has no numeric column"),
+    ("Date,v\n01/02/2024,1\n", {}, ValueError,
+     "line 2: date column 'Date': '01/02/2024' is not a date in a known form"),
+])
+def test_load_csv_date_and_missing_errors(tmp_path, text, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        datasets.load_csv(_write(tmp_path, text), **kwargs)
+
+
+def test_dates_written_newest_first_are_put_in_order(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, "Date,Close\n2024-01-03,3\n2024-01-02,2\n"
+                                                "2024-01-01,1\n"))
+    assert series.column("Close").tolist() == [1, 2, 3] and str(series.dates[0]) == "2024-01-01"
+
+
+def test_fill_missing_never_changes_its_input():
+    values = np.array([1.0, np.nan, 3.0])
+    np.testing.assert_array_equal(datasets.fill_missing(values), [1, 2, 3])
+    assert np.isnan(values[1])

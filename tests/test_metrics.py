@@ -56,3 +56,22 @@ def test_compile_takes_one_metric_as_a_string():
     assert model.metrics == ["mae"]
     model.compile(metrics=["mean_squared_error", "rmse"])
     assert model.metrics == ["mse", "rmse"]
+
+
+def test_mase_on_a_hand_computed_value():
+    # In-sample naive errors at lag 1: |2-1|, |4-2|, |3-4| -> mean 4/3;
+    # forecast errors |3-2|, |4-2| -> mean 3/2; MASE = (3/2) / (4/3) = 9/8.
+    assert metrics.mase([3, 4], [2, 2], insample=[1, 2, 4, 3]) == pytest.approx(9 / 8)
+    # Lag 2: |4-1|, |3-2| -> mean 2; MASE = (3/2) / 2.
+    assert metrics.mase([3, 4], [2, 2], insample=[1, 2, 4, 3], season=2) == pytest.approx(3 / 4)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"insample": [1.0, 2.0], "season": 2}, ValueError, "needs more than 2"),
+    ({"insample": [5.0, 5.0, 5.0]}, ValueError, "MASE is undefined"),
+    ({"insample": [1.0, np.nan, 2.0]}, ValueError, "insample contains NaN"),
+    ({"insample": [1.0, 2.0], "season": 0}, ValueError, "season must be an int >= 1"),
+])
+def test_mase_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        metrics.mase([1.0], [1.0], **kwargs)

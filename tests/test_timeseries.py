@@ -292,3 +292,63 @@ def test_saved_scalers_must_be_dicts_with_every_field():
             ts.scaler_from_dict(data)
     with pytest.raises(ValueError, match="not a saved scaler: it has no 'scale'"):
         ts.scaler_from_dict({"class": "StandardScaler", "offset": [0.0]})
+
+
+# ------------------------------------------------------- baselines and seasons
+
+def test_baselines_on_hand_computed_values():
+    history = [2.0, 4.0, 3.0, 8.0]
+    np.testing.assert_array_equal(ts.naive_forecast(history, 3), [8, 8, 8])
+    np.testing.assert_array_equal(ts.seasonal_naive_forecast(history, 5, season=3), [4, 3, 8, 4, 3])
+    np.testing.assert_array_equal(ts.seasonal_naive_forecast(history, 2, season=1), [8, 8])
+    # slope (8 - 2) / 3 = 2 per step
+    np.testing.assert_array_equal(ts.drift_forecast(history, 3), [10, 12, 14])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: ts.naive_forecast([], 1), ValueError, "history has 0 values, fewer than the 1"),
+    (lambda: ts.naive_forecast([1.0], 0), ValueError, "steps must be an int >= 1"),
+    (lambda: ts.seasonal_naive_forecast([1.0, 2.0], 1, season=3), ValueError, "fewer than the 3"),
+    (lambda: ts.drift_forecast([1.0], 2), ValueError, "fewer than the 2"),
+    (lambda: ts.drift_forecast([1.0, np.nan], 2), ValueError, "NaN or infinity"),
+    (lambda: ts.naive_forecast(["a"], 1), TypeError, "history must be numeric"),
+    (lambda: ts.detect_season(np.arange(5.0)), ValueError, "fewer than the 8"),
+    (lambda: ts.detect_season(np.arange(50.0), frequency="MS"), TypeError, "Frequency"),
+])
+def test_baseline_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def _real(name):
+    from pathlib import Path
+    from fastlstm import datasets
+    path = Path(__file__).parent / "data" / "seasonal" / name
+    return datasets.load_csv(path)
+
+
+@pytest.mark.parametrize("name, season", [
+    ("nottem_monthly.csv", 12),
+    ("uk_driver_deaths_monthly.csv", 12),
+    ("uk_gas_quarterly.csv", 4),
+])
+def test_detect_season_on_real_seasonal_series(name, season):
+    series = _real(name)
+    values = series.values[:, 0]
+    assert ts.detect_season(values) == season
+    assert ts.detect_season(values, series.frequency) == season
+
+
+def test_prices_and_sunspot_cycles_have_no_season():
+    from fastlstm import datasets
+    goog = datasets.load_goog()
+    assert ts.detect_season(goog.column("Close"), goog.frequency) == 1
+    sunspots = datasets.load_sunspots()
+    assert ts.detect_season(sunspots.values[:, 0], sunspots.frequency) == 1
+
+
+def test_detect_season_of_a_noisy_sine():
+    steps = np.arange(300)
+    values = np.sin(2 * np.pi * steps / 7) + 0.3 * np.random.default_rng(0).standard_normal(300)
+    assert ts.detect_season(values) == 7
+    assert ts.detect_season(np.ones(20)) == 1

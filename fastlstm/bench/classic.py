@@ -21,13 +21,14 @@ UNITS = 50  # the first LSTM layer's; the second has 2 * UNITS
 LSTM_LAYERS = ((1, UNITS), (UNITS, 2 * UNITS))  # (features, units) of each LSTM layer
 
 
-def goog_windows():
-    """(x_train, y_train, x_predict) as float32, scaled to [0, 1]."""
+def goog_windows(train_windows=TRAIN_WINDOWS, predict_windows=PREDICT_WINDOWS):
+    """(x_train, y_train, x_predict) as float32, scaled to [0, 1]: the first
+    `train_windows` windows and up to `predict_windows` after them."""
     close = datasets.load_goog().column("Close")
     x, y = timeseries.make_windows(timeseries.MinMaxScaler().fit_transform(close), WINDOW)
     x, y = x.astype(np.float32), y.astype(np.float32)
-    end = TRAIN_WINDOWS + PREDICT_WINDOWS
-    return x[:TRAIN_WINDOWS], y[:TRAIN_WINDOWS], x[TRAIN_WINDOWS:end]
+    end = train_windows + predict_windows
+    return x[:train_windows], y[:train_windows], x[train_windows:end]
 
 
 def network_flops(windows, training):

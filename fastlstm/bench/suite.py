@@ -42,6 +42,9 @@ GRID = [(64, 60, 1, 50), (64, 60, 50, 100), (1, 100, 128, 128), (32, 100, 32, 12
         (64, 50, 256, 256), (32, 50, 512, 512), (128, 25, 1024, 1024)]
 QUICK_GRID = [(64, 60, 1, 50), (1, 100, 128, 128), (32, 100, 32, 128)]
 LATENCY_UNITS = [50, 128, 256, 512]
+# The sgemm whose rate is the machine's peak: large enough for OpenBLAS to
+# reach its steady rate on every thread count measured here.
+PEAK_SGEMM_SIZE = 1536
 SWEEP_STEPS = [25, 50, 100, 200, 400]
 SECTIONS = ["peak", "grid", "scaling", "latency", "sweep", "memory", "classic", "lengths",
             "streaming", "bidirectional"]
@@ -71,6 +74,8 @@ class Config:
     lengths_shape: tuple = sequences_bench.LENGTHS_SHAPE
     stream_units: list = field(default_factory=lambda: list(sequences_bench.STREAM_UNITS))
     bidirectional_shape: tuple = sequences_bench.BIDIRECTIONAL_SHAPE
+    classic_windows: tuple = (classic_bench.TRAIN_WINDOWS, classic_bench.PREDICT_WINDOWS)
+    peak_size: int = PEAK_SGEMM_SIZE
     log: object = print
 
     @classmethod
@@ -138,7 +143,7 @@ def _set_threads(peers, n):
 
 
 def run_peak(config, peers):
-    return {str(n): sgemm_peak(n) for n in config.threads}
+    return {str(n): sgemm_peak(n, size=config.peak_size) for n in config.threads}
 
 
 def _remeasured_peak(config, peers, first):
@@ -317,7 +322,7 @@ def run_classic(config, peers):
     wanted = {p.name for p in peers} | {"keras"}
     if config.peers is not None:
         wanted &= set(config.peers) | {"fastlstm"}
-    x, y, x_predict = classic_bench.goog_windows()
+    x, y, x_predict = classic_bench.goog_windows(*config.classic_windows)
     fits, predicts = {}, {}
     for name, (module, make) in classic_bench.RUNNERS.items():
         if name not in wanted:

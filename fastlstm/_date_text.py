@@ -1,0 +1,169 @@
+"""Dates written as text or as decimal years, read into datetime64 arrays.
+
+Text forms (one form per column; a time of day and a UTC offset are optional
+after the date, separated by "T" or a space):
+
+- ``YYYY-MM-DD`` (ISO 8601), e.g. "2024-01-02", "2024-01-02 13:00",
+  "2024-01-02T13:00:00.250+01:00"
+- ``YYYY/MM/DD``, e.g. "2024/01/02 13:00"
+- ``DD.MM.YYYY``, e.g. "02.01.2024 13:00"
+- ``YYYY-MM``, a month, e.g. "2024-01"
+
+Decimal years, as R writes the time of a monthly, quarterly or yearly series
+(1749.0833 is February 1749; a mid-period convention such as 1749.042 for
+January is recognised too), become the first day of their period.
+"""
+import re
+
+import numpy as np
+
+_TIME = (r"(?:[T ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})"
+         r"(?:[.,](?P<fraction>\d{1,9}))?)?)?\s*(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?")
+_FORMS = {
+    "YYYY-MM-DD": re.compile(r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})" + _TIME),
+    "YYYY/MM/DD": re.compile(r"(?P<year>\d{4})/(?P<month>\d{1,2})/(?P<day>\d{1,2})" + _TIME),
+    "DD.MM.YYYY": re.compile(r"(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})" + _TIME),
+    "YYYY-MM": re.compile(r"(?P<year>\d{4})-(?P<month>\d{2})"),
+}
+# Decimal years outside this range are more likely counts or seconds than years.
+_YEARS = (1000, 3000)
+
+
+class DateTextError(ValueError):
+    """A cell that is not a date; ``row`` is its 0-based position."""
+
+    def __init__(self, row, message):
+        super().__init__(message)
+        self.row = row
+
+
+def date_form(text):
+    """The name of the text form `text` is written in, or None."""
+    for name, pattern in _FORMS.items():
+        if pattern.fullmatch(text):
+            return name
+    return None
+
+
+def _offset_seconds(offset):
+    if not offset or offset == "Z":
+        return 0
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 3600 + int(digits[2:] or 0) * 60)
+
+
+def parse_text_dates(cells):
+    """Dates written in one of the text forms, as datetime64.
+
+    Parameters
+    ----------
+    cells : sequence of str, not empty
+
+    Returns
+    -------
+    ndarray of shape (len(cells),)
+        datetime64[D] when no cell has a time of day, [s] when some do,
+        [us] with fractions of a second. Times with a UTC offset are
+        converted to UTC.
+
+    Raises
+    ------
+    DateTextError
+        A cell in another form than the first, or an impossible date or time
+        (month 13, 30 February, hour 24), naming its row.
+    """
+    form = date_form(cells[0])
+    if form is None:
+        raise DateTextError(0, f"{cells[0]!r} is not a date in a known form "
+                               f"({', '.join(_FORMS)}, or decimal years)")
+    pattern = _FORMS[form]
+    fields = {key: np.zeros(len(cells), np.int64)
+              for key in ("year", "month", "day", "hour", "minute", "second", "micro", "offset")}
+    fields["day"][:] = 1
+    has_time = has_fraction = False
+    has_offset = None
+    for row, text in enumerate(cells):
+        match = pattern.fullmatch(text)
+        if match is None:
+            raise DateTextError(row, f"{text!r} is not a date of the form {form}, as the first "
+                                     f"date {cells[0]!r} is")
+        parts = match.groupdict()
+        if has_offset is not None and has_offset != bool(parts.get("offset")):
+            raise DateTextError(row, f"{text!r} mixes dates with and without a UTC offset")
+        has_offset = bool(parts.get("offset"))
+        for key in ("year", "month", "day", "hour", "minute", "second"):
+            if parts.get(key):
+                fields[key][row] = int(parts[key])
+        if parts.get("hour"):
+            has_time = True
+        if parts.get("fraction"):
+            has_fraction = True
+            fields["micro"][row] = int(parts["fraction"][:6].ljust(6, "0"))
+        fields["offset"][row] = _offset_seconds(parts.get("offset"))
+        has_time = has_time or has_offset
+    return _assemble(cells, fields, has_time, has_fraction)
+
+
+def _first_bad(cells, bad, what):
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DateTextError(row, f"{cells[row]!r} has an impossible {what}")
+
+
+def _assemble(cells, fields, has_time, has_fraction):
+    """datetime64 values from integer fields, each range-checked."""
+    year, month, day = fields["year"], fields["month"], fields["day"]
+    _first_bad(cells, (month < 1) | (month > 12), "month")
+    months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+    length = ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64)
+    _first_bad(cells, (day < 1) | (day > length), "day of month")
+    dates = months.astype("datetime64[D]") + (day - 1)
+    if not has_time:
+        return dates
+    _first_bad(cells, fields["hour"] > 23, "hour")
+    _first_bad(cells, fields["minute"] > 59, "minute")
+    _first_bad(cells, fields["second"] > 59, "second")
+    seconds = fields["hour"] * 3600 + fields["minute"] * 60 + fields["second"] - fields["offset"]
+    dates = dates.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
+    if has_fraction:
+        dates = dates.astype("datetime64[us]") + fields["micro"].astype("timedelta64[us]")
+    return dates
+
+
+def parse_decimal_years(years):
+    """Decimal years of a monthly, quarterly or yearly series as datetime64[D].
+
+    Each value becomes the first day of its month, quarter or year. The
+    period is the longest of year, quarter and month on whose grid all values
+    sit at one common offset (0 for period starts as R writes them, 1/2 for
+    period middles), within rounding to 3 decimals.
+
+    Parameters
+    ----------
+    years : ndarray of shape (n,), float64, finite
+
+    Returns
+    -------
+    ndarray of shape (n,), datetime64[D]
+
+    Raises
+    ------
+    DateTextError
+        A value outside 1000 .. 3000, or values on no monthly, quarterly or
+        yearly grid.
+    """
+    outside = (years < _YEARS[0]) | (years >= _YEARS[1])
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise DateTextError(row, f"{years[row]!r} is not a decimal year between "
+                                 f"{_YEARS[0]} and {_YEARS[1]}")
+    for per_year in (1, 4, 12):
+        scaled = years * per_year
+        offset = scaled - np.floor(scaled + 0.02)  # in [-0.02, 0.98)
+        if np.ptp(offset) < 0.05:
+            periods = np.floor(scaled - offset.mean() + 0.5).astype(np.int64)
+            months = (periods * (12 // per_year) - 1970 * 12).astype("datetime64[M]")
+            return months.astype("datetime64[D]")
+    raise DateTextError(0, "decimal years that are not monthly, quarterly or yearly "
+                           f"(first values {years[:3].tolist()})")
