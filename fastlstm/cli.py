@@ -2,10 +2,11 @@
 
 Subcommands
 -----------
-demo      The classic stock forecast on the shipped GOOG prices: train, then
-          test errors in dollars next to the persistence baseline, and a plot.
+demo      The forecaster on the shipped GOOG prices: what it chose, its test
+          errors in dollars next to the naive baselines, and a plot.
 train     The same job on a column of your CSV; --save keeps the model.
-forecast  Recursive multi-step forecast from a saved model and a CSV.
+backtest  Rolling-origin evaluation of a CSV column (--json for one object).
+forecast  Forecast with dates and an 80% interval from a saved model and a CSV.
 info      Build facts and a kernel-vs-reference self-check.
 bench     The benchmark suite against the peers (see fastlstm.bench).
 
@@ -16,16 +17,17 @@ with status 2.
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 
 import numpy as np
 
-from . import datasets, functional, reference, timeseries
+from . import datasets, functional, reference
 from ._build_info import build_info
 from ._threads import set_num_threads
-from .forecaster import ForecastJobError, fit_forecaster
-from .models import load_model
+from .forecast import ForecastError, Forecaster
+from .transforms import TransformSpec
 
 # Upper bounds of the options: far past any sensible forecaster, and low
 # enough that a typo fails at once instead of after reading the data (a
@@ -37,9 +39,9 @@ MAX_BATCH_SIZE = 65_536
 MAX_STEPS = 100_000
 MAX_THREADS = 1024
 MAX_SEED = 2**32 - 1
-
-# The model computes in float32: a scaled input must stay below its largest value.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_SEASON = 10_000
+MAX_DECIMALS = 8
+INTERVAL = (0.1, 0.5, 0.9)  # the quantiles forecast and backtest report: an 80% interval
 
 
 class UserError(Exception):
@@ -126,32 +128,94 @@ def _fraction(text):
     return value
 
 
-def _report(run, unit=""):
-    print(f"\nTrained in {run.train_seconds:.1f} s. Test set: the last {len(run.test_true)} "
-          f"values (window {run.window}).")
-    print(f"{'':8}{'LSTM':>12}{'persistence':>14}")
-    for name, pair in run.errors().items():
-        print(f"{name:8}{unit}{pair['model']:>11.3f}{unit}{pair['persistence']:>13.3f}")
-    scaled_test_max = float(run.scaler.transform(run.test_true).max())
-    if scaled_test_max > 1.0:
-        print(f"Note: the test values reach {scaled_test_max:.2f} on the 0..1 scale fitted to the "
-              "training span (nothing leaks from the test set), so the model extrapolates.")
+def _transform(text):
+    if text == "auto":
+        return text
+    try:
+        return TransformSpec.parse(text).name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _plot(run, index, title, path):
-    """Save true vs predicted test values as a PNG; False when matplotlib is missing."""
+def decimals_of(values):
+    """Decimal places that write every one of `values` exactly (at most
+    MAX_DECIMALS): the precision the data were given with."""
+    values = np.asarray(values, dtype=np.float64)
+    for places in range(MAX_DECIMALS + 1):
+        scaled = values * 10.0 ** places
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6):
+            return places
+    return MAX_DECIMALS
+
+
+def _number(value, places):
+    return "n/a" if value is None else f"{value:.{places}f}"
+
+
+def _check_writable(path, option):
+    """Refuse an output path that cannot be written, before any training."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{option} {path} is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise UserError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{option} {path}: the folder {folder} is not writable")
+
+
+def _describe_choice(chosen):
+    scores = chosen["validation_mase"]
+    season = chosen["season"]
+    text = (f"Chose transform {chosen['transform']!r} (validation MASE "
+            f"{scores[chosen['transform']]:.3f}; tried {len(scores)}), season {season} "
+            f"(from {chosen['season_from']}), window {chosen['window']}, "
+            f"{chosen['epochs']} epochs")
+    if chosen["damping"] < 1:
+        text += (f", damping {chosen['damping']:.1f} toward the transform's no-change forecast"
+                 + (" (the network's own forecast did not beat it on the validation span)"
+                    if chosen["damping"] == 0 else ""))
+    features = chosen["calendar_features"]
+    return text + (f"; calendar features {features}" if features else "") + "."
+
+
+def _report(result, seconds, unit=""):
+    print(f"\nTrained and tested in {seconds:.1f} s. Test span: {len(result.origins)} forecasts of "
+          f"{result.actual.shape[1]} step(s) from rolling origins.")
+    print(_describe_choice(result.chosen))
+    print(result.table(unit=unit))
+    for name, share in result.coverage.items():
+        print(f"The {name} interval held {share:.0%} of the test values.")
+
+
+def _plot(result, series, column, unit, title, path):
+    """Save the test span: actual, forecast, persistence and the 80% band,
+    after the end of the training span; False when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    dates = index[run.test_start:]
+    first = int(result.origins[0])
+    x = series.dates if series.dates is not None else np.arange(len(series))
+    context = max(0, first - 2 * len(result.origins))
+    test_x = result.dates[:, 0] if result.dates is not None else result.origins
+    values = series.column(column)
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(dates, run.test_true, label="true", color="black", linewidth=1.2)
-    ax.plot(dates, run.test_predicted, label="LSTM forecast", color="tab:orange", linewidth=1.2)
+    ax.plot(x[context:first], values[context:first], color="grey", linewidth=1.0,
+            label="training span (end)")
+    ax.plot(test_x, result.actual[:, 0], color="black", linewidth=1.2, label="actual")
+    ax.plot(test_x, result.forecasts["persistence"][:, 0], color="tab:blue", linewidth=0.9,
+            alpha=0.7, label="persistence")
+    ax.plot(test_x, result.forecasts["model"][:, 0], color="tab:orange", linewidth=1.2,
+            label="forecast")
+    if 0.1 in result.quantiles and 0.9 in result.quantiles:
+        ax.fill_between(test_x, result.quantiles[0.1][:, 0], result.quantiles[0.9][:, 0],
+                        color="tab:orange", alpha=0.2, linewidth=0, label="80% interval")
+    ax.axvline(x[first], color="grey", linestyle=":", linewidth=1.0)
+    ax.set_ylabel(f"{column} ({unit})" if unit else column)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="upper left")
     fig.autofmt_xdate()
     fig.tight_layout()
     try:
@@ -163,113 +227,164 @@ def _plot(run, index, title, path):
     return True
 
 
-def _add_training_options(parser, epochs):
-    parser.add_argument("--window", type=_whole_number(1, MAX_WINDOW), default=60,
-                        help=f"past steps per input (at most {MAX_WINDOW})")
-    parser.add_argument("--units", type=_whole_number(1, MAX_UNITS), default=50,
-                        help="units of the first LSTM (the second has twice as many; "
-                             f"at most {MAX_UNITS})")
-    parser.add_argument("--epochs", type=_whole_number(1, MAX_EPOCHS), default=epochs)
-    parser.add_argument("--batch-size", type=_whole_number(1, MAX_BATCH_SIZE), default=64)
-    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
-                        help="share of the windows, the latest, held out for testing")
+def _add_model_options(parser, epochs):
+    parser.add_argument("--window", type=_whole_number(1, MAX_WINDOW),
+                        help=f"past steps per input (default: twice the season, at least 24; "
+                             f"at most {MAX_WINDOW})")
+    parser.add_argument("--transform", type=_transform, default="auto",
+                        help="'auto' (chosen on the end of the training span) or e.g. 'diff', "
+                             "'log+seasonal_diff', 'window_last', 'level'")
+    parser.add_argument("--season", type=_whole_number(1, MAX_SEASON),
+                        help="seasonal period in steps (default: from the dates or the "
+                             "autocorrelation)")
+    parser.add_argument("--units", type=_whole_number(1, MAX_UNITS), default=32,
+                        help=f"units of the LSTM (at most {MAX_UNITS})")
+    parser.add_argument("--epochs", type=_whole_number(1, MAX_EPOCHS), default=epochs,
+                        help="most epochs per training (it stops early on the validation span)")
+    parser.add_argument("--batch-size", type=_whole_number(1, MAX_BATCH_SIZE), default=32)
     parser.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0)
     parser.add_argument("--threads", type=_whole_number(1, MAX_THREADS),
                         help="kernel threads (default: all cores)")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--quiet", action="store_true",
+                        help="do not list each candidate transform's validation error")
 
 
-def _train_from_args(series, args):
+def _add_test_options(parser):
+    parser.add_argument("--horizon", type=_whole_number(1, MAX_STEPS), default=1,
+                        help="values forecast from each test origin")
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
+                        help="share of the series, the latest, held out for testing")
+
+
+def _forecaster(args, verbose=None):
     if args.threads:
         set_num_threads(args.threads)
+    return Forecaster(window=args.window, transform=args.transform, season=args.season,
+                      units=args.units, epochs=args.epochs, batch_size=args.batch_size,
+                      seed=args.seed,
+                      verbose=(0 if args.quiet else 1) if verbose is None else verbose)
+
+
+def _errors_as_user_errors(run):
+    """run() with the forecaster's refusals turned into one-line user errors."""
     try:
-        return fit_forecaster(series, window=args.window, units=args.units, epochs=args.epochs,
-                              batch_size=args.batch_size, test_fraction=args.test_fraction,
-                              seed=args.seed, verbose=0 if args.quiet else 1)
-    except ForecastJobError as e:
+        return run()
+    except (ForecastError, ValueError, TypeError) as e:
         raise UserError(str(e)) from None
     except MemoryError:
-        raise UserError(f"not enough memory to train with --window {args.window}, --units "
-                        f"{args.units} and --batch-size {args.batch_size}: try smaller "
-                        "values") from None
+        raise UserError("not enough memory for this window, units and batch size: try "
+                        "smaller values") from None
+
+
+def _backtest(forecaster, series, column, args):
+    start = time.perf_counter()
+    result = _errors_as_user_errors(lambda: forecaster.backtest(
+        series, start=1 - args.test_fraction, horizon=args.horizon, quantiles=INTERVAL))
+    return result, time.perf_counter() - start
 
 
 # ------------------------------------------------------------ subcommands
 
+def _one_column(table, column):
+    """A TimeSeries of `column` alone, with the table's dates."""
+    return datasets.TimeSeries(index=table.index, values=table.values[:, [table.columns.index(
+        column)]], columns=(column,), dates=table.dates, frequency=table.frequency,
+        gaps=table.gaps)
+
+
 def _demo(args):
-    goog = datasets.load_goog()
-    print(f"GOOG daily Close, {goog.index[0]} .. {goog.index[-1]} ({len(goog)} days): "
-          f"LSTM(50, seq) -> Dropout(0.2) -> LSTM(100) -> Dropout(0.2) -> Dense(1), "
-          f"MSE + rmsprop, {args.epochs} epochs.")
-    run = _train_from_args(goog.column("Close"), args)
-    _report(run, unit=" $")
+    goog = _one_column(datasets.load_goog(), "Close")
+    print(f"GOOG daily Close, {goog.dates[0]} .. {goog.dates[-1]} ({len(goog)} days): "
+          f"a small LSTM forecaster (transform {args.transform!r}), tested on the last "
+          f"{args.test_fraction:.0%}.")
+    if args.plot.lower() != "none":
+        _check_writable(args.plot, "--plot")
+    result, seconds = _backtest(_forecaster(args), goog, "Close", args)
+    _report(result, seconds, unit="$")
     if args.plot.lower() == "none":
         return 0
-    if _plot(run, goog.index, "GOOG Close: true vs LSTM one-step forecast (test set)", args.plot):
-        print(f"Plot of true vs predicted: {args.plot}")
+    if _plot(result, goog, "Close", "US$", "GOOG Close: the forecaster on the test span",
+             args.plot):
+        print(f"Plot of the test span: {args.plot}")
     else:
-        print("For a plot of true vs predicted: pip install matplotlib (or pip install "
+        print("For a plot of the test span: pip install matplotlib (or pip install "
               "'fastlstm[plot]'), then run this again.")
     return 0
 
 
-def _read_series(path, column, min_length):
+def _read_series(path, column, min_length=1, date_column=None):
     try:
-        return datasets.load_csv(path, column, min_length=min_length).column(column)
-    except (FileNotFoundError, ValueError) as e:
+        return datasets.load_csv(path, column, min_length=min_length, date_column=date_column)
+    except (FileNotFoundError, ValueError, TypeError) as e:
         raise UserError(str(e)) from None
 
 
 def _train(args):
-    series = _read_series(args.csv, args.column, args.window + 2)
-    run = _train_from_args(series, args)
-    _report(run)
     if args.save:
-        run.model.save(args.save, metadata={**run.metadata(), "column": args.column})
+        _check_writable(args.save, "--save")
+    series = _read_series(args.csv, args.column, date_column=args.date_column)
+    forecaster = _forecaster(args)
+    result, seconds = _backtest(forecaster, series, args.column, args)
+    _report(result, seconds)
+    if args.save:
+        forecaster.save(args.save)
         print(f"Model saved to {args.save}")
     return 0
 
 
+def _backtest_command(args):
+    series = _read_series(args.csv, args.column, date_column=args.date_column)
+    forecaster = _forecaster(args, verbose=0 if args.json else None)
+    result, seconds = _backtest(forecaster, series, args.column, args)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        _report(result, seconds)
+    return 0
+
+
 def _load_forecaster(path):
-    """The model at `path`, and the window and scaler 'fastlstm train' saved with it."""
+    """The Forecaster saved at `path` by 'fastlstm train --save'."""
     try:
-        model = load_model(path)
+        return Forecaster.load(path)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    meta = model.metadata
-    if not isinstance(meta, dict) or "scaler" not in meta or "window" not in meta:
-        raise UserError(f"{path} has no scaler and window: save it with 'fastlstm train'")
-    window = meta["window"]
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise UserError(f"{path}: the saved window must be a whole number >= 1, got {window!r}")
-    if model.input_shape[-1] != 1 or model.input_shape[0] not in (None, window):
-        raise UserError(f"{path}: the model reads inputs of shape {model.input_shape}, not "
-                        f"({window}, 1) as its saved window says")
-    try:
-        scaler = timeseries.scaler_from_dict(meta["scaler"])
-    except ValueError as e:
-        raise UserError(f"{path}: {e}") from None
-    if scaler.scale_.size != 1:
-        raise UserError(f"{path}: the saved scaler is for {scaler.scale_.size} columns, not one")
-    return model, window, scaler
 
 
 def _forecast(args):
-    model, window, scaler = _load_forecaster(args.model)
-    series = _read_series(args.csv, args.column, window)
-    history = scaler.transform(series[-window:])
-    if not np.all(np.abs(history) < _FLOAT32_MAX):
-        raise UserError(f"{args.csv}: the last {window} values of {args.column!r} lie too far "
-                        "outside the range the model was trained on to scale into float32")
-    scaled = timeseries.forecast_recursive(model, history, args.steps, window)
-    forecast = scaler.inverse_transform(scaled, column=0)
-    for step, value in enumerate(forecast, start=1):
-        print(f"{step}\t{value:.6g}")
+    forecaster = _load_forecaster(args.model)
+    if forecaster.column != args.column:
+        raise UserError(f"{args.model} was trained on column {forecaster.column!r}, not "
+                        f"{args.column!r}: pass --column {forecaster.column} or train a model "
+                        f"on {args.column!r}")
+    if args.out:
+        _check_writable(args.out, "--out")
+    series = _read_series(args.csv, args.column, forecaster.window_, args.date_column)
+    if args.refit:
+        params = dict(forecaster.get_params(), transform=forecaster.transform_,
+                      season=forecaster.season_, window=forecaster.window_)
+        forecaster = Forecaster(**params)
+        _errors_as_user_errors(lambda: forecaster.fit(series))
+    forecast = _errors_as_user_errors(lambda: forecaster.predict(
+        args.steps, INTERVAL, history=None if args.refit else series))
+    places = decimals_of(series.column(args.column))
+    labels = ([str(d) for d in forecast.dates] if forecast.dates is not None
+              else [str(k) for k in range(1, args.steps + 1)])
+    low, high = forecast.quantiles[INTERVAL[0]], forecast.quantiles[INTERVAL[-1]]
+    print(f"{'date' if forecast.dates is not None else 'step'}\t{args.column}\t"
+          f"low_80%\thigh_80%")
+    for label, value, lower, upper in zip(labels, forecast.values, low, high):
+        print(f"{label}\t{_number(value, places)}\t{_number(lower, places)}\t"
+              f"{_number(upper, places)}")
     if args.out:
         with open(args.out, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["step", args.column])
-            writer.writerows((step, f"{value:.10g}") for step, value in enumerate(forecast, 1))
+            writer.writerow(["date" if forecast.dates is not None else "step", args.column,
+                             "low_80%", "high_80%"])
+            writer.writerows((label, _number(value, places + 2), _number(lower, places + 2),
+                              _number(upper, places + 2))
+                             for label, value, lower, upper in zip(labels, forecast.values,
+                                                                   low, high))
         print(f"Forecast written to {args.out}")
     return 0
 
@@ -280,30 +395,51 @@ def _info(args):
     return 0 if report["self_check"]["max_relative_error"] < 1e-4 else 1
 
 
+def _add_csv_options(parser):
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--column", required=True)
+    parser.add_argument("--date-column",
+                        help="column of dates (default: found by name or content)")
+
+
 def build_parser():
     parser = _Parser(prog="fastlstm", description="Fast LSTMs on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="the classic stock forecast on shipped GOOG prices")
-    _add_training_options(demo, epochs=50)
+    demo = commands.add_parser("demo", help="the forecaster on the shipped GOOG prices")
+    _add_model_options(demo, epochs=60)
+    _add_test_options(demo)
     demo.add_argument("--plot", default="fastlstm_demo.png",
                       help="PNG to write (needs matplotlib); 'none' for no plot")
     demo.set_defaults(handler=_demo)
 
-    train = commands.add_parser("train", help="train the forecaster on a CSV column")
-    train.add_argument("--csv", required=True)
-    train.add_argument("--column", required=True)
+    train = commands.add_parser("train", help="train and test the forecaster on a CSV column")
+    _add_csv_options(train)
     train.add_argument("--save", help="file to save the trained model to")
-    _add_training_options(train, epochs=20)
+    _add_model_options(train, epochs=60)
+    _add_test_options(train)
     train.set_defaults(handler=_train)
 
-    forecast = commands.add_parser("forecast", help="recursive forecast from a saved model")
+    backtest = commands.add_parser("backtest", help="rolling-origin evaluation of a CSV column "
+                                                    "beside the naive baselines")
+    _add_csv_options(backtest)
+    backtest.add_argument("--json", action="store_true",
+                          help="print one JSON object: model, persistence, seasonal_naive, "
+                               "drift, chosen")
+    _add_model_options(backtest, epochs=60)
+    _add_test_options(backtest)
+    backtest.set_defaults(handler=_backtest_command)
+
+    forecast = commands.add_parser("forecast", help="forecast with dates and an 80%% interval "
+                                                    "from a saved model")
     forecast.add_argument("--model", required=True)
-    forecast.add_argument("--csv", required=True)
-    forecast.add_argument("--column", required=True)
+    _add_csv_options(forecast)
     forecast.add_argument("--steps", type=_whole_number(1, MAX_STEPS), required=True,
                           help=f"values to forecast (at most {MAX_STEPS})")
     forecast.add_argument("--out", help="CSV file for the forecast")
+    forecast.add_argument("--refit", action="store_true",
+                          help="train again on the whole series (the saved model's settings) "
+                               "before forecasting")
     forecast.set_defaults(handler=_forecast)
 
     info = commands.add_parser("info", help="build facts and a kernel-vs-reference self-check")

@@ -13,12 +13,27 @@ import numpy as np
 
 from .. import datasets, timeseries
 from .._random import set_random_seed
-from ..forecaster import classic_model
+from ..layers import LSTM, Dense, Dropout
+from ..models import Sequential
 from .problems import lstm_forward_flops
 
 TRAIN_WINDOWS, PREDICT_WINDOWS, WINDOW, BATCH = 1670, 430, 60, 64
 UNITS = 50  # the first LSTM layer's; the second has 2 * UNITS
 LSTM_LAYERS = ((1, UNITS), (UNITS, 2 * UNITS))  # (features, units) of each LSTM layer
+
+
+def classic_model(window, units=50, dropout=0.2):
+    """``LSTM(units, seq) -> Dropout -> LSTM(2 * units) -> Dropout -> Dense(1)``,
+    MSE and rmsprop: the network of the classic stock-forecasting tutorials
+    (units=50 gives its 50 and 100)."""
+    model = Sequential()
+    model.add(LSTM(units, return_sequences=True, input_shape=(window, 1)))
+    model.add(Dropout(dropout))
+    model.add(LSTM(2 * units, return_sequences=False))
+    model.add(Dropout(dropout))
+    model.add(Dense(1))
+    model.compile(loss="mean_squared_error", optimizer="rmsprop")
+    return model
 
 
 def goog_windows(train_windows=TRAIN_WINDOWS, predict_windows=PREDICT_WINDOWS):
