@@ -322,7 +322,7 @@ def _read_series(path, column, min_length=1, date_column=None):
 def _train(args):
     if args.save:
         _check_writable(args.save, "--save")
-    series = _read_series(args.csv, args.column, date_column=args.date_column)
+    series = _read_series(args.csv, args.column, (args.window or 1) + 2, args.date_column)
     forecaster = _forecaster(args)
     result, seconds = _backtest(forecaster, series, args.column, args)
     _report(result, seconds)

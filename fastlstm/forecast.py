@@ -46,6 +46,7 @@ __all__ = ["Forecaster", "Forecast", "ForecastError", "candidate_transforms"]
 
 METADATA_KEY = "fastlstm_forecaster"
 METADATA_VERSION = 1
+MIN_TRAINING_WINDOWS = 4
 # The model computes in float32: model-space values must stay well inside it.
 _FLOAT32_LIMIT = 1e30
 
@@ -391,7 +392,7 @@ class Forecaster:
         lost = max(TargetTransform(spec, season).lost for spec in specs)
         for record in records:
             n_val = self._validation_length(len(record))
-            needed_fit = window + lost + self.horizon + 8
+            needed_fit = window + lost + self.horizon + MIN_TRAINING_WINDOWS
             if len(record) - n_val < needed_fit or n_val < 1:
                 raise ForecastError(
                     f"{_label(record)} has {len(record)} values: window {window}, "
@@ -458,8 +459,11 @@ class Forecaster:
 
     def _calendar(self, record, length):
         """Calendar features of the record's dates and those after it, (length, 2k)."""
-        if not self.calendar_ or record.dates is None:
+        if not self.calendar_:
             return None
+        if record.dates is None:
+            raise ValueError(f"the forecaster feeds its model calendar features "
+                             f"{list(self.calendar_)}: {_label(record)} needs dates")
         dates = record.dates
         if length > len(dates):
             future = dates_calendar.future_dates(dates[-1], self.frequency_, length - len(dates))
@@ -498,7 +502,7 @@ class Forecaster:
         are long enough), for a steadier choice."""
         shortest = min(records, key=len)
         n_val = self._validation_length(len(shortest))
-        fits = len(shortest) - 2 * n_val >= self.window_ + lost + self.horizon + 8
+        fits = len(shortest) - 2 * n_val >= self.window_ + lost + self.horizon + 8 * MIN_TRAINING_WINDOWS
         return 2 if n_val < 100 and fits else 1
 
     def _trial(self, spec, records):
@@ -731,9 +735,9 @@ class Forecaster:
                      else _FittedSeries.residual_scale_of(record.values, self))
             bands = self._quantiles(forecast, levels, scale)
         dates = None
-        if record.dates is not None:
-            dates = np.asarray(dates_calendar.future_dates(record.dates[-1], self.frequency_,
-                                                           steps))
+        if record.dates is not None and len(record.dates) >= 3:
+            frequency = self.frequency_ or dates_calendar.infer_frequency(record.dates)
+            dates = np.asarray(dates_calendar.future_dates(record.dates[-1], frequency, steps))
         return Forecast(record.id, record.name, forecast[0], dates,
                         {level: values[0] for level, values in bands.items()})
 
@@ -1034,7 +1038,11 @@ def _start_index(start, n):
             raise ValueError(f"start must be an index in [1, {n - 1}], got {start}")
         return int(start)
     if isinstance(start, numbers.Real) and 0 < start < 1:
-        return int(round(start * n))
+        index = int(round(start * n))
+        if index < 2:
+            raise ForecastError(f"start {start!r} leaves {index} of the {n} values before the "
+                                "test span: nothing to train on")
+        return index
     raise ValueError(f"start must be a fraction in (0, 1) or an int index, got {start!r}")
 
 

@@ -164,7 +164,8 @@ class TargetTransform:
         else:
             offset, scale = float(np.mean(u)), float(np.std(u))
         if not (math.isfinite(scale) and math.isfinite(offset)):
-            raise ValueError("the series' values lie too far apart to scale")
+            raise ValueError("the values lie too far apart to scale (their spread overflows "
+                             "float64)")
         self.offset_ = offset
         self.scale_ = scale if scale > 0 else 1.0
         return self

@@ -2,6 +2,7 @@
 in this process on a corpus of hostile input (tests/data/hostile_csv),
 which must always end in one line ``fastlstm: error: ...`` and status 2."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -11,14 +12,18 @@ import numpy as np
 import pytest
 
 from fastlstm import cli, datasets
-from fastlstm.forecaster import ForecastJobError, classic_model, fit_forecaster
-from fastlstm.timeseries import MinMaxScaler
+from fastlstm.forecast import Forecaster
+from fastlstm.layers import LSTM, Dense
+from fastlstm.models import Sequential
 
 CORPUS = Path(__file__).parent / "data" / "hostile_csv"
 
 
 def fastlstm_cli(*args, cwd):
     env = dict(os.environ, OMP_NUM_THREADS="2")
+    # The fastlstm these tests import, whatever the working directory.
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(cli.__file__).parents[1]),
+                                         env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "fastlstm", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -32,19 +37,26 @@ def goog_csv(tmp_path):
     return path
 
 
-def test_demo_trains_and_reports_dollar_errors_against_persistence(tmp_path):
-    result = fastlstm_cli("demo", "--epochs", 1, "--quiet", "--plot", "none", cwd=tmp_path)
+FAST = ["--transform", "diff", "--units", 2, "--epochs", 1, "--quiet"]
+
+
+def test_demo_reports_what_it_chose_and_dollar_errors_beside_the_baselines(tmp_path):
+    result = fastlstm_cli("demo", *FAST, "--window", 5, "--plot", "none", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "GOOG daily Close" in out and "Trained in" in out
-    for row in ("MAE", "RMSE", "bias"):
+    assert "GOOG daily Close" in out and "Chose transform 'diff'" in out
+    header = next(line for line in out.splitlines() if "persistence" in line)
+    assert header.split() == ["model", "persistence", "seasonal_naive", "drift"]
+    for row in ("MAE", "RMSE"):
         line = next(line for line in out.splitlines() if line.startswith(row))
-        assert line.count("$") == 2
+        assert line.count("$") == 4
+    assert next(line for line in out.splitlines() if line.startswith("MASE"))
+    assert "The 80% interval held" in out
 
 
 def test_demo_without_matplotlib_says_how_to_get_the_plot(tmp_path):
-    result = fastlstm_cli("demo", "--epochs", 1, "--quiet", "--window", 30,
-                          "--plot", tmp_path / "plot.png", cwd=tmp_path)
+    result = fastlstm_cli("demo", *FAST, "--window", 5, "--plot", tmp_path / "plot.png",
+                          cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     try:
         import matplotlib  # noqa: F401
@@ -53,11 +65,10 @@ def test_demo_without_matplotlib_says_how_to_get_the_plot(tmp_path):
         assert "pip install matplotlib" in result.stdout
 
 
-def test_train_save_then_forecast(tmp_path, goog_csv):
+def test_train_save_then_forecast_prints_dates_and_an_interval(tmp_path, goog_csv):
     model_path = tmp_path / "model.fastlstm"
-    result = fastlstm_cli("train", "--csv", goog_csv, "--column", "Close", "--window", 20,
-                          "--units", 8, "--epochs", 2, "--quiet", "--save", model_path,
-                          cwd=tmp_path)
+    result = fastlstm_cli("train", "--csv", goog_csv, "--column", "Close", "--window", 10,
+                          *FAST, "--save", model_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Model saved" in result.stdout and model_path.exists()
 
@@ -65,16 +76,52 @@ def test_train_save_then_forecast(tmp_path, goog_csv):
     result = fastlstm_cli("forecast", "--model", model_path, "--csv", goog_csv, "--column",
                           "Close", "--steps", 5, "--out", out_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "date\tClose\tlow_80%\thigh_80%"
+    # The CSV ends on Thursday 2006-08-10: the next business days, prices to the cent.
+    assert [line.split("\t")[0] for line in lines[1:6]] == [
+        "2006-08-11", "2006-08-14", "2006-08-15", "2006-08-16", "2006-08-17"]
+    assert all(len(cell.split(".")[1]) == 2 for cell in lines[1].split("\t")[1:])
     rows = out_path.read_text().splitlines()
-    assert rows[0] == "step,Close" and len(rows) == 6
-    values = np.array([float(r.split(",")[1]) for r in rows[1:]])
-    assert np.isfinite(values).all() and 20 < values.mean() < 2000  # dollars, not 0..1
+    assert rows[0] == "date,Close,low_80%,high_80%" and len(rows) == 6
+    values = np.array([[float(v) for v in r.split(",")[1:]] for r in rows[1:]])
+    assert np.isfinite(values).all() and 20 < values[:, 0].mean() < 2000  # dollars, not 0..1
+    assert (values[:, 1] <= values[:, 0]).all() and (values[:, 0] <= values[:, 2]).all()
+
+    result = fastlstm_cli("forecast", "--model", model_path, "--csv", goog_csv, "--column",
+                          "Open", "--steps", 2, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "was trained on column 'Close', not 'Open': pass --column Close" in result.stderr
+
+
+def test_backtest_json_is_one_object_of_errors_and_choices(tmp_path, goog_csv):
+    result = fastlstm_cli("backtest", "--csv", goog_csv, "--column", "Close", "--window", 10,
+                          *FAST, "--horizon", 2, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report) == ["model", "persistence", "seasonal_naive", "drift", "chosen"]
+    for name in ("model", "persistence", "seasonal_naive", "drift"):
+        assert {"MAE", "RMSE", "MAPE", "sMAPE", "MASE"} <= set(report[name])
+    assert 0 <= report["model"]["coverage_80%"] <= 1
+    assert report["chosen"]["transform"] == "diff" and report["chosen"]["window"] == 10
+
+
+def test_forecast_refit_trains_on_the_whole_series(tmp_path, goog_csv):
+    model_path = tmp_path / "model.fastlstm"
+    fastlstm_cli("train", "--csv", goog_csv, "--column", "Close", "--window", 10, *FAST,
+                 "--save", model_path, cwd=tmp_path)
+    result = fastlstm_cli("forecast", "--model", model_path, "--csv", goog_csv, "--column",
+                          "Close", "--steps", 2, "--refit", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
 
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--csv", "absent.csv", "--column", "Close"], "no such CSV file"),
     (["train", "--csv", "{csv}", "--column", "Price"], "has no column 'Price'"),
     (["train", "--csv", "{csv}", "--column", "Close", "--window", 600], "fewer than the 602 needed"),
+    (["train", "--csv", "{csv}", "--column", "Close", "--window", 450, "--transform", "diff"],
+     "the series has 399 values: window 450, differencing 1 (season 1) and horizon 1 need at least"),
     (["forecast", "--model", "absent.fastlstm", "--csv", "{csv}", "--column", "Close",
       "--steps", 3], "no model file"),
     (["forecast", "--model", "{csv}", "--csv", "{csv}", "--column", "Close", "--steps", 3],
@@ -126,21 +173,16 @@ def assert_one_line_error(status, err, message):
 WINDOW = 5  # of the saved model the forecast tests use
 
 
-def save_forecaster(path, metadata):
-    model = classic_model(WINDOW, units=2)
-    model.build()
-    model.save(path, metadata=metadata)
-    return path
-
-
-def forecaster_metadata(**changes):
-    return {"window": WINDOW, "scaler": MinMaxScaler().fit([10.0, 15.0]).to_dict(), **changes}
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    return save_forecaster(tmp_path_factory.mktemp("model") / "model.fastlstm",
-                           forecaster_metadata())
+    """A tiny Forecaster of column 'Close', window 5, saved."""
+    folder = tmp_path_factory.mktemp("model")
+    close = 100 + np.cumsum(np.random.default_rng(0).normal(size=60))
+    (folder / "close.csv").write_text("Close\n" + "\n".join(f"{v:.2f}" for v in close) + "\n")
+    forecaster = Forecaster(window=WINDOW, transform="diff", units=2, epochs=1)
+    forecaster.fit(datasets.load_csv(folder / "close.csv", "Close"))
+    forecaster.save(folder / "model.fastlstm")
+    return folder / "model.fastlstm"
 
 
 REFUSED = {
@@ -206,18 +248,19 @@ def test_spreadsheet_quirks_are_read(capsys, model_file, name):
     status, out, err = run_main(capsys, "forecast", "--model", model_file, "--csv", CORPUS / name,
                                 "--column", "Close", "--steps", 3)
     assert status == 0, err
-    steps = [line.split("\t") for line in out.splitlines()]
-    assert [s[0] for s in steps] == ["1", "2", "3"]
-    assert all(np.isfinite(float(s[1])) for s in steps)
+    header, *rows = [line.split("\t") for line in out.splitlines()]
+    assert header == ["date", "Close", "low_80%", "high_80%"] and len(rows) == 3
+    assert all(np.isfinite([float(cell) for cell in row[1:]]).all() for row in rows)
 
 
 def test_values_too_far_apart_to_scale_are_refused(capsys, model_file):
     huge = CORPUS / "huge_values.csv"
-    status, _, err = run_main(capsys, "train", "--csv", huge, "--column", "Close", "--window", 2)
-    assert_one_line_error(status, err, "values lie too far apart to scale into the float32 range")
+    status, _, err = run_main(capsys, "train", "--csv", huge, "--column", "Close", "--window", 1,
+                              "--transform", "level")
+    assert_one_line_error(status, err, "values lie too far apart to scale")
     status, _, err = run_main(capsys, "forecast", "--model", model_file, "--csv", huge,
                               "--column", "Close", "--steps", 2)
-    assert_one_line_error(status, err, "the last 5 values of 'Close' lie too far outside the range")
+    assert_one_line_error(status, err, "values lie too far apart to scale into the float32 range")
 
 
 @pytest.mark.parametrize("option, value, message", [
@@ -252,8 +295,8 @@ def test_forecast_steps_are_bounded(capsys, steps):
 def test_a_test_fraction_that_leaves_nothing_to_train_on_is_refused(capsys):
     status, _, err = run_main(capsys, "train", "--csv", CORPUS / "bom.csv", "--column", "Close",
                               "--window", 2, "--test-fraction", 0.99)
-    assert_one_line_error(status, err, "a test fraction of 0.99 holds out all 10 windows of the "
-                                       "series, leaving none to train on")
+    assert_one_line_error(status, err, "leaves 0 of the 12 values before the test span: nothing "
+                                       "to train on")
 
 
 def test_forecast_refuses_a_series_shorter_than_the_window(capsys, model_file, tmp_path):
@@ -265,26 +308,55 @@ def test_forecast_refuses_a_series_shorter_than_the_window(capsys, model_file, t
     assert out == ""
 
 
-@pytest.mark.parametrize("metadata, message", [
-    (None, "has no scaler and window: save it with 'fastlstm train'"),
-    (["window", "scaler"], "has no scaler and window"),
-    (forecaster_metadata(window=0), "the saved window must be a whole number >= 1, got 0"),
-    (forecaster_metadata(window="5"), "the saved window must be a whole number >= 1, got '5'"),
-    (forecaster_metadata(window=5.0), "the saved window must be a whole number >= 1, got 5.0"),
-    (forecaster_metadata(window=7), "the model reads inputs of shape (5, 1), not (7, 1)"),
-    (forecaster_metadata(scaler={"class": "MinMaxScaler", "offset": [0.0], "scale": [0.0]}),
-     "not a saved scaler: scale must be > 0"),
-    (forecaster_metadata(scaler={"class": "MinMaxScaler", "offset": [0.0], "scale": [np.nan]}),
-     "not a saved scaler: scale must hold finite numbers"),
-    (forecaster_metadata(scaler=MinMaxScaler().fit(np.ones((3, 2))).to_dict()),
-     "the saved scaler is for 2 columns, not one"),
+def settings_with(model_file, path, change):
+    """The model at `model_file` saved to `path` with its forecaster settings
+    changed by `change(settings)`."""
+    forecaster = Forecaster.load(model_file)
+    metadata = forecaster.metadata()
+    change(metadata["fastlstm_forecaster"])
+    forecaster.model_.save(path, metadata=metadata)
+    return path
+
+
+def set_key(key, value):
+    def change(settings):
+        settings[key] = value
+    return change
+
+
+def set_transform(key, value):
+    def change(settings):
+        settings["series"][0]["transform"][key] = value
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.clear(), "damaged forecaster settings (no 'version')"),
+    (set_key("window", 0), "damaged forecaster settings (window must be an int >= 1, got 0)"),
+    (set_key("window", "5"), "window must be an int >= 1, got '5'"),
+    (set_key("window", 7), "the model reads windows of 5 steps, the settings say 7"),
+    (set_key("damping", 2), "damping must be a number in [0, 1], got 2"),
+    (set_key("transform", "cube"), "transform 'cube': expected 'level' or steps"),
+    (set_key("residuals", []), "residuals must be non-empty lists of numbers"),
+    (set_transform("scale", 0.0), "not a saved transform: scale must be > 0"),
+    (set_transform("offset", float("nan")), "offset must be a finite number"),
 ])
-def test_forecast_refuses_a_model_saved_without_usable_settings(capsys, tmp_path, metadata,
-                                                                 message):
-    path = save_forecaster(tmp_path / "model.fastlstm", metadata)
+def test_forecast_refuses_a_model_saved_with_damaged_settings(capsys, tmp_path, model_file,
+                                                              change, message):
+    path = settings_with(model_file, tmp_path / "model.fastlstm", change)
     status, _, err = run_main(capsys, "forecast", "--model", path, "--csv", CORPUS / "bom.csv",
                               "--column", "Close", "--steps", 2)
     assert_one_line_error(status, err, message)
+
+
+def test_forecast_refuses_a_model_without_forecaster_settings(capsys, tmp_path):
+    model = Sequential([LSTM(2, input_shape=(WINDOW, 1)), Dense(1)])
+    model.compile("adam", "mse")
+    model.save(tmp_path / "plain.fastlstm", metadata={"window": WINDOW})
+    status, _, err = run_main(capsys, "forecast", "--model", tmp_path / "plain.fastlstm",
+                              "--csv", CORPUS / "bom.csv", "--column", "Close", "--steps", 2)
+    assert_one_line_error(status, err, "holds a model but no forecaster settings: save it with "
+                                       "Forecaster.save or 'fastlstm train --save'")
 
 
 def test_output_into_a_missing_folder_is_one_line(capsys, model_file, tmp_path):
@@ -292,26 +364,5 @@ def test_output_into_a_missing_folder_is_one_line(capsys, model_file, tmp_path):
     status, _, err = run_main(capsys, "forecast", "--model", model_file, "--csv",
                               CORPUS / "bom.csv", "--column", "Close", "--steps", 2,
                               "--out", out_path)
-    assert_one_line_error(status, err, f"No such file or directory: {out_path}")
-
-
-# ------------------------------------------------------- the job's own checks
-
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"window": 0}, ValueError, "window must be an int >= 1, got 0"),
-    ({"window": 2.5}, TypeError, "window must be an int >= 1, got 2.5"),
-    ({"test_fraction": 1.0}, ValueError, r"test_fraction must be a float in \(0, 1\), got 1.0"),
-    ({"test_fraction": "0.2"}, TypeError, "test_fraction must be a float in"),
-    ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),
-    ({"seed": 1.5}, TypeError, "seed must be an int >= 0, got 1.5"),
-    ({"test_fraction": 0.99}, ForecastJobError, "holds out all 15 windows"),
-    ({"window": 19}, ForecastJobError, "the series has 20 values; window 19 needs at least 21"),
-    ({"series": np.zeros((20, 2))}, ForecastJobError, r"shape \(n,\) or \(n, 1\), got \(20, 2\)"),
-    ({"series": np.r_[np.arange(19.0), np.nan]}, ForecastJobError, "NaN or infinity"),
-    ({"series": np.r_[np.arange(19.0), 1e308]}, ForecastJobError, "too far apart to scale"),
-    ({"series": np.array(["1.0"] * 20)}, TypeError, "series must be numeric"),
-])
-def test_fit_forecaster_refuses_bad_jobs_before_training(kwargs, error, message):
-    kwargs = {"series": np.arange(20.0), "window": 5, "epochs": 1, "verbose": 0, **kwargs}
-    with pytest.raises(error, match=message):
-        fit_forecaster(**kwargs)
+    assert_one_line_error(status, err, f"--out {out_path}: the folder {out_path.parent} does not "
+                                       "exist")
