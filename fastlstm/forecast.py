@@ -417,19 +417,18 @@ class Forecaster:
         self.frequency_, self.season_, self.window_ = frequency, season, window
         self.calendar_ = features
 
-        self._fitted_records = records
         trials = {}
         for spec in specs:
             trials[spec.name] = self._trial(spec, records)
             if self.verbose:
                 print(f"  {spec.name:24} validation MASE {trials[spec.name]['score']:.4f} "
                       f"({trials[spec.name]['epochs']} epochs)")
-        del self._fitted_records
         best = min(trials, key=lambda name: trials[name]["score"])
         trial = trials[best]
         self.transform_ = best
         self.damping_ = trial["damping"]
-        self.residuals_, self.residual_log_ = trial["residuals"], trial["log"]
+        self.residuals_ = self._residuals(trial, self._residual_steps(records))
+        self.residual_log_ = trial["log"]
         self._train_final(TransformSpec.parse(best), records, trial["epochs"])
         self.chosen_ = {
             "transform": best, "season": season, "season_from": season_source,
@@ -513,21 +512,17 @@ class Forecaster:
         folds = [self._fold(spec, [r.head(len(r) - k * self._validation_length(len(r)))
                                    for r in records])
                  for k in range(self._folds(records, lost))]
-        scores = np.mean([[run["score"] for run in fold["runs"]] for fold in folds], axis=0)
+        scores = np.mean([fold["scores"] for fold in folds], axis=0)
         best = int(np.argmin(scores))
-        runs = [fold["runs"][best] for fold in folds]
-        steps = len(runs[0]["residuals"])
         return {"score": float(scores[best]), "damping": float(DAMPINGS[best]),
-                "epochs": folds[0]["epochs"], "log": spec.log,
-                "residuals": [np.concatenate([run["residuals"][h] for run in runs])
-                              for h in range(steps)],
+                "epochs": folds[0]["epochs"], "log": spec.log, "folds": folds,
                 "baselines": {name: float(np.mean([fold["baselines"][name] for fold in folds]))
                               for name in BASELINES}}
 
     def _fold(self, spec, records):
-        """Train on the start of each series; forecast its validation span at
-        every damping: {"epochs", "runs": [{"score", "residuals"} per damping],
-        "baselines": {name: MASE}}."""
+        """Train on the start of each series and forecast its validation span
+        `horizon` steps ahead at every damping: {"epochs", "scores" (one per
+        damping), "baselines" {name: MASE}, and what ``_residuals`` needs}."""
         splits = {id(r): len(r) - self._validation_length(len(r)) for r in records}
         prepared = [self._prepare(r, spec, splits[id(r)]) for r in records]
         x, y = self._windows(prepared, lambda p: 0,
@@ -539,39 +534,59 @@ class Forecaster:
         model.fit(x, y, epochs=self.epochs, batch_size=self.batch_size,
                   validation_data=(x_val, y_val), callbacks=[stop], verbose=0)
         self.model_ = model
-        steps = self._residual_steps(self._fitted_records)
-        space = np.log if spec.log else (lambda v: v)
         groups = [(p, np.arange(splits[id(p.record)], len(p.record))) for p in prepared]
-        actuals = [_actual(p.record.values, origins, steps) for p, origins in groups]
         insamples = [p.record.values[:splits[id(p.record)]] for p in prepared]
-        runs = []
+        actuals = [_actual(p.record.values, origins, self.horizon) for p, origins in groups]
+        # The first `horizon` values come from one model output, so every
+        # damping is scored from one predict call.
+        self.damping_ = 1.0
+        undamped = self._forecast_groups(groups, self.horizon, model_space=True)
+        scores = []
         for damping in DAMPINGS:
-            self.damping_ = damping
-            forecasts = self._forecast_groups(groups, steps)
-            scores, residuals = [], [[] for _ in range(steps)]
-            for forecast, actual, insample in zip(forecasts, actuals, insamples):
-                error = np.abs(actual[:, :self.horizon] - forecast[:, :self.horizon])
-                scores.append(np.nanmean(error) / _seasonal_scale(insample, self.season_))
-                errors = (space(actual) - space(forecast)) / \
-                    _seasonal_scale(space(insample), self.season_)
-                for h in range(steps):
-                    column = errors[:, h]
-                    residuals[h].extend(column[~np.isnan(column)].tolist())
-            runs.append({"score": float(np.mean(scores)),
-                         "residuals": [np.array(r) for r in residuals]})
+            per_series = []
+            for (p, origins), (z, neutral), actual, insample in zip(groups, undamped, actuals,
+                                                                    insamples):
+                forecast = self._inverse(p, origins, neutral + damping * (z - neutral))
+                per_series.append(np.nanmean(np.abs(actual - forecast)) /
+                                  _seasonal_scale(insample, self.season_))
+            scores.append(float(np.mean(per_series)))
         baselines = []
         for (p, origins), actual, insample in zip(groups, actuals, insamples):
             full = origins[:len(origins) - self.horizon + 1]
             naive = baseline_forecasts(p.record.values, full, self.horizon, self.season_)
             scale = _seasonal_scale(insample, self.season_)
-            baselines.append({name: np.mean(np.abs(actual[:len(full), :self.horizon] - f)) / scale
+            baselines.append({name: np.mean(np.abs(actual[:len(full)] - f)) / scale
                               for name, f in naive.items()})
-        return {"epochs": stop.best_epoch + 1, "runs": runs,
+        return {"epochs": stop.best_epoch + 1, "scores": scores, "model": model,
+                "groups": groups, "insamples": insamples, "log": spec.log,
                 "baselines": {name: float(np.mean([b[name] for b in baselines]))
                               for name in BASELINES}}
 
+    def _residuals(self, trial, steps):
+        """The scaled errors of each fold's model on its validation span at the
+        trial's damping, `steps` ahead: one array per step."""
+        space = np.log if trial["log"] else (lambda v: v)
+        residuals = [[] for _ in range(steps)]
+        self.damping_ = trial["damping"]
+        for fold in trial["folds"]:
+            self.model_ = fold["model"]
+            forecasts = self._forecast_groups(fold["groups"], steps)
+            for (p, origins), forecast, insample in zip(fold["groups"], forecasts,
+                                                        fold["insamples"]):
+                actual = _actual(p.record.values, origins, steps)
+                errors = (space(actual) - space(forecast)) / \
+                    _seasonal_scale(space(insample), self.season_)
+                for h in range(steps):
+                    column = errors[:, h]
+                    residuals[h].extend(column[~np.isnan(column)].tolist())
+        return [np.array(r) for r in residuals]
+
     def _residual_steps(self, records):
-        """Steps ahead whose validation errors are kept for intervals."""
+        """Steps ahead whose validation errors are kept for intervals: up to
+        a season, but only the model's own horizon with past covariates
+        (whose values after an origin a forecast cannot know)."""
+        if any(r.covariates is not None for r in records):
+            return self.horizon
         shortest = min(self._validation_length(len(r)) for r in records)
         return max(self.horizon, min(max(self.season_, 1), max(1, shortest // 2)))
 
@@ -591,9 +606,10 @@ class Forecaster:
         """Forecasts of `steps` values from each origin, (B, steps), series units."""
         return self._forecast_groups([(prepared, origins)], steps)[0]
 
-    def _forecast_groups(self, groups, steps):
+    def _forecast_groups(self, groups, steps, model_space=False):
         """Forecasts from the origins of several series at once: one predict
-        call per `horizon` values ahead, all origins batched."""
+        call per `horizon` values ahead, all origins batched. With
+        `model_space`, each series' (z, no-change z) of the first chunk."""
         window, horizon = self.window_, self.horizon
         chunks = -(-steps // horizon)
         buffers = []
@@ -619,6 +635,8 @@ class Forecaster:
                 parts.append(x)
                 anchors.append(anchor)
             output = self.model_.predict(np.concatenate(parts)).astype(np.float64)
+            if model_space:
+                return self._model_space_chunk(groups, buffers, anchors, output)
             row = 0
             for (p, _), buffer, anchor in zip(groups, buffers, anchors):
                 start = window + chunk * horizon
@@ -626,14 +644,23 @@ class Forecaster:
                 neutral = p.transform.no_change(buffer[:, start - window:start])
                 buffer[:, start:start + horizon] = neutral + self.damping_ * (z - neutral)
                 row += len(buffer)
-        results = []
-        for (p, origins), buffer in zip(groups, buffers):
-            needed = max(p.transform.lost, 1)
-            history = p.record.values[origins[:, None] - needed + np.arange(needed)]
-            z_future = buffer[:, window:window + steps]
-            with np.errstate(over="ignore"):
-                results.append(p.transform.inverse(z_future, history))
-        return results
+        return [self._inverse(p, origins, buffer[:, window:window + steps])
+                for (p, origins), buffer in zip(groups, buffers)]
+
+    def _model_space_chunk(self, groups, buffers, anchors, output):
+        chunks, row, window = [], 0, self.window_
+        for (p, _), buffer, anchor in zip(groups, buffers, anchors):
+            z = output[row:row + len(buffer)] + anchor
+            chunks.append((z, p.transform.no_change(buffer[:, :window])))
+            row += len(buffer)
+        return chunks
+
+    def _inverse(self, prepared, origins, z_future):
+        """Series values of model-space forecasts from `origins`, (B, steps)."""
+        needed = max(prepared.transform.lost, 1)
+        history = prepared.record.values[origins[:, None] - needed + np.arange(needed)]
+        with np.errstate(over="ignore"):
+            return prepared.transform.inverse(z_future, history)
 
     def _validation_residuals(self, h):
         """The scaled validation errors `h` steps ahead (0-based); past the
