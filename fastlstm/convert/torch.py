@@ -39,6 +39,7 @@ inferred, or ``{"state_dict": ..., "torch_layers": [...], "read": ...,
 "nonlinearity": ...}`` with the arguments of ``from_torch``.
 """
 import functools
+import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -847,7 +848,8 @@ def read_torch_file(path):
     """
     torch = _import_torch()
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a refused file is an error below, not a warning
             loaded = torch.load(f, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise
