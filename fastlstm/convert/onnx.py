@@ -459,9 +459,16 @@ class _StateInput(NamedTuple):
 
 
 class _Lengths(NamedTuple):
-    """sequence_lens (`raw`) or a value computed from it (a mask of steps)."""
+    """sequence_lens (`raw`), or an index or mask of steps computed from it
+    or from the input's shape."""
 
     raw: bool
+
+
+class _Unreadable(NamedTuple):
+    """An output no fastlstm layer computes; using it is refused with `reason`."""
+
+    reason: str
 
 
 class _Rnn(NamedTuple):
@@ -510,9 +517,8 @@ _MAX_NODES = 100_000
 class _Reading:
     """The state of one graph's reading: values by name, roles of the input axes."""
 
-    def __init__(self, onnx, graph):
+    def __init__(self, onnx):
         self.onnx = onnx
-        self.graph = graph
         self.values = {}
         self.roles = {}
         self.lengths = False
@@ -822,7 +828,8 @@ def _read_recurrent(reading, node, inputs):
                   dirs=entries, **pending)
         y_h = _Data(axes=("batch", "dir", "feature"), sizes=(batch, count, units), dirs=finals,
                     **pending)
-    return [y, y_h, _StateInput("Y_c")]
+    return [y, y_h, _Unreadable(f"{_where(node)}: its cell states Y_c feed no fastlstm "
+                                "layer")]
 
 
 # ------------------------------------------------------------ axis glue
@@ -1148,8 +1155,6 @@ def _read_constant_of_shape(reading, node, inputs):
     if np.any(np.asarray(value) != 0):
         raise UnsupportedLayerError(f"{_where(node)}: fills with {value}; fastlstm reads "
                                     "zeros (initial states)")
-    if isinstance(inputs[0], _Const):
-        return [_Const(np.zeros(_ints(inputs[0], node, "the shape"), np.asarray(value).dtype))]
     _as_dims(inputs[0], node)
     return [_Zeros()]
 
@@ -1324,7 +1329,7 @@ def _read_identity(reading, node, inputs):
         training = _const(inputs[2], node, "training_mode")
         if bool(np.any(training)):
             raise UnsupportedLayerError(f"{_where(node)}: runs in training mode")
-    return [inputs[0], None]
+    return [inputs[0], _Unreadable(f"{_where(node)}: its mask feeds no fastlstm layer")]
 
 
 # ------------------------------------------------------------ the graph
@@ -1377,7 +1382,20 @@ def _run_graph(reading, graph):
                                       "it (the graph is not in order, or damaged)")
             else:
                 inputs.append(reading.values[name])
-        outputs = converters.reader_for(node.op_type)(reading, node, inputs)
+        unreadable = next((v for v in inputs if isinstance(v, _Unreadable)), None)
+        if unreadable is not None:
+            if node.op_type != "Identity":  # an extra graph output may pass one on
+                raise UnsupportedLayerError(unreadable.reason)
+            reading.values[node.output[0]] = unreadable
+            continue
+        reader = converters.reader_for(node.op_type)
+        try:
+            outputs = reader(reading, node, inputs)
+        except ConversionError:
+            raise
+        except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as e:
+            raise ConversionError(f"{_where(node)}: its inputs do not fit it "
+                                  f"({type(e).__name__}: {e})") from None
         for name, value in zip(node.output, outputs):
             if name:
                 reading.values[name] = value
@@ -1404,30 +1422,37 @@ def _metadata(onnx_model):
 def _with_metadata(stack, entries):
     """The layers with the names, wrappers, Dropout and Masking the metadata
     records, if it agrees with the graph's layers; None otherwise."""
-    result, remaining = [], list(stack)
+    result, renames, remaining = [], [], list(stack)
     try:
         for entry in entries:
             cls, name = entry["class"], str(entry["name"])
+            inner = entry.get("layer") if cls == "TimeDistributed" else None
             if cls == "Dropout":
                 result.append((layers.Dropout(entry["rate"], name=name), []))
             elif cls == "Masking":
                 result.append((layers.Masking(entry["mask_value"], name=name), []))
-            elif cls == "TimeDistributed" and entry["layer"]["class"] == "Dropout":
-                inner = layers.Dropout(entry["layer"]["rate"], name=str(entry["layer"]["name"]))
-                result.append((layers.TimeDistributed(inner, name=name), []))
+            elif inner is not None and inner["class"] == "Dropout":
+                wrapped = layers.Dropout(inner["rate"], name=str(inner["name"]))
+                result.append((layers.TimeDistributed(wrapped, name=name), []))
+            elif inner is not None and inner["class"] == "Dense":
+                layer, weights = remaining.pop(0)
+                if type(layer) is not layers.Dense:
+                    return None
+                renames.append((layer, str(inner["name"])))
+                result.append((layers.TimeDistributed(layer, name=name), weights))
             else:
                 layer, weights = remaining.pop(0)
-                if cls == "TimeDistributed" and entry["layer"]["class"] == "Dense" \
-                        and type(layer) is layers.Dense:
-                    layer.name = str(entry["layer"]["name"])
-                    layer = layers.TimeDistributed(layer, name=name)
-                elif type(layer).__name__ != cls:
+                if type(layer).__name__ != cls:
                     return None
-                layer.name = name
+                renames.append((layer, name))
                 result.append((layer, weights))
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
         return None
-    return result if not remaining else None
+    if remaining:
+        return None
+    for layer, name in renames:
+        layer.name = name
+    return result
 
 
 def _load(onnx, path):
@@ -1481,7 +1506,7 @@ def from_onnx(path):
     for opset in onnx_model.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version < 7:
             raise ConversionError(f"{path}: opset {opset.version} is older than fastlstm reads")
-    reading = _Reading(onnx, onnx_model.graph)
+    reading = _Reading(onnx)
     data = _run_graph(reading, onnx_model.graph)
     stack = list(data.layers)
     if not stack:
