@@ -4,6 +4,7 @@ PyTorch's outputs, refusals of what fastlstm or PyTorch cannot express,
 and, where PyTorch is installed, modules, .pt files and hostile pickles."""
 import pathlib
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -123,6 +124,17 @@ def test_what_pytorch_cannot_express_is_refused_before_importing_it():
             to_torch(model)
 
 
+def test_missing_packages_are_named(monkeypatch, tmp_path):
+    model = random_model([L.LSTM(2), L.Dense(1)])
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match="pip install torch"):
+        to_torch(model)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    from fastlstm.convert.onnx import to_onnx
+    with pytest.raises(ImportError, match=r'pip install "fastlstm\[onnx\]"'):
+        to_onnx(model, tmp_path / "m.onnx")
+
+
 # ------------------------------------------------------------ with PyTorch
 
 
@@ -187,7 +199,7 @@ def test_from_torch_reads_modules_as_pytorch_runs_them(torch):
     with torch.no_grad():
         out, _ = rnn(torch.from_numpy(x))
         expected = head(out).numpy()
-    model = from_torch([rnn, *head], read="all_steps")
+    model = from_torch([rnn, head], read="all_steps")
     assert [type(layer).__name__ for layer in model.layers] == ["GRU", "Dropout", "GRU", "Dense"]
     assert_close(model.predict(x), expected)
     with pytest.raises(UnsupportedLayerError, match="Conv1d"):

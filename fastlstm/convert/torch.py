@@ -377,6 +377,15 @@ def _describe_module(module, index):
     return description
 
 
+def _flattened(torch, modules):
+    """The modules, with nn.Sequential and nn.ModuleList opened into their children."""
+    for module in modules:
+        if type(module) in (torch.nn.Sequential, torch.nn.ModuleList):
+            yield from _flattened(torch, module.children())
+        else:
+            yield module
+
+
 def _entries_from_modules(modules):
     entries = []
     for index, module in enumerate(modules):
@@ -616,6 +625,8 @@ def from_torch(source, *, layers=None, read="last_step", nonlinearity=None):
           module holding e.g. ``self.rnn``, ``self.fc``), or a module that
           is itself an nn.LSTM, nn.GRU or nn.RNN;
         - a list of modules, run in order;
+        nn.Sequential and nn.ModuleList among them are opened into their
+        children.
         - a state_dict (str -> tensor or float array): its entries grouped
           by prefix (``rnn.weight_ih_l0`` -> ``rnn.``) are the modules, in
           order. nn.LSTM, nn.GRU, nn.RNN and nn.Linear are inferred from the
@@ -661,15 +672,15 @@ def from_torch(source, *, layers=None, read="last_step", nonlinearity=None):
         if layers is not None:
             raise TypeError("layers describes a state_dict's modules; modules describe "
                             "themselves")
+        torch = _import_torch()
         if isinstance(source, (list, tuple)):
             modules = list(source)
-        else:
-            torch = _import_torch()
-            if not isinstance(source, torch.nn.Module):
-                raise TypeError(f"source must be a torch.nn.Module, a list of them or a "
-                                f"state_dict, got {type(source).__name__}")
+        elif isinstance(source, torch.nn.Module):
             modules = list(source.children()) or [source]
-        entries = _entries_from_modules(modules)
+        else:
+            raise TypeError(f"source must be a torch.nn.Module, a list of them or a "
+                            f"state_dict, got {type(source).__name__}")
+        entries = _entries_from_modules(list(_flattened(torch, modules)))
     return _model_from_entries(entries, read)
 
 
