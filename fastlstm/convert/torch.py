@@ -305,7 +305,8 @@ def to_torch(model):
         Input (batch, time, features) float32; ``module(x)`` gives what
         ``model.predict(x)`` gives (from zero states, as after
         ``reset_states()`` for a stateful model). Its ``state_dict()`` is
-        what ``write_torch_file`` stores.
+        what ``write_torch_file`` stores. A recurrent layer's dropout and
+        recurrent_dropout act in training only and are not carried.
 
     Raises
     ------
