@@ -94,11 +94,11 @@ def test_train_save_then_forecast_prints_dates_and_an_interval(tmp_path, goog_cs
     assert "was trained on column 'Close', not 'Open': pass --column Close" in result.stderr
 
 
-def test_backtest_json_is_one_object_of_errors_and_choices(tmp_path, goog_csv):
-    result = fastlstm_cli("backtest", "--csv", goog_csv, "--column", "Close", "--window", 10,
-                          *FAST, "--horizon", 2, "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+def test_backtest_json_is_one_object_of_errors_and_choices(capsys, goog_csv):
+    status, out, err = run_main(capsys, "backtest", "--csv", goog_csv, "--column", "Close",
+                                "--window", 10, *FAST, "--horizon", 2, "--json")
+    assert status == 0, err
+    report = json.loads(out)
     assert list(report) == ["model", "persistence", "seasonal_naive", "drift", "chosen"]
     for name in ("model", "persistence", "seasonal_naive", "drift"):
         assert {"MAE", "RMSE", "MAPE", "sMAPE", "MASE"} <= set(report[name])
@@ -106,14 +106,13 @@ def test_backtest_json_is_one_object_of_errors_and_choices(tmp_path, goog_csv):
     assert report["chosen"]["transform"] == "diff" and report["chosen"]["window"] == 10
 
 
-def test_forecast_refit_trains_on_the_whole_series(tmp_path, goog_csv):
-    model_path = tmp_path / "model.fastlstm"
-    fastlstm_cli("train", "--csv", goog_csv, "--column", "Close", "--window", 10, *FAST,
-                 "--save", model_path, cwd=tmp_path)
-    result = fastlstm_cli("forecast", "--model", model_path, "--csv", goog_csv, "--column",
-                          "Close", "--steps", 2, "--refit", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 3
+def test_forecast_refit_trains_on_the_whole_series(capsys, model_file, tmp_path):
+    path = tmp_path / "close.csv"
+    path.write_text("Close\n" + "\n".join(str(100 + k % 7) for k in range(40)) + "\n")
+    status, out, err = run_main(capsys, "forecast", "--model", model_file, "--csv", path,
+                                "--column", "Close", "--steps", 2, "--refit")
+    assert status == 0, err
+    assert out.splitlines()[0] == "step\tClose\tlow_80%\thigh_80%" and len(out.splitlines()) == 3
 
 
 @pytest.mark.parametrize("args, message", [
