@@ -6,6 +6,8 @@ demo      The classic stock forecast on the shipped GOOG prices: train, then
           test errors in dollars next to the persistence baseline, and a plot.
 train     The same job on a column of your CSV; --save keeps the model.
 forecast  Recursive multi-step forecast from a saved model and a CSV.
+convert   A model file into another format, chosen by the extensions
+          (.keras, .h5, .fastlstm, and whatever fastlstm.convert registers).
 info      Build facts and a kernel-vs-reference self-check.
 bench     The benchmark suite against the peers (see fastlstm.bench).
 
@@ -21,7 +23,7 @@ import time
 
 import numpy as np
 
-from . import datasets, functional, reference, timeseries
+from . import convert, datasets, functional, reference, timeseries
 from ._build_info import build_info
 from ._threads import set_num_threads
 from .forecaster import ForecastJobError, fit_forecaster
@@ -274,6 +276,25 @@ def _forecast(args):
     return 0
 
 
+def _convert(args):
+    try:
+        model = convert.convert_file(args.input, args.output)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise UserError(str(e)) from None
+    print(f"{args.input} -> {args.output}: {len(model.layers)} layers, "
+          f"{model.count_params():,} weights")
+    return 0
+
+
+def _format_listing():
+    lines = ["formats, by extension:"]
+    for found in convert.files.formats():
+        can = "read and write" if found.read and found.write else (
+            "read" if found.read else "write")
+        lines.append(f"  {found.extension:10} {found.description} ({can})")
+    return "\n".join(lines)
+
+
 def _info(args):
     report = {"build": build_info(), "self_check": self_check()}
     print(json.dumps(report, indent=2))
@@ -305,6 +326,13 @@ def build_parser():
                           help=f"values to forecast (at most {MAX_STEPS})")
     forecast.add_argument("--out", help="CSV file for the forecast")
     forecast.set_defaults(handler=_forecast)
+
+    converting = commands.add_parser(
+        "convert", help="convert a model file to another format (by extension)",
+        epilog=_format_listing(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    converting.add_argument("input", help="the model file to read")
+    converting.add_argument("output", help="the file to write")
+    converting.set_defaults(handler=_convert)
 
     info = commands.add_parser("info", help="build facts and a kernel-vs-reference self-check")
     info.set_defaults(handler=_info)

@@ -1,4 +1,17 @@
-"""Models in and out of other frameworks' formats."""
-from ._registry import ConversionError, Converters, UnsupportedLayerError
+"""Models in and out of other frameworks' formats.
 
-__all__ = ["ConversionError", "Converters", "UnsupportedLayerError"]
+- ``from_keras`` / ``to_keras``: Keras 3 ``.keras`` files, legacy ``.h5``
+  files and live ``keras.Model`` objects (fastlstm.convert.keras).
+- ``convert_file(in_path, out_path)``: between any registered formats, by
+  extension (fastlstm.convert.files; ``fastlstm convert IN OUT``).
+
+Importing this package imports every format module, which registers its
+extensions; no optional extra (h5py, ...) is imported until a format needs it.
+"""
+from . import files, keras
+from ._registry import ConversionError, Converters, UnsupportedLayerError
+from .files import UnsupportedFormatError, convert_file
+from .keras import from_keras, to_keras
+
+__all__ = ["from_keras", "to_keras", "convert_file", "files", "ConversionError",
+           "UnsupportedLayerError", "UnsupportedFormatError", "Converters"]
