@@ -282,7 +282,7 @@ def _convert(args):
     except (FileNotFoundError, ValueError, ImportError) as e:
         raise UserError(str(e)) from None
     print(f"{args.input} -> {args.output}: {len(model.layers)} layers, "
-          f"{model.count_params():,} weights")
+          f"{model.count_params():,} parameters")
     return 0
 
 

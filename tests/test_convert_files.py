@@ -92,7 +92,7 @@ def test_convert_writes_the_other_format_and_says_so(capsys, tmp_path):
     assert (status, err) == (0, "")
     model = fastlstm.load_model(tmp_path / "masking.fastlstm")
     assert out == (f"{source} -> {tmp_path / 'masking.fastlstm'}: 5 layers, "
-                   f"{model.count_params()} weights\n")
+                   f"{model.count_params()} parameters\n")
     status, _, _ = _run(capsys, tmp_path / "masking.fastlstm", tmp_path / "masking.keras")
     assert status == 0
     again = fastlstm.convert.from_keras(tmp_path / "masking.keras")

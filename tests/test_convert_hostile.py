@@ -9,6 +9,7 @@ needs), and ``fastlstm convert`` reports it in one line with status 2.
 import io
 import json
 import pathlib
+import re
 import time
 import tracemalloc
 import zipfile
@@ -18,7 +19,7 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from fastlstm import cli  # noqa: E402
+from fastlstm import Sequential, cli  # noqa: E402
 from fastlstm.convert import ConversionError, from_keras  # noqa: E402
 
 FILES = pathlib.Path(__file__).resolve().parent / "data" / "keras_files"
@@ -117,6 +118,8 @@ HOSTILE = {
                      "neither a .keras archive"),
     "truncated": (lambda tmp: _archive_bytes(tmp, SOUND.read_bytes()[:9000]),
                   "not a readable .keras archive"),
+    "encrypted": (lambda tmp: _archive_bytes(tmp, _encrypted(SOUND.read_bytes())),
+                  "is damaged .*encrypted"),
     "no_config": (lambda tmp: _keras_file(tmp, config__json=None), "has no config.json"),
     "config_not_json": (lambda tmp: _keras_file(tmp, config__json=b"{'class_name': 1"),
                         "config.json is not valid JSON"),
@@ -181,6 +184,17 @@ HOSTILE = {
 }
 
 
+def _encrypted(data):
+    """Zip bytes with every entry marked encrypted (general purpose flag bit 0)."""
+    data = bytearray(data)
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start >= 0:
+            data[start + flags_at] |= 1
+            start = data.find(signature, start + 1)
+    return bytes(data)
+
+
 def _archive_bytes(tmp_path, data):
     path = tmp_path / "hostile.keras"
     path.write_bytes(data)
@@ -234,7 +248,7 @@ def _assert_refused(path, message):
     outcome, seconds, peak = _measured(path)
     assert isinstance(outcome, ConversionError), f"{type(outcome).__name__}: {outcome}"
     assert str(outcome).startswith(str(path)), outcome
-    assert __import__("re").search(message, str(outcome)), outcome
+    assert re.search(message, str(outcome)), outcome
     assert seconds < MAX_SECONDS and peak < MAX_PEAK_BYTES, (seconds, f"{peak:,}")
 
 
@@ -248,6 +262,54 @@ def test_a_hostile_keras_file_is_refused_saying_what_is_wrong(tmp_path, name):
 def test_a_hostile_legacy_file_is_refused_saying_what_is_wrong(tmp_path, name):
     edit, message = HOSTILE_LEGACY[name]
     _assert_refused(_legacy_file(tmp_path, edit), message)
+
+
+@pytest.mark.parametrize("source, seed", [(SOUND, seed) for seed in range(4)] +
+                         [(SOUND_LEGACY, seed) for seed in range(8)])
+def test_a_file_with_flipped_bytes_loads_or_is_a_conversion_error(tmp_path, source, seed):
+    """Never another exception: HDF5's and zipfile's own errors on a broken
+    structure are reported as damage."""
+    rng = np.random.default_rng(seed)
+    data = bytearray(source.read_bytes())
+    for where in rng.integers(0, len(data), 3):
+        data[where] = rng.integers(0, 256)
+    path = tmp_path / f"flipped{source.suffix}"
+    path.write_bytes(bytes(data))
+    outcome, seconds, peak = _measured(path)
+    assert isinstance(outcome, (ConversionError, Sequential)), f"{type(outcome)}: {outcome}"
+    assert seconds < MAX_SECONDS and peak < MAX_PEAK_BYTES
+
+
+def _paths(value, path=()):
+    """The path of every value inside a JSON document."""
+    yield path
+    children = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, child in children:
+        yield from _paths(child, path + (key,))
+
+
+def test_a_config_with_any_value_replaced_loads_or_is_a_conversion_error(tmp_path):
+    """20 configs, each with one value anywhere replaced by a value of
+    another type: the model loads (the config still describes one) or the
+    error is a ConversionError, never another exception."""
+    rng = np.random.default_rng(0)
+    replacements = [None, -1, 2.5, "x", [], {}, [None, 1], {"class_name": 1}, True, 10**9]
+    source = FILES / "functional.keras"
+    original = json.loads(_entries(source)["config.json"])
+    paths = list(_paths(original))[1:]
+    for trial in range(20):
+        config = json.loads(json.dumps(original))
+        *parents, key = paths[rng.integers(len(paths))]
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[key] = replacements[rng.integers(len(replacements))]
+        path = _archive(tmp_path / f"{trial}.keras",
+                        {**_entries(source), "config.json": json.dumps(config).encode()})
+        outcome, _, _ = _measured(path)
+        assert isinstance(outcome, (ConversionError, Sequential)), \
+            f"{parents + [key]}: {type(outcome).__name__}: {outcome}"
 
 
 def test_the_sound_files_the_hostile_ones_start_from_load(tmp_path):
@@ -265,5 +327,5 @@ def test_the_command_reports_a_hostile_file_in_one_line(tmp_path, capsys, name):
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("fastlstm: error: ")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert __import__("re").search(message, err), err
+    assert re.search(message, err), err
     assert not (tmp_path / "out.fastlstm").exists()

@@ -43,7 +43,7 @@ maker = _load_maker()
 PREDICTIONS = dict(np.load(maker.PREDICTIONS)) if maker.PREDICTIONS.exists() else {}
 RECORDED = sorted(key[:-2] for key in PREDICTIONS if key.endswith(".x"))
 KERAS_SAVED = [f"{name}.keras" for name in RECORDED if not name.startswith("written_")] + \
-    [f"{name}.h5" for name in maker.LEGACY]
+    [f"{name}.h5" for name in maker.LEGACY] + [f"keras2_{name}.h5" for name in maker.KERAS2]
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +54,7 @@ def one_thread():
 
 
 def _assert_predicts_as_keras(model, name):
+    name = name.removeprefix("keras2_")  # the model Keras saved before the rewrite
     x = PREDICTIONS[f"{name}.x"]
     for call in ("y", "y2"):
         if f"{name}.{call}" in PREDICTIONS:
@@ -87,6 +88,24 @@ def test_the_layers_and_options_read_are_keras_ones():
     assert (gru[0].reset_after, gru[1].reset_after, gru[1].go_backwards) == (True, False, True)
     assert from_keras(FILES / "lstm.keras").input_shape == (None, maker.FEATURES)
     assert from_keras(FILES / "stateful.keras").layers[0].stateful
+
+
+@pytest.mark.parametrize("name", maker.LEGACY)
+def test_keras_2s_dialect_of_a_legacy_file_reads_the_same(tmp_path, name):
+    """Every legacy file rewritten as tf.keras 2.x wrote it (no modules,
+    batch_input_shape, time_major, inbound nodes as lists, "kernel:0")."""
+    maker.write_keras2_file(FILES / f"{name}.h5", tmp_path / "keras2.h5")
+    _assert_predicts_as_keras(from_keras(tmp_path / "keras2.h5"), name)
+
+
+def test_a_keras_2_sequential_config_may_be_a_list_of_layers(tmp_path):
+    def as_list(config):
+        config["config"] = config["config"]["layers"][1:]
+        _layer_of(config, 0)["batch_input_shape"] = [None, None, maker.FEATURES]
+
+    model = from_keras(_with_config(tmp_path, "lstm.keras", as_list))
+    assert model.name == "sequential"
+    _assert_predicts_as_keras(model, "lstm")
 
 
 @pytest.mark.parametrize("name", maker.FASTLSTM_MODELS)
@@ -311,6 +330,11 @@ def _with_config(tmp_path, file_name, edit):
 
 def _layer(config, index):
     return config["config"]["layers"][index]["config"]
+
+
+def _layer_of(config, index):
+    """Layer `index` of a Keras 2 Sequential config that lists its layers."""
+    return config["config"][index]["config"]
 
 
 def _sets(index, option, value):

@@ -70,6 +70,8 @@ NO_OPS = {
     "noise_shape": (None,),
     "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": _ANY,
     "sparse": (False,), "ragged": (False,), "optional": (False,),
+    # An InputLayer's batch axis: fastlstm takes the batch from the data.
+    "batch_size": _ANY,
 }
 
 
@@ -240,17 +242,19 @@ def _read_input(options):
     if not isinstance(shape, (list, tuple)) or len(shape) < 2:
         raise ConversionError(f"{options.describe()}: its batch_shape must be a list "
                               f"[batch, ...], got {shape!r}")
-    options.take("batch_size", None)  # the batch axis, which fastlstm takes from the data
-    options.take("input_tensor", None)
     return Input(tuple(shape[1:]), name=options.name), []
 
 
-def input_entry(input_shape, batch_size=None):
-    """The Keras 3 InputLayer entry for samples of `input_shape`."""
+def input_entry(input_shape, batch_size, taken_names):
+    """The Keras 3 InputLayer entry for samples of `input_shape`, named
+    apart from the layers' `taken_names`."""
+    name, k = "input_layer", 0
+    while name in taken_names:
+        k += 1
+        name = f"input_layer_{k}"
     return {"module": "keras.layers", "class_name": "InputLayer",
             "config": {"batch_shape": [batch_size, *input_shape], "dtype": "float32",
-                       "sparse": False, "ragged": False, "name": "input_layer",
-                       "optional": False},
+                       "sparse": False, "ragged": False, "name": name, "optional": False},
             "registered_name": None}
 
 

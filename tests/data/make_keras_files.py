@@ -10,6 +10,11 @@ It writes
 
 - ``<name>.keras`` and ``<name>.h5``: small Keras models (KERAS_MODELS)
   with seeded weights, saved by Keras itself in both formats;
+- ``keras2_<name>.h5``: legacy files of some of those models in the config
+  dialect and weight naming of Keras 2 (tf.keras 2.x), made by rewriting
+  Keras 3's .h5 file; Keras 3's legacy loader reads them back to the same
+  predictions, which the script checks. (Keras 3 cannot load all of Keras
+  2's dialect; the tests rewrite every legacy file in all of it.);
 - ``lambda_layer.keras``: a Keras model with a Lambda layer, whose code
   would set LAMBDA_SENTINEL if anything ran it;
 - ``written_<name>.keras``: fastlstm models (FASTLSTM_MODELS) with fixed
@@ -39,8 +44,10 @@ LAMBDA_SENTINEL = "FASTLSTM_KERAS_LAMBDA_RAN"
 BATCH, TIME, FEATURES = 3, 6, 2
 # Written files of stateful models need the batch size Keras fixes.
 WRITE_BATCH_SIZE = {"stateful": BATCH}
-# Files saved in the legacy HDF5 format too.
+# Files saved in the legacy HDF5 format too, and those of them also
+# rewritten in Keras 2's dialect.
 LEGACY = ("lstm", "gru", "simple_rnn", "bidirectional_concat_mul", "masking", "functional")
+KERAS2 = ("masking",)
 
 
 def _seed(name):
@@ -185,6 +192,94 @@ def _lambda_model():
                              keras.layers.LSTM(2)])
 
 
+# ------------------------------------------------------------ Keras 2's dialect
+
+def _keras2_layer(entry, keras3_loadable, batch_input_shape=None):
+    """A Keras 3 legacy layer entry as Keras 2 wrote it (see keras2_dialect)."""
+    entry = {key: value for key, value in entry.items()
+             if key not in ("module", "registered_name", "build_config")}
+    config = {key: value for key, value in entry["config"].items()
+              if key not in ("zero_output_for_mask", "optional", "quantization_config")}
+    class_name = entry["class_name"]
+    if "dtype" in config:
+        config["dtype"] = "float32"
+    if class_name == "InputLayer":
+        config["batch_input_shape"] = config.pop("batch_shape")
+    if batch_input_shape is not None:
+        config["batch_input_shape"] = batch_input_shape
+    if class_name in ("LSTM", "GRU", "SimpleRNN"):
+        config.pop("seed", None)
+        if not keras3_loadable:
+            config["time_major"] = False
+        if class_name != "SimpleRNN":
+            config["implementation"] = 2
+    for option in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+        if option in config:
+            initializer = config[option]
+            config[option] = {"class_name": initializer["class_name"],
+                              "config": {k: v for k, v in initializer["config"].items()
+                                         if k not in ("input_axes", "output_axes")}}
+    if class_name == "Bidirectional":
+        config.pop("backward_layer")
+        inner = _keras2_layer(config["layer"], keras3_loadable)
+        inner["config"]["name"] = inner["config"]["name"].removeprefix("forward_")
+        config["layer"] = inner
+    if class_name == "TimeDistributed":
+        config["layer"] = _keras2_layer(config["layer"], keras3_loadable)
+    if "inbound_nodes" in entry:
+        entry["inbound_nodes"] = [[[arg["config"]["keras_history"][0], 0, 0, {}]
+                                   for arg in node["args"]] for node in entry["inbound_nodes"]]
+    return {**entry, "config": config}
+
+
+def keras2_dialect(description, keras3_loadable=False):
+    """A Keras 3 legacy model config as Keras 2 wrote it: no modules, dtypes
+    as strings, batch_input_shape, Bidirectional without backward_layer,
+    inbound nodes as lists, "time_major": false. Keras 3 cannot load that
+    last key, which `keras3_loadable` leaves out."""
+    config = description["config"]
+    layers = config["layers"]
+    input_shape = layers[0]["config"]["batch_shape"]
+    sequential = description["class_name"] == "Sequential"
+    converted = [_keras2_layer(layers[0], keras3_loadable)]
+    converted += [_keras2_layer(entry, keras3_loadable,
+                                input_shape if i == 0 and sequential else None)
+                  for i, entry in enumerate(layers[1:])]
+    config = {"name": config["name"], "layers": converted}
+    if description["class_name"] == "Functional":
+        config["input_layers"] = [description["config"]["input_layers"]]
+        config["output_layers"] = [description["config"]["output_layers"]]
+    return {"class_name": description["class_name"], "config": config}
+
+
+def write_keras2_file(source, target, keras3_loadable=False):
+    """`source`, a legacy .h5 file Keras 3 saved, rewritten in Keras 2's
+    config dialect (see keras2_dialect) and weight names
+    ("lstm/lstm_cell/kernel:0")."""
+    import h5py
+
+    with h5py.File(source, "r") as old, h5py.File(target, "w") as new:
+        new.attrs["keras_version"] = "2.15.0"
+        new.attrs["backend"] = "tensorflow"
+        new.attrs["model_config"] = json.dumps(keras2_dialect(
+            json.loads(old.attrs["model_config"]), keras3_loadable)).encode()
+        weights = new.create_group("model_weights")
+        layer_names = [n for n in old["model_weights"].attrs["layer_names"]]
+        weights.attrs["layer_names"] = np.array(layer_names, dtype="S")
+        weights.attrs["keras_version"] = "2.15.0"
+        weights.attrs["backend"] = "tensorflow"
+        for layer in layer_names:
+            layer = layer.decode() if isinstance(layer, bytes) else layer
+            names = [n.decode() if isinstance(n, bytes) else n
+                     for n in old["model_weights"][layer].attrs["weight_names"]]
+            group = weights.create_group(layer)
+            renamed = [name.split("/", 1)[1] + ":0" if name.startswith("sequential")
+                       else name + ":0" for name in names]
+            group.attrs["weight_names"] = np.array(renamed, dtype="S")
+            for name, new_name in zip(names, renamed):
+                group.create_dataset(new_name, data=old["model_weights"][layer][name][()])
+
+
 # ------------------------------------------------------------ recording
 
 def _predict(model, x):
@@ -203,6 +298,14 @@ def record_keras_files(predictions):
         model.save(OUTPUT / f"{name}.keras")
         if name in LEGACY:
             model.save(OUTPUT / f"{name}.h5")
+        if name in KERAS2:
+            keras2 = OUTPUT / f"keras2_{name}.h5"
+            write_keras2_file(OUTPUT / f"{name}.h5", keras2, keras3_loadable=True)
+            reloaded = keras.saving.load_model(keras2)
+            difference = float(np.max(np.abs(_predict(reloaded, x) - _predict(model, x))))
+            print(f"keras2_{name}.h5: Keras 3 reads it to within {difference:.2e}")
+            if difference > 1e-6:
+                sys.exit(f"keras2_{name}.h5 is not the model Keras saved")
         predictions[f"{name}.x"] = x
         predictions[f"{name}.y"] = _predict(model, x)
         if name == "stateful":
