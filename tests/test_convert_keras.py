@@ -25,7 +25,7 @@ from fastlstm import Input, Sequential  # noqa: E402
 from fastlstm.convert import (ConversionError, UnsupportedLayerError, convert_file,  # noqa: E402
                               from_keras, to_keras)
 from fastlstm.layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Masking,  # noqa: E402
-                             SimpleRNN, TimeDistributed)
+                             SimpleRNN)
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 FILES = DATA / "keras_files"
@@ -83,7 +83,8 @@ def test_the_layers_and_options_read_are_keras_ones():
     assert isinstance(masking, Masking) and masking.mask_value == 0.0
     assert (concat.merge_mode, mul.merge_mode) == ("concat", "mul")
     assert isinstance(concat.forward_layer, LSTM) and isinstance(mul.forward_layer, SimpleRNN)
-    assert concat.forward_layer.name.startswith("forward_lstm") and concat.backward_layer.go_backwards
+    assert concat.forward_layer.name.startswith("forward_lstm")
+    assert concat.backward_layer.go_backwards
     gru = from_keras(FILES / "gru.h5").layers
     assert (gru[0].reset_after, gru[1].reset_after, gru[1].go_backwards) == (True, False, True)
     assert from_keras(FILES / "lstm.keras").input_shape == (None, maker.FEATURES)
@@ -309,7 +310,8 @@ def test_a_stateful_model_needs_the_batch_size_keras_fixes(tmp_path):
 
 def test_a_lambda_layer_is_refused_and_never_run():
     os.environ.pop(maker.LAMBDA_SENTINEL, None)
-    with pytest.raises(UnsupportedLayerError, match="Keras layer .lambda.: fastlstm cannot read Keras layer type .Lambda.; it reads: "):
+    with pytest.raises(UnsupportedLayerError, match="Keras layer 'lambda': fastlstm cannot "
+                                                    "read Keras layer type 'Lambda'; it reads: "):
         from_keras(FILES / "lambda_layer.keras")
     assert maker.LAMBDA_SENTINEL not in os.environ
 

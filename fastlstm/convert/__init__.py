@@ -8,7 +8,7 @@
 Importing this package imports every format module, which registers its
 extensions; no optional extra (h5py, ...) is imported until a format needs it.
 """
-from . import files, keras
+from . import files, keras  # noqa: F401  (each format module registers its extensions)
 from ._registry import ConversionError, Converters, UnsupportedLayerError
 from .files import UnsupportedFormatError, convert_file
 from .keras import from_keras, to_keras

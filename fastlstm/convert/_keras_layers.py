@@ -125,7 +125,7 @@ class KerasOptions:
         return f"Keras layer {self.name!r} ({self.class_name})"
 
     def unsupported(self, option, value, why="fastlstm has no equivalent"):
-        return UnsupportedLayerError(f"{self.describe()}: {option}={value!r}: {why}")
+        return UnsupportedLayerError(f"{self.describe()}: {option}={value!r:.200}: {why}")
 
     def take(self, option, default=_REQUIRED):
         """The value of `option` (`default` when absent), marked as handled."""
