@@ -6,6 +6,8 @@
 - ``fastlstm.timeseries`` and ``fastlstm.datasets``: windows, scalers,
   forecasting loops; shipped series and a CSV loader.
 - ``fastlstm.metrics``: error measures shared by models and forecasts.
+- ``fastlstm.convert``: models from and to Keras files and objects, and
+  between file formats (``convert_file``; ``fastlstm convert IN OUT``).
 - ``fastlstm.functional``: LSTM, GRU and simple RNN forward and backward on
   the compiled kernels.
 - ``fastlstm.reference``: the same in plain NumPy, written to be read.
@@ -26,8 +28,8 @@ for _module in ("fastlstm._recurrent", "fastlstm._checks", "fastlstm._build",
             "`python -m pytest`, which puts the unbuilt source folder first.")
 del _module
 
-from . import (calendar, callbacks, datasets, functional, layers, losses, metrics, optimizers,
-               reference, timeseries)
+from . import (calendar, callbacks, convert, datasets, functional, layers, losses, metrics,
+               optimizers, reference, timeseries)
 from ._build_info import build_info
 from ._random import set_random_seed
 from ._threads import get_num_threads, set_num_threads, threads
@@ -37,6 +39,6 @@ from .layers import Input
 from .models import Sequential, load_model
 
 __all__ = ["Sequential", "Input", "load_model", "layers", "optimizers", "losses", "metrics", "callbacks",
-           "timeseries", "datasets", "calendar", "functional", "reference", "build_info",
+           "timeseries", "datasets", "calendar", "convert", "functional", "reference", "build_info",
            "get_num_threads", "set_num_threads", "threads", "set_random_seed", "LSTMGrads",
            "__version__"]

@@ -7,6 +7,8 @@ demo      The forecaster on the shipped GOOG prices: what it chose, its test
 train     The same job on a column of your CSV; --save keeps the model.
 backtest  Rolling-origin evaluation of a CSV column (--json for one object).
 forecast  Forecast with dates and an 80% interval from a saved model and a CSV.
+convert   A model file into another format, chosen by the extensions
+          (.keras, .h5, .fastlstm, .onnx, .pt).
 info      Build facts and a kernel-vs-reference self-check.
 bench     The benchmark suite against the peers (see fastlstm.bench).
 
@@ -23,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import datasets, functional, reference
+from . import convert, datasets, functional, reference
 from ._build_info import build_info
 from ._threads import set_num_threads
 from .forecast import ForecastError, Forecaster
@@ -389,6 +391,25 @@ def _forecast(args):
     return 0
 
 
+def _convert(args):
+    try:
+        model = convert.convert_file(args.input, args.output)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise UserError(str(e)) from None
+    print(f"{args.input} -> {args.output}: {len(model.layers)} layers, "
+          f"{model.count_params():,} parameters")
+    return 0
+
+
+def _format_listing():
+    lines = ["formats, by extension:"]
+    for found in convert.files.formats():
+        can = "read and write" if found.read and found.write else (
+            "read" if found.read else "write")
+        lines.append(f"  {found.extension:10} {found.description} ({can})")
+    return "\n".join(lines)
+
+
 def _info(args):
     report = {"build": build_info(), "self_check": self_check()}
     print(json.dumps(report, indent=2))
@@ -441,6 +462,13 @@ def build_parser():
                           help="train again on the whole series (the saved model's settings) "
                                "before forecasting")
     forecast.set_defaults(handler=_forecast)
+
+    converting = commands.add_parser(
+        "convert", help="convert a model file to another format (by extension)",
+        epilog=_format_listing(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    converting.add_argument("input", help="the model file to read")
+    converting.add_argument("output", help="the file to write")
+    converting.set_defaults(handler=_convert)
 
     info = commands.add_parser("info", help="build facts and a kernel-vs-reference self-check")
     info.set_defaults(handler=_info)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import layers
 from ..models import Sequential
-from . import _gates
+from . import _gates, files
 from ._registry import ConversionError, Converters, UnsupportedLayerError
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "from_onnx", "read_onnx_file",
@@ -556,3 +556,6 @@ def read_onnx_file(path):
 
 
 from . import _onnx_reading  # noqa: E402  (registers the readers in `converters`)
+
+
+files.register(".onnx", "ONNX graph", read=read_onnx_file, write=write_onnx_file)

@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import layers, serialization
 from ..models import Sequential
-from . import _gates
+from . import _gates, files
 from ._registry import ConversionError, Converters, UnsupportedLayerError
 
 __all__ = ["READ_MODES", "from_torch", "to_torch", "read_torch_file", "write_torch_file"]
@@ -870,3 +870,7 @@ def read_torch_file(path):
         raise ConversionError(f"{path}: not a .pt file that loads as tensors and plain data "
                               f"({type(e).__name__}: {message:.300})") from None
     return _model_from_checkpoint(loaded)
+
+
+files.register(".pt", "PyTorch state_dict checkpoint", read=read_torch_file,
+               write=write_torch_file)
