@@ -28,6 +28,7 @@ def test_the_shipped_formats_are_registered():
                   for f in files.formats()}
     assert registered[".keras"] == (True, True) and registered[".fastlstm"] == (True, True)
     assert registered[".h5"] == (True, False)
+    assert registered[".onnx"] == (True, True) and registered[".pt"] == (True, True)
 
 
 def test_a_format_is_one_registration(monkeypatch, tmp_path, native_file):
@@ -98,6 +99,21 @@ def test_convert_writes_the_other_format_and_says_so(capsys, tmp_path):
     again = fastlstm.convert.from_keras(tmp_path / "masking.keras")
     for a, b in zip(again.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_convert_goes_through_onnx_and_back_with_the_same_model(capsys, tmp_path):
+    pytest.importorskip("onnx")
+    model = Sequential([Input((5, 2)), LSTM(3, peephole=True, return_sequences=True),
+                        fastlstm.layers.GRU(4), Dense(1)])
+    model.build()
+    model.save(tmp_path / "model.fastlstm")
+    assert _run(capsys, tmp_path / "model.fastlstm", tmp_path / "model.onnx")[0] == 0
+    assert _run(capsys, tmp_path / "model.onnx", tmp_path / "again.fastlstm")[0] == 0
+    again = fastlstm.load_model(tmp_path / "again.fastlstm")
+    for a, b in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype(np.float32)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
 
 
 def _peephole_file(tmp_path):
