@@ -177,7 +177,10 @@ def test_what_onnx_cannot_express_is_refused_by_name(tmp_path):
                 path, lengths=True)
     with pytest.raises(ValueError, match="opset"):
         to_onnx(random_model([L.LSTM(2)]), path, opset=13)
+    with pytest.raises(UnsupportedLayerError, match="states=True"):
+        to_onnx(random_model([L.GRU(2, stateful=True)]), path)
     assert not path.exists()
+    to_onnx(random_model([L.GRU(2, stateful=True)]), path, states=True)
 
 
 @pytest.mark.parametrize("case", sorted(p.stem for p in RECORDED.glob("*.onnx")))

@@ -122,6 +122,9 @@ def test_what_pytorch_cannot_express_is_refused_before_importing_it():
                              else [layer, L.LSTM(2)])
         with pytest.raises(UnsupportedLayerError, match=type(layer).__name__):
             to_torch(model)
+    for layer in (L.LSTM(2, stateful=True), L.Bidirectional(L.GRU(2, stateful=True))):
+        with pytest.raises(UnsupportedLayerError, match="stateful"):
+            to_torch(random_model([layer, L.Dense(1)]))
 
 
 def test_missing_packages_are_named(monkeypatch, tmp_path):

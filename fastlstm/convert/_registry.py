@@ -87,3 +87,16 @@ class Converters:
     def readable(self):
         """The foreign type names this format's reader knows."""
         return tuple(self._readers)
+
+
+def refuse_stateful(model, format_name, hint):
+    """Raise UnsupportedLayerError when `model` has stateful layers, whose
+    states carried from one call to the next `format_name` cannot hold;
+    `hint` says what to do instead."""
+    names = [layer.name for layer in model.layers
+             if getattr(layer, "stateful", False)
+             or getattr(getattr(layer, "layer", None), "stateful", False)]
+    if names:
+        raise UnsupportedLayerError(
+            f"{format_name} cannot carry the states of stateful layer(s) {names} from one "
+            f"call to the next; {hint}")

@@ -40,7 +40,8 @@ import numpy as np
 from .. import layers
 from ..models import Sequential
 from . import _gates, files
-from ._registry import ConversionError, Converters, UnsupportedLayerError
+from ._registry import (ConversionError, Converters, UnsupportedLayerError,
+                        refuse_stateful)
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "from_onnx", "read_onnx_file",
            "write_onnx_file"]
@@ -378,7 +379,10 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastlstm Sequential, got {type(model).__name__}")
     if not model.built:
-        raise ValueError("the model is not built: build it (or fit/predict once) first")
+        model.build()  # from its Input; a ValueError says so when it has none
+    if not states:
+        refuse_stateful(model, "an ONNX graph without state inputs", "write it with "
+                        "states=True and feed each run's final states to the next")
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) \
             or not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"opset must be an int in [{MIN_OPSET}, "

@@ -48,7 +48,8 @@ import numpy as np
 from .. import layers, serialization
 from ..models import Sequential
 from . import _gates, files
-from ._registry import ConversionError, Converters, UnsupportedLayerError
+from ._registry import (ConversionError, Converters, UnsupportedLayerError,
+                        refuse_stateful)
 
 __all__ = ["READ_MODES", "from_torch", "to_torch", "read_torch_file", "write_torch_file"]
 
@@ -234,7 +235,9 @@ def _module_specs(model):
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastlstm Sequential, got {type(model).__name__}")
     if not model.built:
-        raise ValueError("the model is not built: build it (or fit/predict once) first")
+        model.build()  # from its Input; a ValueError says so when it has none
+    refuse_stateful(model, "a PyTorch module", "a module starts each call from the states "
+                    "it is given: convert a copy of the model built with stateful=False")
     return [converters.writer_for(layer)(layer) for layer in model.layers]
 
 
