@@ -80,6 +80,13 @@ cdef enum:
     GRAD_ROW_PARTS = 2
 cdef enum:
     GRAD_ROW_SPLIT_BYTES = 4 << 20
+# With sample blocks given by the caller, the blocks take the row parts'
+# place, and weight gradients larger than GRAD_ROW_SPLIT_BYTES are summed
+# block after block within each column block instead, so that no copy of
+# the whole gradients is made per block. Sums of several parts are added
+# ADD_CHUNK elements at a time, each chunk's additions in part order.
+cdef enum:
+    ADD_CHUNK = 4096
 # The weight gradients' product reads GRAD_K_ROWS (batch, time) rows of
 # [x_t, h_{t-1}] at a time, gathered transposed into one block: the
 # product's own k block (FASTLSTM_K_BLOCK, simd.h), so each call is one

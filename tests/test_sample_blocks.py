@@ -1,0 +1,150 @@
+"""Weight gradients summed over fixed sample blocks: the same bits whether
+one process computes every block or several processes compute whole blocks
+each (simulated here in one process), for every thread count."""
+import numpy as np
+import pytest
+
+import fastlstm
+from fastlstm import functional
+from fastlstm._sample_blocks import add_in_order, sample_blocks
+
+
+def bits(array):
+    array = np.ascontiguousarray(array)
+    return array.view(np.uint32 if array.dtype == np.float32 else np.uint64)
+
+
+def assert_bitwise(actual, expected):
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    np.testing.assert_array_equal(bits(actual), bits(expected))
+
+
+def process_blocks(n_blocks, n_processes, rank):
+    """The blocks process `rank` of n_processes takes (as DataParallel cuts them)."""
+    return rank * n_blocks // n_processes, (rank + 1) * n_blocks // n_processes
+
+
+# ------------------------------------------------------------- the kernels
+
+def cell_problem(cell, batch, time, features, units, lengths, dropout, seed=0):
+    rng = np.random.default_rng(seed)
+    gates = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "rnn": 1}[cell]
+
+    def rand(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+    options = {}
+    if cell == "peephole":
+        options["peephole"] = rand(3, units)
+    if lengths:
+        options["lengths"] = rng.integers(0, time + 1, batch)
+    if dropout:
+        options["dropout_mask"] = (rng.random((batch, features)) > 0.3) / np.float32(0.7)
+        options["recurrent_dropout_mask"] = (rng.random((batch, units)) > 0.3) / np.float32(0.7)
+    arrays = (rand(batch, time, features), rand(features, gates * units, scale=features ** -0.5),
+              rand(units, gates * units, scale=units ** -0.5),
+              rand(*((2, gates * units) if cell == "gru" else (gates * units,))))
+    return arrays, options, rand(batch, time, units)
+
+
+def cell_grads(cell, problem, rows=slice(None), **blocks):
+    (x, kernel, recurrent_kernel, bias), options, dy = problem
+    options = {name: value[rows] if name != "peephole" else value
+               for name, value in options.items()}
+    if cell in ("lstm", "peephole"):
+        *_, cache = functional.lstm_forward(x[rows], kernel, recurrent_kernel, bias,
+                                            return_cache=True, **options)
+        return functional.lstm_backward(cache, dy[rows], **blocks)
+    if cell in ("gru", "gru_before"):
+        *_, cache = functional.gru_forward(x[rows], kernel, recurrent_kernel, bias,
+                                           reset_after=cell == "gru", return_cache=True,
+                                           **options)
+        return functional.gru_backward(cache, dy[rows], **blocks)
+    *_, cache = functional.simple_rnn_forward(x[rows], kernel, recurrent_kernel, bias,
+                                              return_cache=True, **options)
+    return functional.simple_rnn_backward(cache, dy[rows], **blocks)
+
+
+WEIGHT_GRADS = ("dkernel", "drecurrent_kernel", "dbias", "dpeephole")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "gru_before", "rnn"])
+@pytest.mark.parametrize("shape", [(13, 6, 3, 5), (11, 4, 17, 16)])
+@pytest.mark.parametrize("lengths, dropout", [(False, False), (True, True)])
+def test_processes_with_whole_blocks_get_the_blocks_sums_bitwise(cell, shape, lengths,
+                                                                 dropout):
+    """Each block's weight gradients (per_block) are the same bits whether
+    computed with the whole batch or with a process' rows alone, added in
+    order they are the summed gradients, and dx, dh0, dc0 rows are the whole
+    batch's rows. (13, 6, 3, 5): dx by BLAS; (11, 4, 17, 16): by our own
+    product. Lengths put the rows out of order."""
+    problem = cell_problem(cell, *shape, lengths, dropout)
+    bounds = sample_blocks(shape[0])
+    n_blocks = len(bounds) - 1
+    with fastlstm.threads(2):
+        summed = cell_grads(cell, problem, sample_blocks=bounds)
+        blocks = cell_grads(cell, problem, sample_blocks=bounds, per_block=True)
+    names = [name for name in WEIGHT_GRADS if getattr(summed, name, None) is not None]
+    for name in names:
+        assert_bitwise(add_in_order(getattr(blocks, name)), getattr(summed, name))
+    for n_processes in (2, 3):
+        for rank in range(n_processes):
+            first, last = process_blocks(n_blocks, n_processes, rank)
+            rows = slice(bounds[first], bounds[last])
+            with fastlstm.threads(1):
+                local = cell_grads(cell, problem, rows,
+                                   sample_blocks=bounds[first:last + 1] - bounds[first],
+                                   per_block=True)
+            for name in names:
+                assert_bitwise(getattr(local, name), getattr(blocks, name)[first:last])
+            for name in ("dx", "dh0", "dc0"):
+                if getattr(local, name, None) is not None:
+                    assert_bitwise(getattr(local, name), getattr(summed, name)[rows])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru_before"])
+def test_large_weight_gradients_summed_by_columns_give_the_same_bits(cell):
+    """Weight gradients above 4 MiB add the blocks within each column block
+    instead of through copies of the whole gradients; the bits stay those
+    of the blocks' sums added in order, for 1 and 2 threads."""
+    problem = cell_problem(cell, 9, 2, 400, 400, lengths=True, dropout=False)
+    bounds = sample_blocks(9)
+    with fastlstm.threads(1):
+        blocks = cell_grads(cell, problem, sample_blocks=bounds, per_block=True)
+    for n_threads in (1, 2):
+        with fastlstm.threads(n_threads):
+            summed = cell_grads(cell, problem, sample_blocks=bounds)
+        for name in ("dkernel", "drecurrent_kernel", "dbias"):
+            assert_bitwise(add_in_order(getattr(blocks, name)), getattr(summed, name))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "rnn"])
+def test_block_sums_are_bitwise_identical_for_every_thread_count(cell):
+    problem = cell_problem(cell, 13, 6, 17, 16, lengths=True, dropout=True)
+    bounds = sample_blocks(13)
+    results = []
+    for n_threads in (1, 2, 3):
+        with fastlstm.threads(n_threads):
+            results.append((cell_grads(cell, problem, sample_blocks=bounds),
+                            cell_grads(cell, problem, sample_blocks=bounds, per_block=True)))
+    for summed, blocks in results[1:]:
+        for ours, theirs in ((summed, results[0][0]), (blocks, results[0][1])):
+            for name in ours._fields:
+                if getattr(ours, name) is not None:
+                    assert_bitwise(getattr(ours, name), getattr(theirs, name))
+
+
+def test_bad_sample_blocks_name_the_argument():
+    problem = cell_problem("lstm", 5, 3, 2, 4, lengths=False, dropout=False)
+    for bad in ([0, 3], [1, 5], [0, 4, 2, 5], [[0, 5]], [0.0, 5.0], [], [0]):
+        with pytest.raises(ValueError, match="sample_blocks"):
+            cell_grads("lstm", problem, sample_blocks=bad)
+    with pytest.raises(ValueError, match="per_block"):
+        cell_grads("lstm", problem, per_block=True)
+
+
+def test_sample_blocks_depend_on_the_batch_alone():
+    assert sample_blocks(64).tolist() == [0, 8, 16, 24, 32, 40, 48, 56, 64]
+    assert sample_blocks(6).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert sample_blocks(13).tolist() == [0, 1, 3, 4, 6, 8, 9, 11, 13]
+    assert sample_blocks(0).tolist() == [0, 0]
