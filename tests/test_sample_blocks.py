@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm import functional
-from fastlstm._sample_blocks import add_in_order, sample_blocks
+from fastlstm import _sample_blocks, functional
+from fastlstm._sample_blocks import StepBlocks, add_in_order, sample_blocks
+from fastlstm.layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Masking, SimpleRNN,
+                             TimeDistributed)
 
 
 def bits(array):
@@ -141,6 +143,100 @@ def test_bad_sample_blocks_name_the_argument():
             cell_grads("lstm", problem, sample_blocks=bad)
     with pytest.raises(ValueError, match="per_block"):
         cell_grads("lstm", problem, per_block=True)
+
+
+# ---------------------------------------------------------------- the layers
+
+def model_of(kind):
+    fastlstm.set_random_seed(1)
+    if kind == "recurrent":
+        layers = [Masking(0.0, input_shape=(7, 3)),
+                  Bidirectional(GRU(5, return_sequences=True, dropout=0.2)),
+                  Dropout(0.25),
+                  LSTM(6, return_sequences=True, peephole=True, recurrent_dropout=0.3),
+                  TimeDistributed(Dense(4, activation="tanh")),
+                  SimpleRNN(5, return_sequences=True),
+                  GRU(4, reset_after=False), Dense(2)]
+    else:
+        layers = [Dense(5, activation="relu", input_shape=(7, 3)),
+                  TimeDistributed(Dropout(0.3)), LSTM(8), Dropout(0.2),
+                  Dense(3, activation="sigmoid"), Dense(2)]
+    model = fastlstm.Sequential(layers)
+    model.compile("sgd", "mse")
+    model.build()
+    return model
+
+
+def batch_data(batch, seed=4):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 7, 3)).astype(np.float32)
+    x[rng.random((batch, 7)) < 0.3] = 0.0  # steps Masking hides, all over the rows
+    return x, rng.standard_normal((batch, 2)).astype(np.float32)
+
+
+def forward(model, x, blocks):
+    with _sample_blocks.active(blocks):
+        return model._forward_with_mask(x, training=True)
+
+
+def backward(model, grad, blocks):
+    with _sample_blocks.active(blocks):
+        for layer in reversed(model.layers[1:]):
+            grad = layer.backward(grad)
+        model.layers[0].backward_weights(grad)
+    return [g for layer in model.layers for g in layer.grads]
+
+
+def one_process_grads(kind, x, y):
+    model = model_of(kind)
+    blocks = StepBlocks.whole(len(x))
+    fastlstm.set_random_seed(9)
+    output, mask = forward(model, x, blocks)
+    return output, backward(model, model.loss.gradient(y, output, mask=mask), blocks)
+
+
+@pytest.mark.parametrize("kind", ["recurrent", "dense"])
+@pytest.mark.parametrize("n_processes", [2, 3])
+def test_a_step_split_between_processes_gives_the_one_process_gradients(kind, n_processes):
+    """Every layer type: the processes' forward passes (each drawing the
+    whole batch's dropout masks from the same random stream and keeping its
+    rows), the loss on the gathered output, the processes' backward passes
+    and their blocks' weight gradients added in order give the bits of one
+    process with the whole batch, at 2 threads or 1."""
+    x, y = batch_data(13)
+    with fastlstm.threads(2):
+        output, grads = one_process_grads(kind, x, y)
+    bounds = sample_blocks(len(x))
+    processes = []
+    with fastlstm.threads(1):
+        for rank in range(n_processes):
+            first, last = process_blocks(len(bounds) - 1, n_processes, rank)
+            blocks = StepBlocks(bounds, first, last, per_block=True)
+            model = model_of(kind)
+            fastlstm.set_random_seed(9)
+            processes.append((model, blocks, forward(model, x[blocks.rows], blocks)))
+        gathered = np.concatenate([local_output for _, _, (local_output, _) in processes])
+        masks = [local_mask for _, _, (_, local_mask) in processes]
+        mask = None if masks[0] is None else np.concatenate(masks)
+        assert_bitwise(gathered, output)
+        grad = processes[0][0].loss.gradient(y, gathered, mask=mask)
+        per_process = [backward(model, grad[blocks.rows], blocks)
+                       for model, blocks, _ in processes]
+    for i, expected in enumerate(grads):
+        blocks_of_weight = np.concatenate([local[i] for local in per_process])
+        assert_bitwise(add_in_order(blocks_of_weight), expected)
+
+
+def test_fit_is_bitwise_identical_for_every_thread_count():
+    x, y = batch_data(40)
+    weights = []
+    for n_threads in (1, 2):
+        model = model_of("recurrent")
+        with fastlstm.threads(n_threads):
+            model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        weights.append(model.get_weights())
+    for ours, theirs in zip(*weights):
+        assert_bitwise(ours, theirs)
 
 
 def test_sample_blocks_depend_on_the_batch_alone():
