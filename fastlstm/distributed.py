@@ -1,0 +1,416 @@
+"""fastlstm on distributed engines: MPI for data-parallel training, Dask for
+fanning inference out over partitions.
+
+Training (``pip install "fastlstm[mpi]"``): run one process per share of
+the work, ``mpiexec -n 4 python train.py``, where train.py calls
+``model.fit(x, y, ..., distributed=fastlstm.distributed.DataParallel())``.
+Every process passes the same x and y (a NumPy memmap is fine: a process
+reads only the rows it trains on). Each batch is cut into fixed blocks of
+samples (fastlstm._sample_blocks), each process computes the weight
+gradients of its run of whole blocks, and every process adds all the
+blocks' gradients in block order and takes the same optimizer step. The
+weights after fit are bitwise those of a fit in one process with the same
+seed and batch size, for any number of processes (on machines that run the
+same SIMD level of fastlstm's kernels and the same BLAS).
+
+Inference (``pip install "fastlstm[dask]"``): ``predict_dask(model,
+array)`` runs ``model.predict`` on every partition of a Dask array, on the
+workers, and ``map_series`` fans any function of a model and a group of
+series out the same way. The model travels as the bytes of its saved file
+(``model.save``), read back without unpickling, never as a pickled object.
+"""
+import contextlib
+import functools
+import hashlib
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+from ._blas_control import blas_controller
+from ._build import get_simd_level
+from ._random import generator
+from ._sample_blocks import StepBlocks, add_in_order, sample_blocks
+from ._threads import get_num_threads, threads, usable_cpu_count
+
+__all__ = ["DataParallel", "predict_dask", "predict_block", "model_bytes", "map_series"]
+
+
+# ---------------------------------------------------------------- MPI
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as error:
+        raise ImportError("fastlstm.distributed.DataParallel needs mpi4py and an MPI library: "
+                          'pip install "fastlstm[mpi]" (mpi4py with MPICH\'s wheels)') from error
+    return MPI
+
+
+class DataParallel:
+    """Synchronous data-parallel training over the processes of an MPI job,
+    for ``Sequential.fit(..., distributed=DataParallel())``.
+
+    Parameters
+    ----------
+    comm : mpi4py communicator, optional
+        The processes that train together; default ``MPI.COMM_WORLD``.
+    threads : int, optional
+        fastlstm threads per process. Default: the ``OMP_NUM_THREADS`` of
+        the process when set, else this machine's usable CPUs divided
+        among the job's processes on it (``mpiexec -n 2`` on 2 cores: one
+        thread each).
+
+    What each process does in fit
+        Before training, every process takes process 0's weights, random
+        stream (shuffling and dropout draw from it) and optimizer state,
+        and checks that it was given the same x, y and sample weights.
+        For each batch it computes its blocks' rows (``step_blocks``), and
+        the processes exchange their outputs (so that every process has
+        the batch's loss, metrics and loss gradient exactly as one process
+        has them) and their blocks' weight gradients (``Allgatherv``, then
+        the same in-order sum everywhere: an ``Allreduce`` would add in an
+        order that varies). Validation runs on process 0 and its logs go
+        to every process; callbacks run everywhere with the same logs,
+        except those that write files (``ModelCheckpoint``,
+        ``CSVLogger``), and the progress bar, which run on process 0 only.
+        An error in any process prints its rank and traceback and aborts
+        the whole job (``MPI.Comm.Abort``) instead of leaving the others
+        waiting.
+
+    Attributes
+    ----------
+    rank, size : int
+        This process' rank and the number of processes.
+    stats : dict
+        Seconds and bytes of the exchanges so far: "gather_seconds",
+        "combine_seconds", "sent_bytes", and "steps".
+    """
+
+    def __init__(self, comm=None, threads=None):
+        MPI = _mpi()
+        self._MPI = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        self.threads = threads if threads is not None else self._default_threads()
+        self.stats = {"gather_seconds": 0.0, "combine_seconds": 0.0, "sent_bytes": 0,
+                      "steps": 0}
+
+    def _default_threads(self):
+        if os.environ.get("OMP_NUM_THREADS"):
+            return get_num_threads()
+        local = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
+        try:
+            return max(1, usable_cpu_count() // local.Get_size())
+        finally:
+            local.Free()
+
+    # ------------------------------------------------ fit's calls
+
+    @contextlib.contextmanager
+    def running(self):
+        """A context manager for the whole of fit: this process' threads,
+        and any error ends the job (see the class docstring)."""
+        try:
+            with threads(self.threads):
+                yield
+        except BaseException:
+            if self.size == 1:
+                raise
+            sys.stderr.write(f"fastlstm.distributed: process {self.rank} of {self.size} "
+                             f"failed; aborting the job.\n{traceback.format_exc()}")
+            sys.stderr.flush()
+            self.comm.Abort(1)
+            os._exit(1)  # should Abort return before the MPI runtime ends this process
+
+    def check_data(self, x, y, sample_weight):
+        """Refuse to train unless every process has the same x shape, y and
+        sample weights (x's values are not compared: each process reads
+        only its own rows of it)."""
+        mine = (tuple(np.shape(x)), str(np.asarray(x[:0]).dtype), _digest(y),
+                _digest(sample_weight))
+        everyone = self.comm.allgather(mine)
+        differ = [rank for rank, theirs in enumerate(everyone) if theirs != everyone[0]]
+        if differ:
+            raise ValueError(f"every process must pass fit the same x, y and sample_weight: "
+                             f"process(es) {differ} differ from process 0 (x shape, x dtype, "
+                             f"y, sample_weight: {everyone[differ[0]][:2]} against "
+                             f"{everyone[0][:2]})")
+
+    def begin(self, model):
+        """Give every process process 0's weights, random stream and
+        optimizer state; warn when the processes' kernels or BLAS differ
+        (they then stay in step, but not bitwise with one process)."""
+        for weight in model.weights:
+            self.comm.Bcast(weight, root=0)
+        stream = generator().bit_generator
+        stream.state = self.comm.bcast(stream.state if self.rank == 0 else None, root=0)
+        optimizer = model.optimizer
+        state = self.comm.bcast((optimizer.iterations, optimizer.learning_rate,
+                                 optimizer._slots) if self.rank == 0 else None, root=0)
+        optimizer.iterations, optimizer.learning_rate, optimizer._slots = state
+        machines = self.comm.allgather(_kernel_signature())
+        if self.rank == 0 and any(machine != machines[0] for machine in machines):
+            warnings.warn("the processes run different fastlstm kernels or BLAS "
+                          f"({sorted(set(machines))}): they stay in step, but the weights "
+                          "will not be bitwise those of a one-process fit", RuntimeWarning,
+                          stacklevel=2)
+
+    def step_blocks(self, batch):
+        """This process' run of whole sample blocks of a batch of `batch`:
+        blocks [rank * n / size, (rank + 1) * n / size) of n."""
+        bounds = sample_blocks(batch)
+        n_blocks = len(bounds) - 1
+        return StepBlocks(bounds, self.rank * n_blocks // self.size,
+                          (self.rank + 1) * n_blocks // self.size, per_block=True)
+
+    def _counts(self, blocks, per_row):
+        """Allgatherv's counts and displacements of `per_row` values per row."""
+        n_blocks = len(blocks.bounds) - 1
+        starts = [blocks.bounds[rank * n_blocks // self.size] for rank in range(self.size + 1)]
+        counts = [int(b - a) * per_row for a, b in zip(starts[:-1], starts[1:])]
+        return counts, [int(a) * per_row for a in starts[:-1]]
+
+    def gather(self, output, mask, blocks):
+        """The whole batch's output (and mask) from every process' rows."""
+        start = time.perf_counter()
+        whole = self._allgather_rows(np.ascontiguousarray(output, np.float32), blocks,
+                                     self._MPI.FLOAT)
+        if mask is not None:
+            mask = self._allgather_rows(np.ascontiguousarray(mask, np.uint8), blocks,
+                                        self._MPI.UNSIGNED_CHAR).astype(bool)
+        self.stats["gather_seconds"] += time.perf_counter() - start
+        return whole, mask
+
+    def _allgather_rows(self, local, blocks, mpi_type):
+        per_row = int(np.prod(local.shape[1:], dtype=np.int64))
+        whole = np.empty((blocks.batch,) + local.shape[1:], local.dtype)
+        counts, displacements = self._counts(blocks, per_row)
+        self.comm.Allgatherv(local, [whole, counts, displacements, mpi_type])
+        self.stats["sent_bytes"] += local.nbytes
+        return whole
+
+    def combine(self, grads, blocks):
+        """The weight gradients of the whole batch: every process' blocks'
+        gradients (a leading axis of its blocks), gathered, added in block
+        order."""
+        start = time.perf_counter()
+        mine = blocks.last - blocks.first
+        sizes = [int(np.prod(g.shape[1:], dtype=np.int64)) for g in grads]
+        local = np.empty((mine, sum(sizes)), np.float32)
+        offset = 0
+        for grad, size in zip(grads, sizes):
+            local[:, offset:offset + size] = grad.reshape(mine, size)
+            offset += size
+        n_blocks = len(blocks.bounds) - 1
+        everything = np.empty((n_blocks, sum(sizes)), np.float32)
+        firsts = [rank * n_blocks // self.size for rank in range(self.size + 1)]
+        counts = [(b - a) * sum(sizes) for a, b in zip(firsts[:-1], firsts[1:])]
+        displacements = [a * sum(sizes) for a in firsts[:-1]]
+        self.comm.Allgatherv(local, [everything, counts, displacements, self._MPI.FLOAT])
+        total = add_in_order(everything)
+        combined, offset = [], 0
+        for grad, size in zip(grads, sizes):
+            combined.append(total[offset:offset + size].reshape(grad.shape[1:]))
+            offset += size
+        self.stats["combine_seconds"] += time.perf_counter() - start
+        self.stats["sent_bytes"] += local.nbytes
+        self.stats["steps"] += 1
+        return combined
+
+    def validation_logs(self, evaluate):
+        """``evaluate()``'s logs, computed by process 0 and sent to all."""
+        return self.comm.bcast(evaluate() if self.rank == 0 else None, root=0)
+
+
+def _digest(array):
+    """A short digest of an array's shape, dtype and bytes (None for None)."""
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    return (array.shape, str(array.dtype), hashlib.sha256(array.view(np.uint8)).hexdigest())
+
+
+def _kernel_signature():
+    """What decides the rounding of the kernels (their SIMD level) and of
+    every BLAS in the process (NumPy's and SciPy's: library, version, CPU
+    kernels) on this machine."""
+    blas = sorted((lib.get("internal_api"), lib.get("version"), lib.get("architecture"))
+                  for lib in blas_controller().info() if lib.get("user_api") == "blas")
+    return repr((get_simd_level(), blas))
+
+
+# --------------------------------------------------------------- Dask
+
+def model_bytes(model):
+    """The bytes of `model`'s saved file (``model.save``): how a model
+    travels to Dask's workers, read back there by ``load_model`` without
+    unpickling anything."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.npz")
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+@functools.lru_cache(maxsize=4)
+def _model_from_bytes(data):
+    """The model saved as `data`, loaded once per process and payload."""
+    from .models import load_model
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.npz")
+        with open(path, "wb") as f:
+            f.write(data)
+        return load_model(path, compile=False)
+
+
+def _threads_scope(n_threads):
+    return contextlib.nullcontext() if n_threads is None else threads(n_threads)
+
+
+def predict_block(block, data, batch_size=None, n_threads=None):
+    """``model.predict(block)`` for the model saved as `data` (see
+    ``model_bytes``), on `n_threads` fastlstm threads (None: the process'
+    default): the function ``predict_dask`` maps over a Dask array's
+    blocks, usable with ``dask.array.map_blocks`` directly.
+
+    Parameters
+    ----------
+    block : ndarray of shape (samples, *input_shape)
+    data : bytes
+    batch_size : int, optional
+    n_threads : int, optional
+
+    Returns
+    -------
+    ndarray of shape (samples, *output_shape), float32
+    """
+    model = _model_from_bytes(data)
+    with _threads_scope(n_threads):
+        return model.predict(np.asarray(block), batch_size=batch_size)
+
+
+def _dask():
+    try:
+        import dask
+        import dask.array
+    except ImportError as error:
+        raise ImportError('fastlstm.distributed\'s Dask functions need Dask: '
+                          'pip install "fastlstm[dask]"') from error
+    return dask
+
+
+def predict_dask(model, array, batch_size=None, threads=None):
+    """The model's predictions for a Dask array, one partition per task.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model; it travels once, as the bytes of its saved file.
+    array : dask.array.Array of shape (samples, *input_shape)
+        Cut along the samples only (other axes are joined into one chunk
+        first).
+    batch_size : int, optional
+        ``predict``'s batch size within a partition.
+    threads : int, optional
+        fastlstm threads per task. Dask's worker processes start with
+        OMP_NUM_THREADS=1, so by default each task runs on one thread;
+        give a worker of w cores and t threads ``threads = w // t``.
+
+    Returns
+    -------
+    dask.array.Array of shape (samples, *output_shape), float32, lazy:
+        ``.compute()`` runs it on the current scheduler or Client.
+    """
+    dask = _dask()
+    if not isinstance(array, dask.array.Array):
+        raise TypeError(f"array must be a dask.array.Array, got {type(array).__name__}; "
+                        "for a NumPy array call model.predict")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    input_shape = model.input_shape
+    if array.ndim != 1 + len(input_shape):
+        raise ValueError(f"array must have shape (samples, {', '.join(map(str, input_shape))})"
+                         f", got {array.shape}")
+    array = array.rechunk({axis: -1 for axis in range(1, array.ndim)})
+    output_shape = model._output_shape_for(np.empty((0,) + array.shape[1:], np.float32))
+    payload = dask.delayed(model_bytes(model), pure=True)
+    chunks = (array.chunks[0],) + tuple((size,) for size in output_shape)
+    extra = len(output_shape) - (array.ndim - 1)
+    options = {}
+    if extra < 0:
+        options["drop_axis"] = list(range(array.ndim + extra, array.ndim))
+    elif extra > 0:
+        options["new_axis"] = list(range(array.ndim, array.ndim + extra))
+    return array.map_blocks(predict_block, payload, batch_size, threads, dtype=np.float32,
+                            chunks=chunks, **options)
+
+
+def _partition_call(function, data, names, values, n_threads):
+    model = None if data is None else _model_from_bytes(data)
+    with _threads_scope(n_threads):
+        return function(model, dict(zip(names, values)))
+
+
+def map_series(function, series, model=None, partitions=None, threads=None, scheduler=None):
+    """Fan a function of a model and a group of series out over Dask.
+
+    The series are cut into `partitions` groups of consecutive entries; each
+    group runs ``function(model, group)`` in a Dask task (group: a dict of
+    name to series), with the model loaded from its saved bytes on the
+    worker. The groups' results (dicts) are merged in order. For many
+    series' forecasts, backtests or fits: a function that predicts all of
+    its group's series in one batch keeps each task's kernels busy.
+
+    Parameters
+    ----------
+    function : callable (model or None, dict) -> dict
+        Importable by the workers (defined in a module, not in ``__main__``,
+        when they are other processes).
+    series : dict of name -> array_like
+    model : Sequential, optional
+        Sent to every task once, as the bytes of its saved file.
+    partitions : int, optional
+        Default: one per series, up to 64.
+    threads : int, optional
+        fastlstm threads per task (see ``predict_dask``).
+    scheduler : optional
+        Passed to ``dask.compute`` (default: the current Client or
+        scheduler).
+
+    Returns
+    -------
+    dict
+        The merged results of every group, in the series' order.
+    """
+    dask = _dask()
+    if not callable(function):
+        raise TypeError(f"function must be callable, got {type(function).__name__}")
+    if not isinstance(series, dict):
+        raise TypeError(f"series must be a dict of name -> series, got {type(series).__name__}")
+    names = list(series)
+    if partitions is None:
+        partitions = max(1, min(len(names), 64))
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise ValueError(f"partitions must be a positive int, got {partitions!r}")
+    data = None if model is None else dask.delayed(model_bytes(model), pure=True)
+    partitions = min(partitions, len(names))
+    tasks = []
+    for k in range(partitions):
+        group = names[k * len(names) // partitions:(k + 1) * len(names) // partitions]
+        tasks.append(dask.delayed(_partition_call, pure=True)(
+            function, data, group, [series[name] for name in group], threads))
+    merged = {}
+    options = {} if scheduler is None else {"scheduler": scheduler}
+    for result in dask.compute(*tasks, **options):
+        merged.update(result)
+    return merged
