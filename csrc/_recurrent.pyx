@@ -60,10 +60,10 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _plan cimport (
-    ADD_CHUNK, GRAD_COLUMNS, GRAD_ROW_SPLIT_BYTES, PRODUCT_ROW_BLOCK, SPLIT_COLUMNS,
-    UNPACKED_STEP_ROWS, batch_parts, column_split, dx_by_blas, forward_parts, grad_row_parts,
-    inference_block, inference_rows_size, length_split, n_dx_blocks, prefetches_rows, split,
-    split_units, team_size)
+    ADD_CHUNK, GRAD_COLUMNS, PRODUCT_ROW_BLOCK, SPLIT_COLUMNS, UNPACKED_STEP_ROWS,
+    batch_parts, column_split, dx_block_calls, dx_by_blas, forward_parts, grad_row_parts,
+    inference_block, inference_rows_size, length_split, n_dx_blocks, partial_slots,
+    prefetches_rows, split, split_units, team_size, wave_sets)
 from _products cimport (
     alloc_matmul_grad_scratch, matmul_grad, packed_copy, packed_transpose, prefetch_row,
     product_rows, transpose_rows, transposed_product, weight_columns, weights_product)
@@ -151,6 +151,8 @@ ctypedef struct Gradients:
     const Py_ssize_t *block_bounds
     Py_ssize_t n_blocks
     bint per_block
+    void *grad_scratch  # room for the weight gradients' partial sums, or NULL
+    Py_ssize_t grad_scratch_size
     const void *y
     const void *cells
     const void *aux
@@ -264,6 +266,21 @@ def backward_calls_blas(int cell, Py_ssize_t features, Py_ssize_t units, Py_ssiz
     """Whether backward computes dx with BLAS (then the caller must hold BLAS
     to one thread, see fastlstm._blas_control) rather than its own product."""
     return dx_by_blas(features, _cell(cell).n_gates * units, itemsize)
+
+
+def weight_grad_scratch_size(int cell, Py_ssize_t batch, Py_ssize_t features,
+                             Py_ssize_t units, Py_ssize_t itemsize, int n_threads,
+                             Py_ssize_t n_blocks=0, bint per_block=False):
+    """Elements of the partial sums of the weight gradients that backward
+    keeps with n_threads threads and n_blocks sample blocks (0: none):
+    room for its grad_scratch."""
+    cdef fastlstm_cell c = _cell(cell)
+    cdef Py_ssize_t size = (features + units + c.bias_rows) * c.n_gates * units
+    cdef Py_ssize_t n_sets = n_blocks if n_blocks > 0 else grad_row_parts(batch,
+                                                                        size * itemsize)
+    if per_block:
+        return 0
+    return partial_slots(n_sets, wave_sets(n_sets, size * itemsize, n_threads)) * size
 
 
 def weight_grad_rows(int cell, Py_ssize_t features, Py_ssize_t units):
@@ -957,10 +974,11 @@ cdef Py_ssize_t _dx_ranges(const Gradients *p, Py_ssize_t **ranges) noexcept nog
     Our products' rows never depend on the rows beside them, so any cut
     gives the same numbers: about DX_ROW_BLOCK rows per range (n_dx_blocks).
     BLAS rounds a row according to the call it is in, so with sample blocks
-    its calls hold rows of one block only, cut as a function of that
-    block's size (or one sequence per call, with lengths or rows out of
-    order): the same calls whichever other blocks share the batch. Without
-    sample blocks, the ranges depend on the shape alone."""
+    its calls hold rows of one block only, as few as DX_ROW_BLOCK allows
+    (BLAS packs the kernel again for each; see dx_block_calls), or one
+    sequence per call with lengths or rows out of order: the same calls
+    whichever other blocks share the batch. Without sample blocks, the
+    ranges depend on the shape alone."""
     cdef Py_ssize_t BT = p.B * p.T, n = 0, k, i, n_sub, first, rows
     cdef bint by_rows = p.n_blocks > 0 and p.kernel_t == NULL
     cdef bint per_sequence = by_rows and (p.lengths != NULL or not _blocks_contiguous(p))
@@ -970,7 +988,7 @@ cdef Py_ssize_t _dx_ranges(const Gradients *p, Py_ssize_t **ranges) noexcept nog
         n = p.B
     else:
         for k in range(p.n_blocks):
-            n += n_dx_blocks((p.block_bounds[k + 1] - p.block_bounds[k]) * p.T)
+            n += dx_block_calls((p.block_bounds[k + 1] - p.block_bounds[k]) * p.T)
     ranges[0] = <Py_ssize_t *> malloc(max(1, 2 * n) * sizeof(Py_ssize_t))
     if ranges[0] == NULL:
         return -1
@@ -987,7 +1005,7 @@ cdef Py_ssize_t _dx_ranges(const Gradients *p, Py_ssize_t **ranges) noexcept nog
                 continue
             first = p.block_members[p.block_bounds[k]] * p.T
             rows = (p.block_bounds[k + 1] - p.block_bounds[k]) * p.T
-            n_sub = n_dx_blocks(rows)
+            n_sub = dx_block_calls(rows)
             for i in range(n_sub):
                 ranges[0][2 * n] = first + split(i, n_sub, rows)
                 ranges[0][2 * n + 1] = first + split(i + 1, n_sub, rows)
@@ -1347,25 +1365,26 @@ cdef int _weight_grads(Gradients *p, const floating *dz, int n_threads,
     apart (block k's at dweights[k * rows]).
 
     Tasks of (product, row set, column block), about one per thread and
-    product (see GRAD_COLUMNS): set 0 writes dweights itself, set q > 0 its
-    own copy, added in order after. Sample blocks of weight gradients larger
-    than GRAD_ROW_SPLIT_BYTES instead take tasks of (product, column block),
-    each summing the sets in order, one at a time, into a copy of its columns
-    and adding that to dweights: no copy of the whole gradients per set.
-    Either way every number is the same. Raises MemoryError if out of
-    memory."""
+    product (see GRAD_COLUMNS): set 0 writes dweights itself, later sets
+    their own copies (p.grad_scratch, or fresh memory), added in order after.
+    When copies of every set would take more than GRAD_PARTIAL_BYTES, the
+    sets run in waves (see wave_sets), each wave's copies added before the
+    next starts. Raises MemoryError if out of memory."""
     cdef GradProduct products[2]
     cdef int n_products = _grad_products(p, products)
     cdef Py_ssize_t size = (p.features + p.H + p.cell.bias_rows) * p.G
-    cdef Py_ssize_t n_sets
+    cdef Py_ssize_t n_sets, wave, slots, first, stop, q
     cdef Py_ssize_t *row_bounds = NULL
     cdef RowSet *sets = NULL
-    cdef Py_ssize_t q
+    cdef floating *partials = NULL
+    cdef floating *owned = NULL
     if p.n_blocks == 0:
         n_sets = grad_row_parts(p.B, size * sizeof(floating))
         _fill_bounds(p.lengths, p.B, n_sets, &row_bounds)
     else:
         n_sets = p.n_blocks
+    wave = n_sets if p.per_block else wave_sets(n_sets, size * sizeof(floating), n_threads)
+    slots = 0 if p.per_block else partial_slots(n_sets, wave)
     sets = <RowSet *> malloc(n_sets * sizeof(RowSet))
     if sets == NULL:
         free(row_bounds)
@@ -1373,69 +1392,81 @@ cdef int _weight_grads(Gradients *p, const floating *dz, int n_threads,
     for q in range(n_sets):
         sets[q] = _row_part(p, row_bounds, q, n_sets) if p.n_blocks == 0 else _sample_block(p, q)
     try:
-        if (p.n_blocks > 0 and not p.per_block and n_sets > 1
-                and size * sizeof(floating) > GRAD_ROW_SPLIT_BYTES):
-            _weight_grads_by_columns(p, products, n_products, sets, n_sets, dz, n_threads,
-                                     interrupt)
-        else:
-            _weight_grads_by_sets(p, products, n_products, sets, n_sets, dz, n_threads,
-                                  interrupt)
+        if slots > 0:
+            partials = <floating *> p.grad_scratch
+            if p.grad_scratch_size < slots * size:
+                partials = owned = <floating *> malloc(slots * size * sizeof(floating))
+                if partials == NULL:
+                    raise MemoryError("fastlstm: could not allocate the weight gradients' "
+                                      "partial sums")
+        first = 0
+        while first < n_sets and not fastlstm_interrupted(interrupt):
+            stop = min(n_sets, first + wave)
+            _weight_grads_wave(p, products, n_products, sets, first, stop, dz, partials,
+                               n_threads, interrupt)
+            first = stop
     finally:
+        free(owned)
         free(sets)
         free(row_bounds)
     return 0
 
 
-cdef int _weight_grads_by_sets(Gradients *p, const GradProduct *products, int n_products,
-                               const RowSet *sets, Py_ssize_t n_sets, const floating *dz,
-                               int n_threads, fastlstm_interrupt *interrupt) except -1:
-    """The weight gradients by tasks of (product, row set, column block)."""
+cdef int _weight_grads_wave(Gradients *p, const GradProduct *products, int n_products,
+                            const RowSet *sets, Py_ssize_t first, Py_ssize_t stop,
+                            const floating *dz, floating *partials, int n_threads,
+                            fastlstm_interrupt *interrupt) except -1:
+    """Sets first .. stop - 1 by tasks of (product, set, column block), then
+    (unless per_block) their copies added to dweights in order."""
     cdef Py_ssize_t size = (p.features + p.H + p.cell.bias_rows) * p.G
+    cdef Py_ssize_t n_sets = stop - first
     cdef Py_ssize_t n_blocks[2]
     cdef Py_ssize_t n_tasks = 0, task
-    cdef floating *dweights = <floating *> p.dweights
-    cdef floating *partials = NULL
     cdef int failed = 0, k
     cdef bint uneven = p.lengths != NULL and p.n_blocks > 0
+    cdef Py_ssize_t columns_cut = (n_threads + n_sets - 1) // n_sets
+    if p.n_blocks > 0:
+        # As many tasks per thread: sets' columns cut when the sets do not
+        # share out evenly (the cut changes no bit, see GRAD_COLUMNS).
+        columns_cut = max(columns_cut, n_threads // _gcd(n_sets, n_threads))
     for k in range(n_products):
-        n_blocks[k] = max(1, min((n_threads + n_sets - 1) // n_sets,
-                                 products[k].n_columns // GRAD_COLUMNS))
+        n_blocks[k] = max(1, min(columns_cut, products[k].n_columns // GRAD_COLUMNS))
         n_tasks += n_sets * n_blocks[k]
-    if n_sets > 1 and not p.per_block:
-        partials = <floating *> malloc((n_sets - 1) * size * sizeof(floating))
-        if partials == NULL:
-            raise MemoryError("fastlstm: could not allocate the weight gradients' partial sums")
-    try:
-        with nogil:
-            # Sample blocks' running steps may differ a lot with lengths:
-            # their tasks go to whichever thread is free.
-            if uneven:
-                for task in prange(n_tasks, schedule="dynamic",
-                                   num_threads=team_size(n_tasks, n_threads)):
-                    failed += _weight_grads_task(p, products, n_blocks, n_sets, sets, dz,
-                                                 dweights, partials, size, task, interrupt)
-            else:
-                for task in prange(n_tasks, schedule="static",
-                                   num_threads=team_size(n_tasks, n_threads)):
-                    failed += _weight_grads_task(p, products, n_blocks, n_sets, sets, dz,
-                                                 dweights, partials, size, task, interrupt)
-            if partials != NULL and failed == 0 and not fastlstm_interrupted(interrupt):
-                _add_in_order(dweights, partials, n_sets - 1, size, n_threads)
-    finally:
-        free(partials)
+    with nogil:
+        # Sample blocks' running steps may differ a lot with lengths: their
+        # tasks go to whichever thread is free.
+        if uneven:
+            for task in prange(n_tasks, schedule="dynamic",
+                               num_threads=team_size(n_tasks, n_threads)):
+                failed += _weight_grads_task(p, products, n_blocks, first, n_sets, sets, dz,
+                                             partials, size, task, interrupt)
+        else:
+            for task in prange(n_tasks, schedule="static",
+                               num_threads=team_size(n_tasks, n_threads)):
+                failed += _weight_grads_task(p, products, n_blocks, first, n_sets, sets, dz,
+                                             partials, size, task, interrupt)
+        if not p.per_block and failed == 0 and not fastlstm_interrupted(interrupt):
+            _add_in_order(<floating *> p.dweights, partials, n_sets - (first == 0), size,
+                          n_threads)
     if failed:
         raise MemoryError("fastlstm: could not allocate the weight gradients' scratch buffers")
     return 0
 
 
+cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
 cdef int _weight_grads_task(const Gradients *p, const GradProduct *products,
-                            const Py_ssize_t *n_blocks, Py_ssize_t n_sets, const RowSet *sets,
-                            const floating *dz, floating *dweights, floating *partials,
+                            const Py_ssize_t *n_blocks, Py_ssize_t first, Py_ssize_t n_sets,
+                            const RowSet *sets, const floating *dz, floating *partials,
                             Py_ssize_t size, Py_ssize_t task,
                             fastlstm_interrupt *interrupt) noexcept nogil:
-    """Task `task` of _weight_grads_by_sets: product k, row set q, a column
-    block; set q's sums go to dweights (q = 0), its slice of dweights
-    (per_block) or its partial copy."""
+    """Task `task` of a wave from set `first`: product k, the wave's set q, a
+    column block. Set 0's sums go to dweights, per_block's to the set's
+    slice of dweights, the others' to the wave's copies in order."""
     cdef int k = 0
     cdef Py_ssize_t local = task, q
     cdef GradTarget target
@@ -1445,72 +1476,13 @@ cdef int _weight_grads_task(const Gradients *p, const GradProduct *products,
     q = local // n_blocks[k]
     target.ld, target.first_column = p.G, 0
     if p.per_block:
-        target.base = dweights + q * size
+        target.base = <floating *> p.dweights + (first + q) * size
+    elif first + q == 0:
+        target.base = p.dweights
     else:
-        target.base = dweights if q == 0 else partials + (q - 1) * size
+        target.base = partials + (q - (first == 0)) * size
     return _weight_grads_block(p, &products[k], dz, target, local % n_blocks[k], n_blocks[k],
-                               &sets[q], interrupt)
-
-
-cdef int _weight_grads_by_columns(Gradients *p, const GradProduct *products, int n_products,
-                                  const RowSet *sets, Py_ssize_t n_sets, const floating *dz,
-                                  int n_threads, fastlstm_interrupt *interrupt) except -1:
-    """The weight gradients by tasks of (product, column block), each summing
-    set 0 into dweights' columns, then each later set into a copy of them
-    that it adds, in set order."""
-    cdef Py_ssize_t n_blocks[2]
-    cdef Py_ssize_t n_tasks = 0, task
-    cdef int failed = 0, k
-    for k in range(n_products):
-        n_blocks[k] = max(1, min(<Py_ssize_t> n_threads, products[k].n_columns // GRAD_COLUMNS))
-        n_tasks += n_blocks[k]
-    with nogil:
-        for task in prange(n_tasks, schedule="static", num_threads=team_size(n_tasks, n_threads)):
-            if task < n_blocks[0]:
-                failed += _weight_grads_columns(p, &products[0], task, n_blocks[0], sets,
-                                                n_sets, dz, interrupt)
-            else:
-                failed += _weight_grads_columns(p, &products[1], task - n_blocks[0],
-                                                n_blocks[1], sets, n_sets, dz, interrupt)
-    if failed:
-        raise MemoryError("fastlstm: could not allocate the weight gradients' scratch buffers")
-    return 0
-
-
-cdef int _weight_grads_columns(const Gradients *p, const GradProduct *product,
-                               Py_ssize_t block, Py_ssize_t n_blocks, const RowSet *sets,
-                               Py_ssize_t n_sets, const floating *dz,
-                               fastlstm_interrupt *interrupt) noexcept nogil:
-    """Column block `block` of one product, summed over every row set in
-    order (see _weight_grads_by_columns). Returns -1 if out of memory."""
-    cdef Py_ssize_t G = p.G, rows = p.features + p.H + p.cell.bias_rows
-    cdef Py_ssize_t j0 = column_split(block, n_blocks, product.n_columns, GRAD_COLUMNS)
-    cdef Py_ssize_t nc = column_split(block + 1, n_blocks, product.n_columns, GRAD_COLUMNS) - j0
-    cdef Py_ssize_t first = product.first_column + j0
-    cdef Py_ssize_t M = 0, q, i, r
-    cdef int s
-    cdef GradTarget total, part
-    cdef floating *copy = <floating *> malloc(rows * nc * sizeof(floating))
-    if copy == NULL:
-        return -1
-    for s in range(product.n_sources):
-        M += _source_width(p, product.sources[s])
-    total.base, total.ld, total.first_column = p.dweights, G, 0
-    part.base, part.ld, part.first_column = copy, nc, first
-    if _weight_grads_block(p, product, dz, total, block, n_blocks, &sets[0], interrupt):
-        free(copy)
-        return -1
-    for q in range(1, n_sets):
-        if fastlstm_interrupted(interrupt):
-            break
-        if _weight_grads_block(p, product, dz, part, block, n_blocks, &sets[q], interrupt):
-            free(copy)
-            return -1
-        for i in range(M + (1 if product.sums_row >= 0 else 0)):
-            r = product.out_row + i if i < M else product.sums_row
-            _add_in_order(<floating *> p.dweights + r * G + first, copy + r * nc, 1, nc, 1)
-    free(copy)
-    return 0
+                               &sets[first + q], interrupt)
 
 
 cdef int _prepare_recurrent_t(Gradients *p, const floating *recurrent_kernel,
@@ -1554,7 +1526,7 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              const floating[:, :, ::1] y, cells, aux,
              dy, dh_n, dc_n, dx, floating[:, ::1] dweights, dpeephole,
              floating[:, ::1] dh0, dc0, int n_threads, bint interruptible=False,
-             lengths=None, blocks=None, bint per_block=False):
+             lengths=None, blocks=None, bint per_block=False, grad_scratch=None):
     """BPTT. dz: the gates kept by forward_training, destroyed here.
 
     Each phase's recurrent columns are packed once, transposed, for the
@@ -1582,11 +1554,14 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     per_block they are not added: dweights holds n_blocks of its (I + H +
     bias_rows, G) row groups, block k's at row k (I + H + bias_rows), and
     dpeephole (3 n_blocks, H) likewise. BLAS' dx calls then hold whole
-    blocks' rows too (see _dx_ranges).
+    blocks' rows too (see _dx_ranges). grad_scratch: None, or a 1-d array of
+    dz's dtype of at least weight_grad_scratch_size(...) elements, which
+    the partial sums use instead of fresh memory.
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Gradients p
     cdef Py_ssize_t n_groups = 1
+    cdef floating[::1] scratch_view
     cdef Py_ssize_t state_bytes = B * H * sizeof(floating)
     cdef Py_ssize_t sequence_bytes = B * T * H * sizeof(floating)
     memset(&p, 0, sizeof(Gradients))
@@ -1601,6 +1576,10 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
             n_groups = p.n_blocks
     elif per_block:
         raise ValueError("backward: per_block needs blocks")
+    if grad_scratch is not None:
+        scratch_view = grad_scratch
+        if scratch_view.shape[0] > 0:
+            p.grad_scratch, p.grad_scratch_size = &scratch_view[0], scratch_view.shape[0]
     if (dweights.shape[0] < n_groups * (I + H + p.cell.bias_rows)
             or dweights.shape[1] != p.G):
         raise ValueError("backward: dweights has the wrong shape")

@@ -277,12 +277,18 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
         return dx, weight_grads, dh0, dc0, dpeephole
     calls_blas = input_grad and _recurrent.backward_calls_blas(code, features, units,
                                                                dtype.itemsize)
-    with blas_single_threaded() if calls_blas else nullcontext():
+    n_threads = _teams.team_size(get_num_threads())
+    # With sample blocks, the partial sums of the blocks take reused memory
+    # (fresh pages of several copies of the gradients would cost more).
+    scratch = 0 if blocks is None else _recurrent.weight_grad_scratch_size(
+        code, batch, features, units, dtype.itemsize, n_threads, len(blocks[1]) - 1, per_block)
+    with blas_single_threaded() if calls_blas else nullcontext(), \
+            _workspace.borrow(scratch, dtype) if scratch else nullcontext() as grad_scratch:
         _teams.run(_recurrent.backward, code, dz, cache.x, cache.kernel, cache.recurrent_kernel,
                    cache.peephole, cache.recurrent_dropout_mask, cache.h0, cache.c0, cache.y,
                    cache.cells, cache.aux, dy, dh_n, dc_n, dx, weight_grads, dpeephole, dh0,
-                   dc0, n_threads=_teams.team_size(get_num_threads()),
-                   lengths=order.run_lengths, blocks=blocks, per_block=per_block)
+                   dc0, n_threads=n_threads, lengths=order.run_lengths, blocks=blocks,
+                   per_block=per_block, grad_scratch=grad_scratch)
     dx = order.from_run(dx)
     if dx is not None and cache.dropout_mask is not None:
         dx *= cache.dropout_mask[:, None, :]

@@ -105,15 +105,16 @@ def test_processes_with_whole_blocks_get_the_blocks_sums_bitwise(cell, shape, le
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru_before"])
-def test_large_weight_gradients_summed_by_columns_give_the_same_bits(cell):
-    """Weight gradients above 4 MiB add the blocks within each column block
-    instead of through copies of the whole gradients; the bits stay those
-    of the blocks' sums added in order, for 1 and 2 threads."""
+def test_large_weight_gradients_summed_in_waves_give_the_same_bits(cell):
+    """Copies of 7 blocks' weight gradients of 5 MB would take more than 32
+    MB, so the blocks run in waves of fewer, each wave's sums added before
+    the next; the bits stay those of the blocks' sums added in order, for
+    1, 2 and 3 threads."""
     problem = cell_problem(cell, 9, 2, 400, 400, lengths=True, dropout=False)
     bounds = sample_blocks(9)
     with fastlstm.threads(1):
         blocks = cell_grads(cell, problem, sample_blocks=bounds, per_block=True)
-    for n_threads in (1, 2):
+    for n_threads in (1, 2, 3):
         with fastlstm.threads(n_threads):
             summed = cell_grads(cell, problem, sample_blocks=bounds)
         for name in ("dkernel", "drecurrent_kernel", "dbias"):
