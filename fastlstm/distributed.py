@@ -102,6 +102,7 @@ class DataParallel:
         self.threads = threads if threads is not None else self._default_threads()
         self.stats = {"gather_seconds": 0.0, "combine_seconds": 0.0, "sent_bytes": 0,
                       "steps": 0}
+        self._buffers = {}
 
     def _default_threads(self):
         if os.environ.get("OMP_NUM_THREADS"):
@@ -116,10 +117,13 @@ class DataParallel:
 
     @contextlib.contextmanager
     def running(self):
-        """A context manager for the whole of fit: this process' threads,
-        and any error ends the job (see the class docstring)."""
+        """A context manager for the whole of fit: this process' threads (for
+        fastlstm's kernels and for BLAS, whose idle threads would otherwise
+        spin on the cores of the other processes), and any error ends the
+        job (see the class docstring)."""
         try:
-            with threads(self.threads):
+            with threads(self.threads), blas_controller().limit(limits=self.threads,
+                                                                 user_api="blas"):
                 yield
         except BaseException:
             if self.size == 1:
@@ -198,32 +202,64 @@ class DataParallel:
         return whole
 
     def combine(self, grads, blocks):
-        """The weight gradients of the whole batch: every process' blocks'
-        gradients (a leading axis of its blocks), gathered, added in block
-        order."""
+        """The weight gradients of the whole batch from every process'
+        blocks' gradients (each with a leading axis of its blocks).
+
+        The gradients, as one vector of P values, are cut into one slice
+        per process. Each process receives every block's values of its
+        slice (Alltoallv), adds them in block order, and the sums are
+        gathered everywhere (Allgatherv): every value is the in-order sum a
+        single process makes, and a process receives about (n_blocks / size
+        + 1) P values instead of the n_blocks P of gathering every block.
+        """
         start = time.perf_counter()
         mine = blocks.last - blocks.first
         sizes = [int(np.prod(g.shape[1:], dtype=np.int64)) for g in grads]
-        local = np.empty((mine, sum(sizes)), np.float32)
+        total_size = sum(sizes)
+        n_blocks = len(blocks.bounds) - 1
+        blocks_of = [(rank + 1) * n_blocks // self.size - rank * n_blocks // self.size
+                     for rank in range(self.size)]
+        cuts = [rank * total_size // self.size for rank in range(self.size + 1)]
+        widths = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
+        # Sent to process d: this process' blocks' values of d's slice, block by block.
+        outgoing = self._buffer("outgoing", mine * total_size)
         offset = 0
         for grad, size in zip(grads, sizes):
-            local[:, offset:offset + size] = grad.reshape(mine, size)
+            flat = grad.reshape(mine, size)
+            for d in range(self.size):
+                a, b = max(cuts[d], offset), min(cuts[d + 1], offset + size)
+                if a < b:
+                    part = outgoing[mine * cuts[d]:mine * cuts[d + 1]].reshape(mine, widths[d])
+                    part[:, a - cuts[d]:b - cuts[d]] = flat[:, a - offset:b - offset]
             offset += size
-        n_blocks = len(blocks.bounds) - 1
-        everything = np.empty((n_blocks, sum(sizes)), np.float32)
-        firsts = [rank * n_blocks // self.size for rank in range(self.size + 1)]
-        counts = [(b - a) * sum(sizes) for a, b in zip(firsts[:-1], firsts[1:])]
-        displacements = [a * sum(sizes) for a in firsts[:-1]]
-        self.comm.Allgatherv(local, [everything, counts, displacements, self._MPI.FLOAT])
-        total = add_in_order(everything)
+        incoming = self._buffer("incoming", n_blocks * widths[self.rank]).reshape(
+            n_blocks, widths[self.rank])
+        self.comm.Alltoallv(
+            [outgoing, [mine * w for w in widths], [mine * a for a in cuts[:-1]],
+             self._MPI.FLOAT],
+            [incoming, [k * widths[self.rank] for k in blocks_of],
+             [sum(blocks_of[:r]) * widths[self.rank] for r in range(self.size)],
+             self._MPI.FLOAT])
+        total = np.empty(total_size, np.float32)
+        mine_summed = add_in_order(incoming) if n_blocks else np.zeros(0, np.float32)
+        self.comm.Allgatherv(mine_summed, [total, widths, cuts[:-1], self._MPI.FLOAT])
         combined, offset = [], 0
         for grad, size in zip(grads, sizes):
             combined.append(total[offset:offset + size].reshape(grad.shape[1:]))
             offset += size
         self.stats["combine_seconds"] += time.perf_counter() - start
-        self.stats["sent_bytes"] += local.nbytes
+        self.stats["sent_bytes"] += (outgoing.nbytes - mine * widths[self.rank] * 4
+                                     + mine_summed.nbytes * (self.size - 1))
         self.stats["steps"] += 1
         return combined
+
+    def _buffer(self, name, size):
+        """A float32 scratch vector of `size`, kept from step to step (fresh
+        pages cost more than the copies into them)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size != size:
+            buffer = self._buffers[name] = np.empty(size, np.float32)
+        return buffer
 
     def validation_logs(self, evaluate):
         """``evaluate()``'s logs, computed by process 0 and sent to all."""
