@@ -183,7 +183,7 @@ def share_steps(case, repeats):
     exchange), for N in MACHINES; and of the in-order sum of every block."""
     model, x, y, batch, _ = problem(case)
     model.build(x.shape[1:])
-    bounds = sample_blocks(batch)
+    bounds = sample_blocks(batch, x.shape[1], model._largest_layer_bytes())
     n_blocks = len(bounds) - 1
     runner = LocalShare(n_blocks)
     steps = {}
@@ -206,8 +206,9 @@ def plain_blocks_cost(case, rounds):
     runner = _sample_blocks.OneProcess()
     x_batch, y_batch = np.ascontiguousarray(x[:batch]), y[:batch]
     without = lambda: model._train_step(x_batch, y_batch)  # noqa: E731
+    bounds = sample_blocks(batch, x.shape[1], model._largest_layer_bytes())
     with_blocks = lambda: model._train_step(  # noqa: E731
-        x_batch, y_batch, None, StepBlocks.whole(batch), runner)
+        x_batch, y_batch, None, StepBlocks.whole(bounds), runner)
     pairs = []
     with fastlstm.threads(2):
         without(), with_blocks()

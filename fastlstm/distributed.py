@@ -34,7 +34,7 @@ import numpy as np
 from ._blas_control import blas_controller
 from ._build import get_simd_level
 from ._random import generator
-from ._sample_blocks import StepBlocks, add_in_order, sample_blocks
+from ._sample_blocks import StepBlocks, add_in_order
 from ._threads import get_num_threads, threads, usable_cpu_count
 
 __all__ = ["DataParallel", "predict_dask", "predict_block", "model_bytes", "map_series"]
@@ -167,10 +167,9 @@ class DataParallel:
                           "will not be bitwise those of a one-process fit", RuntimeWarning,
                           stacklevel=2)
 
-    def step_blocks(self, batch):
-        """This process' run of whole sample blocks of a batch of `batch`:
-        blocks [rank * n / size, (rank + 1) * n / size) of n."""
-        bounds = sample_blocks(batch)
+    def step_blocks(self, bounds):
+        """This process' run of whole sample blocks of a batch cut into the
+        blocks `bounds`: blocks [rank * n / size, (rank + 1) * n / size) of n."""
         n_blocks = len(bounds) - 1
         return StepBlocks(bounds, self.rank * n_blocks // self.size,
                           (self.rank + 1) * n_blocks // self.size, per_block=True)

@@ -409,6 +409,13 @@ class Sequential:
             if getattr(layer, "stateful", False):
                 layer.reset_states()
 
+    def _largest_layer_bytes(self):
+        """The bytes of the largest weights whose gradients one kernel call
+        sums: a layer's, or one direction's of a Bidirectional."""
+        return max((sum(w.nbytes for w in part.weights)
+                    for layer in self.layers
+                    for part in getattr(layer, "_directions", None) or [layer]), default=0)
+
     def _train_step(self, x, y, sample_weight=None, blocks=None, runner=None):
         """One optimizer step on the batch (x, y); returns its output and mask.
 
@@ -531,6 +538,7 @@ class Sequential:
             hook.on_train_begin({})
         self.stop_training = False
         n, steps = len(x), -(-len(x) // batch_size)
+        weight_bytes = self._largest_layer_bytes()
         logs = {}
         for epoch in range(initial_epoch, epochs):
             for hook in hooks:
@@ -547,7 +555,9 @@ class Sequential:
                 batch = order[step * batch_size:(step + 1) * batch_size]
                 y_batch = y[batch]
                 w_batch = None if sample_weight is None else sample_weight[batch]
-                blocks = runner.step_blocks(len(batch))
+                blocks = runner.step_blocks(_sample_blocks.sample_blocks(
+                    len(batch), steps=x.shape[1] if x.ndim > 2 else 1,
+                    weight_bytes=weight_bytes))
                 x_batch = (x[batch[blocks.rows]] if runner.size == 1
                            else self._rows_of(x, batch[blocks.rows]))
                 output, mask = self._train_step(x_batch, y_batch, w_batch, blocks, runner)

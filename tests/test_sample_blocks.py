@@ -190,7 +190,7 @@ def backward(model, grad, blocks):
 
 def one_process_grads(kind, x, y):
     model = model_of(kind)
-    blocks = StepBlocks.whole(len(x))
+    blocks = StepBlocks.whole(sample_blocks(len(x)))
     fastlstm.set_random_seed(9)
     output, mask = forward(model, x, blocks)
     return output, backward(model, model.loss.gradient(y, output, mask=mask), blocks)
@@ -240,8 +240,13 @@ def test_fit_is_bitwise_identical_for_every_thread_count():
         assert_bitwise(ours, theirs)
 
 
-def test_sample_blocks_depend_on_the_batch_alone():
+def test_sample_blocks_depend_on_the_batch_and_the_model_alone():
     assert sample_blocks(64).tolist() == [0, 8, 16, 24, 32, 40, 48, 56, 64]
     assert sample_blocks(6).tolist() == [0, 1, 2, 3, 4, 5, 6]
     assert sample_blocks(13).tolist() == [0, 1, 3, 4, 6, 8, 9, 11, 13]
     assert sample_blocks(0).tolist() == [0, 0]
+    # Layers above 4 MB: blocks of at least 128 (batch, time) rows.
+    assert sample_blocks(8, steps=50, weight_bytes=8 << 20).tolist() == [0, 2, 5, 8]
+    assert sample_blocks(64, steps=50, weight_bytes=8 << 20).tolist() == sample_blocks(64).tolist()
+    assert sample_blocks(2, steps=10, weight_bytes=8 << 20).tolist() == [0, 2]
+    assert sample_blocks(8, steps=50, weight_bytes=1 << 20).tolist() == sample_blocks(8).tolist()
