@@ -49,10 +49,11 @@ class DataParallel:
         For each batch it computes its blocks' rows (``step_blocks``), and
         the processes exchange their outputs (so that every process has
         the batch's loss, metrics and loss gradient exactly as one process
-        has them) and their blocks' weight gradients (``Allgatherv``, then
-        the same in-order sum everywhere: an ``Allreduce`` would add in an
-        order that varies). Validation runs on process 0 and its logs go
-        to every process; callbacks run everywhere with the same logs,
+        has them) and their blocks' weight gradients: each process adds,
+        in block order, every block's values of its slice of the gradients,
+        and the slices' sums go to all (``combine``); an ``Allreduce``
+        would add in an order that varies. Validation runs on process 0 and
+        its logs go to every process; callbacks run everywhere with the same logs,
         except those that write files (``ModelCheckpoint``,
         ``CSVLogger``), and the progress bar, which run on process 0 only.
         An error in any process prints its rank and traceback and aborts
