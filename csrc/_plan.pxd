@@ -80,6 +80,15 @@ cdef enum:
     GRAD_ROW_PARTS = 2
 cdef enum:
     GRAD_ROW_SPLIT_BYTES = 4 << 20
+# Sums of several row sets are added ADD_CHUNK elements at a time, each
+# chunk's additions in set order. The copies of the sets' sums take at most
+# about GRAD_PARTIAL_BYTES (see partial_slots): as many as 8 copies of 8 MB
+# each cost more in fresh pages and memory traffic than the sums they hold
+# (measured paired at (32, 50, 512, 512): a backward pass 1.17x slower).
+cdef enum:
+    ADD_CHUNK = 4096
+cdef enum:
+    GRAD_PARTIAL_BYTES = 32 << 20
 # The weight gradients' product reads GRAD_K_ROWS (batch, time) rows of
 # [x_t, h_{t-1}] at a time, gathered transposed into one block: the
 # product's own k block (FASTLSTM_K_BLOCK, simd.h), so each call is one
@@ -201,6 +210,14 @@ cdef inline Py_ssize_t n_dx_blocks(Py_ssize_t BT) noexcept nogil:
     return min(BT, (n + 3) // 4 * 4)
 
 
+cdef inline Py_ssize_t dx_block_calls(Py_ssize_t rows) noexcept nogil:
+    """BLAS calls of dx for one sample block of `rows` (batch, time) rows:
+    about DX_ROW_BLOCK rows each, and no more (each call packs the kernel
+    again: at (32, 50, 512, 512), blocks of 200 rows in 4 calls each made
+    backward 1.15x slower than without blocks)."""
+    return max(1, (rows + DX_ROW_BLOCK - 1) // DX_ROW_BLOCK)
+
+
 cdef inline bint dx_by_blas(Py_ssize_t I, Py_ssize_t G, Py_ssize_t itemsize) noexcept nogil:
     """Whether dx = dz @ kernel^T goes to BLAS (see OWN_DX_MIN_FEATURES)."""
     return I < OWN_DX_MIN_FEATURES or I * G * itemsize > OWN_DX_MAX_KERNEL_BYTES
@@ -220,3 +237,23 @@ cdef inline Py_ssize_t grad_row_parts(Py_ssize_t B, Py_ssize_t grad_bytes) noexc
     if grad_bytes <= GRAD_ROW_SPLIT_BYTES:
         return min(B, GRAD_ROW_PARTS)
     return 1
+
+
+cdef inline Py_ssize_t wave_sets(Py_ssize_t n_sets, Py_ssize_t grad_bytes,
+                                 int n_threads) noexcept nogil:
+    """Row sets summed at a time when each needs its own copy of the weight
+    gradients (grad_bytes each) until the copies are added: all of them when
+    their copies fit in GRAD_PARTIAL_BYTES, else as many as fit, in whole
+    multiples of the thread count (at least one per thread), so that every
+    wave keeps the threads equally busy."""
+    cdef Py_ssize_t fit = GRAD_PARTIAL_BYTES // max(1, grad_bytes)
+    if n_sets - 1 <= fit:
+        return n_sets
+    return min(n_sets, max(<Py_ssize_t> n_threads, fit // n_threads * n_threads))
+
+
+cdef inline Py_ssize_t partial_slots(Py_ssize_t n_sets, Py_ssize_t wave) noexcept nogil:
+    """Copies of the weight gradients waves of `wave` sets need: one per set
+    but the first (which writes the gradients themselves) in a single wave,
+    one per set of a wave otherwise."""
+    return n_sets - 1 if wave >= n_sets else wave

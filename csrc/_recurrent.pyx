@@ -34,6 +34,14 @@ large kernel, whose dx goes to BLAS (see OWN_DX_MIN_FEATURES); either way
 over fixed blocks of (batch, time) rows that depend on the problem's size
 alone.
 
+Sample blocks. A caller may cut the batch into blocks of samples (backward's
+blocks): the weight gradients are then summed over each block from zero and
+the blocks' sums added in block order (or returned apart), and BLAS' dx
+calls hold one block's rows. A block's numbers then depend on its own
+samples alone, not on the others in the batch, so processes that each
+compute whole blocks of a batch get the bits of one process computing all
+of them (fastlstm.distributed).
+
 Parallel design. The batch is cut into one part per thread (more for a
 large batch, PART_MAX_ROWS rows at most), and each thread runs its part
 through all time steps, so there is no barrier per step and each step's
@@ -52,9 +60,10 @@ from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 from _plan cimport (
-    GRAD_COLUMNS, PRODUCT_ROW_BLOCK, SPLIT_COLUMNS, UNPACKED_STEP_ROWS, batch_parts,
-    column_split, dx_by_blas, forward_parts, grad_row_parts, inference_block,
-    inference_rows_size, length_split, n_dx_blocks, prefetches_rows, split, split_units, team_size)
+    ADD_CHUNK, GRAD_COLUMNS, PRODUCT_ROW_BLOCK, SPLIT_COLUMNS, UNPACKED_STEP_ROWS,
+    batch_parts, column_split, dx_block_calls, dx_by_blas, forward_parts, grad_row_parts,
+    inference_block, inference_rows_size, length_split, n_dx_blocks, partial_slots,
+    prefetches_rows, split, split_units, team_size, wave_sets)
 from _products cimport (
     alloc_matmul_grad_scratch, matmul_grad, packed_copy, packed_transpose, prefetch_row,
     product_rows, transpose_rows, transposed_product, weight_columns, weights_product)
@@ -134,6 +143,16 @@ ctypedef struct Gradients:
     const void *c0
     const Py_ssize_t *lengths
     const Py_ssize_t *bounds
+    # With sample blocks (n_blocks > 0): block k's batch rows are
+    # block_members[block_bounds[k]:block_bounds[k + 1]], ascending; the
+    # weight gradients are summed per block, then the blocks added in order
+    # (or, per_block, each block's sums kept apart).
+    const Py_ssize_t *block_members
+    const Py_ssize_t *block_bounds
+    Py_ssize_t n_blocks
+    bint per_block
+    void *grad_scratch  # room for the weight gradients' partial sums, or NULL
+    Py_ssize_t grad_scratch_size
     const void *y
     const void *cells
     const void *aux
@@ -247,6 +266,21 @@ def backward_calls_blas(int cell, Py_ssize_t features, Py_ssize_t units, Py_ssiz
     """Whether backward computes dx with BLAS (then the caller must hold BLAS
     to one thread, see fastlstm._blas_control) rather than its own product."""
     return dx_by_blas(features, _cell(cell).n_gates * units, itemsize)
+
+
+def weight_grad_scratch_size(int cell, Py_ssize_t batch, Py_ssize_t features,
+                             Py_ssize_t units, Py_ssize_t itemsize, int n_threads,
+                             Py_ssize_t n_blocks=0, bint per_block=False):
+    """Elements of the partial sums of the weight gradients that backward
+    keeps with n_threads threads and n_blocks sample blocks (0: none):
+    room for its grad_scratch."""
+    cdef fastlstm_cell c = _cell(cell)
+    cdef Py_ssize_t size = (features + units + c.bias_rows) * c.n_gates * units
+    cdef Py_ssize_t n_sets = n_blocks if n_blocks > 0 else grad_row_parts(batch,
+                                                                        size * itemsize)
+    if per_block:
+        return 0
+    return partial_slots(n_sets, wave_sets(n_sets, size * itemsize, n_threads)) * size
 
 
 def weight_grad_rows(int cell, Py_ssize_t features, Py_ssize_t units):
@@ -689,6 +723,35 @@ cdef const Py_ssize_t *_lengths(lengths, Py_ssize_t B, Py_ssize_t T) except? NUL
     return &view[0]
 
 
+cdef Py_ssize_t _check_blocks(blocks, Py_ssize_t B, const Py_ssize_t **members,
+                              const Py_ssize_t **bounds) except -1:
+    """The number of sample blocks of `blocks` = (members, bounds), intp
+    arrays, and their data: bounds (n_blocks + 1,) nondecreasing from 0 to
+    B, members (B,) every batch row once, ascending within each block. The
+    kernels' own check."""
+    cdef const Py_ssize_t[::1] member_view
+    cdef const Py_ssize_t[::1] bound_view
+    cdef Py_ssize_t n, k, i, b
+    cdef bytearray seen = bytearray(B)
+    member_view, bound_view = blocks
+    n = bound_view.shape[0] - 1
+    if n < 1 or bound_view[0] != 0 or bound_view[n] != B or member_view.shape[0] != B:
+        raise ValueError(f"blocks: bounds must run from 0 to the batch ({B}) and members "
+                         "hold every batch row")
+    for k in range(n):
+        if bound_view[k + 1] < bound_view[k]:
+            raise ValueError("blocks: bounds must not decrease")
+        for i in range(bound_view[k], bound_view[k + 1]):
+            b = member_view[i]
+            if not 0 <= b < B or seen[b] or (i > bound_view[k] and b <= member_view[i - 1]):
+                raise ValueError("blocks: members must hold every batch row once, "
+                                 "ascending within each block")
+            seen[b] = 1
+    members[0] = &member_view[0] if B > 0 else NULL
+    bounds[0] = &bound_view[0]
+    return n
+
+
 cdef int _bind_forward(Sequences *p, const floating *x, const floating *bias, peephole,
                        recurrent_mask, const floating *h0, c0, floating *y, c_n,
                        lengths) except -1:
@@ -871,18 +934,14 @@ cdef int _backward_part(const Gradients *p, floating *dz, Py_ssize_t part, Py_ss
     return 0
 
 
-cdef void _input_grads_block(const Gradients *p, const floating *dz, floating *dx,
-                             Py_ssize_t block, Py_ssize_t n_blocks) noexcept nogil:
-    """One row block of dx = dz @ kernel^T, flattened over (batch, time): by
-    transposed_product over p.kernel_t (packed_transpose of the kernel),
-    PRODUCT_ROW_BLOCK rows at a time, or by BLAS when that is NULL. The
-    blocks depend on the shape (and lengths) alone, so BLAS rounds every row
-    the same way for any thread count (our products' rows never depend on
-    the rows beside them). With lengths, the rows past each sequence's
-    length are zeros."""
-    cdef Py_ssize_t BT = p.B * p.T, T = p.T
-    cdef Py_ssize_t r0 = split(block, n_blocks, BT)
-    cdef Py_ssize_t r1 = split(block + 1, n_blocks, BT)
+cdef void _input_grads_range(const Gradients *p, const floating *dz, floating *dx,
+                             Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """dx = dz @ kernel^T over the (batch, time) rows [r0, r1), flattened:
+    by transposed_product over p.kernel_t (packed_transpose of the kernel),
+    PRODUCT_ROW_BLOCK rows at a time, or by BLAS when that is NULL. With
+    lengths, one product per sequence over its running steps, and zeros
+    past its length."""
+    cdef Py_ssize_t T = p.T
     cdef Py_ssize_t r = r0, end, valid_end
     if p.lengths == NULL:
         _input_grads_rows(p, dz, dx, r0, r1)
@@ -898,9 +957,65 @@ cdef void _input_grads_block(const Gradients *p, const floating *dz, floating *d
         r = end
 
 
+cdef bint _blocks_contiguous(const Gradients *p) noexcept nogil:
+    """Whether every sample block's rows are one run of consecutive rows."""
+    cdef Py_ssize_t i
+    for i in range(1, p.B):
+        if p.block_members[i] != p.block_members[i - 1] + 1:
+            return False
+    return True
+
+
+cdef Py_ssize_t _dx_ranges(const Gradients *p, Py_ssize_t **ranges) noexcept nogil:
+    """The row ranges of dx's products, flattened over (batch, time), as
+    ranges[0][2 i], ranges[0][2 i + 1] (free it); returns how many, -1 if
+    out of memory.
+
+    Our products' rows never depend on the rows beside them, so any cut
+    gives the same numbers: about DX_ROW_BLOCK rows per range (n_dx_blocks).
+    BLAS rounds a row according to the call it is in, so with sample blocks
+    its calls hold rows of one block only, as few as DX_ROW_BLOCK allows
+    (BLAS packs the kernel again for each; see dx_block_calls), or one
+    sequence per call with lengths or rows out of order: the same calls
+    whichever other blocks share the batch. Without sample blocks, the
+    ranges depend on the shape alone."""
+    cdef Py_ssize_t BT = p.B * p.T, n = 0, k, i, n_sub, first, rows
+    cdef bint by_rows = p.n_blocks > 0 and p.kernel_t == NULL
+    cdef bint per_sequence = by_rows and (p.lengths != NULL or not _blocks_contiguous(p))
+    if not by_rows:
+        n = n_dx_blocks(BT)
+    elif per_sequence:
+        n = p.B
+    else:
+        for k in range(p.n_blocks):
+            n += dx_block_calls((p.block_bounds[k + 1] - p.block_bounds[k]) * p.T)
+    ranges[0] = <Py_ssize_t *> malloc(max(1, 2 * n) * sizeof(Py_ssize_t))
+    if ranges[0] == NULL:
+        return -1
+    if not by_rows:
+        for i in range(n):
+            ranges[0][2 * i], ranges[0][2 * i + 1] = split(i, n, BT), split(i + 1, n, BT)
+    elif per_sequence:
+        for i in range(n):
+            ranges[0][2 * i], ranges[0][2 * i + 1] = i * p.T, (i + 1) * p.T
+    else:
+        n = 0
+        for k in range(p.n_blocks):
+            if p.block_bounds[k + 1] == p.block_bounds[k]:
+                continue
+            first = p.block_members[p.block_bounds[k]] * p.T
+            rows = (p.block_bounds[k + 1] - p.block_bounds[k]) * p.T
+            n_sub = dx_block_calls(rows)
+            for i in range(n_sub):
+                ranges[0][2 * n] = first + split(i, n_sub, rows)
+                ranges[0][2 * n + 1] = first + split(i + 1, n_sub, rows)
+                n += 1
+    return n
+
+
 cdef void _input_grads_rows(const Gradients *p, const floating *dz, floating *dx,
                             Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
-    """dx = dz @ kernel^T for the flattened rows [r0, r1) (see _input_grads_block)."""
+    """dx = dz @ kernel^T for the flattened rows [r0, r1) (see _input_grads_range)."""
     cdef Py_ssize_t I = p.features, G = p.G
     cdef const floating *kernel = <const floating *> p.kernel
     cdef Py_ssize_t r = r0
@@ -1013,49 +1128,96 @@ cdef void _gather_grad_operand(const Gradients *p, const GradProduct *product,
         a += width * n_rows
 
 
+ctypedef struct RowSet:
+    # Batch rows whose weight gradients are summed together: the rows
+    # b0 .. b0 + nb - 1, or (members not NULL, b0 = 0) the nb rows
+    # members[0..nb), ascending.
+    Py_ssize_t b0, nb
+    const Py_ssize_t *members
+
+
+ctypedef struct GradTarget:
+    # Where a task's sums go: rows as in dweights (the rows of dkernel,
+    # drecurrent_kernel, then the bias rows), ld apart, holding the columns
+    # from first_column on.
+    void *base
+    Py_ssize_t ld, first_column
+
+
+cdef inline Py_ssize_t _set_row(const RowSet *rows, Py_ssize_t i) noexcept nogil:
+    """Batch row i of a row set."""
+    return rows.b0 + i if rows.members == NULL else rows.members[i]
+
+
+cdef RowSet _row_part(const Gradients *p, const Py_ssize_t *row_bounds, Py_ssize_t part,
+                      Py_ssize_t n_parts) noexcept nogil:
+    """Row part `part` of n_parts (cut by split, or with lengths by
+    row_bounds, so that the parts sum similar numbers of rows)."""
+    cdef RowSet rows
+    rows.b0 = _part_start(row_bounds, part, n_parts, p.B)
+    rows.nb = _part_start(row_bounds, part + 1, n_parts, p.B) - rows.b0
+    rows.members = NULL
+    return rows
+
+
+cdef RowSet _sample_block(const Gradients *p, Py_ssize_t k) noexcept nogil:
+    """Sample block k's rows: a run of consecutive rows when they are one."""
+    cdef RowSet rows
+    cdef Py_ssize_t i
+    cdef const Py_ssize_t *members = p.block_members + p.block_bounds[k]
+    rows.nb = p.block_bounds[k + 1] - p.block_bounds[k]
+    rows.b0 = 0
+    rows.members = members
+    for i in range(1, rows.nb):
+        if members[i] != members[0] + i:
+            return rows
+    rows.b0 = members[0] if rows.nb > 0 else 0
+    rows.members = NULL
+    return rows
+
+
 cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
-                             const floating *dz, floating *dweights, Py_ssize_t block,
-                             Py_ssize_t n_blocks, Py_ssize_t row_part, Py_ssize_t n_row_parts,
-                             const Py_ssize_t *row_bounds,
+                             const floating *dz, GradTarget target, Py_ssize_t block,
+                             Py_ssize_t n_blocks, const RowSet *row_set,
                              fastlstm_interrupt *interrupt) noexcept nogil:
     """Column block `block` of n_blocks (cut by column_split) of one product
-    of the weight gradients (see _grad_products), summed over the T rows of
-    each sequence of row part `row_part` of n_row_parts (cut by split, or
-    with lengths by row_bounds, so that the parts sum similar numbers of
-    rows).
+    of the weight gradients (see _grad_products), summed over the T rows (or
+    with lengths the running steps) of each sequence of `row_set`, in order,
+    into `target`.
 
     Each block of FASTLSTM_K_BLOCK rows of the sources is copied once,
     transposed, where BLAS packed the long (batch, time) side of both
     operands again for every column block (about 40% of its time here).
-    With lengths, only the sequences' running steps are summed: their rows
-    of dz are gathered too, a block at a time.
+    With lengths or members, only the summed rows' dz is gathered too, a
+    block at a time.
     Stops early if `interrupt` does. Returns -1 if out of memory."""
     cdef Py_ssize_t T = p.T, G = p.G
     cdef Py_ssize_t M = 0
     cdef int s
     for s in range(product.n_sources):
         M += _source_width(p, product.sources[s])
-    cdef Py_ssize_t b0 = _part_start(row_bounds, row_part, n_row_parts, p.B)
-    cdef Py_ssize_t nb = _part_start(row_bounds, row_part + 1, n_row_parts, p.B) - b0
+    cdef Py_ssize_t b0 = row_set.b0
     cdef Py_ssize_t j0 = column_split(block, n_blocks, product.n_columns, GRAD_COLUMNS)
     cdef Py_ssize_t nc = column_split(block + 1, n_blocks, product.n_columns, GRAD_COLUMNS) - j0
     cdef Py_ssize_t first = product.first_column + j0
     cdef Py_ssize_t *index = NULL
-    cdef Py_ssize_t n_summed = _summed_rows(p, b0, nb, &index)
+    cdef Py_ssize_t n_summed = _summed_rows(p, row_set, &index)
     cdef Py_ssize_t r0, n_rows, q
     cdef Py_ssize_t max_rows = max(1, min(<Py_ssize_t> FASTLSTM_K_BLOCK, n_summed))
     cdef floating *operand = <floating *> malloc(max_rows * M * sizeof(floating))
     cdef const floating **rows = <const floating **> malloc(max_rows * sizeof(floating *))
     cdef floating *dz_rows = NULL
-    cdef Py_ssize_t ld_dz = G if p.lengths == NULL else nc
+    cdef Py_ssize_t ld_dz = G if index == NULL else nc
+    cdef Py_ssize_t ld = target.ld
     cdef floating *scratch
     cdef floating *sums = NULL
-    cdef floating *out = dweights + product.out_row * G + first
+    cdef floating *base = <floating *> target.base + (first - target.first_column)
+    cdef floating *out = base + product.out_row * ld
     cdef int scratch_failed = alloc_matmul_grad_scratch(nc, ld_dz, &scratch)
-    if p.lengths != NULL:
+    if index != NULL:
         dz_rows = <floating *> malloc(max_rows * nc * sizeof(floating))
     if (operand == NULL or rows == NULL or scratch_failed or n_summed < 0
-            or (p.lengths != NULL and dz_rows == NULL)):
+            or (index != NULL and dz_rows == NULL)):
         free(operand)
         free(rows)
         free(index)
@@ -1064,12 +1226,12 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
         return -1
     if product.from_dz_rec:
         dz = <const floating *> p.dz_rec
-    dz += b0 * T * G  # this part's sequences only
+    dz += b0 * T * G  # this set's sequences only
     if product.sums_row >= 0:
-        sums = dweights + product.sums_row * G + first
-    if n_summed == 0:  # every sequence of the part is empty
+        sums = base + product.sums_row * ld
+    if n_summed == 0:  # every sequence of the set is empty
         for q in range(M):
-            memset(out + q * G, 0, nc * sizeof(floating))
+            memset(out + q * ld, 0, nc * sizeof(floating))
         if sums != NULL:
             memset(sums, 0, nc * sizeof(floating))
     r0 = 0
@@ -1078,12 +1240,12 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
         _gather_grad_operand(p, product, b0, operand, rows, index, r0, n_rows)
         if index == NULL:
             matmul_grad(p.kern, M, nc, n_rows, operand, n_rows, dz + r0 * G + first, G,
-                        out, G, r0 > 0, sums, scratch)
+                        out, ld, r0 > 0, sums, scratch)
         else:
             for q in range(n_rows):
                 memcpy(dz_rows + q * nc, dz + index[r0 + q] * G + first, nc * sizeof(floating))
             matmul_grad(p.kern, M, nc, n_rows, operand, n_rows, dz_rows, nc,
-                        out, G, r0 > 0, sums, scratch)
+                        out, ld, r0 > 0, sums, scratch)
         r0 += n_rows
     free(operand)
     free(rows)
@@ -1093,105 +1255,234 @@ cdef int _weight_grads_block(const Gradients *p, const GradProduct *product,
     return 0
 
 
-cdef Py_ssize_t _summed_rows(const Gradients *p, Py_ssize_t b0, Py_ssize_t nb,
+cdef Py_ssize_t _summed_rows(const Gradients *p, const RowSet *row_set,
                              Py_ssize_t **index) noexcept nogil:
-    """The number of (batch, time) rows of sequences b0.. that the weight
-    gradients sum; with lengths, index[0] lists them (flattened from b0's
-    first row; free it), else it stays NULL. -1 if out of memory."""
-    cdef Py_ssize_t n = 0, b, t
-    if p.lengths == NULL:
-        return nb * p.T
-    for b in range(b0, b0 + nb):
-        n += p.lengths[b]
+    """The number of (batch, time) rows of `row_set` that the weight
+    gradients sum, sequence by sequence, each in time order. With lengths or
+    members, index[0] lists them (flattened from row b0's first step; free
+    it), else it stays NULL and they are the rows from b0's on. -1 if out of
+    memory."""
+    cdef Py_ssize_t n = 0, i, b, t, steps
+    if p.lengths == NULL and row_set.members == NULL:
+        return row_set.nb * p.T
+    for i in range(row_set.nb):
+        n += p.T if p.lengths == NULL else p.lengths[_set_row(row_set, i)]
     index[0] = <Py_ssize_t *> malloc(max(1, n) * sizeof(Py_ssize_t))
     if index[0] == NULL:
         return -1
     n = 0
-    for b in range(nb):
-        for t in range(p.lengths[b0 + b]):
-            index[0][n] = b * p.T + t
+    for i in range(row_set.nb):
+        b = _set_row(row_set, i)
+        steps = p.T if p.lengths == NULL else p.lengths[b]
+        for t in range(steps):
+            index[0][n] = (b - row_set.b0) * p.T + t
             n += 1
     return n
 
 
-cdef inline void _add_into(floating *total, const floating *part, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        total[i] += part[i]
+cdef void _add_in_order(floating *total, const floating *parts, Py_ssize_t n_parts,
+                        Py_ssize_t size, int n_threads) noexcept nogil:
+    """total[i] += parts[0][i], then parts[1][i], ... (parts: n_parts arrays
+    of `size`, one after the other): each element's additions in that order,
+    whatever the thread that makes them."""
+    cdef Py_ssize_t chunk, n_chunks = (size + ADD_CHUNK - 1) // ADD_CHUNK
+    cdef Py_ssize_t i, q, i0, i1
+    if n_parts == 0:
+        return
+    if n_threads == 1 or n_chunks == 1:
+        for q in range(n_parts):
+            for i in range(size):
+                total[i] = total[i] + parts[q * size + i]
+        return
+    for chunk in prange(n_chunks, schedule="static", num_threads=team_size(n_chunks, n_threads)):
+        i0 = chunk * ADD_CHUNK
+        i1 = min(size, i0 + ADD_CHUNK)
+        for q in range(n_parts):
+            for i in range(i0, i1):
+                total[i] = total[i] + parts[q * size + i]
 
 
-cdef void _peephole_grads(const Gradients *p, const floating *dz) noexcept nogil:
-    """dpeephole (3, H), rows i, f, o: the sums over every (batch, time) row,
-    in order, of dz_i * c_{t-1}, dz_f * c_{t-1} and dz_o * c_t."""
-    cdef Py_ssize_t T = p.T, H = p.H, G = p.G, r, u
+cdef void _peephole_sums(const Gradients *p, const floating *dz, const RowSet *row_set,
+                         floating *dp) noexcept nogil:
+    """dp (3, H), rows i, f, o: the sums over the running (batch, time) rows
+    of `row_set`, sequence by sequence in time order, of dz_i * c_{t-1},
+    dz_f * c_{t-1} and dz_o * c_t."""
+    cdef Py_ssize_t T = p.T, H = p.H, G = p.G, r, u, i, b, t, steps
     cdef const floating *cells = <const floating *> p.cells
-    cdef floating *dp = <floating *> p.dpeephole
     cdef const floating *c_prev
     cdef const floating *c_t
     cdef const floating *dz_row
     memset(dp, 0, 3 * H * sizeof(floating))
-    for r in range(p.B * T):
-        if p.lengths != NULL and r % T >= p.lengths[r // T]:
-            continue  # past the sequence's length
-        c_t = cells + r * H
-        c_prev = <const floating *> p.c0 + (r // T) * H if r % T == 0 else c_t - H
-        dz_row = dz + r * G
-        for u in range(H):
-            dp[u] += dz_row[u] * c_prev[u]
-            dp[H + u] += dz_row[H + u] * c_prev[u]
-            dp[2 * H + u] += dz_row[3 * H + u] * c_t[u]
+    for i in range(row_set.nb):
+        b = _set_row(row_set, i)
+        steps = T if p.lengths == NULL else p.lengths[b]
+        for t in range(steps):
+            r = b * T + t
+            c_t = cells + r * H
+            c_prev = <const floating *> p.c0 + b * H if t == 0 else c_t - H
+            dz_row = dz + r * G
+            for u in range(H):
+                dp[u] += dz_row[u] * c_prev[u]
+                dp[H + u] += dz_row[H + u] * c_prev[u]
+                dp[2 * H + u] += dz_row[3 * H + u] * c_t[u]
+
+
+cdef int _peephole_grads(const Gradients *p, const floating *dz) except -1:
+    """dpeephole: the sums over every sequence's running steps (see
+    _peephole_sums); with sample blocks, each block's sums, added in block
+    order (or, per_block, kept apart, block k's at dpeephole[3 k])."""
+    cdef Py_ssize_t H = p.H, k
+    cdef floating *dp = <floating *> p.dpeephole
+    cdef floating *partial = NULL
+    cdef RowSet rows
+    if p.n_blocks == 0:
+        rows.b0, rows.nb, rows.members = 0, p.B, NULL
+        with nogil:
+            _peephole_sums(p, dz, &rows, dp)
+        return 0
+    partial = <floating *> malloc(3 * H * sizeof(floating))
+    if partial == NULL:
+        raise MemoryError("fastlstm: could not allocate the peephole gradients' partial sums")
+    with nogil:
+        for k in range(p.n_blocks):
+            rows = _sample_block(p, k)
+            if p.per_block:
+                _peephole_sums(p, dz, &rows, dp + 3 * H * k)
+            elif k == 0:
+                _peephole_sums(p, dz, &rows, dp)
+            else:
+                _peephole_sums(p, dz, &rows, partial)
+                _add_in_order(dp, partial, 1, 3 * H, 1)
+    free(partial)
+    return 0
 
 
 cdef int _weight_grads(Gradients *p, const floating *dz, int n_threads,
                        fastlstm_interrupt *interrupt) except -1:
-    """All weight gradients: tasks of (product, row part, column block), about
-    one per thread and product (see GRAD_COLUMNS, GRAD_ROW_PARTS). Row part 0
-    writes dweights itself, part q > 0 its own copy, added in order after.
-    Raises MemoryError if out of memory."""
+    """All weight gradients, summed over row sets: GRAD_ROW_PARTS row parts
+    (see grad_row_parts), or the sample blocks. Each set's sums start from
+    zero, and the sets are added in order; per_block keeps each block's sums
+    apart (block k's at dweights[k * rows]).
+
+    Tasks of (product, row set, column block), about one per thread and
+    product (see GRAD_COLUMNS): set 0 writes dweights itself, later sets
+    their own copies (p.grad_scratch, or fresh memory), added in order after.
+    When copies of every set would take more than GRAD_PARTIAL_BYTES, the
+    sets run in waves (see wave_sets), each wave's copies added before the
+    next starts. Raises MemoryError if out of memory."""
     cdef GradProduct products[2]
     cdef int n_products = _grad_products(p, products)
     cdef Py_ssize_t size = (p.features + p.H + p.cell.bias_rows) * p.G
-    cdef Py_ssize_t n_row_parts = grad_row_parts(p.B, size * sizeof(floating))
-    cdef Py_ssize_t n_blocks[2]
-    cdef Py_ssize_t n_tasks = 0, task, local, q
-    cdef floating *dweights = <floating *> p.dweights
-    cdef floating *partials = NULL
-    cdef floating *target
+    cdef Py_ssize_t n_sets, wave, slots, first, stop, q
     cdef Py_ssize_t *row_bounds = NULL
-    cdef int failed = 0, k
-    for k in range(n_products):
-        n_blocks[k] = max(1, min((n_threads + n_row_parts - 1) // n_row_parts,
-                                 products[k].n_columns // GRAD_COLUMNS))
-        n_tasks += n_row_parts * n_blocks[k]
-    _fill_bounds(p.lengths, p.B, n_row_parts, &row_bounds)
-    if n_row_parts > 1:
-        partials = <floating *> malloc((n_row_parts - 1) * size * sizeof(floating))
-        if partials == NULL:
-            free(row_bounds)
-            raise MemoryError("fastlstm: could not allocate the weight gradients' partial sums")
+    cdef RowSet *sets = NULL
+    cdef floating *partials = NULL
+    cdef floating *owned = NULL
+    if p.n_blocks == 0:
+        n_sets = grad_row_parts(p.B, size * sizeof(floating))
+        _fill_bounds(p.lengths, p.B, n_sets, &row_bounds)
+    else:
+        n_sets = p.n_blocks
+    wave = n_sets if p.per_block else wave_sets(n_sets, size * sizeof(floating), n_threads)
+    slots = 0 if p.per_block else partial_slots(n_sets, wave)
+    sets = <RowSet *> malloc(n_sets * sizeof(RowSet))
+    if sets == NULL:
+        free(row_bounds)
+        raise MemoryError("fastlstm: could not allocate the weight gradients' row sets")
+    for q in range(n_sets):
+        sets[q] = _row_part(p, row_bounds, q, n_sets) if p.n_blocks == 0 else _sample_block(p, q)
     try:
-        with nogil:
+        if slots > 0:
+            partials = <floating *> p.grad_scratch
+            if p.grad_scratch_size < slots * size:
+                partials = owned = <floating *> malloc(slots * size * sizeof(floating))
+                if partials == NULL:
+                    raise MemoryError("fastlstm: could not allocate the weight gradients' "
+                                      "partial sums")
+        first = 0
+        while first < n_sets and not fastlstm_interrupted(interrupt):
+            stop = min(n_sets, first + wave)
+            _weight_grads_wave(p, products, n_products, sets, first, stop, dz, partials,
+                               n_threads, interrupt)
+            first = stop
+    finally:
+        free(owned)
+        free(sets)
+        free(row_bounds)
+    return 0
+
+
+cdef int _weight_grads_wave(Gradients *p, const GradProduct *products, int n_products,
+                            const RowSet *sets, Py_ssize_t first, Py_ssize_t stop,
+                            const floating *dz, floating *partials, int n_threads,
+                            fastlstm_interrupt *interrupt) except -1:
+    """Sets first .. stop - 1 by tasks of (product, set, column block), then
+    (unless per_block) their copies added to dweights in order."""
+    cdef Py_ssize_t size = (p.features + p.H + p.cell.bias_rows) * p.G
+    cdef Py_ssize_t n_sets = stop - first
+    cdef Py_ssize_t n_blocks[2]
+    cdef Py_ssize_t n_tasks = 0, task
+    cdef int failed = 0, k
+    cdef bint uneven = p.lengths != NULL and p.n_blocks > 0
+    cdef Py_ssize_t columns_cut = (n_threads + n_sets - 1) // n_sets
+    if p.n_blocks > 0:
+        # As many tasks per thread: sets' columns cut when the sets do not
+        # share out evenly (the cut changes no bit, see GRAD_COLUMNS).
+        columns_cut = max(columns_cut, n_threads // _gcd(n_sets, n_threads))
+    for k in range(n_products):
+        n_blocks[k] = max(1, min(columns_cut, products[k].n_columns // GRAD_COLUMNS))
+        n_tasks += n_sets * n_blocks[k]
+    with nogil:
+        # Sample blocks' running steps may differ a lot with lengths: their
+        # tasks go to whichever thread is free.
+        if uneven:
+            for task in prange(n_tasks, schedule="dynamic",
+                               num_threads=team_size(n_tasks, n_threads)):
+                failed += _weight_grads_task(p, products, n_blocks, first, n_sets, sets, dz,
+                                             partials, size, task, interrupt)
+        else:
             for task in prange(n_tasks, schedule="static",
                                num_threads=team_size(n_tasks, n_threads)):
-                k = 0
-                local = task
-                if local >= n_row_parts * n_blocks[0]:
-                    local = local - n_row_parts * n_blocks[0]
-                    k = 1
-                q = local // n_blocks[k]
-                target = dweights if q == 0 else partials + (q - 1) * size
-                failed += _weight_grads_block(p, &products[k], dz, target, local % n_blocks[k],
-                                              n_blocks[k], q, n_row_parts, row_bounds,
-                                              interrupt)
-            if failed == 0 and not fastlstm_interrupted(interrupt):
-                for q in range(1, n_row_parts):
-                    _add_into(dweights, partials + (q - 1) * size, size)
-    finally:
-        free(partials)
-        free(row_bounds)
+                failed += _weight_grads_task(p, products, n_blocks, first, n_sets, sets, dz,
+                                             partials, size, task, interrupt)
+        if not p.per_block and failed == 0 and not fastlstm_interrupted(interrupt):
+            _add_in_order(<floating *> p.dweights, partials, n_sets - (first == 0), size,
+                          n_threads)
     if failed:
         raise MemoryError("fastlstm: could not allocate the weight gradients' scratch buffers")
     return 0
+
+
+cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+cdef int _weight_grads_task(const Gradients *p, const GradProduct *products,
+                            const Py_ssize_t *n_blocks, Py_ssize_t first, Py_ssize_t n_sets,
+                            const RowSet *sets, const floating *dz, floating *partials,
+                            Py_ssize_t size, Py_ssize_t task,
+                            fastlstm_interrupt *interrupt) noexcept nogil:
+    """Task `task` of a wave from set `first`: product k, the wave's set q, a
+    column block. Set 0's sums go to dweights, per_block's to the set's
+    slice of dweights, the others' to the wave's copies in order."""
+    cdef int k = 0
+    cdef Py_ssize_t local = task, q
+    cdef GradTarget target
+    if local >= n_sets * n_blocks[0]:
+        local = local - n_sets * n_blocks[0]
+        k = 1
+    q = local // n_blocks[k]
+    target.ld, target.first_column = p.G, 0
+    if p.per_block:
+        target.base = <floating *> p.dweights + (first + q) * size
+    elif first + q == 0:
+        target.base = p.dweights
+    else:
+        target.base = partials + (q - (first == 0)) * size
+    return _weight_grads_block(p, &products[k], dz, target, local % n_blocks[k], n_blocks[k],
+                               &sets[first + q], interrupt)
 
 
 cdef int _prepare_recurrent_t(Gradients *p, const floating *recurrent_kernel,
@@ -1235,7 +1526,7 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
              const floating[:, :, ::1] y, cells, aux,
              dy, dh_n, dc_n, dx, floating[:, ::1] dweights, dpeephole,
              floating[:, ::1] dh0, dc0, int n_threads, bint interruptible=False,
-             lengths=None):
+             lengths=None, blocks=None, bint per_block=False, grad_scratch=None):
     """BPTT. dz: the gates kept by forward_training, destroyed here.
 
     Each phase's recurrent columns are packed once, transposed, for the
@@ -1254,9 +1545,23 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     them; the steps past a row's length get no gradient and their dx is
     zero. Returns the nanoseconds the threads spent off their cores during
     the recurrence.
+
+    blocks: None, or (members, bounds), intp arrays: the batch rows cut into
+    sample blocks, block k's rows members[bounds[k]:bounds[k + 1]] in
+    ascending order (see _check_blocks). The weight gradients (and
+    dpeephole) are then summed over each block from zero and the blocks
+    added in order, so a block's sums depend on its own rows alone; with
+    per_block they are not added: dweights holds n_blocks of its (I + H +
+    bias_rows, G) row groups, block k's at row k (I + H + bias_rows), and
+    dpeephole (3 n_blocks, H) likewise. BLAS' dx calls then hold whole
+    blocks' rows too (see _dx_ranges). grad_scratch: None, or a 1-d array of
+    dz's dtype of at least weight_grad_scratch_size(...) elements, which
+    the partial sums use instead of fresh memory.
     """
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], I = x.shape[2], H = h0.shape[1]
     cdef Gradients p
+    cdef Py_ssize_t n_groups = 1
+    cdef floating[::1] scratch_view
     cdef Py_ssize_t state_bytes = B * H * sizeof(floating)
     cdef Py_ssize_t sequence_bytes = B * T * H * sizeof(floating)
     memset(&p, 0, sizeof(Gradients))
@@ -1264,7 +1569,19 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
     p.kern = fastlstm_simd_products(_simd_level)
     p.B, p.T, p.features, p.H = B, T, I, H
     p.G = p.cell.n_gates * H
-    if dweights.shape[0] < I + H + p.cell.bias_rows or dweights.shape[1] != p.G:
+    if blocks is not None:
+        p.n_blocks = _check_blocks(blocks, B, &p.block_members, &p.block_bounds)
+        p.per_block = per_block
+        if per_block:
+            n_groups = p.n_blocks
+    elif per_block:
+        raise ValueError("backward: per_block needs blocks")
+    if grad_scratch is not None:
+        scratch_view = grad_scratch
+        if scratch_view.shape[0] > 0:
+            p.grad_scratch, p.grad_scratch_size = &scratch_view[0], scratch_view.shape[0]
+    if (dweights.shape[0] < n_groups * (I + H + p.cell.bias_rows)
+            or dweights.shape[1] != p.G):
         raise ValueError("backward: dweights has the wrong shape")
     p.x, p.kernel, p.h0, p.y = &x[0, 0, 0], &kernel[0, 0], &h0[0, 0], &y[0, 0, 0]
     p.dweights, p.dh0 = &dweights[0, 0], &dh0[0, 0]
@@ -1286,7 +1603,8 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
             raise ValueError("backward: this cell needs aux")
     if p.cell.peephole_rows:
         p.peephole = _address(peephole, 3 * H * sizeof(floating), sizeof(floating), False)
-        p.dpeephole = _address(dpeephole, 3 * H * sizeof(floating), sizeof(floating), True)
+        p.dpeephole = _address(dpeephole, n_groups * 3 * H * sizeof(floating),
+                               sizeof(floating), True)
         if p.peephole == NULL or p.dpeephole == NULL:
             raise ValueError("backward: this cell needs peephole and dpeephole")
     return _backward(&p, &dz[0, 0, 0], &recurrent_kernel[0, 0], n_threads, interruptible)
@@ -1295,7 +1613,8 @@ def backward(int cell, floating[:, :, ::1] dz, const floating[:, :, ::1] x,
 cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_kernel,
                          int n_threads, bint interruptible) except -1:
     cdef Py_ssize_t n_parts = batch_parts(p.B, p.G, p.H, sizeof(floating), n_threads)
-    cdef Py_ssize_t n_blocks = n_dx_blocks(p.B * p.T)
+    cdef Py_ssize_t n_ranges = 0
+    cdef Py_ssize_t *ranges = NULL
     cdef Py_ssize_t part, block
     cdef void *owned[4]
     cdef floating *kernel_t = NULL
@@ -1333,22 +1652,28 @@ cdef long long _backward(Gradients *p, floating *dz, const floating *recurrent_k
         _free_recurrent_t(owned)
         if failed:
             raise MemoryError("fastlstm: could not allocate the backward pass' scratch buffers")
+        if p.dx != NULL:
+            n_ranges = _dx_ranges(p, &ranges)
+            if n_ranges < 0:
+                raise MemoryError("fastlstm: could not allocate the input gradient's blocks")
         with nogil:
             if p.dx != NULL and p.lengths != NULL:
-                # The blocks of the longest rows hold the most rows to compute;
-                # a block's numbers do not depend on the thread that takes it.
-                for block in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
+                # The ranges of the longest rows hold the most rows to compute;
+                # a range's numbers do not depend on the thread that takes it.
+                for block in prange(n_ranges, schedule="dynamic", num_threads=n_threads):
                     if not fastlstm_interrupted(&interrupt):
-                        _input_grads_block(p, dz, <floating *> p.dx, block, n_blocks)
+                        _input_grads_range(p, dz, <floating *> p.dx, ranges[2 * block],
+                                           ranges[2 * block + 1])
             elif p.dx != NULL:
-                for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+                for block in prange(n_ranges, schedule="static", num_threads=n_threads):
                     if not fastlstm_interrupted(&interrupt):
-                        _input_grads_block(p, dz, <floating *> p.dx, block, n_blocks)
+                        _input_grads_range(p, dz, <floating *> p.dx, ranges[2 * block],
+                                           ranges[2 * block + 1])
         _weight_grads(p, dz, n_threads, &interrupt)
         if p.dpeephole != NULL and not fastlstm_interrupted(&interrupt):
-            with nogil:
-                _peephole_grads(p, dz)
+            _peephole_grads(p, dz)
     finally:
+        free(ranges)
         _free_recurrent_t(owned)
         fastlstm_aligned_free(kernel_t)
         free(dz_rec)

@@ -11,6 +11,7 @@
 - ``fastlstm.functional``: LSTM, GRU and simple RNN forward and backward on
   the compiled kernels.
 - ``fastlstm.reference``: the same in plain NumPy, written to be read.
+- ``fastlstm.distributed``: data-parallel fit over MPI, inference over Dask.
 - ``set_num_threads`` / ``get_num_threads`` / ``threads``: thread control.
 - ``set_random_seed``: reproducible initialization, dropout and shuffling.
 - ``build_info()``: how this copy was built.
@@ -28,8 +29,8 @@ for _module in ("fastlstm._recurrent", "fastlstm._checks", "fastlstm._build",
             "`python -m pytest`, which puts the unbuilt source folder first.")
 del _module
 
-from . import (calendar, callbacks, convert, datasets, functional, layers, losses, metrics,
-               optimizers, reference, timeseries)
+from . import (calendar, callbacks, convert, datasets, distributed, functional, layers, losses,
+               metrics, optimizers, reference, timeseries)
 from ._build_info import build_info
 from ._random import set_random_seed
 from ._threads import get_num_threads, set_num_threads, threads
@@ -39,6 +40,7 @@ from .layers import Input
 from .models import Sequential, load_model
 
 __all__ = ["Sequential", "Input", "load_model", "layers", "optimizers", "losses", "metrics", "callbacks",
-           "timeseries", "datasets", "calendar", "convert", "functional", "reference", "build_info",
+           "timeseries", "datasets", "calendar", "convert", "functional", "reference",
+           "distributed", "build_info",
            "get_num_threads", "set_num_threads", "threads", "set_random_seed", "LSTMGrads",
            "__version__"]

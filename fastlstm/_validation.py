@@ -272,6 +272,21 @@ def checked_lengths(lengths, batch, time):
     return array.astype(np.intp)
 
 
+def checked_sample_blocks(sample_blocks, batch):
+    """`sample_blocks` as a new intp array (n_blocks + 1,) of the blocks'
+    first samples, from 0 to `batch`, never decreasing (just [0]: no block,
+    for an empty batch); or a ValueError naming ``sample_blocks``."""
+    array = np.asarray(sample_blocks)
+    if array.dtype.kind not in "iu" or array.ndim != 1 or array.size < 1:
+        raise ValueError(f"sample_blocks must be a 1-D array of integers (the blocks' first "
+                         f"samples, then the batch), got {array.dtype} {array.shape}")
+    starts = array.tolist()  # a few values: Python's comparisons beat NumPy's calls
+    if starts[0] != 0 or starts[-1] != batch or any(b < a for a, b in zip(starts, starts[1:])):
+        raise ValueError(f"sample_blocks must run from 0 to the batch ({batch}) without "
+                         f"decreasing, got {starts}")
+    return array.astype(np.intp)
+
+
 # Keyword arguments of Keras' layers, models, optimizers and callbacks that
 # fastlstm does not take, with the value that makes each a no-op in Keras
 # (the default): a Keras program passing that value is accepted, any other

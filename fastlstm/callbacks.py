@@ -14,7 +14,15 @@ __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ReduceLRO
 
 
 class Callback:
-    """Base class: subclass it and override the hooks you need."""
+    """Base class: subclass it and override the hooks you need.
+
+    In a distributed fit (fastlstm.distributed) every process runs the
+    callbacks with the same logs, except those whose ``first_process_only``
+    is true (the ones that write files), which run in the first process
+    alone.
+    """
+
+    first_process_only = False
 
     def __init__(self):
         self.model = None
@@ -210,6 +218,8 @@ class ModelCheckpoint(_Monitor):
         With save_best_only, a value the monitored quantity must beat first.
     """
 
+    first_process_only = True
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None, **unsupported):
@@ -331,6 +341,8 @@ class CSVLogger(Callback):
         Add rows to an existing file (without repeating its header) instead
         of overwriting it.
     """
+
+    first_process_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()

@@ -18,7 +18,8 @@ from ._sequences import RunOrder
 from ._blas_control import blas_single_threaded
 from ._threads import get_num_threads
 from ._types import GRUGrads, LSTMGrads, PeepholeLSTMGrads, SimpleRNNGrads
-from ._validation import checked_lengths, dropout_extras, output_gradient, recurrent_inputs
+from ._validation import (checked_lengths, checked_sample_blocks, dropout_extras,
+                          output_gradient, recurrent_inputs)
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "simple_rnn_forward", "simple_rnn_backward", "LSTMCache", "GRUCache",
@@ -211,9 +212,23 @@ def _run_forward(cell, inputs, originals, return_cache, guard_inputs, order):
     return (y_out.view(), *states, cache)
 
 
-def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad, names):
+def _engine_blocks(sample_blocks, order):
+    """The engine's sample blocks of the caller's `sample_blocks` (see
+    _recurrent.backward): (members, bounds), block k's rows in run order."""
+    if order.rows is None:
+        members = np.arange(order.batch, dtype=np.intp)
+    else:
+        block_of_run_row = np.searchsorted(sample_blocks, order.rows, side="right") - 1
+        members = np.argsort(block_of_run_row, kind="stable").astype(np.intp)
+    return members, sample_blocks
+
+
+def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad, names,
+                  sample_blocks=None, per_block=False):
     """The engine's backward pass through `cache`: (dx, the weight gradients'
-    rows as one array, dh0, dc0, dpeephole)."""
+    rows as one array, dh0, dc0, dpeephole); with `per_block`, the weight
+    gradients' rows of every sample block, one block after the other, and
+    dpeephole (3 n_blocks, units)."""
     forward_name, backward_name = names
     if cache.gates is None:
         raise RuntimeError(f"this cache was already consumed by {backward_name}, which "
@@ -234,17 +249,24 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
     dy, dh_n = order.to_run(dy), order.states_to_run(dh_n)
     dc_n = order.states_to_run(dc_n)
 
+    blocks = None
+    if sample_blocks is not None:
+        blocks = _engine_blocks(checked_sample_blocks(sample_blocks, batch), order)
+    elif per_block:
+        raise ValueError("per_block=True needs sample_blocks")
+    groups = len(blocks[1]) - 1 if per_block else 1
+
     dz = cache.gates.copy() if retain_cache else cache.gates
     if not retain_cache:
         cache.gates = None
     # The weight gradients are rows of one array: the kernel computes them
     # as one product where it can (see _recurrent.backward).
     rows = _recurrent.weight_grad_rows(code, features, units)
-    weight_grads = np.empty((rows, cache.kernel.shape[1]), dtype)
+    weight_grads = np.empty((groups * rows, cache.kernel.shape[1]), dtype)
     dx = np.empty((batch, time, features), dtype) if input_grad else None
     dh0 = np.empty((batch, units), dtype)
     dc0 = np.empty((batch, units), dtype) if cache.c0 is not None else None
-    dpeephole = np.empty((3, units), dtype) if cache.peephole is not None else None
+    dpeephole = np.empty((groups * 3, units), dtype) if cache.peephole is not None else None
     if batch == 0 or time == 0:
         for array in (dx, weight_grads, dpeephole):
             if array is not None:
@@ -255,17 +277,29 @@ def _run_backward(cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
         return dx, weight_grads, dh0, dc0, dpeephole
     calls_blas = input_grad and _recurrent.backward_calls_blas(code, features, units,
                                                                dtype.itemsize)
-    with blas_single_threaded() if calls_blas else nullcontext():
+    n_threads = _teams.team_size(get_num_threads())
+    # With sample blocks, the partial sums of the blocks take reused memory
+    # (fresh pages of several copies of the gradients would cost more).
+    scratch = 0 if blocks is None else _recurrent.weight_grad_scratch_size(
+        code, batch, features, units, dtype.itemsize, n_threads, len(blocks[1]) - 1, per_block)
+    with blas_single_threaded() if calls_blas else nullcontext(), \
+            _workspace.borrow(scratch, dtype) if scratch else nullcontext() as grad_scratch:
         _teams.run(_recurrent.backward, code, dz, cache.x, cache.kernel, cache.recurrent_kernel,
                    cache.peephole, cache.recurrent_dropout_mask, cache.h0, cache.c0, cache.y,
                    cache.cells, cache.aux, dy, dh_n, dc_n, dx, weight_grads, dpeephole, dh0,
-                   dc0, n_threads=_teams.team_size(get_num_threads()),
-                   lengths=order.run_lengths)
+                   dc0, n_threads=n_threads, lengths=order.run_lengths, blocks=blocks,
+                   per_block=per_block, grad_scratch=grad_scratch)
     dx = order.from_run(dx)
     if dx is not None and cache.dropout_mask is not None:
         dx *= cache.dropout_mask[:, None, :]
     _workspace.recycle_gates(dz)
     return dx, weight_grads, order.states_from_run(dh0), order.states_from_run(dc0), dpeephole
+
+
+def _weight_rows(weights, per_block, rows):
+    """Backward's weight gradients (rows, G), or with `per_block` the rows of
+    every block one after the other, as (n_blocks, rows, G)."""
+    return weights.reshape(-1, rows, weights.shape[-1]) if per_block else weights
 
 
 def _check_cache(cache, cache_type, forward_name):
@@ -355,7 +389,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, peephol
 
 
 def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_cache=False,
-                  input_grad=True):
+                  input_grad=True, sample_blocks=None, per_block=False):
     """Backpropagate through an LSTM forward pass (BPTT).
 
     Parameters
@@ -376,13 +410,27 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     input_grad : bool
         Compute dx; with False, dx comes back None and costs nothing. A
         model's first layer passes False: its input is data.
+    sample_blocks : array_like of ints, shape (n_blocks + 1,), optional
+        Cut the batch into blocks of samples, block k being samples
+        ``sample_blocks[k]`` to ``sample_blocks[k + 1] - 1`` (from 0 to
+        batch, never decreasing): the weight gradients are then summed over
+        each block from zero and the blocks' sums added in block order. A
+        block's sums depend on its own samples alone (not on the rest of the
+        batch, its lengths' order, or the thread count), so a batch split
+        between processes at block boundaries gives the same bits once the
+        blocks' sums are added in the same order (fastlstm.distributed).
+        None: the engine's own cut, which depends on the batch size.
+    per_block : bool
+        With ``sample_blocks``: return every block's weight gradients
+        unsummed, each with a leading axis of n_blocks.
 
     Returns
     -------
     LSTMGrads or PeepholeLSTMGrads
         ``(dx, dkernel, drecurrent_kernel, dbias, dh0, dc0)``, shaped like
         ``x, kernel, recurrent_kernel, bias, h0, c0``, and ``dpeephole``
-        (3, units) after a peephole LSTM's forward. dkernel,
+        (3, units) after a peephole LSTM's forward (with ``per_block`` the
+        weight gradients have a leading axis of n_blocks). dkernel,
         drecurrent_kernel and dbias are views of consecutive rows of one
         (features + units + 1, 4 * units) array.
 
@@ -395,13 +443,14 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None, *, check_finite=True, retain_
     _check_cache(cache, LSTMCache, "lstm_forward")
     dx, weights, dh0, dc0, dpeephole = _run_backward(
         cache, dy, dh_n, dc_n, check_finite, retain_cache, input_grad,
-        ("lstm_forward", "lstm_backward"))
+        ("lstm_forward", "lstm_backward"), sample_blocks, per_block)
     features, units = cache.kernel.shape[0], cache.h0.shape[1]
-    grads = (dx, weights[:features], weights[features:features + units],
-             weights[features + units], dh0, dc0)
+    weights = _weight_rows(weights, per_block, features + units + 1)
+    grads = (dx, weights[..., :features, :], weights[..., features:features + units, :],
+             weights[..., features + units, :], dh0, dc0)
     if dpeephole is None:
         return LSTMGrads(*grads)
-    return PeepholeLSTMGrads(*grads, dpeephole)
+    return PeepholeLSTMGrads(*grads, _weight_rows(dpeephole, per_block, 3))
 
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
@@ -449,7 +498,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0=None, *, reset_after=True,
 
 
 def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
-                 input_grad=True):
+                 input_grad=True, sample_blocks=None, per_block=False):
     """Backpropagate through a GRU forward pass (BPTT).
 
     Parameters
@@ -459,6 +508,7 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
     dy : array_like of shape (batch, time, units) or None
     dh_n : array_like of shape (batch, units), optional
     check_finite, retain_cache, input_grad : bool
+    sample_blocks, per_block
         As for ``lstm_backward``.
 
     Returns
@@ -469,11 +519,14 @@ def gru_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
     """
     _check_cache(cache, GRUCache, "gru_forward")
     dx, weights, dh0, _, _ = _run_backward(cache, dy, dh_n, None, check_finite, retain_cache,
-                                           input_grad, ("gru_forward", "gru_backward"))
+                                           input_grad, ("gru_forward", "gru_backward"),
+                                           sample_blocks, per_block)
     features, units = cache.kernel.shape[0], cache.h0.shape[1]
-    bias = weights[features + units:]
-    return GRUGrads(dx, weights[:features], weights[features:features + units],
-                    bias if cache.cell == "gru_reset_after" else bias[0], dh0)
+    bias_rows = 2 if cache.cell == "gru_reset_after" else 1
+    weights = _weight_rows(weights, per_block, features + units + bias_rows)
+    bias = weights[..., features + units:, :]
+    return GRUGrads(dx, weights[..., :features, :], weights[..., features:features + units, :],
+                    bias if bias_rows == 2 else bias[..., 0, :], dh0)
 
 
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
@@ -515,7 +568,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0=None, *, activation
 
 
 def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache=False,
-                        input_grad=True):
+                        input_grad=True, sample_blocks=None, per_block=False):
     """Backpropagate through a simple RNN forward pass (BPTT).
 
     Returns
@@ -527,7 +580,10 @@ def simple_rnn_backward(cache, dy, dh_n=None, *, check_finite=True, retain_cache
     _check_cache(cache, SimpleRNNCache, "simple_rnn_forward")
     dx, weights, dh0, _, _ = _run_backward(cache, dy, dh_n, None, check_finite, retain_cache,
                                            input_grad,
-                                           ("simple_rnn_forward", "simple_rnn_backward"))
+                                           ("simple_rnn_forward", "simple_rnn_backward"),
+                                           sample_blocks, per_block)
     features, units = cache.kernel.shape[0], cache.h0.shape[1]
-    return SimpleRNNGrads(dx, weights[:features], weights[features:features + units],
-                          weights[features + units], dh0)
+    weights = _weight_rows(weights, per_block, features + units + 1)
+    return SimpleRNNGrads(dx, weights[..., :features, :],
+                          weights[..., features:features + units, :],
+                          weights[..., features + units, :], dh0)

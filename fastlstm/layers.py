@@ -15,7 +15,7 @@ it when it returns sequences).
 """
 import numpy as np
 
-from . import _elementwise, _teams, functional, initializers, serialization
+from . import _elementwise, _sample_blocks, _teams, functional, initializers, serialization
 from ._random import generator
 from ._sequences import MaskedSteps
 from ._threads import get_num_threads, threads
@@ -372,8 +372,9 @@ class Recurrent(Layer, kind="layer"):
         """
         raise NotImplementedError
 
-    def _cell_backward(self, cache, dy, dh_n, input_grad):
-        """The cell's functional backward: its gradients' named tuple."""
+    def _cell_backward(self, cache, dy, dh_n, input_grad, **options):
+        """The cell's functional backward: its gradients' named tuple.
+        `options` (sample_blocks, per_block) pass to the functional backward."""
         raise NotImplementedError
 
     def cell_name(self):
@@ -488,13 +489,17 @@ class Recurrent(Layer, kind="layer"):
         self._carried_states = None if states is None else self._checked_states(states)
 
     def _dropout_masks(self, batch, features):
-        """This training pass' dropout masks, as functional's keyword arguments."""
+        """This training pass' dropout masks, as functional's keyword
+        arguments. In a step of fit's sample blocks, the masks of the whole
+        batch are drawn and this process' rows taken (see _sample_blocks)."""
+        blocks = _sample_blocks.current()
+        drawn, rows = (batch, slice(None)) if blocks is None else (blocks.batch, blocks.rows)
         masks = {}
         if self.dropout > 0:
-            masks["dropout_mask"] = _dropout_mask((batch, features), self.dropout)
+            masks["dropout_mask"] = _dropout_mask((drawn, features), self.dropout)[rows]
         if self.recurrent_dropout > 0:
-            masks["recurrent_dropout_mask"] = _dropout_mask((batch, self.units),
-                                                            self.recurrent_dropout)
+            masks["recurrent_dropout_mask"] = _dropout_mask((drawn, self.units),
+                                                            self.recurrent_dropout)[rows]
         return masks
 
     def _checked_states(self, initial_state):
@@ -539,7 +544,10 @@ class Recurrent(Layer, kind="layer"):
                 dy_seq = steps.output_grads(dy_seq, self.zero_output_for_mask)
             else:  # the output of a row that ran no step is zeros
                 dh_n = dh_n * (steps.lengths > 0)[:, None]
-        grads = self._cell_backward(self._cache, dy_seq, dh_n, input_grad)
+        blocks = _sample_blocks.current()
+        options = {} if blocks is None else {"sample_blocks": blocks.local_bounds,
+                                             "per_block": blocks.per_block}
+        grads = self._cell_backward(self._cache, dy_seq, dh_n, input_grad, **options)
         self._cache = self._steps = None
         names = [name for name, _, _ in self._weight_specs(self.input_shape[1])]
         self.grads = [getattr(grads, "d" + name) for name in names]
@@ -645,9 +653,9 @@ class LSTM(Recurrent):
                                        weights["bias"], *states,
                                        peephole=weights.get("peephole"), **options)
 
-    def _cell_backward(self, cache, dy, dh_n, input_grad):
+    def _cell_backward(self, cache, dy, dh_n, input_grad, **options):
         return functional.lstm_backward(cache, dy, dh_n=dh_n, check_finite=False,
-                                        input_grad=input_grad)
+                                        input_grad=input_grad, **options)
 
     def get_config(self):
         config = {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
@@ -730,9 +738,9 @@ class GRU(Recurrent):
                                       weights["bias"], *states, reset_after=self.reset_after,
                                       **options)
 
-    def _cell_backward(self, cache, dy, dh_n, input_grad):
+    def _cell_backward(self, cache, dy, dh_n, input_grad, **options):
         return functional.gru_backward(cache, dy, dh_n=dh_n, check_finite=False,
-                                       input_grad=input_grad)
+                                       input_grad=input_grad, **options)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation,
@@ -792,9 +800,9 @@ class SimpleRNN(Recurrent):
                                              weights["bias"], *states,
                                              activation=self.activation, **options)
 
-    def _cell_backward(self, cache, dy, dh_n, input_grad):
+    def _cell_backward(self, cache, dy, dh_n, input_grad, **options):
         return functional.simple_rnn_backward(cache, dy, dh_n=dh_n, check_finite=False,
-                                              input_grad=input_grad)
+                                              input_grad=input_grad, **options)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation,
@@ -1082,6 +1090,19 @@ _ACTIVATIONS = {
 }
 
 
+def _block_rows(training, n_rows):
+    """The slices of a layer's leading axis (n_rows long) that its products
+    take one at a time: this process' sample blocks in a training step of
+    fit (see _sample_blocks), else all rows at once."""
+    blocks = _sample_blocks.current() if training else None
+    if blocks is None:
+        return [slice(None)]
+    if blocks.stop - blocks.start != n_rows:
+        raise ValueError(f"a training pass of {n_rows} rows where the step's sample blocks "
+                         f"hold {blocks.stop - blocks.start}")
+    return [slice(a, b) for a, b in blocks.local_ranges()]
+
+
 def dense_into(x, kernel, bias, activation, out):
     """out = activation(x @ kernel + bias), float32, computed in `out` (a
     Dense layer's forward pass, shared by Dense and streams so that both
@@ -1153,26 +1174,48 @@ class Dense(Layer):
         kernel, bias = self._kernel_and_bias()
         x = np.asarray(x, np.float32)
         a = np.empty(x.shape[:-1] + (self.units,), np.float32)
-        dense_into(x, kernel, bias, self.activation, a)
+        for rows in _block_rows(training, len(x)):
+            # One product per sample block in fit: a BLAS call rounds a row
+            # according to the rows it shares the call with.
+            dense_into(x[rows], kernel, bias, self.activation, a[rows])
         if training:
             self._x, self._a = x, a
         return a
 
     def backward(self, dy):
         dz = self._weight_grads(dy)
-        return (dz @ self.weights[0].T).astype(np.float32, copy=False)
+        kernel_t = self.weights[0].T
+        parts = [dz[rows] @ kernel_t for rows in _block_rows(True, len(dz))]
+        if not parts:  # a process with no rows of the batch
+            return np.zeros(dz.shape[:-1] + kernel_t.shape[1:], np.float32)
+        dx = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return dx.astype(np.float32, copy=False)
 
     def backward_weights(self, dy):
         self._weight_grads(dy)
 
     def _weight_grads(self, dy):
-        """Store the weight gradients; returns dz, the gradient before the activation."""
-        kernel = self.weights[0]
+        """Store the weight gradients; returns dz, the gradient before the
+        activation. In fit's sample blocks, each block's sums are taken
+        apart and added in block order (or, per_block, kept apart)."""
+        features = self.weights[0].shape[0]
         dz = dy * self._derivative(self._a)
-        x2d, dz2d = self._x.reshape(-1, kernel.shape[0]), dz.reshape(-1, self.units)
-        self.grads = [(x2d.T @ dz2d).astype(np.float32)]
-        if self.use_bias:
-            self.grads.append(dz2d.sum(axis=0).astype(np.float32))
+        kernel_grads, bias_grads = [], []
+        for rows in _block_rows(True, len(dz)):
+            x2d = self._x[rows].reshape(-1, features)
+            dz2d = dz[rows].reshape(-1, self.units)
+            kernel_grads.append((x2d.T @ dz2d).astype(np.float32, copy=False))
+            bias_grads.append(dz2d.sum(axis=0).astype(np.float32, copy=False))
+        blocks = _sample_blocks.current()
+        if blocks is not None and blocks.per_block:
+            grads = [np.stack(kernel_grads) if kernel_grads
+                     else np.zeros((0, features, self.units), np.float32),
+                     np.stack(bias_grads) if bias_grads
+                     else np.zeros((0, self.units), np.float32)]
+        else:
+            grads = [_sample_blocks.add_in_order(kernel_grads),
+                     _sample_blocks.add_in_order(bias_grads)]
+        self.grads = grads if self.use_bias else grads[:1]
         self._x = self._a = None
         return dz
 
@@ -1235,12 +1278,14 @@ class TimeDistributed(Layer):
 
     def forward(self, x, training=False):
         steps, (batch, time) = self._steps(x)
-        out = self.layer.forward(steps, training)
+        with _sample_blocks.per_step(time):
+            out = self.layer.forward(steps, training)
         return out.reshape((batch, time) + out.shape[1:])
 
     def _backward_with(self, method, dy):
         steps, (batch, time) = self._steps(dy)
-        dx = getattr(self.layer, method)(steps)
+        with _sample_blocks.per_step(time):
+            dx = getattr(self.layer, method)(steps)
         self.grads = self.layer.grads
         return None if dx is None else dx.reshape((batch, time) + dx.shape[1:])
 
@@ -1280,8 +1325,14 @@ class Dropout(Layer):
             return x
         # 16 random bits per value, the bit generator's raw output: steps of
         # 1/65536 keep the drop probability within 1e-5 of `rate`. The bits
-        # are the mask that backward applies again.
-        self._mask = generator().bit_generator.random_raw(-(-x.size // 4)).view(np.uint16)[:x.size]
+        # are the mask that backward applies again. In fit's sample blocks
+        # the whole batch's bits are drawn, and this process' rows taken.
+        per_sample = int(np.prod(np.shape(x)[1:], dtype=np.int64))
+        blocks = _sample_blocks.current()
+        start, drawn = (0, np.size(x)) if blocks is None else (blocks.start * per_sample,
+                                                               blocks.batch * per_sample)
+        bits = generator().bit_generator.random_raw(-(-drawn // 4)).view(np.uint16)
+        self._mask = bits[start:start + np.size(x)]
         self._mask_shape = np.shape(x)
         return self._apply_mask(x)
 

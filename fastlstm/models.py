@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import layers as layers_module
+from . import _sample_blocks, layers as layers_module
 from . import losses, metrics as metrics_module, optimizers, serialization
 from ._random import generator
 from ._validation import checked_int, refuse_unsupported
@@ -307,17 +307,31 @@ class Sequential:
             metrics = [metrics]
         self.metrics = [metrics_module.canonical_name(m) for m in (metrics or [])]
 
-    def _check_x(self, x):
+    def _check_x(self, x, whole=True):
+        """x as float32, checked against the model's input shape (which it
+        builds the model for, if need be) and for NaN and infinity. With
+        whole=False (a distributed fit, where each process reads only the
+        rows it trains on) x is checked for its type and shape only, and
+        comes back as it is; _rows_of reads and checks its rows."""
         array = np.asarray(x)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"x must be numeric, got dtype {array.dtype}")
-        array = array.astype(np.float32, copy=False)
+        if whole:
+            array = array.astype(np.float32, copy=False)
         if not self._build_if_declared():
             self.build(array.shape[1:])
         expected = self.input_shape
         if array.ndim != 1 + len(expected) or any(
                 e is not None and e != g for e, g in zip(expected, array.shape[1:])):
             raise ValueError(self._shape_mismatch(array.shape))
+        if whole and not np.isfinite(array).all():
+            raise ValueError("x contains NaN or infinity")
+        return array
+
+    @staticmethod
+    def _rows_of(x, rows):
+        """x[rows] as float32, for x that _check_x(x, whole=False) passed."""
+        array = np.asarray(x[rows], dtype=np.float32)
         if not np.isfinite(array).all():
             raise ValueError("x contains NaN or infinity")
         return array
@@ -395,20 +409,42 @@ class Sequential:
             if getattr(layer, "stateful", False):
                 layer.reset_states()
 
-    def _train_step(self, x, y, sample_weight=None):
-        output, mask = self._forward_with_mask(x, training=True)
-        grad = self.loss.gradient(y, output, sample_weight, mask=mask)
-        for layer in reversed(self.layers[1:]):
-            grad = layer.backward(grad)
-        self.layers[0].backward_weights(grad)
+    def _largest_layer_bytes(self):
+        """The bytes of the largest weights whose gradients one kernel call
+        sums: a layer's, or one direction's of a Bidirectional."""
+        return max((sum(w.nbytes for w in part.weights)
+                    for layer in self.layers
+                    for part in getattr(layer, "_directions", None) or [layer]), default=0)
+
+    def _train_step(self, x, y, sample_weight=None, blocks=None, runner=None):
+        """One optimizer step on the batch (x, y); returns its output and mask.
+
+        With `blocks` (a _sample_blocks.StepBlocks), x holds this process'
+        rows of the batch and y (and sample_weight) the whole batch's; the
+        layers sum their weight gradients block by block, and `runner`
+        gathers the whole batch's output and combines the gradients (see
+        _sample_blocks.OneProcess).
+        """
+        with _sample_blocks.active(blocks):
+            output, mask = self._forward_with_mask(x, training=True)
+            if blocks is not None:
+                output, mask = runner.gather(output, mask, blocks)
+            grad = self.loss.gradient(y, output, sample_weight, mask=mask)
+            if blocks is not None:
+                grad = grad[blocks.rows]
+            for layer in reversed(self.layers[1:]):
+                grad = layer.backward(grad)
+            self.layers[0].backward_weights(grad)
         weights = [w for layer in self.layers for w in layer.weights]
         grads = [g for layer in self.layers for g in layer.grads]
+        if blocks is not None:
+            grads = runner.combine(grads, blocks)
         self.optimizer.apply(weights, grads)
         return output, mask
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
             shuffle=True, callbacks=None, verbose="auto", sample_weight=None, initial_epoch=0,
-            **unsupported):
+            distributed=None, **unsupported):
         """Train for `epochs` passes over (x, y).
 
         ``validation_split`` takes the last fraction of the samples (and of
@@ -419,14 +455,36 @@ class Sequential:
         metrics stay unweighted). Training runs epochs ``initial_epoch`` to
         ``epochs - 1``. Returns a History whose ``history`` dict holds each
         epoch's loss, metrics and (with validation) val_ ones.
+
+        Each batch's weight gradients are summed over fixed blocks of its
+        samples, added in order (see fastlstm._sample_blocks): the weights
+        after fit are bitwise the same for any thread count, and for any
+        number of processes of ``distributed``.
+
+        ``distributed``: a ``fastlstm.distributed.DataParallel()``, to train
+        one model in several MPI processes (``mpiexec -n N python
+        train.py``), each given the same arguments and computing a share of
+        every batch; the weights come out as a one-process fit's.
         """
         refuse_unsupported("fit", unsupported)
+        runner = _sample_blocks.OneProcess() if distributed is None else distributed
+        if not hasattr(runner, "step_blocks"):
+            raise TypeError(f"distributed must be a fastlstm.distributed.DataParallel, got "
+                            f"{type(distributed).__name__}")
+        with runner.running():
+            return self._fit(x, y, epochs, batch_size, validation_split, validation_data,
+                             shuffle, callbacks, verbose, sample_weight, initial_epoch, runner)
+
+    def _fit(self, x, y, epochs, batch_size, validation_split, validation_data, shuffle,
+             callbacks, verbose, sample_weight, initial_epoch, runner):
+        """fit, run by `runner` (_sample_blocks.OneProcess or DataParallel)."""
         if self.optimizer is None:
             raise RuntimeError("call compile(optimizer, loss) before fit")
         checked_int("epochs", epochs, 0)
         checked_int("initial_epoch", initial_epoch, 0, epochs)
         checked_int("batch_size", batch_size, 1)
-        x = self._check_x(x)
+        whole = runner.size == 1
+        x = self._check_x(x, whole=whole)
         y = self._check_y(y, len(x), x)
         sample_weight = self._check_sample_weight("sample_weight", sample_weight, y)
         if len(x) == 0:
@@ -439,7 +497,7 @@ class Sequential:
                 raise ValueError("validation_data must be (x_val, y_val) or "
                                  "(x_val, y_val, sample_weight)")
             x_val, y_val, *w_val = validation_data
-            x_val = self._check_x(x_val)
+            x_val = self._check_x(x_val, whole=whole or runner.rank == 0)
             y_val = self._check_y(y_val, len(x_val), x_val)
             w_val = self._check_sample_weight("validation sample_weight",
                                               w_val[0] if w_val else None, y_val)
@@ -455,21 +513,32 @@ class Sequential:
             x_val = y_val = None
         stateful = self._stateful_layers()
         if stateful:
+            if runner.size > 1:
+                raise ValueError(f"{stateful[0].name}: a stateful layer carries states from "
+                                 "batch to batch, which a distributed fit cannot split "
+                                 "between processes; train it in one process")
             self._check_whole_batches("x", len(x), batch_size)
             if x_val is not None:
                 self._check_whole_batches("the validation data", len(x_val), batch_size)
 
         verbose, live = _ProgressBar.level(verbose), _ProgressBar.is_terminal(sys.stdout)
+        if runner.rank != 0:
+            verbose = 0  # one progress bar, the first process'
         history = History()
         hooks = list(callbacks or []) + [history]  # History last sees the logs callbacks add
         for hook in hooks:  # every one checked before any starts (a CSVLogger opens its file)
             if not isinstance(hook, Callback):
                 raise TypeError(f"callbacks must be fastlstm Callback objects, got {type(hook).__name__}")
+        if runner.rank != 0:  # files are written by the first process alone
+            hooks = [hook for hook in hooks if not hook.first_process_only]
+        runner.check_data(x, y, sample_weight)
+        runner.begin(self)
         for hook in hooks:
             hook.set_model(self)
             hook.on_train_begin({})
         self.stop_training = False
         n, steps = len(x), -(-len(x) // batch_size)
+        weight_bytes = self._largest_layer_bytes()
         logs = {}
         for epoch in range(initial_epoch, epochs):
             for hook in hooks:
@@ -486,7 +555,12 @@ class Sequential:
                 batch = order[step * batch_size:(step + 1) * batch_size]
                 y_batch = y[batch]
                 w_batch = None if sample_weight is None else sample_weight[batch]
-                output, mask = self._train_step(x[batch], y_batch, w_batch)
+                blocks = runner.step_blocks(_sample_blocks.sample_blocks(
+                    len(batch), steps=x.shape[1] if x.ndim > 2 else 1,
+                    weight_bytes=weight_bytes))
+                x_batch = (x[batch[blocks.rows]] if runner.size == 1
+                           else self._rows_of(x, batch[blocks.rows]))
+                output, mask = self._train_step(x_batch, y_batch, w_batch, blocks, runner)
                 totals.add(y_batch, output, mask, w_batch)
                 batch_logs = totals.logs()
                 for hook in hooks:
@@ -506,8 +580,9 @@ class Sequential:
                 for layer, states in zip(stateful, kept):
                     layer.reset_states(states)
             elif x_val is not None:
-                logs.update(self._evaluate_logs(x_val, y_val, prefix="val_",
-                                                sample_weight=w_val))
+                logs.update(runner.validation_logs(
+                    lambda: self._evaluate_logs(x_val, y_val, prefix="val_",
+                                                sample_weight=w_val)))
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
             if verbose:  # after the callbacks, with the logs they add, as Keras' progress bar
