@@ -87,6 +87,21 @@ def restore_threads():
     fastlstm._threads._num_threads = previous
 
 
+def mpiexec():
+    """The mpiexec beside this interpreter (the mpi extra's MPICH), or skip
+    when mpi4py is not installed."""
+    import os
+    import shutil
+    import sys
+
+    pytest.importorskip("mpi4py")
+    found = (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+             or shutil.which("mpiexec"))
+    if found is None:
+        pytest.skip("mpi4py is installed without an mpiexec")
+    return found
+
+
 def run_python(script, env=None, timeout=120):
     """Run `script` in a fresh interpreter outside the source tree (so that
     `import fastlstm` finds the installed package); returns its stdout."""

@@ -4,7 +4,6 @@ the local predictions."""
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 import distributed_fit
+from conftest import mpiexec
 import fastlstm
 from fastlstm import distributed
 from fastlstm._threads import _usable_cpu_count_now
@@ -19,15 +19,6 @@ from fastlstm.layers import LSTM, Dense
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_fit.py")
 MPI_TIMEOUT_SECONDS = 60
-
-
-def mpiexec():
-    pytest.importorskip("mpi4py")
-    found = (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
-             or shutil.which("mpiexec"))
-    if found is None:
-        pytest.skip("mpi4py is installed without an mpiexec")
-    return found
 
 
 def run_job(processes, data, out, *options):
