@@ -9,7 +9,8 @@ import numpy as np
 
 from ._threads import threads as _threads
 
-__all__ = ["predict_dask", "predict_block", "model_bytes", "map_series"]
+__all__ = ["predict_dask", "predict_block", "model_bytes", "map_series", "backtest_dask",
+           "forecast_dask"]
 
 
 def model_bytes(model):
@@ -177,3 +178,75 @@ def map_series(function, series, model=None, partitions=None, threads=None, sche
     for result in dask.compute(*tasks, **options):
         merged.update(result)
     return merged
+
+
+def _forecaster_settings(forecaster):
+    """The Forecaster's constructor arguments as plain data, to rebuild it
+    on the workers (a custom model callable would have to be pickled)."""
+    from .forecast import Forecaster
+
+    if not isinstance(forecaster, Forecaster):
+        raise TypeError(f"forecaster must be a fastlstm Forecaster, got "
+                        f"{type(forecaster).__name__}")
+    if forecaster.model is not None:
+        raise ValueError("a Forecaster with its own model callable cannot travel to the "
+                         "workers without pickling code; use the default model")
+    return forecaster.get_params()
+
+
+def _backtest_group(settings, options, model, group):
+    from .forecast import Forecaster
+
+    return {name: Forecaster(**settings).backtest(values, **options)
+            for name, values in group.items()}
+
+
+def _forecast_group(settings, steps, quantiles, model, group):
+    from .forecast import Forecaster
+
+    return {name: Forecaster(**settings).fit(values).predict(steps, quantiles=quantiles)
+            for name, values in group.items()}
+
+
+def backtest_dask(forecaster, series, partitions=None, threads=None, scheduler=None,
+                  **options):
+    """Backtest a forecaster of `forecaster`'s settings on each of many
+    series, the series fanned out over Dask (see ``map_series``).
+
+    Each series gets its own model, fitted and tested on a worker exactly as
+    ``Forecaster(**forecaster.get_params()).backtest(values, **options)``
+    would locally. Fits draw on their process' random stream (seeded by the
+    forecaster's seed): run the workers as processes (Dask's default) or
+    one thread per process, so that two fits never share a stream at once.
+
+    Parameters
+    ----------
+    forecaster : fastlstm.forecast.Forecaster
+        Its settings only; it need not be fitted.
+    series : dict of name -> array_like of shape (n,) or a dated series
+    partitions, threads, scheduler
+        As for ``map_series``.
+    **options
+        ``backtest``'s arguments (start, horizon, stride, refit, quantiles).
+
+    Returns
+    -------
+    dict of name -> fastlstm.evaluation.BacktestResult
+    """
+    settings = _forecaster_settings(forecaster)
+    return map_series(functools.partial(_backtest_group, settings, options), series,
+                      partitions=partitions, threads=threads, scheduler=scheduler)
+
+
+def forecast_dask(forecaster, series, steps, quantiles=None, partitions=None, threads=None,
+                  scheduler=None):
+    """Fit a forecaster of `forecaster`'s settings on each of many series and
+    forecast `steps` values of each, the series fanned out over Dask.
+
+    Returns
+    -------
+    dict of name -> fastlstm.forecast.Forecast
+    """
+    settings = _forecaster_settings(forecaster)
+    return map_series(functools.partial(_forecast_group, settings, steps, quantiles), series,
+                      partitions=partitions, threads=threads, scheduler=scheduler)

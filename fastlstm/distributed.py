@@ -16,13 +16,16 @@ same SIMD level of fastlstm's kernels and the same BLAS).
 Inference (``pip install "fastlstm[dask]"``): ``predict_dask(model,
 array)`` runs ``model.predict`` on every partition of a Dask array, on the
 workers, and ``map_series`` fans any function of a model and a group of
-series out the same way. The model travels as the bytes of its saved file
+series out the same way; ``backtest_dask`` and ``forecast_dask`` give each
+of many series its own Forecaster on the workers. The model travels as the bytes of its saved file
 (``model.save``), read back without unpickling, never as a pickled object.
 
 The runner lives in fastlstm._data_parallel, the Dask functions in
 fastlstm._dask_partitions; neither imports mpi4py or Dask until used.
 """
-from ._dask_partitions import map_series, model_bytes, predict_block, predict_dask
+from ._dask_partitions import (backtest_dask, forecast_dask, map_series, model_bytes,
+                               predict_block, predict_dask)
 from ._data_parallel import DataParallel
 
-__all__ = ["DataParallel", "predict_dask", "predict_block", "model_bytes", "map_series"]
+__all__ = ["DataParallel", "predict_dask", "predict_block", "model_bytes", "map_series",
+           "backtest_dask", "forecast_dask"]

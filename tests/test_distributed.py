@@ -148,3 +148,33 @@ def test_predict_dask_refuses_what_it_cannot_run():
         distributed.predict_dask(model, da.zeros((2, 7, 3), chunks=2), threads=0)
     with pytest.raises(ValueError, match="partitions"):
         distributed.map_series(forecast_group, {"a": np.zeros((7, 3))}, model, partitions=0)
+
+
+def test_many_series_get_their_own_forecaster_on_dask_workers():
+    dask_distributed = pytest.importorskip("dask.distributed")
+    from fastlstm.forecast import Forecaster
+
+    t = np.arange(60)
+    series = {"a": 10 + np.sin(t / 3), "b": 5 + 0.1 * t + np.cos(t / 2), "c": np.cos(t / 5) + 3}
+    forecaster = Forecaster(transform="diff", window=8, units=4, epochs=2, threads=1)
+    # One in-process worker: fits running at once in threads of one process
+    # would share its random stream (worker processes each have their own).
+    with dask_distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None) as cluster, \
+            dask_distributed.Client(cluster):
+        results = distributed.backtest_dask(forecaster, series, partitions=2, start=0.8)
+        forecasts = distributed.forecast_dask(forecaster, series, steps=3, partitions=2)
+    assert list(results) == list(forecasts) == list(series)
+    for name, values in series.items():
+        local = Forecaster(**forecaster.get_params()).backtest(values, start=0.8)
+        np.testing.assert_array_equal(results[name].forecasts["model"], local.forecasts["model"])
+        assert results[name].errors == local.errors
+        fitted = Forecaster(**forecaster.get_params()).fit(values)
+        np.testing.assert_array_equal(forecasts[name].values, fitted.predict(3).values)
+
+
+def test_a_forecaster_with_its_own_model_callable_does_not_travel():
+    from fastlstm.forecast import Forecaster
+
+    with pytest.raises(ValueError, match="own model callable"):
+        distributed.backtest_dask(Forecaster(model=lambda shape, outputs: None), {"a": [1.0]})
