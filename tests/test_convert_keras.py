@@ -259,7 +259,8 @@ def _live_model(file_name):
     return live
 
 
-@pytest.mark.parametrize("file_name", ["functional.keras", "masking.keras"])
+@pytest.mark.parametrize("file_name", ["functional.keras", "masking.keras",
+                                       "functional_masking.keras"])
 def test_a_live_keras_model_converts_through_its_config_and_weights(file_name):
     model = from_keras(_live_model(file_name))
     _assert_predicts_as_keras(model, file_name.rsplit(".", 1)[0])
@@ -355,6 +356,21 @@ def _call_with_initial_state(config):
     config["config"]["layers"][1]["inbound_nodes"][0]["kwargs"]["initial_state"] = [1, 2]
 
 
+def _entry_of(config, class_name):
+    return next(e for e in config["config"]["layers"] if e["class_name"] == class_name)
+
+
+def _mask_test_value(value):
+    """The NotEqual of the Masking's mask compares with another value."""
+    return lambda c: _entry_of(c, "NotEqual")["inbound_nodes"][0]["args"].__setitem__(1, value)
+
+
+def _mask_from_masking(config):
+    """The GRU takes the Masking's output as its mask, not the Any's."""
+    mask = _entry_of(config, "GRU")["inbound_nodes"][0]["kwargs"]["mask"]
+    mask["config"]["keras_history"][0] = "masking"
+
+
 def _module(config):
     config["config"]["layers"][1]["module"] = "my_package.layers"
 
@@ -389,6 +405,9 @@ REFUSED_OPTIONS = [
     ("functional.keras", _module, "class 'LSTM' from module 'my_package.layers'"),
     ("functional.keras", _add_branch, r"1 input\(s\) and 2 output\(s\)"),
     ("functional.keras", _call_with_initial_state, "called with initial_state="),
+    ("functional_masking.keras", _mask_test_value(1.0), "'not_equal[_0-9]*' takes 2 inputs"),
+    ("functional_masking.keras", _mask_test_value(True), "'not_equal[_0-9]*' takes 2 inputs"),
+    ("functional_masking.keras", _mask_from_masking, "'gru[_0-9]*' is called with mask="),
     ("lstm_sequences.keras",
      lambda c: _layer(c, 2)["layer"].__setitem__("class_name", "LSTM"),
      "TimeDistributed wraps layers of single steps"),
