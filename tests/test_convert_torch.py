@@ -209,6 +209,43 @@ def test_from_torch_reads_modules_as_pytorch_runs_them(torch):
         from_torch(torch.nn.Sequential(torch.nn.Conv1d(3, 3, 1)))
 
 
+def _custom_module(torch, head_registered_first=False, relu_between=False):
+    """A module with a forward of its own: an LSTM, its last step, a Linear."""
+
+    class Forecaster(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            if head_registered_first:
+                self.fc = torch.nn.Linear(4, 4)
+            self.rnn = torch.nn.LSTM(4, 4, batch_first=True)
+            if not head_registered_first:
+                self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            out = out[:, -1]
+            return self.fc(torch.relu(out) if relu_between else out)
+
+    torch.manual_seed(0)
+    return Forecaster()
+
+
+def test_a_module_whose_forward_is_not_its_children_in_order_is_refused(torch):
+    x = np.random.default_rng(1).standard_normal((3, 5, 4)).astype(np.float32)
+    module = _custom_module(torch).train()
+    model = from_torch(module)
+    assert module.training  # the probe ran in eval mode and left the mode as it was
+    with torch.no_grad():
+        assert_close(model.predict(x), module.eval()(torch.from_numpy(x)).numpy())
+    for case in ({"head_registered_first": True}, {"relu_between": True}):
+        module = _custom_module(torch, **case)
+        with pytest.raises(ConversionError, match=r"forward computes something else than its "
+                           r"children in order .*from_torch\(\[module\.(rnn|fc), "):
+            from_torch(module)
+        model = from_torch([module.rnn, module.fc])  # the modules as they run: read
+        assert [type(layer).__name__ for layer in model.layers] == ["LSTM", "Dense"]
+
+
 def test_a_checkpoint_can_describe_its_state_dict(torch, tmp_path):
     x, y, data = recorded("rnn_relu_bidirectional_time_major_all_steps")
     state_dict = torch.load(RECORDED / "rnn_relu_bidirectional_time_major_all_steps.pt",
