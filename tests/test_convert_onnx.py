@@ -230,6 +230,18 @@ def test_unknown_operator_is_refused_by_name(tmp_path):
         from_onnx(saved(tmp_path, model))
 
 
+def test_initial_states_expanded_from_anything_but_zeros_are_refused(tmp_path):
+    """PyTorch's export without dynamic axes expands a zero constant into
+    the initial states; expanded from ones they are not what fastlstm runs."""
+    model = onnx.load(str(RECORDED / "lstm_fixed_shape_all_steps.onnx"))
+    expand = next(n for n in model.graph.node if n.op_type == "Expand")
+    constant = next(n for n in model.graph.node if n.output[0] == expand.input[0])
+    value = onnx.numpy_helper.to_array(constant.attribute[0].t)
+    constant.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.ones_like(value)))
+    with pytest.raises(UnsupportedLayerError, match="initial states must be zeros"):
+        from_onnx(saved(tmp_path, model))
+
+
 def test_unsupported_attribute_is_refused_by_name(tmp_path):
     model = exported(tmp_path)
     lstm = next(n for n in model.graph.node if n.op_type == "LSTM")

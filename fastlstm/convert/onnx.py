@@ -29,7 +29,7 @@ Reading (``from_onnx``) follows the graph's values symbolically, never
 running anything: recurrent nodes, MatMul/Gemm/Add and activations become
 layers; the glue around them (Transpose, Squeeze, Reshape, Gather or Slice
 of the last step, Concat of directions, zero initial states built from
-Shape and ConstantOfShape, as PyTorch's exporter writes) must compute what
+Shape and ConstantOfShape or Expand, as PyTorch's exporter writes) must compute what
 some fastlstm layer computes, or the op is refused by name.
 """
 import json
