@@ -90,8 +90,12 @@ def test_exported_graphs_pass_the_full_onnx_check(tmp_path):
     model = random_model([L.Masking(), L.Bidirectional(L.LSTM(3, peephole=True,
                                                                return_sequences=True)),
                           L.GRU(2, reset_after=False), L.Dense(2, "relu")])
-    to_onnx(model, tmp_path / "m.onnx", lengths=True, states=True)
+    to_onnx(model, tmp_path / "m.onnx", lengths=True)
     onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
+    model = random_model([L.Masking(), L.LSTM(3, peephole=True, return_sequences=True),
+                          L.GRU(2, reset_after=False), L.Dense(2, "relu")])
+    to_onnx(model, tmp_path / "states.onnx", lengths=True, states=True)
+    onnx.checker.check_model(onnx.load(str(tmp_path / "states.onnx")), full_check=True)
 
 
 def test_time_axis_stays_dynamic_when_the_model_leaves_it_open(tmp_path):
@@ -153,14 +157,20 @@ def test_states_let_the_graph_run_in_chunks(tmp_path):
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
 
 
-def test_states_of_a_bidirectional_layer_are_forward_then_backward(tmp_path):
-    model = random_model([L.Bidirectional(L.GRU(3)), L.Dense(1)])
-    to_onnx(model, tmp_path / "m.onnx", states=True)
-    x = inputs(batch=2)
-    h = np.random.default_rng(3).standard_normal((2, 2, 3)).astype(np.float32)
-    y = run(tmp_path / "m.onnx", x=x, bidirectional_h=h)[0]
-    merged = model.layers[0](x, initial_state=[h[0], h[1]])
-    assert_close(y, model.layers[1](merged))
+@pytest.mark.parametrize("layer", [
+    lambda: L.GRU(3, go_backwards=True),
+    lambda: L.Bidirectional(L.LSTM(3, return_sequences=True)),
+    lambda: L.Bidirectional(L.SimpleRNN(3, go_backwards=True))],
+    ids=["go_backwards", "bidirectional", "bidirectional_of_go_backwards"])
+def test_states_refuse_layers_running_backwards(layer, tmp_path):
+    """Run in chunks, a backward pass would start from each chunk's last step."""
+    model = random_model([L.LSTM(2, return_sequences=True), layer(), L.Dense(1)])
+    with pytest.raises(UnsupportedLayerError, match=r"layer '\w+': .*runs backwards .*"
+                       "states=True the graph is run in chunks"):
+        to_onnx(model, tmp_path / "m.onnx", states=True)
+    assert not (tmp_path / "m.onnx").exists()
+    to_onnx(model, tmp_path / "m.onnx")  # whole sequences at once
+    assert_close(run(tmp_path / "m.onnx", x=inputs())[0], model.predict(inputs()))
 
 
 def test_what_onnx_cannot_express_is_refused_by_name(tmp_path):

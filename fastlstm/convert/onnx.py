@@ -18,7 +18,8 @@ With ``lengths=True`` the graph also takes ``sequence_lens`` (batch,)
 int32, the number of data steps of each row, in place of the model's
 leading Masking layer (padding at the end; see ``to_onnx``). With
 ``states=True`` every recurrent layer's initial states are inputs and its
-final states outputs, so the graph can be run a chunk of steps at a time.
+final states outputs, so the graph can be run a chunk of steps at a time
+(layers running backwards are refused then).
 
 The model's layer classes, names and Dropout rates go in the metadata
 property ``fastlstm_layers`` (JSON); ``from_onnx`` takes from it what the
@@ -241,6 +242,17 @@ def _recurrent_node(export, flow, directions, direction, base):
     return x, outputs[0], outputs[1]
 
 
+def _refuse_backward_states(export, layer, what):
+    """With states=True, a layer running backwards is refused: the graph is
+    run a chunk at a time, and a chunk run backwards from its own last step
+    is not a piece of the pass backwards from the sequence's last step."""
+    if export.states:
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r}: {what} runs backwards from the last step of the whole "
+            "sequence; with states=True the graph is run in chunks, and a chunk run backwards "
+            "on its own is not that pass. Export it without states=True")
+
+
 def _squeeze(export, tensor, axis, base):
     return export.graph.add("Squeeze", [tensor, export.const([axis], base + "_axis")], base)
 
@@ -248,6 +260,8 @@ def _squeeze(export, tensor, axis, base):
 @converters.writer(layers.LSTM, layers.GRU, layers.SimpleRNN)
 def _write_recurrent(layer, export, flow):
     base = layer.name
+    if layer.go_backwards:
+        _refuse_backward_states(export, layer, "a go_backwards layer")
     direction = "reverse" if layer.go_backwards else "forward"
     x, y, y_h = _recurrent_node(export, flow, [layer], direction, base)
     if not layer.return_sequences:
@@ -265,6 +279,7 @@ def _write_recurrent(layer, export, flow):
 @converters.writer(layers.Bidirectional)
 def _write_bidirectional(layer, export, flow):
     base = layer.name
+    _refuse_backward_states(export, layer, "a Bidirectional's backward direction")
     if layer.layer.go_backwards:
         if export.lengths is not None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: a Bidirectional of a "
@@ -359,9 +374,12 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
         The default-domain opset, at least 14.
     states : bool
         Every recurrent layer ``L`` gets inputs ``L_h`` (and ``L_c`` for an
-        LSTM), (directions, batch, units), its initial states (forward
-        direction first), and outputs ``L_h_out`` (``L_c_out``), its final
-        states: feed those back to run a long sequence in chunks.
+        LSTM), (1, batch, units), its initial states, and outputs
+        ``L_h_out`` (``L_c_out``), its final states: feed those back to
+        run a long sequence in chunks. Layers that run backwards
+        (``go_backwards``, Bidirectional) are refused then: a chunk run
+        backwards on its own is not part of the pass backwards over the
+        whole sequence.
     lengths : bool
         The graph takes ``sequence_lens`` (batch,) int32 in place of the
         model's leading Masking layer: for rows whose padding is at the
@@ -373,7 +391,7 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
     ------
     UnsupportedLayerError
         A layer ONNX cannot express (Masking without ``lengths``, or not
-        first), named.
+        first; a layer running backwards with ``states``), named.
     """
     onnx = _import_onnx()
     if not isinstance(model, Sequential):
