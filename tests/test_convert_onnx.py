@@ -114,6 +114,19 @@ def test_file_functions_use_the_defaults(tmp_path):
     np.testing.assert_array_equal(back.predict(inputs()), model.predict(inputs()))
 
 
+def test_the_file_function_takes_lengths_for_a_leading_masking(tmp_path):
+    model = random_model([L.Masking(), L.GRU(3), L.Dense(1)])
+    with pytest.raises(UnsupportedLayerError, match=r"to_onnx\(model, path, lengths=True\)"):
+        to_onnx(model, tmp_path / "m.onnx")
+    write_onnx_file(model, tmp_path / "m.onnx")
+    assert [i.name for i in session(tmp_path / "m.onnx").get_inputs()] == ["x", "sequence_lens"]
+    lengths = np.array([6, 3], np.int32)
+    x = padded(lengths)
+    assert_close(run(tmp_path / "m.onnx", x=x, sequence_lens=lengths)[0], model.predict(x))
+    np.testing.assert_array_equal(read_onnx_file(tmp_path / "m.onnx").predict(x),
+                                  model.predict(x))
+
+
 def padded(lengths, time=6, seed=2):
     x = inputs(batch=len(lengths), time=time, seed=seed)
     x[np.arange(time)[None, :] >= np.asarray(lengths)[:, None]] = 0.0

@@ -341,8 +341,8 @@ def _write_masking(layer, export, flow):
         raise UnsupportedLayerError(
             f"layer {layer.name!r}: ONNX cannot express Masking's masks, computed from the "
             "data with any pattern of steps; for padding at the end, make Masking the first "
-            "layer and export with lengths=True: the graph then takes sequence_lens, the "
-            "number of data steps of each row")
+            "layer and export with to_onnx(model, path, lengths=True): the graph then takes "
+            "sequence_lens, the number of data steps of each row")
     x = export.time_major(flow, layer.name)
     return _Flow(export.graph.add("Mul", [x, export.time_mask(x, layer.name)], layer.name),
                  "tbf")
@@ -441,8 +441,13 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
 
 
 def write_onnx_file(model, path):
-    """``to_onnx(model, path)`` with the default options."""
-    to_onnx(model, path)
+    """``to_onnx(model, path)`` with the default options, and
+    ``lengths=True`` when the model's first layer is Masking: the graph then
+    takes ``sequence_lens`` (batch,) int32 beside ``x``, each row's count of
+    data steps (padding at the end), in place of the Masking."""
+    leading_masking = isinstance(model, Sequential) and bool(model.layers) \
+        and type(model.layers[0]) is layers.Masking
+    to_onnx(model, path, lengths=leading_masking)
 
 
 # ======================================================================
