@@ -39,6 +39,8 @@ inferred, or ``{"state_dict": ..., "torch_layers": [...], "read": ...,
 "nonlinearity": ...}`` with the arguments of ``from_torch``.
 """
 import functools
+import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -941,7 +943,15 @@ def read_torch_file(path):
             loaded = torch.load(f, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise
-    except Exception as e:  # the unpickler and the zip reader raise many kinds
+    except pickle.UnpicklingError as e:
+        # PyTorch's message suggests weights_only=False: running the file's code.
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        named = f" (it names {found.group(1)})" if found else ""
+        raise ConversionError(f"{path}: not a .pt file of tensors and plain data: it holds "
+                              f"pickled objects other than those{named}, or is damaged; "
+                              "fastlstm does not unpickle objects, which could run code") \
+            from None
+    except Exception as e:  # the zip reader and the loader raise many kinds
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ConversionError(f"{path}: not a .pt file that loads as tensors and plain data "
                               f"({type(e).__name__}: {message:.300})") from None
