@@ -130,7 +130,7 @@ def test_what_pytorch_cannot_express_is_refused_before_importing_it():
 def test_missing_packages_are_named(monkeypatch, tmp_path):
     model = random_model([L.LSTM(2), L.Dense(1)])
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(ImportError, match="pip install torch"):
+    with pytest.raises(ImportError, match=r'pip install "fastlstm\[torch\]"'):
         to_torch(model)
     monkeypatch.setitem(sys.modules, "onnx", None)
     from fastlstm.convert.onnx import to_onnx

@@ -86,7 +86,9 @@ def _import_torch():
     try:
         import torch
     except ImportError:
-        raise ImportError("PyTorch conversion needs PyTorch: pip install torch") from None
+        raise ImportError('PyTorch conversion needs PyTorch: pip install "fastlstm[torch]" '
+                          "(a CPU-only build is enough: add --index-url "
+                          "https://download.pytorch.org/whl/cpu)") from None
     return torch
 
 
