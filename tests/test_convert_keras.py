@@ -91,6 +91,21 @@ def test_the_layers_and_options_read_are_keras_ones():
     assert from_keras(FILES / "stateful.keras").layers[0].stateful
 
 
+def test_an_lstm_without_bias_reads_as_a_zero_bias(tmp_path):
+    """fastlstm's LSTM always has a bias: zeros compute what Keras does."""
+    for file_name in ("lstm_without_bias.keras", "lstm_without_bias.h5"):
+        model = from_keras(FILES / file_name)
+        bidirectional, lstm, _ = model.layers
+        for layer in (bidirectional.forward_layer, bidirectional.backward_layer, lstm):
+            assert layer.use_bias and not np.any(layer.get_weights()[2])
+            assert not layer.unit_forget_bias
+    to_keras(model, tmp_path / "with_bias.keras")  # written as the biased LSTM it now is
+    config, _ = _archive_contents(tmp_path / "with_bias.keras")
+    assert config["config"]["layers"][2]["config"]["use_bias"] is True
+    np.testing.assert_array_equal(from_keras(tmp_path / "with_bias.keras").predict(
+        PREDICTIONS["lstm_without_bias.x"]), model.predict(PREDICTIONS["lstm_without_bias.x"]))
+
+
 @pytest.mark.parametrize("name", maker.LEGACY)
 def test_keras_2s_dialect_of_a_legacy_file_reads_the_same(tmp_path, name):
     """Every legacy file rewritten as tf.keras 2.x wrote it (no modules,
@@ -260,7 +275,7 @@ def _live_model(file_name):
 
 
 @pytest.mark.parametrize("file_name", ["functional.keras", "masking.keras",
-                                       "functional_masking.keras"])
+                                       "functional_masking.keras", "lstm_without_bias.keras"])
 def test_a_live_keras_model_converts_through_its_config_and_weights(file_name):
     model = from_keras(_live_model(file_name))
     _assert_predicts_as_keras(model, file_name.rsplit(".", 1)[0])
@@ -380,7 +395,6 @@ REFUSED_OPTIONS = [
      r"'lstm' \(LSTM\): activation='relu': fastlstm computes \['tanh'\] only"),
     ("lstm.keras", _sets(1, "recurrent_activation", "hard_sigmoid"),
      "recurrent_activation='hard_sigmoid'"),
-    ("lstm.keras", _sets(1, "use_bias", False), "use_bias=False: fastlstm's LSTM always has"),
     ("lstm.keras", _sets(2, "activation", "softmax"), r"'dense' \(Dense\): activation='softmax'"),
     ("lstm.keras", _sets(1, "kernel_regularizer",
                          {"module": "keras.regularizers", "class_name": "L2",

@@ -47,7 +47,7 @@ WRITE_BATCH_SIZE = {"stateful": BATCH}
 # Files saved in the legacy HDF5 format too, and those of them also
 # rewritten in Keras 2's dialect.
 LEGACY = ("lstm", "gru", "simple_rnn", "bidirectional_concat_mul", "masking", "functional",
-          "functional_masking")
+          "functional_masking", "lstm_without_bias")
 KERAS2 = ("masking",)
 
 
@@ -176,6 +176,9 @@ def _keras_models():
             layers.Dropout(0.2), layers.GRU(2), layers.Dense(1)),
         "functional": functional,
         "functional_masking": functional_masking,
+        "lstm_without_bias": lambda: sequential(
+            layers.Bidirectional(layers.LSTM(3, use_bias=False, return_sequences=True)),
+            layers.LSTM(2, use_bias=False), layers.Dense(1)),
         "stateful": lambda: sequential(layers.LSTM(2, stateful=True), layers.Dense(1),
                                        batch_size=BATCH),
     }
@@ -183,7 +186,7 @@ def _keras_models():
 
 KERAS_MODELS = ("lstm", "lstm_sequences", "gru", "simple_rnn", "bidirectional_concat_mul",
                 "bidirectional_sum_ave", "masking", "functional", "functional_masking",
-                "stateful")
+                "lstm_without_bias", "stateful")
 KERAS_MASKED = ("bidirectional_concat_mul", "masking", "functional_masking")
 
 
