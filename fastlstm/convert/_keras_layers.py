@@ -282,6 +282,16 @@ def _recurrent_arguments(options):
             "bias_initializer": options.take_initializer("bias_initializer", "zeros")}
 
 
+def _gated_arguments(options):
+    """The arguments of an LSTM or GRU, taken from `options`: those every
+    recurrent layer shares, after checking the activations, which fastlstm
+    computes as tanh and sigmoid only."""
+    arguments = _recurrent_arguments(options)
+    options.take_choice("activation", ("tanh",), "tanh")
+    options.take_choice("recurrent_activation", ("sigmoid",), "sigmoid")
+    return arguments
+
+
 def _recurrent_variables(layer):
     """kernel, recurrent_kernel and, with a bias, bias: the cell's variables."""
     return _numbered("cell/vars", 3 if layer.use_bias else 2)
@@ -306,9 +316,7 @@ def _recurrent_config(layer):
 
 @converters.reader("LSTM")
 def _read_lstm(options):
-    arguments = _recurrent_arguments(options)
-    options.take_choice("activation", ("tanh",), "tanh")
-    options.take_choice("recurrent_activation", ("sigmoid",), "sigmoid")
+    arguments = _gated_arguments(options)
     unit_forget_bias = options.take_flag("unit_forget_bias", True)
     if arguments.pop("use_bias"):
         layer = LSTM(unit_forget_bias=unit_forget_bias, **arguments)
@@ -332,9 +340,7 @@ def _write_lstm(layer):
 
 @converters.reader("GRU")
 def _read_gru(options):
-    arguments = _recurrent_arguments(options)
-    options.take_choice("activation", ("tanh",), "tanh")
-    options.take_choice("recurrent_activation", ("sigmoid",), "sigmoid")
+    arguments = _gated_arguments(options)
     layer = GRU(reset_after=options.take_flag("reset_after", True), **arguments)
     return layer, _recurrent_variables(layer)
 
