@@ -434,6 +434,13 @@ def test_what_fastlstm_cannot_express_is_refused_by_name(tmp_path, file_name, ed
         from_keras(_with_config(tmp_path, file_name, edit))
 
 
+@pytest.mark.parametrize("mask_value", ["0", True, None, [0.0]])
+def test_a_mask_value_must_be_a_number(tmp_path, mask_value):
+    with pytest.raises(ConversionError, match=r"'masking_1' \(Masking\): mask_value must be a "
+                       "number"):
+        from_keras(_with_config(tmp_path, "masking.keras", _sets(1, "mask_value", mask_value)))
+
+
 def test_options_that_change_nothing_are_accepted(tmp_path):
     def edit(config):
         lstm = _layer(config, 1)

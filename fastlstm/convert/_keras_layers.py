@@ -480,7 +480,11 @@ def _write_dropout(layer):
 
 @converters.reader("Masking")
 def _read_masking(options):
-    return Masking(options.take("mask_value", 0.0), name=options.name), []
+    mask_value = options.take("mask_value", 0.0)
+    if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+        raise ConversionError(f"{options.describe()}: mask_value must be a number, got "
+                              f"{mask_value!r:.100}")
+    return Masking(mask_value, name=options.name), []
 
 
 @converters.writer(Masking)

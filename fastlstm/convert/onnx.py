@@ -477,7 +477,10 @@ def _with_metadata(stack, entries):
             if cls == "Dropout":
                 result.append((layers.Dropout(entry["rate"], name=name), []))
             elif cls == "Masking":
-                result.append((layers.Masking(entry["mask_value"], name=name), []))
+                mask_value = entry["mask_value"]
+                if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+                    return None
+                result.append((layers.Masking(mask_value, name=name), []))
             elif inner is not None and inner["class"] == "Dropout":
                 wrapped = layers.Dropout(inner["rate"], name=str(inner["name"]))
                 result.append((layers.TimeDistributed(wrapped, name=name), []))
