@@ -114,6 +114,13 @@ def test_weights_that_do_not_fit_are_conversion_errors():
         from_torch({"fc.weight": np.zeros((2, 3), np.int64)})
     with pytest.raises(ConversionError, match="chain"):
         from_torch({**lstm_state_dict(), "fc.weight": np.zeros((2, 5), np.float32)})
+    state_dict = lstm_state_dict()
+    state_dict["lstm.weight_hh_l0"] = state_dict["lstm.weight_hh_l0"].copy()
+    state_dict["lstm.weight_hh_l0"][0, 0] = np.nan
+    with pytest.raises(ConversionError, match=r"weights do not load into fastlstm's LSTM "
+                       r"\(.*NaN") as refused:
+        from_torch(state_dict)
+    assert "chain" not in str(refused.value)
 
 
 def test_what_pytorch_cannot_express_is_refused_before_importing_it():

@@ -616,10 +616,20 @@ def _model_from_entries(entries, read):
     model = Sequential([layer for layer, _ in stack])
     try:
         model.build((None, features))
-        for layer, weights in stack:
-            layer.set_weights(weights)
     except ValueError as e:
         raise ConversionError(f"the modules do not chain into one model: {e}") from None
+    for layer, weights in stack:
+        needed = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(np.shape(w)) for w in weights]
+        if found != needed:
+            raise ConversionError(f"the modules do not chain into one model: fastlstm's "
+                                  f"{type(layer).__name__} there needs weights of shapes "
+                                  f"{needed}, the module has {found}")
+        try:
+            layer.set_weights(weights)
+        except ValueError as e:
+            raise ConversionError(f"the modules' weights do not load into fastlstm's "
+                                  f"{type(layer).__name__} ({e})") from None
     return model
 
 
