@@ -538,8 +538,12 @@ def from_onnx(path):
     -------
     fastlstm.Sequential
         Built; it takes (batch, time, features) and returns batch first,
-        whatever the graph's layout. Initial states the graph takes as
-        inputs are zeros in fastlstm (what ``predict`` starts from).
+        whatever the graph's layout. It computes the graph's first output
+        (``graph.output[0]``; ``y`` in a graph ``to_onnx`` wrote): further
+        outputs, such as the final states of ``states=True`` or an
+        exported module's ``h_n``, are not read. Initial states the graph
+        takes as inputs are zeros in fastlstm (what ``predict`` starts
+        from).
 
     Raises
     ------
