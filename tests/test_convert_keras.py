@@ -91,6 +91,21 @@ def test_the_layers_and_options_read_are_keras_ones():
     assert from_keras(FILES / "stateful.keras").layers[0].stateful
 
 
+def test_an_lstm_without_bias_reads_as_a_zero_bias(tmp_path):
+    """fastlstm's LSTM always has a bias: zeros compute what Keras does."""
+    for file_name in ("lstm_without_bias.keras", "lstm_without_bias.h5"):
+        model = from_keras(FILES / file_name)
+        bidirectional, lstm, _ = model.layers
+        for layer in (bidirectional.forward_layer, bidirectional.backward_layer, lstm):
+            assert layer.use_bias and not np.any(layer.get_weights()[2])
+            assert not layer.unit_forget_bias
+    to_keras(model, tmp_path / "with_bias.keras")  # written as the biased LSTM it now is
+    config, _ = _archive_contents(tmp_path / "with_bias.keras")
+    assert config["config"]["layers"][2]["config"]["use_bias"] is True
+    np.testing.assert_array_equal(from_keras(tmp_path / "with_bias.keras").predict(
+        PREDICTIONS["lstm_without_bias.x"]), model.predict(PREDICTIONS["lstm_without_bias.x"]))
+
+
 @pytest.mark.parametrize("name", maker.LEGACY)
 def test_keras_2s_dialect_of_a_legacy_file_reads_the_same(tmp_path, name):
     """Every legacy file rewritten as tf.keras 2.x wrote it (no modules,
@@ -259,7 +274,8 @@ def _live_model(file_name):
     return live
 
 
-@pytest.mark.parametrize("file_name", ["functional.keras", "masking.keras"])
+@pytest.mark.parametrize("file_name", ["functional.keras", "masking.keras",
+                                       "functional_masking.keras", "lstm_without_bias.keras"])
 def test_a_live_keras_model_converts_through_its_config_and_weights(file_name):
     model = from_keras(_live_model(file_name))
     _assert_predicts_as_keras(model, file_name.rsplit(".", 1)[0])
@@ -355,6 +371,21 @@ def _call_with_initial_state(config):
     config["config"]["layers"][1]["inbound_nodes"][0]["kwargs"]["initial_state"] = [1, 2]
 
 
+def _entry_of(config, class_name):
+    return next(e for e in config["config"]["layers"] if e["class_name"] == class_name)
+
+
+def _mask_test_value(value):
+    """The NotEqual of the Masking's mask compares with another value."""
+    return lambda c: _entry_of(c, "NotEqual")["inbound_nodes"][0]["args"].__setitem__(1, value)
+
+
+def _mask_from_masking(config):
+    """The GRU takes the Masking's output as its mask, not the Any's."""
+    mask = _entry_of(config, "GRU")["inbound_nodes"][0]["kwargs"]["mask"]
+    mask["config"]["keras_history"][0] = "masking"
+
+
 def _module(config):
     config["config"]["layers"][1]["module"] = "my_package.layers"
 
@@ -364,7 +395,6 @@ REFUSED_OPTIONS = [
      r"'lstm' \(LSTM\): activation='relu': fastlstm computes \['tanh'\] only"),
     ("lstm.keras", _sets(1, "recurrent_activation", "hard_sigmoid"),
      "recurrent_activation='hard_sigmoid'"),
-    ("lstm.keras", _sets(1, "use_bias", False), "use_bias=False: fastlstm's LSTM always has"),
     ("lstm.keras", _sets(2, "activation", "softmax"), r"'dense' \(Dense\): activation='softmax'"),
     ("lstm.keras", _sets(1, "kernel_regularizer",
                          {"module": "keras.regularizers", "class_name": "L2",
@@ -389,6 +419,9 @@ REFUSED_OPTIONS = [
     ("functional.keras", _module, "class 'LSTM' from module 'my_package.layers'"),
     ("functional.keras", _add_branch, r"1 input\(s\) and 2 output\(s\)"),
     ("functional.keras", _call_with_initial_state, "called with initial_state="),
+    ("functional_masking.keras", _mask_test_value(1.0), "'not_equal[_0-9]*' takes 2 inputs"),
+    ("functional_masking.keras", _mask_test_value(True), "'not_equal[_0-9]*' takes 2 inputs"),
+    ("functional_masking.keras", _mask_from_masking, "'gru[_0-9]*' is called with mask="),
     ("lstm_sequences.keras",
      lambda c: _layer(c, 2)["layer"].__setitem__("class_name", "LSTM"),
      "TimeDistributed wraps layers of single steps"),
@@ -399,6 +432,13 @@ REFUSED_OPTIONS = [
 def test_what_fastlstm_cannot_express_is_refused_by_name(tmp_path, file_name, edit, message):
     with pytest.raises(UnsupportedLayerError, match=message):
         from_keras(_with_config(tmp_path, file_name, edit))
+
+
+@pytest.mark.parametrize("mask_value", ["0", True, None, [0.0]])
+def test_a_mask_value_must_be_a_number(tmp_path, mask_value):
+    with pytest.raises(ConversionError, match=r"'masking_1' \(Masking\): mask_value must be a "
+                       "number"):
+        from_keras(_with_config(tmp_path, "masking.keras", _sets(1, "mask_value", mask_value)))
 
 
 def test_options_that_change_nothing_are_accepted(tmp_path):

@@ -90,8 +90,12 @@ def test_exported_graphs_pass_the_full_onnx_check(tmp_path):
     model = random_model([L.Masking(), L.Bidirectional(L.LSTM(3, peephole=True,
                                                                return_sequences=True)),
                           L.GRU(2, reset_after=False), L.Dense(2, "relu")])
-    to_onnx(model, tmp_path / "m.onnx", lengths=True, states=True)
+    to_onnx(model, tmp_path / "m.onnx", lengths=True)
     onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
+    model = random_model([L.Masking(), L.LSTM(3, peephole=True, return_sequences=True),
+                          L.GRU(2, reset_after=False), L.Dense(2, "relu")])
+    to_onnx(model, tmp_path / "states.onnx", lengths=True, states=True)
+    onnx.checker.check_model(onnx.load(str(tmp_path / "states.onnx")), full_check=True)
 
 
 def test_time_axis_stays_dynamic_when_the_model_leaves_it_open(tmp_path):
@@ -108,6 +112,19 @@ def test_file_functions_use_the_defaults(tmp_path):
     write_onnx_file(model, tmp_path / "m.onnx")
     back = read_onnx_file(tmp_path / "m.onnx")
     np.testing.assert_array_equal(back.predict(inputs()), model.predict(inputs()))
+
+
+def test_the_file_function_takes_lengths_for_a_leading_masking(tmp_path):
+    model = random_model([L.Masking(), L.GRU(3), L.Dense(1)])
+    with pytest.raises(UnsupportedLayerError, match=r"to_onnx\(model, path, lengths=True\)"):
+        to_onnx(model, tmp_path / "m.onnx")
+    write_onnx_file(model, tmp_path / "m.onnx")
+    assert [i.name for i in session(tmp_path / "m.onnx").get_inputs()] == ["x", "sequence_lens"]
+    lengths = np.array([6, 3], np.int32)
+    x = padded(lengths)
+    assert_close(run(tmp_path / "m.onnx", x=x, sequence_lens=lengths)[0], model.predict(x))
+    np.testing.assert_array_equal(read_onnx_file(tmp_path / "m.onnx").predict(x),
+                                  model.predict(x))
 
 
 def padded(lengths, time=6, seed=2):
@@ -153,14 +170,20 @@ def test_states_let_the_graph_run_in_chunks(tmp_path):
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
 
 
-def test_states_of_a_bidirectional_layer_are_forward_then_backward(tmp_path):
-    model = random_model([L.Bidirectional(L.GRU(3)), L.Dense(1)])
-    to_onnx(model, tmp_path / "m.onnx", states=True)
-    x = inputs(batch=2)
-    h = np.random.default_rng(3).standard_normal((2, 2, 3)).astype(np.float32)
-    y = run(tmp_path / "m.onnx", x=x, bidirectional_h=h)[0]
-    merged = model.layers[0](x, initial_state=[h[0], h[1]])
-    assert_close(y, model.layers[1](merged))
+@pytest.mark.parametrize("layer", [
+    lambda: L.GRU(3, go_backwards=True),
+    lambda: L.Bidirectional(L.LSTM(3, return_sequences=True)),
+    lambda: L.Bidirectional(L.SimpleRNN(3, go_backwards=True))],
+    ids=["go_backwards", "bidirectional", "bidirectional_of_go_backwards"])
+def test_states_refuse_layers_running_backwards(layer, tmp_path):
+    """Run in chunks, a backward pass would start from each chunk's last step."""
+    model = random_model([L.LSTM(2, return_sequences=True), layer(), L.Dense(1)])
+    with pytest.raises(UnsupportedLayerError, match=r"layer '\w+': .*runs backwards .*"
+                       "states=True the graph is run in chunks"):
+        to_onnx(model, tmp_path / "m.onnx", states=True)
+    assert not (tmp_path / "m.onnx").exists()
+    to_onnx(model, tmp_path / "m.onnx")  # whole sequences at once
+    assert_close(run(tmp_path / "m.onnx", x=inputs())[0], model.predict(inputs()))
 
 
 def test_what_onnx_cannot_express_is_refused_by_name(tmp_path):
@@ -227,6 +250,18 @@ def test_unknown_operator_is_refused_by_name(tmp_path):
     dense_add = next(n for n in model.graph.node if n.op_type == "Add")
     dense_add.op_type = "Einsum"
     with pytest.raises(UnsupportedLayerError, match="Einsum"):
+        from_onnx(saved(tmp_path, model))
+
+
+def test_initial_states_expanded_from_anything_but_zeros_are_refused(tmp_path):
+    """PyTorch's export without dynamic axes expands a zero constant into
+    the initial states; expanded from ones they are not what fastlstm runs."""
+    model = onnx.load(str(RECORDED / "lstm_fixed_shape_all_steps.onnx"))
+    expand = next(n for n in model.graph.node if n.op_type == "Expand")
+    constant = next(n for n in model.graph.node if n.output[0] == expand.input[0])
+    value = onnx.numpy_helper.to_array(constant.attribute[0].t)
+    constant.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.ones_like(value)))
+    with pytest.raises(UnsupportedLayerError, match="initial states must be zeros"):
         from_onnx(saved(tmp_path, model))
 
 

@@ -114,6 +114,13 @@ def test_weights_that_do_not_fit_are_conversion_errors():
         from_torch({"fc.weight": np.zeros((2, 3), np.int64)})
     with pytest.raises(ConversionError, match="chain"):
         from_torch({**lstm_state_dict(), "fc.weight": np.zeros((2, 5), np.float32)})
+    state_dict = lstm_state_dict()
+    state_dict["lstm.weight_hh_l0"] = state_dict["lstm.weight_hh_l0"].copy()
+    state_dict["lstm.weight_hh_l0"][0, 0] = np.nan
+    with pytest.raises(ConversionError, match=r"weights do not load into fastlstm's LSTM "
+                       r"\(.*NaN") as refused:
+        from_torch(state_dict)
+    assert "chain" not in str(refused.value)
 
 
 def test_what_pytorch_cannot_express_is_refused_before_importing_it():
@@ -130,7 +137,7 @@ def test_what_pytorch_cannot_express_is_refused_before_importing_it():
 def test_missing_packages_are_named(monkeypatch, tmp_path):
     model = random_model([L.LSTM(2), L.Dense(1)])
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(ImportError, match="pip install torch"):
+    with pytest.raises(ImportError, match=r'pip install "fastlstm\[torch\]"'):
         to_torch(model)
     monkeypatch.setitem(sys.modules, "onnx", None)
     from fastlstm.convert.onnx import to_onnx
@@ -209,6 +216,43 @@ def test_from_torch_reads_modules_as_pytorch_runs_them(torch):
         from_torch(torch.nn.Sequential(torch.nn.Conv1d(3, 3, 1)))
 
 
+def _custom_module(torch, head_registered_first=False, relu_between=False):
+    """A module with a forward of its own: an LSTM, its last step, a Linear."""
+
+    class Forecaster(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            if head_registered_first:
+                self.fc = torch.nn.Linear(4, 4)
+            self.rnn = torch.nn.LSTM(4, 4, batch_first=True)
+            if not head_registered_first:
+                self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            out = out[:, -1]
+            return self.fc(torch.relu(out) if relu_between else out)
+
+    torch.manual_seed(0)
+    return Forecaster()
+
+
+def test_a_module_whose_forward_is_not_its_children_in_order_is_refused(torch):
+    x = np.random.default_rng(1).standard_normal((3, 5, 4)).astype(np.float32)
+    module = _custom_module(torch).train()
+    model = from_torch(module)
+    assert module.training  # the probe ran in eval mode and left the mode as it was
+    with torch.no_grad():
+        assert_close(model.predict(x), module.eval()(torch.from_numpy(x)).numpy())
+    for case in ({"head_registered_first": True}, {"relu_between": True}):
+        module = _custom_module(torch, **case)
+        with pytest.raises(ConversionError, match=r"forward computes something else than its "
+                           r"children in order .*from_torch\(\[module\.(rnn|fc), "):
+            from_torch(module)
+        model = from_torch([module.rnn, module.fc])  # the modules as they run: read
+        assert [type(layer).__name__ for layer in model.layers] == ["LSTM", "Dense"]
+
+
 def test_a_checkpoint_can_describe_its_state_dict(torch, tmp_path):
     x, y, data = recorded("rnn_relu_bidirectional_time_major_all_steps")
     state_dict = torch.load(RECORDED / "rnn_relu_bidirectional_time_major_all_steps.pt",
@@ -234,8 +278,10 @@ def test_a_malicious_pickle_runs_nothing(torch, tmp_path):
     with open(tmp_path / "legacy.pt", "wb") as f:
         pickle.dump({"fc.weight": CreatesAFile(target)}, f)
     for name in ("zip.pt", "legacy.pt"):
-        with pytest.raises(ConversionError, match="loads as tensors"):
+        with pytest.raises(ConversionError, match="holds pickled objects other than those.*"
+                           "fastlstm does not unpickle") as refused:
             read_torch_file(tmp_path / name)
+        assert "weights_only" not in str(refused.value)  # never advice to run the pickle
         assert not target.exists()
 
 

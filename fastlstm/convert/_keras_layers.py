@@ -4,7 +4,9 @@ A reader takes a Keras layer entry (``{"class_name", "config", ...}``, as
 in a model's config.json) wrapped in ``KerasOptions`` and returns the
 fastlstm layer with the paths of its variables in a ``.keras`` weights
 file, relative to the layer's group, in ``get_weights()`` order
-(``cell/vars/0``: a recurrent layer's kernel). A writer takes a built
+(``cell/vars/0``: a recurrent layer's kernel); ``ZEROS`` in place of a
+path is a weight Keras does not store, zeros in fastlstm (the bias of an
+LSTM with ``use_bias=False``, which fastlstm's LSTM always has). A writer takes a built
 fastlstm layer and returns the Keras entry and the same paths. fastlstm
 keeps Keras' weight layouts, so weights are never transposed or reordered.
 
@@ -20,9 +22,11 @@ from ..layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Input, Masking, 
                       SimpleRNN, TimeDistributed)
 from ._registry import ConversionError, Converters, UnsupportedLayerError
 
-__all__ = ["converters", "KerasOptions", "read_layer", "write_layer"]
+__all__ = ["converters", "KerasOptions", "read_layer", "write_layer", "ZEROS"]
 
 converters = Converters("Keras")
+# A variable path: a weight fastlstm has and Keras does not store, all zeros.
+ZEROS = None
 
 _REQUIRED = object()
 _ANY = object()
@@ -214,7 +218,7 @@ def _numbered(group, count):
 
 
 def _prefixed(prefix, paths):
-    return [f"{prefix}/{path}" for path in paths]
+    return [ZEROS if path is ZEROS else f"{prefix}/{path}" for path in paths]
 
 
 def _entry(class_name, layer, config):
@@ -278,6 +282,16 @@ def _recurrent_arguments(options):
             "bias_initializer": options.take_initializer("bias_initializer", "zeros")}
 
 
+def _gated_arguments(options):
+    """The arguments of an LSTM or GRU, taken from `options`: those every
+    recurrent layer shares, after checking the activations, which fastlstm
+    computes as tanh and sigmoid only."""
+    arguments = _recurrent_arguments(options)
+    options.take_choice("activation", ("tanh",), "tanh")
+    options.take_choice("recurrent_activation", ("sigmoid",), "sigmoid")
+    return arguments
+
+
 def _recurrent_variables(layer):
     """kernel, recurrent_kernel and, with a bias, bias: the cell's variables."""
     return _numbered("cell/vars", 3 if layer.use_bias else 2)
@@ -302,13 +316,16 @@ def _recurrent_config(layer):
 
 @converters.reader("LSTM")
 def _read_lstm(options):
-    arguments = _recurrent_arguments(options)
-    if not arguments.pop("use_bias"):
-        raise options.unsupported("use_bias", False, "fastlstm's LSTM always has a bias")
-    options.take_choice("activation", ("tanh",), "tanh")
-    options.take_choice("recurrent_activation", ("sigmoid",), "sigmoid")
-    layer = LSTM(unit_forget_bias=options.take_flag("unit_forget_bias", True), **arguments)
-    return layer, _recurrent_variables(layer)
+    arguments = _gated_arguments(options)
+    unit_forget_bias = options.take_flag("unit_forget_bias", True)
+    if arguments.pop("use_bias"):
+        layer = LSTM(unit_forget_bias=unit_forget_bias, **arguments)
+        return layer, _recurrent_variables(layer)
+    # fastlstm's LSTM always has a bias: a zero one computes what Keras does
+    # (training then trains it too), and initialized afresh it starts at zero.
+    arguments["bias_initializer"] = "zeros"
+    layer = LSTM(unit_forget_bias=False, **arguments)
+    return layer, _recurrent_variables(layer)[:2] + [ZEROS]
 
 
 @converters.writer(LSTM)
@@ -323,9 +340,7 @@ def _write_lstm(layer):
 
 @converters.reader("GRU")
 def _read_gru(options):
-    arguments = _recurrent_arguments(options)
-    options.take_choice("activation", ("tanh",), "tanh")
-    options.take_choice("recurrent_activation", ("sigmoid",), "sigmoid")
+    arguments = _gated_arguments(options)
     layer = GRU(reset_after=options.take_flag("reset_after", True), **arguments)
     return layer, _recurrent_variables(layer)
 
@@ -465,7 +480,11 @@ def _write_dropout(layer):
 
 @converters.reader("Masking")
 def _read_masking(options):
-    return Masking(options.take("mask_value", 0.0), name=options.name), []
+    mask_value = options.take("mask_value", 0.0)
+    if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+        raise ConversionError(f"{options.describe()}: mask_value must be a number, got "
+                              f"{mask_value!r:.100}")
+    return Masking(mask_value, name=options.name), []
 
 
 @converters.writer(Masking)

@@ -5,7 +5,12 @@ input shape into the first one, and up to Keras 2.2 the config was that
 list itself). A Functional config lists its layers with the tensors each
 was called on; fastlstm takes it when those calls form one chain from the
 single input to the single output, each layer called once on the one
-before, with no arguments but ``training=False`` and ``mask=None``.
+before, with no arguments but ``training=False`` and a mask: None, or the
+mask of a Masking layer. Keras 3 records that mask as two operations of
+their own, ``NotEqual(x, mask_value)`` then ``Any(axis=-1)`` on the
+Masking's input ``x``; they compute what fastlstm's Masking computes, so
+they are dropped from the chain, and a layer may take ``mask=`` their
+result.
 
 Each layer also gets its group in a ``.keras`` weights file: Keras names
 those groups after the layer's class in snake case, numbered in config
@@ -117,15 +122,35 @@ def _tensor_source(tensor, layer, what):
     return history[0], kwargs
 
 
-def _inbound_source(node, layer, what):
-    """The single layer feeding `layer` through its inbound `node`."""
+def _node_arguments(node):
+    """The positional arguments and keyword arguments of an inbound `node`."""
     if isinstance(node, dict):  # Keras 3: {"args": [tensor], "kwargs": {...}}
         args, kwargs = node.get("args"), node.get("kwargs") or {}
-        tensors = args if isinstance(args, list) else [args]
-    elif isinstance(node, list):  # Keras 2: [[name, node, index, kwargs], ...]
-        tensors, kwargs = node, {}
-    else:
-        tensors, kwargs = [node], {}
+        return (args if isinstance(args, list) else [args]), kwargs
+    if isinstance(node, list):  # Keras 2: [[name, node, index, kwargs], ...]
+        return node, {}
+    return [node], {}
+
+
+def _is_mask_source(value, masks, layer, what):
+    """Whether a mask= argument is the mask of a Masking layer (one of the
+    `masks`, names of Any operations)."""
+    if value is None:
+        return True
+    if not masks or not isinstance(value, dict):
+        return False
+    try:
+        source, _ = _tensor_source(value, layer, what)
+    except UnsupportedLayerError:
+        return False
+    return source in masks
+
+
+def _inbound_source(node, layer, what, masks=()):
+    """The single layer feeding `layer` through its inbound `node`; `masks`
+    are the names of the operations computing a Masking's mask, which the
+    layer may take as mask=."""
+    tensors, kwargs = _node_arguments(node)
     if len(tensors) != 1:
         raise UnsupportedLayerError(f"{what}: Keras layer {layer!r} takes {len(tensors)} "
                                     "inputs; fastlstm converts a plain chain of layers")
@@ -135,7 +160,7 @@ def _inbound_source(node, layer, what):
     kwargs = {**tensor_kwargs, **kwargs}
     for argument, value in kwargs.items():
         if not ((argument == "training" and value in (None, False))
-                or (argument == "mask" and value is None)):
+                or (argument == "mask" and _is_mask_source(value, masks, layer, what))):
             raise UnsupportedLayerError(f"{what}: Keras layer {layer!r} is called with "
                                         f"{argument}={value!r:.100}, which fastlstm's "
                                         "Sequential cannot express")
@@ -150,6 +175,72 @@ def _references(value, what):
                                               and isinstance(v[0], str) for v in value):
         raise ConversionError(f"{what}: malformed input_layers or output_layers")
     return [v[0] for v in value]
+
+
+def _single_node(entry, name, what):
+    nodes = entry.get("inbound_nodes") or []
+    if not isinstance(nodes, list) or len(nodes) != 1:
+        raise UnsupportedLayerError(f"{what}: Keras layer {name!r} is called "
+                                    f"{len(nodes) if isinstance(nodes, list) else '?'} "
+                                    "times; fastlstm converts a plain chain of layers, "
+                                    "each called once")
+    return nodes[0]
+
+
+def _is_keras_operation(entry, class_name):
+    """Whether `entry` is Keras' own operation `class_name` (legacy .h5
+    configs name no module)."""
+    module = entry.get("module")
+    return (entry["class_name"] == class_name
+            and entry.get("registered_name") in (None, class_name)
+            and (module is None or isinstance(module, str)
+                 and module.startswith("keras.src.ops.")))
+
+
+def _operation_input(entry, name, what, constants):
+    """The layer name an operation entry takes as its one tensor, followed
+    by `constants` (its other positional arguments), or None when it
+    takes anything else."""
+    args, kwargs = _node_arguments(_single_node(entry, name, what))
+    if kwargs or len(args) != 1 + len(constants):
+        return None
+    for value, constant in zip(args[1:], constants):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != constant:
+            return None
+    try:
+        return _tensor_source(args[0], name, what)[0]
+    except UnsupportedLayerError:
+        return None
+
+
+def _masking_operations(by_name, what):
+    """The NotEqual and Any operations by which Keras 3 records the masks of
+    Masking layers: (the names of both, the names of the Any operations)."""
+    masking_inputs = {}
+    for name, entry in by_name.items():
+        if entry["class_name"] == "Masking":
+            mask_value = entry["config"].get("mask_value", 0.0)
+            source = _operation_input(entry, name, what, ())
+            if source is not None and isinstance(mask_value, (int, float)) \
+                    and not isinstance(mask_value, bool):
+                masking_inputs.setdefault(source, set()).add(mask_value)
+    not_equal = {}
+    for name, entry in by_name.items():
+        if _is_keras_operation(entry, "NotEqual"):
+            args, _ = _node_arguments(_single_node(entry, name, what))
+            constant = args[1] if len(args) == 2 else None
+            source = _operation_input(entry, name, what, (constant,))
+            if source in masking_inputs and constant in masking_inputs[source]:
+                not_equal[name] = source
+    masks = set()
+    for name, entry in by_name.items():
+        if _is_keras_operation(entry, "Any") \
+                and entry["config"].get("axis") in (-1, [-1]) \
+                and entry["config"].get("keepdims", False) is False \
+                and _operation_input(entry, name, what, ()) in not_equal:
+            masks.add(name)
+    used = {_operation_input(by_name[name], name, what, ()) for name in masks}
+    return used | masks, masks
 
 
 def _functional_chain(config, what):
@@ -167,17 +258,13 @@ def _functional_chain(config, what):
         raise UnsupportedLayerError(f"{what}: the model has {len(inputs)} input(s) and "
                                     f"{len(outputs)} output(s); fastlstm converts a plain "
                                     "chain of layers, one input to one output")
+    operations, masks = _masking_operations(by_name, what)
+    by_name = {name: entry for name, entry in by_name.items() if name not in operations}
     source_of = {}
     for name, entry in by_name.items():
         if entry["class_name"] == "InputLayer":
             continue
-        nodes = entry.get("inbound_nodes") or []
-        if not isinstance(nodes, list) or len(nodes) != 1:
-            raise UnsupportedLayerError(f"{what}: Keras layer {name!r} is called "
-                                        f"{len(nodes) if isinstance(nodes, list) else '?'} "
-                                        "times; fastlstm converts a plain chain of layers, "
-                                        "each called once")
-        source_of[name] = _inbound_source(nodes[0], name, what)
+        source_of[name] = _inbound_source(_single_node(entry, name, what), name, what, masks)
     chain = [outputs[0]]
     while chain[-1] in source_of and len(chain) <= len(by_name):
         chain.append(source_of[chain[-1]])

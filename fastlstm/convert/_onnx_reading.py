@@ -97,6 +97,8 @@ class _Data(NamedTuple):
 
 
 _MAX_NODES = 100_000
+# The most values an Expand of constants may make.
+_MAX_EXPANDED_CONSTANT = 2**20
 
 
 class _Reading:
@@ -347,7 +349,10 @@ def _direction_weights(kind, options, W, R, B, P, units):
 
 
 def _initial_states_ok(value):
-    return value is None or isinstance(value, (_Zeros, _StateInput))
+    """Whether initial states are zeros (built for any shape, or constant:
+    PyTorch's export without dynamic axes) or a graph input."""
+    return value is None or isinstance(value, (_Zeros, _StateInput)) or (
+        isinstance(value, _Const) and not np.any(value.array != 0))
 
 
 @converters.reader("LSTM", "GRU", "RNN")
@@ -742,6 +747,26 @@ def _read_constant_of_shape(reading, node, inputs):
                                     "zeros (initial states)")
     _as_dims(inputs[0], node)
     return [_Zeros()]
+
+
+@converters.reader("Expand")
+def _read_expand(reading, node, inputs):
+    """Zeros broadcast to a shape: the initial states PyTorch's exporter
+    builds without dynamic axes, read as ConstantOfShape's."""
+    _attributes(reading.onnx, node, set())
+    source, shape = inputs
+    if isinstance(source, _Const) and isinstance(shape, _Const):
+        dims = _ints(shape, node, "shape")
+        if np.prod(np.maximum(dims, 1), dtype=float) > _MAX_EXPANDED_CONSTANT:
+            raise ConversionError(f"{_where(node)}: expands a constant to shape {dims}; at "
+                                  f"most {_MAX_EXPANDED_CONSTANT:,} values")
+        return [_Const(source.array * np.ones(dims, source.array.dtype))]
+    _as_dims(shape, node)
+    if isinstance(source, _Zeros) or (isinstance(source, _Const)
+                                      and not np.any(source.array != 0)):
+        return [_Zeros()]
+    raise UnsupportedLayerError(f"{_where(node)}: expands {type(source).__name__.strip('_')}; "
+                                "fastlstm reads an Expand of zeros (initial states)")
 
 
 @converters.reader("Cast")

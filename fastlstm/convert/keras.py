@@ -36,7 +36,7 @@ from .._version import __version__
 from ..layers import Input, check_weight_sizes
 from ..models import Sequential
 from . import _h5, files
-from ._keras_layers import input_entry, read_layer, write_layer
+from ._keras_layers import ZEROS, input_entry, read_layer, write_layer
 from ._keras_models import model_chain, storage_names
 from ._registry import ConversionError, UnsupportedLayerError
 
@@ -63,7 +63,7 @@ class Part(NamedTuple):
 
     keras_name: str     # the Keras layer's name (its group in a legacy .h5 file)
     storage: str        # its group below "layers/" in a .keras weights file
-    variables: list     # its variables' paths below that group
+    variables: list     # its variables' paths below that group (ZEROS: not stored)
     shapes: list        # the shapes fastlstm needs, in get_weights() order
 
 
@@ -170,10 +170,24 @@ def _finish(model, arrays):
 
 # ------------------------------------------------------------ weight sources
 
+def _stored_count(part):
+    """How many of the part's weights Keras stores (not ZEROS)."""
+    return sum(variable is not ZEROS for variable in part.variables)
+
+
+def _with_zeros(part, stored):
+    """The part's weights: the `stored` arrays in order, zeros where Keras
+    stores none."""
+    stored = iter(stored)
+    return [np.zeros(shape, np.float32) if variable is ZEROS else next(stored)
+            for variable, shape in zip(part.variables, part.shapes)]
+
+
 def _archive_weights(h5, parts, what):
     """The weights of `parts` from a .keras weights file (its root `h5`)."""
     layers = _h5.member(h5, "layers", what)
-    return [_h5.read_weight(layers, f"{part.storage}/{variable}", shape,
+    return [np.zeros(shape, np.float32) if variable is ZEROS else
+            _h5.read_weight(layers, f"{part.storage}/{variable}", shape,
                             f"{what}: weight {variable} of Keras layer {part.keras_name!r}")
             for part in parts for variable, shape in zip(part.variables, part.shapes)]
 
@@ -185,13 +199,16 @@ def _legacy_weights(group, parts, what):
     for part in parts:
         layer_group = _h5.member(group, part.keras_name, what)
         names = _h5.read_name_list(layer_group, "weight_names", MAX_WEIGHTS_PER_LAYER, what)
-        if len(names) != len(part.shapes):
+        if len(names) != _stored_count(part):
             raise ConversionError(f"{what}: Keras layer {part.keras_name!r} stores "
                                   f"{len(names)} weights; its config describes "
-                                  f"{len(part.shapes)}")
-        arrays += [_h5.read_weight(layer_group, name, shape,
-                                   f"{what}: weight {name!r} of Keras layer {part.keras_name!r}")
-                   for name, shape in zip(names, part.shapes)]
+                                  f"{_stored_count(part)}")
+        shapes = [shape for variable, shape in zip(part.variables, part.shapes)
+                  if variable is not ZEROS]
+        arrays += _with_zeros(part, [
+            _h5.read_weight(layer_group, name, shape,
+                            f"{what}: weight {name!r} of Keras layer {part.keras_name!r}")
+            for name, shape in zip(names, shapes)])
     return arrays
 
 
@@ -203,17 +220,21 @@ def _live_weights(keras_model, parts, what):
         if part.keras_name not in by_name:
             raise ConversionError(f"{what}: the model has no layer {part.keras_name!r}")
         values = by_name[part.keras_name].get_weights()
-        if len(values) != len(part.shapes):
+        if len(values) != _stored_count(part):
             raise ConversionError(f"{what}: Keras layer {part.keras_name!r} has {len(values)} "
-                                  f"weights; its config describes {len(part.shapes)} (is the "
-                                  "model built?)")
-        for i, (value, shape) in enumerate(zip(values, part.shapes)):
+                                  f"weights; its config describes {_stored_count(part)} (is "
+                                  "the model built?)")
+        shapes = [shape for variable, shape in zip(part.variables, part.shapes)
+                  if variable is not ZEROS]
+        stored = []
+        for i, (value, shape) in enumerate(zip(values, shapes)):
             array = np.asarray(value)
             if array.dtype.kind != "f" or array.shape != tuple(shape):
                 raise ConversionError(f"{what}: weight {i} of Keras layer "
                                       f"{part.keras_name!r} is {array.dtype} {array.shape}; "
                                       f"float {tuple(shape)} is needed")
-            arrays.append(array.astype(np.float32))
+            stored.append(array.astype(np.float32))
+        arrays += _with_zeros(part, stored)
     return arrays
 
 

@@ -18,7 +18,8 @@ With ``lengths=True`` the graph also takes ``sequence_lens`` (batch,)
 int32, the number of data steps of each row, in place of the model's
 leading Masking layer (padding at the end; see ``to_onnx``). With
 ``states=True`` every recurrent layer's initial states are inputs and its
-final states outputs, so the graph can be run a chunk of steps at a time.
+final states outputs, so the graph can be run a chunk of steps at a time
+(layers running backwards are refused then).
 
 The model's layer classes, names and Dropout rates go in the metadata
 property ``fastlstm_layers`` (JSON); ``from_onnx`` takes from it what the
@@ -29,7 +30,7 @@ Reading (``from_onnx``) follows the graph's values symbolically, never
 running anything: recurrent nodes, MatMul/Gemm/Add and activations become
 layers; the glue around them (Transpose, Squeeze, Reshape, Gather or Slice
 of the last step, Concat of directions, zero initial states built from
-Shape and ConstantOfShape, as PyTorch's exporter writes) must compute what
+Shape and ConstantOfShape or Expand, as PyTorch's exporter writes) must compute what
 some fastlstm layer computes, or the op is refused by name.
 """
 import json
@@ -241,6 +242,17 @@ def _recurrent_node(export, flow, directions, direction, base):
     return x, outputs[0], outputs[1]
 
 
+def _refuse_backward_states(export, layer, what):
+    """With states=True, a layer running backwards is refused: the graph is
+    run a chunk at a time, and a chunk run backwards from its own last step
+    is not a piece of the pass backwards from the sequence's last step."""
+    if export.states:
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r}: {what} runs backwards from the last step of the whole "
+            "sequence; with states=True the graph is run in chunks, and a chunk run backwards "
+            "on its own is not that pass. Export it without states=True")
+
+
 def _squeeze(export, tensor, axis, base):
     return export.graph.add("Squeeze", [tensor, export.const([axis], base + "_axis")], base)
 
@@ -248,6 +260,8 @@ def _squeeze(export, tensor, axis, base):
 @converters.writer(layers.LSTM, layers.GRU, layers.SimpleRNN)
 def _write_recurrent(layer, export, flow):
     base = layer.name
+    if layer.go_backwards:
+        _refuse_backward_states(export, layer, "a go_backwards layer")
     direction = "reverse" if layer.go_backwards else "forward"
     x, y, y_h = _recurrent_node(export, flow, [layer], direction, base)
     if not layer.return_sequences:
@@ -265,6 +279,7 @@ def _write_recurrent(layer, export, flow):
 @converters.writer(layers.Bidirectional)
 def _write_bidirectional(layer, export, flow):
     base = layer.name
+    _refuse_backward_states(export, layer, "a Bidirectional's backward direction")
     if layer.layer.go_backwards:
         if export.lengths is not None:
             raise UnsupportedLayerError(f"layer {layer.name!r}: a Bidirectional of a "
@@ -326,8 +341,8 @@ def _write_masking(layer, export, flow):
         raise UnsupportedLayerError(
             f"layer {layer.name!r}: ONNX cannot express Masking's masks, computed from the "
             "data with any pattern of steps; for padding at the end, make Masking the first "
-            "layer and export with lengths=True: the graph then takes sequence_lens, the "
-            "number of data steps of each row")
+            "layer and export with to_onnx(model, path, lengths=True): the graph then takes "
+            "sequence_lens, the number of data steps of each row")
     x = export.time_major(flow, layer.name)
     return _Flow(export.graph.add("Mul", [x, export.time_mask(x, layer.name)], layer.name),
                  "tbf")
@@ -359,9 +374,12 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
         The default-domain opset, at least 14.
     states : bool
         Every recurrent layer ``L`` gets inputs ``L_h`` (and ``L_c`` for an
-        LSTM), (directions, batch, units), its initial states (forward
-        direction first), and outputs ``L_h_out`` (``L_c_out``), its final
-        states: feed those back to run a long sequence in chunks.
+        LSTM), (1, batch, units), its initial states, and outputs
+        ``L_h_out`` (``L_c_out``), its final states: feed those back to
+        run a long sequence in chunks. Layers that run backwards
+        (``go_backwards``, Bidirectional) are refused then: a chunk run
+        backwards on its own is not part of the pass backwards over the
+        whole sequence.
     lengths : bool
         The graph takes ``sequence_lens`` (batch,) int32 in place of the
         model's leading Masking layer: for rows whose padding is at the
@@ -373,7 +391,7 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
     ------
     UnsupportedLayerError
         A layer ONNX cannot express (Masking without ``lengths``, or not
-        first), named.
+        first; a layer running backwards with ``states``), named.
     """
     onnx = _import_onnx()
     if not isinstance(model, Sequential):
@@ -423,8 +441,13 @@ def to_onnx(model, path, opset=DEFAULT_OPSET, states=False, lengths=False):
 
 
 def write_onnx_file(model, path):
-    """``to_onnx(model, path)`` with the default options."""
-    to_onnx(model, path)
+    """``to_onnx(model, path)`` with the default options, and
+    ``lengths=True`` when the model's first layer is Masking: the graph then
+    takes ``sequence_lens`` (batch,) int32 beside ``x``, each row's count of
+    data steps (padding at the end), in place of the Masking."""
+    leading_masking = isinstance(model, Sequential) and bool(model.layers) \
+        and type(model.layers[0]) is layers.Masking
+    to_onnx(model, path, lengths=leading_masking)
 
 
 # ======================================================================
@@ -454,7 +477,10 @@ def _with_metadata(stack, entries):
             if cls == "Dropout":
                 result.append((layers.Dropout(entry["rate"], name=name), []))
             elif cls == "Masking":
-                result.append((layers.Masking(entry["mask_value"], name=name), []))
+                mask_value = entry["mask_value"]
+                if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+                    return None
+                result.append((layers.Masking(mask_value, name=name), []))
             elif inner is not None and inner["class"] == "Dropout":
                 wrapped = layers.Dropout(inner["rate"], name=str(inner["name"]))
                 result.append((layers.TimeDistributed(wrapped, name=name), []))
@@ -512,8 +538,12 @@ def from_onnx(path):
     -------
     fastlstm.Sequential
         Built; it takes (batch, time, features) and returns batch first,
-        whatever the graph's layout. Initial states the graph takes as
-        inputs are zeros in fastlstm (what ``predict`` starts from).
+        whatever the graph's layout. It computes the graph's first output
+        (``graph.output[0]``; ``y`` in a graph ``to_onnx`` wrote): further
+        outputs, such as the final states of ``states=True`` or an
+        exported module's ``h_n``, are not read. Initial states the graph
+        takes as inputs are zeros in fastlstm (what ``predict`` starts
+        from).
 
     Raises
     ------

@@ -39,6 +39,8 @@ inferred, or ``{"state_dict": ..., "torch_layers": [...], "read": ...,
 "nonlinearity": ...}`` with the arguments of ``from_torch``.
 """
 import functools
+import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -84,7 +86,9 @@ def _import_torch():
     try:
         import torch
     except ImportError:
-        raise ImportError("PyTorch conversion needs PyTorch: pip install torch") from None
+        raise ImportError('PyTorch conversion needs PyTorch: pip install "fastlstm[torch]" '
+                          "(a CPU-only build is enough: add --index-url "
+                          "https://download.pytorch.org/whl/cpu)") from None
     return torch
 
 
@@ -612,11 +616,85 @@ def _model_from_entries(entries, read):
     model = Sequential([layer for layer, _ in stack])
     try:
         model.build((None, features))
-        for layer, weights in stack:
-            layer.set_weights(weights)
     except ValueError as e:
         raise ConversionError(f"the modules do not chain into one model: {e}") from None
+    for layer, weights in stack:
+        needed = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(np.shape(w)) for w in weights]
+        if found != needed:
+            raise ConversionError(f"the modules do not chain into one model: fastlstm's "
+                                  f"{type(layer).__name__} there needs weights of shapes "
+                                  f"{needed}, the module has {found}")
+        try:
+            layer.set_weights(weights)
+        except ValueError as e:
+            raise ConversionError(f"the modules' weights do not load into fastlstm's "
+                                  f"{type(layer).__name__} ({e})") from None
     return model
+
+
+# The probe input that checks a module with a forward of its own: its
+# shape (batch, time) and how far the outputs may differ.
+_PROBE_SHAPE = (16, 6)
+_PROBE_TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}
+
+
+def _has_own_forward(torch, module):
+    """Whether `module` computes through a forward of its own, not by
+    running its children in order (nn.Sequential) or being one layer."""
+    return type(module) not in (torch.nn.Sequential, torch.nn.ModuleList) \
+        and any(True for _ in module.children())
+
+
+def _probe_outputs(torch, module, model, entries):
+    """The module's and the model's outputs on a seeded probe input, both
+    batch first, or None when the module's forward cannot take it."""
+    features = model.input_shape[-1]
+    x = np.random.default_rng(0).standard_normal((*_PROBE_SHAPE, features)).astype(np.float32)
+    batch_first = next((e.description["batch_first"] for e in entries
+                        if e.description["type"] in _RECURRENT_TYPES), True)
+    parameter = next(module.parameters(), None)
+    probe = torch.from_numpy(x if batch_first else x.transpose(1, 0, 2).copy())
+    if parameter is not None:
+        probe = probe.to(device=parameter.device, dtype=parameter.dtype)
+    training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            output = module(probe)
+    except Exception:  # a forward that wants other arguments may raise anything
+        return None
+    finally:
+        module.train(training)
+    if not isinstance(output, torch.Tensor):
+        return None
+    output = output.detach().cpu().float().numpy()
+    if not batch_first and output.ndim == 3:
+        output = output.transpose(1, 0, 2)
+    return output, model.predict(x)
+
+
+def _check_forward(torch, module, model, entries):
+    """Refuse a module whose forward computes something other than `model`,
+    the module's children run in order."""
+    outputs = _probe_outputs(torch, module, model, entries)
+    if outputs is not None and outputs[0].shape == outputs[1].shape \
+            and np.allclose(*outputs, **_PROBE_TOLERANCE):
+        return
+    if outputs is None:
+        found = "it does not return one tensor for an input (batch, time, features)"
+    elif outputs[0].shape != outputs[1].shape:
+        found = (f"on a probe input it returns shape {outputs[0].shape}, its children in "
+                 f"order {outputs[1].shape}")
+    else:
+        found = (f"on a probe input it differs from its children run in order by up to "
+                 f"{float(np.max(np.abs(outputs[0] - outputs[1]))):.3g}")
+    names = ", ".join(f"module.{name}" for name, _ in module.named_children())
+    raise ConversionError(
+        f"{type(module).__name__}'s forward computes something else than its children in "
+        f"order ({found}): the order they were registered in, or operations in forward, "
+        f"are not in the weights. Pass the modules that run, in order, as a list, e.g. "
+        f"from_torch([{names}], read=...)")
 
 
 def from_torch(source, *, layers=None, read="last_step", nonlinearity=None):
@@ -627,7 +705,11 @@ def from_torch(source, *, layers=None, read="last_step", nonlinearity=None):
     source : torch.nn.Module, list of torch.nn.Module, or state_dict
         - a module whose children run in order (an nn.Sequential, or a
           module holding e.g. ``self.rnn``, ``self.fc``), or a module that
-          is itself an nn.LSTM, nn.GRU or nn.RNN;
+          is itself an nn.LSTM, nn.GRU or nn.RNN. A module with a forward
+          of its own is run (in eval mode, without gradients) on a small
+          seeded input beside the converted model, and refused when the two
+          differ: its forward may call its children in another order than
+          they were registered in, or compute more between them;
         - a list of modules, run in order;
         nn.Sequential and nn.ModuleList among them are opened into their
         children.
@@ -667,8 +749,9 @@ def from_torch(source, *, layers=None, read="last_step", nonlinearity=None):
     UnsupportedLayerError
         A module or option fastlstm cannot express, named.
     ConversionError
-        Weights missing, of the wrong shape or dtype, or modules that do
-        not chain.
+        Weights missing, of the wrong shape or dtype, modules that do not
+        chain, or a module whose forward computes something else than its
+        children in order.
     """
     if isinstance(source, Mapping):
         entries = _entries_from_state_dict(source, layers, nonlinearity)
@@ -685,6 +768,10 @@ def from_torch(source, *, layers=None, read="last_step", nonlinearity=None):
             raise TypeError(f"source must be a torch.nn.Module, a list of them or a "
                             f"state_dict, got {type(source).__name__}")
         entries = _entries_from_modules(list(_flattened(torch, modules)))
+        if isinstance(source, torch.nn.Module) and _has_own_forward(torch, source):
+            model = _model_from_entries(entries, read)
+            _check_forward(torch, source, model, entries)
+            return model
     return _model_from_entries(entries, read)
 
 
@@ -868,7 +955,15 @@ def read_torch_file(path):
             loaded = torch.load(f, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise
-    except Exception as e:  # the unpickler and the zip reader raise many kinds
+    except pickle.UnpicklingError as e:
+        # PyTorch's message suggests weights_only=False: running the file's code.
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        named = f" (it names {found.group(1)})" if found else ""
+        raise ConversionError(f"{path}: not a .pt file of tensors and plain data: it holds "
+                              f"pickled objects other than those{named}, or is damaged; "
+                              "fastlstm does not unpickle objects, which could run code") \
+            from None
+    except Exception as e:  # the zip reader and the loader raise many kinds
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ConversionError(f"{path}: not a .pt file that loads as tensors and plain data "
                               f"({type(e).__name__}: {message:.300})") from None

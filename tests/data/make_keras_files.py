@@ -46,7 +46,8 @@ BATCH, TIME, FEATURES = 3, 6, 2
 WRITE_BATCH_SIZE = {"stateful": BATCH}
 # Files saved in the legacy HDF5 format too, and those of them also
 # rewritten in Keras 2's dialect.
-LEGACY = ("lstm", "gru", "simple_rnn", "bidirectional_concat_mul", "masking", "functional")
+LEGACY = ("lstm", "gru", "simple_rnn", "bidirectional_concat_mul", "masking", "functional",
+          "functional_masking", "lstm_without_bias")
 KERAS2 = ("masking",)
 
 
@@ -137,6 +138,17 @@ def _keras_models():
         x = layers.TimeDistributed(layers.Dense(2))(x)
         return keras.Model(inputs, layers.GRU(2)(x))
 
+    def functional_masking():
+        # Keras 3 records the mask as NotEqual and Any operations, which
+        # every layer after the Masking takes as mask=.
+        inputs = keras.Input((TIME, FEATURES))
+        x = layers.Masking(0.0)(inputs)
+        x = layers.LSTM(3, return_sequences=True)(x)
+        x = layers.Dropout(0.2)(x)
+        x = layers.TimeDistributed(layers.Dense(2))(x)
+        x = layers.GRU(2)(x)
+        return keras.Model(inputs, layers.Dense(1)(x))
+
     return {
         "lstm": lambda: sequential(layers.LSTM(3), layers.Dense(2), time=None),
         "lstm_sequences": lambda: sequential(
@@ -163,14 +175,19 @@ def _keras_models():
             layers.Masking(0.0), layers.LSTM(3, return_sequences=True),
             layers.Dropout(0.2), layers.GRU(2), layers.Dense(1)),
         "functional": functional,
+        "functional_masking": functional_masking,
+        "lstm_without_bias": lambda: sequential(
+            layers.Bidirectional(layers.LSTM(3, use_bias=False, return_sequences=True)),
+            layers.LSTM(2, use_bias=False), layers.Dense(1)),
         "stateful": lambda: sequential(layers.LSTM(2, stateful=True), layers.Dense(1),
                                        batch_size=BATCH),
     }
 
 
 KERAS_MODELS = ("lstm", "lstm_sequences", "gru", "simple_rnn", "bidirectional_concat_mul",
-                "bidirectional_sum_ave", "masking", "functional", "stateful")
-KERAS_MASKED = ("bidirectional_concat_mul", "masking")
+                "bidirectional_sum_ave", "masking", "functional", "functional_masking",
+                "lstm_without_bias", "stateful")
+KERAS_MASKED = ("bidirectional_concat_mul", "masking", "functional_masking")
 
 
 def _seeded(model, name):
@@ -235,10 +252,12 @@ def _keras2_layer(entry, keras3_loadable, batch_input_shape=None):
 def keras2_dialect(description, keras3_loadable=False):
     """A Keras 3 legacy model config as Keras 2 wrote it: no modules, dtypes
     as strings, batch_input_shape, Bidirectional without backward_layer,
-    inbound nodes as lists, "time_major": false. Keras 3 cannot load that
+    inbound nodes as lists, no mask operations, "time_major": false. Keras 3 cannot load that
     last key, which `keras3_loadable` leaves out."""
     config = description["config"]
-    layers = config["layers"]
+    # Keras 2 kept a Masking's mask on the tensor, not as operations.
+    layers = [entry for entry in config["layers"]
+              if entry["class_name"] not in ("NotEqual", "Any")]
     input_shape = layers[0]["config"]["batch_shape"]
     sequential = description["class_name"] == "Sequential"
     converted = [_keras2_layer(layers[0], keras3_loadable)]

@@ -10,6 +10,8 @@ For each case it writes into tests/data/torch_onnx_files/:
   their attribute names (``rnn.weight_ih_l0``, ``fc.weight`` ...);
 - CASE.onnx: ``torch.onnx.export`` of the model (the TorchScript exporter,
   ``dynamo=False``, which needs no other package), a dynamic batch axis;
+  for FIXED_SHAPE_CASES the export's defaults, every axis fixed (PyTorch
+  then builds the zero initial states with Expand, not ConstantOfShape);
 - CASE.npz: ``x`` (in the model's own layout), ``y`` (PyTorch's output),
   ``batch_first``, ``read`` (what the Linear reads, as from_torch names
   it), ``nonlinearity`` ("" for LSTM and GRU), and the state_dict again as
@@ -38,6 +40,11 @@ CASES = {
     "gru_time_major_last_step": (torch.nn.GRU, dict(), "last_step"),
     "rnn_tanh_final_state": (torch.nn.RNN, dict(batch_first=True), "final_state"),
 }
+# Exported without dynamic_axes; seeded after CASES.
+FIXED_SHAPE_CASES = {
+    "lstm_fixed_shape_all_steps": (torch.nn.LSTM, dict(batch_first=True), "all_steps"),
+    "gru_fixed_shape_time_major_last_step": (torch.nn.GRU, dict(num_layers=2), "last_step"),
+}
 FEATURES, UNITS, OUTPUTS, BATCH, TIME = 3, 4, 2, 2, 5
 
 
@@ -64,7 +71,7 @@ class Recorded(torch.nn.Module):
         return self.fc(out)
 
 
-def record(name, rnn_class, options, read, seed):
+def record(name, rnn_class, options, read, seed, dynamic=True):
     torch.manual_seed(seed)
     model = Recorded(rnn_class, options, read).eval()
     batch_first = options.get("batch_first", False)
@@ -76,9 +83,10 @@ def record(name, rnn_class, options, read, seed):
     batch_axis = 0 if batch_first else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        axes = {"dynamic_axes": {"x": {batch_axis: "batch"}, "y": {0: "batch"}}} \
+            if dynamic else {}
         torch.onnx.export(model, (x,), str(OUT / f"{name}.onnx"), dynamo=False,
-                          input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {batch_axis: "batch"}, "y": {0: "batch"}})
+                          input_names=["x"], output_names=["y"], **axes)
     np.savez(OUT / f"{name}.npz", x=x.numpy(), y=y.numpy(), batch_first=batch_first, read=read,
              nonlinearity=options.get("nonlinearity", "tanh" if rnn_class is torch.nn.RNN
                                       else ""),
@@ -89,6 +97,10 @@ def main():
     OUT.mkdir(exist_ok=True)
     for seed, (name, (rnn_class, options, read)) in enumerate(sorted(CASES.items())):
         record(name, rnn_class, options, read, seed)
+        print("wrote", name)
+    for seed, (name, (rnn_class, options, read)) in enumerate(sorted(FIXED_SHAPE_CASES.items()),
+                                                             start=len(CASES)):
+        record(name, rnn_class, options, read, seed, dynamic=False)
         print("wrote", name)
 
 
