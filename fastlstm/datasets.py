@@ -234,11 +234,22 @@ class _Table:
         return [row[position] for row in self.rows]
 
 
+def _refuse_repeated_names(header, path):
+    """A ValueError naming the first header name written twice (unnamed columns may repeat)."""
+    seen = set()
+    for name in header:
+        if name and name in seen:
+            raise ValueError(f"{path}: the header names column {name!r} twice; rename one "
+                             "so each column can be told apart")
+        seen.add(name)
+
+
 def _read_cells(reader, path):
     try:
         header = [_header_name(name) for name in next(reader)]
     except StopIteration:
         raise ValueError(f"{path} is empty: expected a header line") from None
+    _refuse_repeated_names(header, path)
     rows, lines = [], []
     for record in reader:
         if not record or all(not cell.strip() for cell in record):

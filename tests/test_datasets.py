@@ -54,6 +54,7 @@ def test_load_csv_reads_one_column(tmp_path):
     ("a,b\n", {"column": "b"}, ValueError, "has a header line but no rows of values"),
     ("a,b\n\n\n", {"column": "b"}, ValueError, "has a header line but no rows of values"),
     ("a,b\n1,2\n3,4\n", {"column": "b", "min_length": 61}, ValueError, "has 2 values, fewer than the 61"),
+    ("date,v,v\n2024-01-01,1,2\n2024-01-02,3,4\n", {}, ValueError, "names column 'v' twice"),
 ])
 def test_load_csv_errors(tmp_path, text, kwargs, error, message):
     with pytest.raises(error, match=message):
