@@ -408,8 +408,8 @@ def _handle_missing(table, values, columns, order, missing, positions):
         raise ValueError(f"{table.path}, line {line}: column {columns[j]!r} holds {text!r}, "
                          f"which is not a {kind}; if it marks a missing value, pass "
                          "missing='interpolate' or missing='ffill' to fill it")
-    for j, name in enumerate(columns):
-        if absent[:, j].all():
+    for k, name in enumerate(columns):
+        if absent[:, k].all():
             raise ValueError(f"{table.path}: column {name!r} has no values")
     if missing == "ffill" and row == 0:
         raise ValueError(f"{table.path}, line {line}: column {columns[j]!r} has no value and "

@@ -211,6 +211,8 @@ def test_interpolation_follows_the_dates(tmp_path):
      "column 'v' has no values"),
     ("date,v\n2024-01-01,\n2024-01-02,1\n", {"missing": "ffill"}, ValueError,
      "line 2: column 'v' has no value and no earlier one"),
+    ("date,a,b\n2024-01-01,NA,1\n2024-01-02,2,2\n", {"missing": "ffill"}, ValueError,
+     "line 2: column 'a' has no value and no earlier one"),
     ("date,v\n2024-01-01,1\n", {"missing": "drop"}, ValueError, "missing must be one of"),
     ("date,v\n2024-01-02,1\n2024-01-03,2\n2024-01-01,3\n", {}, ValueError,
      "line 4: date 2024-01-01 in column 'date' goes back from 2024-01-03 on line 3"),
