@@ -144,8 +144,9 @@ def fill_gaps(series, how="interpolate"):
     TypeError
         `series` is not a TimeSeries.
     ValueError
-        No dates or no frequency, two dates within one step (off the
-        frequency's grid), or an unknown `how`.
+        No dates or no frequency, a date off the frequency's grid from the
+        first date (e.g. 12:00 in a daily series of midnights), or an
+        unknown `how`.
     """
     if not isinstance(series, TimeSeries):
         raise TypeError(f"series must be a TimeSeries, got {type(series).__name__}")
@@ -162,6 +163,13 @@ def fill_gaps(series, how="interpolate"):
                          f"{series.frequency.name} step after the row before: off the grid")
     where = np.concatenate([[0], np.cumsum(steps)])
     dates = series.frequency.shift(series.dates[0], np.arange(where[-1] + 1))
+    off_grid = dates[where] != series.dates
+    if off_grid.any():
+        row = int(np.flatnonzero(off_grid)[0])
+        raise ValueError(f"dates row {row} ({series.dates[row]}) is off the "
+                         f"{series.frequency.name} grid that starts at {series.dates[0]} "
+                         f"(the nearest step is {dates[where[row]]}), so its gaps cannot be "
+                         "filled by whole steps")
     dates[where] = series.dates
     values = np.full((len(dates), series.values.shape[1]), np.nan)
     values[where] = series.values
@@ -178,7 +186,7 @@ def fill_gaps(series, how="interpolate"):
 
 
 def _lines(f, path):
-    """The lines of the text file f, refusing one longer than MAX_LINE_CHARS."""
+    """The lines of the text file f, refusing one longer than MAX_LINE_CHARS or with a NUL."""
     for number in itertools.count(1):
         line = f.readline(MAX_LINE_CHARS + 1)
         if not line:
@@ -186,6 +194,9 @@ def _lines(f, path):
         if len(line) > MAX_LINE_CHARS:
             raise ValueError(f"{path}, line {number}: longer than {MAX_LINE_CHARS:,} "
                              "characters; is this a CSV file?")
+        if "\0" in line:
+            raise ValueError(f"{path}, line {number}: holds a NUL byte, which no text CSV "
+                             "file has; is it a binary or UTF-16 file?")
         yield line
 
 
@@ -212,7 +223,7 @@ def _first_non_utf8_line(path):
 
 
 # Cells that mean "no value here" (compared in lower case).
-MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "#n/a", "null", "none"})
+MISSING_CELLS = frozenset({"", "-", "na", "nan", "n/a", "#n/a", "null", "none"})
 # Column names that announce dates (compared in lower case).
 DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "week", "month",
                      "period", "year")
@@ -502,8 +513,8 @@ def load_csv(path, column=None, index_column=None, min_length=1, *, date_column=
         the decimal years of a monthly, quarterly or yearly R export
         (1749.0833 is 1 February 1749).
     missing : {"error", "interpolate", "ffill"}
-        What to do with a blank, NA or NaN cell: refuse it, naming its line
-        and column; interpolate linearly in time (the nearest value at the
+        What to do with a blank, NA, NaN or "-" cell (MISSING_CELLS):
+        refuse it, naming its line and column; interpolate linearly in time (the nearest value at the
         ends); or carry the last value forward. Missing dates (gaps) are
         never filled here: they are listed in ``TimeSeries.gaps``; see
         ``fill_gaps``.

@@ -189,6 +189,29 @@ def test_gaps_are_reported_and_filled_on_request(tmp_path):
     assert datasets.fill_gaps(series, how="ffill").values[:, 0].tolist() == [1, 2, 2, 2, 5, 6]
 
 
+def test_fill_gaps_refuses_a_date_off_the_grid(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, "date,v\n2024-01-01,1\n2024-01-02,2\n"
+                                                "2024-01-03T12:00,3\n2024-01-06,4\n"))
+    assert series.frequency.name == "D" and series.gaps
+    with pytest.raises(ValueError, match=r"row 2 \(2024-01-03T12:00:00\) is off the D grid"):
+        datasets.fill_gaps(series)
+
+
+def test_a_dash_is_a_missing_cell(tmp_path):
+    path = _write(tmp_path, "date,price\n2024-01-01,-\n2024-01-02,5\n2024-01-03,7\n")
+    assert datasets.load_csv(path, missing="interpolate").column("price").tolist() == [5, 5, 7]
+    with pytest.raises(ValueError, match="column 'price' holds '-', which is not a number; if it"):
+        datasets.load_csv(path)
+
+
+@pytest.mark.parametrize("text", ["date,price\n2024-01-01,1\0\n2024-01-02,5\n",
+                                  "da\0te,price\n2024-01-01,1\n"])
+def test_a_nul_byte_is_refused_with_its_line(tmp_path, text):
+    line = 2 if text.index("\0") > text.index("\n") else 1
+    with pytest.raises(ValueError, match=f"line {line}: holds a NUL byte"):
+        datasets.load_csv(_write(tmp_path, text))
+
+
 @pytest.mark.parametrize("missing, expected", [
     ("interpolate", [1.0, 2.0, 3.0, 4.0, 4.0]),
     ("ffill", [1.0, 1.0, 1.0, 4.0, 4.0]),
