@@ -45,12 +45,20 @@ def date_form(text):
     return None
 
 
-def _offset_seconds(offset):
+# UTC offsets in use run from -12:00 to +14:00.
+_LARGEST_OFFSET_HOURS = 14
+
+
+def _offset_seconds(offset, row, text):
+    """The UTC offset "Z", "+HH", "+HHMM" or "+HH:MM" in seconds, or a DateTextError."""
     if not offset or offset == "Z":
         return 0
     sign = -1 if offset[0] == "-" else 1
     digits = offset[1:].replace(":", "")
-    return sign * (int(digits[:2]) * 3600 + int(digits[2:] or 0) * 60)
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > _LARGEST_OFFSET_HOURS or minutes > 59:
+        raise DateTextError(row, f"{text!r} has an impossible UTC offset {offset!r}")
+    return sign * (hours * 3600 + minutes * 60)
 
 
 def parse_text_dates(cells):
@@ -100,7 +108,7 @@ def parse_text_dates(cells):
         if parts.get("fraction"):
             has_fraction = True
             fields["micro"][row] = int(parts["fraction"][:6].ljust(6, "0"))
-        fields["offset"][row] = _offset_seconds(parts.get("offset"))
+        fields["offset"][row] = _offset_seconds(parts.get("offset"), row, text)
         has_time = has_time or has_offset
     return _assemble(cells, fields, has_time, has_fraction)
 
@@ -150,14 +158,17 @@ def parse_decimal_years(years):
     Raises
     ------
     DateTextError
-        A value outside 1000 .. 3000, or values on no monthly, quarterly or
-        yearly grid.
+        A value outside 1000 .. 3000, values on no monthly, quarterly or
+        yearly grid, or a single value that is not a whole year.
     """
     outside = (years < _YEARS[0]) | (years >= _YEARS[1])
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
         raise DateTextError(row, f"{years[row]!r} is not a decimal year between "
                                  f"{_YEARS[0]} and {_YEARS[1]}")
+    if len(years) == 1 and years[0] != np.floor(years[0]):
+        raise DateTextError(0, f"{years[0]!r} is a single decimal year with a fraction, which "
+                               "does not tell whether it is a month or a quarter")
     for per_year in (1, 4, 12):
         scaled = years * per_year
         offset = scaled - np.floor(scaled + 0.02)  # in [-0.02, 0.98)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastlstm import datasets
+from fastlstm._date_text import DateTextError, parse_decimal_years, parse_text_dates
 
 
 def test_goog_is_the_shipped_daily_series():
@@ -154,6 +155,19 @@ def test_decimal_years_rounded_or_mid_month(tmp_path):
     middles = datasets.load_csv(_write(tmp_path, "time,v\n1749.042,1\n1749.125,2\n1749.208,3\n"))
     assert starts.dates.tolist() == middles.dates.tolist()
     assert [str(d) for d in starts.dates] == ["1749-01-01", "1749-02-01", "1749-03-01"]
+
+
+@pytest.mark.parametrize("cell", ["2024-01-02T13:00+25:00", "2024-01-02T13:00+01:99",
+                                  "2024-01-02T13:00-1560"])
+def test_an_impossible_utc_offset_is_refused(cell):
+    with pytest.raises(DateTextError, match="impossible UTC offset"):
+        parse_text_dates([cell])
+
+
+def test_one_fractional_decimal_year_is_refused_and_a_whole_one_read():
+    with pytest.raises(DateTextError, match="single decimal year with a fraction"):
+        parse_decimal_years(np.array([1749.0833]))
+    assert str(parse_decimal_years(np.array([1749.0]))[0]) == "1749-01-01"
 
 
 def test_an_unnamed_first_column_of_dates_is_the_date_column(tmp_path):
