@@ -10,8 +10,9 @@ after the date, separated by "T" or a space):
 - ``YYYY-MM``, a month, e.g. "2024-01"
 
 Decimal years, as R writes the time of a monthly, quarterly or yearly series
-(1749.0833 is February 1749; a mid-period convention such as 1749.042 for
-January is recognised too), become the first day of their period.
+(1749.0833 is February 1749, and so is 1749.08 rounded to 2 decimals; a
+mid-period convention such as 1749.042 for January is recognised too), become
+the first day of their period.
 """
 import re
 
@@ -27,6 +28,11 @@ _FORMS = {
 }
 # Decimal years outside this range are more likely counts or seconds than years.
 _YEARS = (1000, 3000)
+# How far apart (in periods) the offsets of decimal years from their grid may
+# lie: rounding to 3 decimals moves a month by 0.012, and no rounding may
+# move a value more than a quarter of its period.
+_OFFSET_SPREAD = 0.05
+_LARGEST_SPREAD = 0.25
 
 
 class DateTextError(ValueError):
@@ -139,17 +145,29 @@ def _assemble(cells, fields, has_time, has_fraction):
     return dates
 
 
-def parse_decimal_years(years):
+def _decimals_tolerance(per_year, decimals):
+    """How far apart, in periods, the offsets of values rounded to `decimals` may lie."""
+    if decimals is None:
+        return _OFFSET_SPREAD
+    return min(_LARGEST_SPREAD, max(_OFFSET_SPREAD, per_year * 10.0 ** -decimals))
+
+
+def parse_decimal_years(years, decimals=None):
     """Decimal years of a monthly, quarterly or yearly series as datetime64[D].
 
     Each value becomes the first day of its month, quarter or year. The
     period is the longest of year, quarter and month on whose grid all values
     sit at one common offset (0 for period starts as R writes them, 1/2 for
-    period middles), within rounding to 3 decimals.
+    period middles), within the rounding of the digits written: values
+    rounded to 2 decimals (1749.08 for February) may stray from the grid by
+    0.06 of a month. No value may stray more than a quarter of a period.
 
     Parameters
     ----------
     years : ndarray of shape (n,), float64, finite
+    decimals : int, optional
+        The most digits written after the decimal point; default: values
+        rounded to 3 decimals or more.
 
     Returns
     -------
@@ -164,16 +182,19 @@ def parse_decimal_years(years):
     outside = (years < _YEARS[0]) | (years >= _YEARS[1])
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
-        raise DateTextError(row, f"{years[row]!r} is not a decimal year between "
+        raise DateTextError(row, f"{float(years[row])!r} is not a decimal year between "
                                  f"{_YEARS[0]} and {_YEARS[1]}")
     if len(years) == 1 and years[0] != np.floor(years[0]):
-        raise DateTextError(0, f"{years[0]!r} is a single decimal year with a fraction, which "
+        raise DateTextError(0, f"{float(years[0])!r} is a single decimal year with a fraction, which "
                                "does not tell whether it is a month or a quarter")
     for per_year in (1, 4, 12):
         scaled = years * per_year
-        offset = scaled - np.floor(scaled + 0.02)  # in [-0.02, 0.98)
-        if np.ptp(offset) < 0.05:
-            periods = np.floor(scaled - offset.mean() + 0.5).astype(np.int64)
+        fraction = scaled - np.floor(scaled)
+        # Offsets from the first value's, in [-1/2, 1/2): a grid's offsets near 0 and near 1 agree.
+        spread = (fraction - fraction[0] + 0.5) % 1.0 - 0.5
+        if np.ptp(spread) <= _decimals_tolerance(per_year, decimals) + 1e-9:
+            offset = (fraction[0] + spread.mean() + 0.25) % 1.0 - 0.25  # in [-1/4, 3/4)
+            periods = np.floor(scaled - offset + 0.5).astype(np.int64)
             months = (periods * (12 // per_year) - 1970 * 12).astype("datetime64[M]")
             return months.astype("datetime64[D]")
     raise DateTextError(0, "decimal years that are not monthly, quarterly or yearly "

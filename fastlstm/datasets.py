@@ -227,7 +227,6 @@ MISSING_CELLS = frozenset({"", "-", "na", "nan", "n/a", "#n/a", "null", "none"})
 # Column names that announce dates (compared in lower case).
 DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "week", "month",
                      "period", "year")
-_SURELY_DATES = ("date", "datetime", "timestamp")
 _MISSING_OPTIONS = ("error", "interpolate", "ffill")
 
 
@@ -312,7 +311,14 @@ def _parse_dates(table, name):
                                "YYYY/MM/DD, DD.MM.YYYY, YYYY-MM) or a decimal year") from None
     if not np.isfinite(years).all():
         raise DateTextError(int(np.flatnonzero(~np.isfinite(years))[0]), "not a decimal year")
-    return parse_decimal_years(years)
+    return parse_decimal_years(years, _decimals_written(cells))
+
+
+def _decimals_written(cells):
+    """The most digits after a decimal point among `cells`, or None for exponent notation."""
+    if any("e" in text.lower() for text in cells):
+        return None
+    return max((len(text) - text.index(".") - 1 for text in cells if "." in text), default=0)
 
 
 def _date_error(table, name, error):
@@ -325,8 +331,12 @@ def _find_dates(table, date_column, index_column, value_columns):
     The column is `date_column` when given; else `index_column` when it holds
     dates; else the first column with a date-like name (DATE_COLUMN_NAMES)
     holding dates or decimal years; else the first column whose cells are all
-    text dates. Columns asked for as values are never taken.
+    text dates. Columns asked for as values are never taken. With no value
+    columns asked for, a date-named column that holds no dates is an error
+    rather than a column of values.
     """
+    if date_column is False:
+        return None, None
     if date_column is not None:
         if date_column not in table.header:
             raise ValueError(f"{table.path} has no column {date_column!r}; its columns are "
@@ -336,7 +346,7 @@ def _find_dates(table, date_column, index_column, value_columns):
         except DateTextError as e:
             raise _date_error(table, date_column, e) from None
     candidates = [index_column] if index_column else []
-    candidates += [name for name in table.header if name.lower() in DATE_COLUMN_NAMES]
+    candidates += [name for name in table.header if _is_date_name(name)]
     candidates += [name for name in table.header
                    if date_form(table.cells(name)[0]) is not None]
     candidates = [name for name in dict.fromkeys(candidates) if name not in (value_columns or ())]
@@ -345,14 +355,21 @@ def _find_dates(table, date_column, index_column, value_columns):
             return name, _parse_dates(table, name)
         except DateTextError:
             continue
-    for name in candidates:  # a column that says it holds dates must, rather than be dropped
-        if name.lower() in _SURELY_DATES:
+    if value_columns is not None:
+        return None, None  # the columns asked for are the values; a date-named one is left out
+    for name in candidates:  # a column that says it holds dates must, rather than be values
+        if _is_date_name(name):
             try:
                 _parse_dates(table, name)
             except DateTextError as e:
                 raise ValueError(f"{_date_error(table, name, e)}; pass date_column= another "
-                                 "column, or write the dates as YYYY-MM-DD") from None
+                                 "column, date_column=False to read no dates, or write the "
+                                 "dates as YYYY-MM-DD") from None
     return None, None
+
+
+def _is_date_name(name):
+    return name.lower() in DATE_COLUMN_NAMES
 
 
 def _index(table, index_column, dates, date_name):
@@ -438,7 +455,10 @@ def _parse_table(table, columns, index_column, date_column, missing):
     if not table.rows:
         raise ValueError(f"{table.path} has a header line but no rows of values")
     date_name, dates = _find_dates(table, date_column, index_column, columns)
-    columns = _value_columns(table, columns, {date_name, index_column})
+    not_values = {date_name, index_column}
+    if date_name is not None:  # other date-named columns hold parts of the dates, not values
+        not_values.update(name for name in table.header if _is_date_name(name))
+    columns = _value_columns(table, columns, not_values)
     values = np.column_stack([_numbers(table, name) for name in columns])
     index = _index(table, index_column, dates, date_name)
     order = np.arange(len(values))
@@ -502,16 +522,19 @@ def load_csv(path, column=None, index_column=None, min_length=1, *, date_column=
         Column of dates or numbers to index the rows by (``TimeSeries.index``).
     min_length : int
         Fewest rows accepted, e.g. a model's window plus horizon.
-    date_column : str, optional
-        Column of dates. By default the first of: `index_column` when it holds
-        dates, a column named date, datetime, timestamp, time, ds, day, week,
-        month, period or year (any case) holding dates or decimal years, the
-        first column (an unnamed one too) whose cells are all dates as text.
+    date_column : str or False, optional
+        Column of dates; False reads no dates (every numeric column is then
+        values, whatever its name). By default the first of: `index_column`
+        when it holds dates, a column named date, datetime, timestamp, time,
+        ds, day, week, month, period or year (any case) holding dates or
+        decimal years, the first column (an unnamed one too) whose cells are
+        all dates as text. Other date-named columns are not values; one
+        that holds no dates when no column does is an error.
         Dates are read in the forms YYYY-MM-DD, YYYY/MM/DD, DD.MM.YYYY and
         YYYY-MM, each with an optional time ("2024-01-02 13:00",
         "2024-01-02T13:00:00"; times with a UTC offset become UTC), or as
         the decimal years of a monthly, quarterly or yearly R export
-        (1749.0833 is 1 February 1749).
+        (1749.0833 and 1749.08 are 1 February 1749).
     missing : {"error", "interpolate", "ffill"}
         What to do with a blank, NA, NaN or "-" cell (MISSING_CELLS):
         refuse it, naming its line and column; interpolate linearly in time (the nearest value at the
@@ -540,6 +563,8 @@ def load_csv(path, column=None, index_column=None, min_length=1, *, date_column=
         size limit, or a line longer than MAX_LINE_CHARS).
     """
     columns = _checked_columns(column)
+    if not (date_column is None or date_column is False or isinstance(date_column, str)):
+        raise TypeError(f"date_column must be a column name, None or False, got {date_column!r}")
     if missing not in _MISSING_OPTIONS:
         raise ValueError(f"missing must be one of {list(_MISSING_OPTIONS)}, got {missing!r}")
     path = os.fspath(path)

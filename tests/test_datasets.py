@@ -170,6 +170,33 @@ def test_one_fractional_decimal_year_is_refused_and_a_whole_one_read():
     assert str(parse_decimal_years(np.array([1749.0]))[0]) == "1749-01-01"
 
 
+def test_decimal_years_rounded_to_two_decimals_are_months(tmp_path):
+    text = "time,v\n" + "".join(f"{1749 + i / 12:.2f},{i}\n" for i in range(30))
+    series = datasets.load_csv(_write(tmp_path, text))
+    assert series.columns == ("v",) and series.frequency.name == "MS" and series.gaps == ()
+    assert str(series.dates[1]) == "1749-02-01" and str(series.dates[-1]) == "1751-06-01"
+
+
+@pytest.mark.parametrize("name", datasets.DATE_COLUMN_NAMES)
+def test_a_date_named_column_without_dates_is_an_error_not_values(tmp_path, name):
+    path = _write(tmp_path, f"{name},v\n1.5,1\n7,2\n")
+    with pytest.raises(ValueError, match=f"line 2: date column '{name}': .*date_column=False"):
+        datasets.load_csv(path)
+
+
+def test_date_column_false_reads_no_dates(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, "time,v\n0.5,1\n1.5,2\n"), date_column=False)
+    assert series.columns == ("time", "v") and series.dates is None
+    with pytest.raises(TypeError, match="date_column must be a column name, None or False"):
+        datasets.load_csv(_write(tmp_path, "time,v\n0.5,1\n"), date_column=0)
+
+
+def test_other_date_named_columns_are_not_values(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, "date,year,v\n2024-01-01,2024,1\n"
+                                                "2024-01-02,2024,2\n"))
+    assert series.columns == ("v",)
+
+
 def test_an_unnamed_first_column_of_dates_is_the_date_column(tmp_path):
     series = datasets.load_csv(_write(tmp_path, ",x,y\n2024-01-01,1,2\n2024-01-02,3,4\n"))
     assert series.columns == ("x", "y") and series.frequency.name == "D"
