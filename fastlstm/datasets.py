@@ -331,9 +331,11 @@ def _find_dates(table, date_column, index_column, value_columns):
     The column is `date_column` when given; else `index_column` when it holds
     dates; else the first column with a date-like name (DATE_COLUMN_NAMES)
     holding dates or decimal years; else the first column whose cells are all
-    text dates. Columns asked for as values are never taken. With no value
-    columns asked for, a date-named column that holds no dates is an error
-    rather than a column of values.
+    text dates. Columns asked for as values are never taken. Numbers that
+    repeat (a year on several rows) date no row alone: a year column is
+    combined with a column named month holding 1 .. 12, else passed over.
+    With no value columns asked for, a date-named column that holds no dates
+    is an error rather than a column of values.
     """
     if date_column is False:
         return None, None
@@ -350,22 +352,56 @@ def _find_dates(table, date_column, index_column, value_columns):
     candidates += [name for name in table.header
                    if date_form(table.cells(name)[0]) is not None]
     candidates = [name for name in dict.fromkeys(candidates) if name not in (value_columns or ())]
+    failures = {}
     for name in candidates:
         try:
-            return name, _parse_dates(table, name)
-        except DateTextError:
+            dates = _parse_dates(table, name)
+        except DateTextError as e:
+            failures[name] = e
             continue
+        repeated = _first_repeat(dates)
+        if repeated is None or date_form(table.cells(name)[0]) is not None:
+            return name, dates  # repeated text dates are reported in their order
+        months = _year_and_month(table, name, value_columns)
+        if months is not None:
+            return name, months
+        failures[name] = DateTextError(repeated, f"{table.cells(name)[repeated]!r} repeats the "
+                                                 "date of another row, so it dates no row alone")
     if value_columns is not None:
         return None, None  # the columns asked for are the values; a date-named one is left out
-    for name in candidates:  # a column that says it holds dates must, rather than be values
+    for name, error in failures.items():  # a column that says it holds dates must, not be values
         if _is_date_name(name):
-            try:
-                _parse_dates(table, name)
-            except DateTextError as e:
-                raise ValueError(f"{_date_error(table, name, e)}; pass date_column= another "
-                                 "column, date_column=False to read no dates, or write the "
-                                 "dates as YYYY-MM-DD") from None
+            raise ValueError(f"{_date_error(table, name, error)}; pass date_column= another "
+                             "column, date_column=False to read no dates, or write the "
+                             "dates as YYYY-MM-DD") from None
     return None, None
+
+
+def _first_repeat(dates):
+    """The row of the first date that an earlier row holds too, or None."""
+    _, first_rows = np.unique(dates, return_index=True)
+    if len(first_rows) == len(dates):
+        return None
+    return int(np.flatnonzero(~np.isin(np.arange(len(dates)), first_rows))[0])
+
+
+def _year_and_month(table, year_name, value_columns):
+    """The first days of the months of a whole-year column and a month column
+    (1 .. 12, named month in any case) as datetime64[D], or None when there is
+    no such pair or it still repeats."""
+    month_names = [name for name in table.header
+                   if name.lower() == "month" and name not in (value_columns or ())]
+    if year_name.lower() != "year" or not month_names:
+        return None
+    try:
+        years = np.array([int(text) for text in table.cells(year_name)])
+        months = np.array([int(text) for text in table.cells(month_names[0])])
+    except ValueError:
+        return None
+    if ((months < 1) | (months > 12)).any():
+        return None
+    dates = ((years - 1970) * 12 + months - 1).astype("datetime64[M]").astype("datetime64[D]")
+    return dates if _first_repeat(dates) is None else None
 
 
 def _is_date_name(name):

@@ -184,6 +184,23 @@ def test_a_date_named_column_without_dates_is_an_error_not_values(tmp_path, name
         datasets.load_csv(path)
 
 
+def test_year_and_month_columns_are_monthly_dates(tmp_path):
+    text = "year,month,value\n1990,1,5\n1990,2,6\n1990,3,7\n1990,5,9\n"
+    series = datasets.load_csv(_write(tmp_path, text))
+    assert series.columns == ("value",) and series.frequency.name == "MS"
+    assert [str(d) for d in series.dates] == ["1990-01-01", "1990-02-01", "1990-03-01",
+                                              "1990-05-01"]
+    assert [(str(g.after), g.missing) for g in series.gaps] == [("1990-03-01", 1)]
+
+
+def test_a_repeated_year_is_no_date_column(tmp_path):
+    path = _write(tmp_path, "year,value\n1990,5\n1990,6\n")
+    with pytest.raises(ValueError, match="line 3: date column 'year': '1990' repeats the date"):
+        datasets.load_csv(path)
+    assert datasets.load_csv(path, "value").dates is None
+    assert datasets.load_csv(path, date_column=False).columns == ("year", "value")
+
+
 def test_date_column_false_reads_no_dates(tmp_path):
     series = datasets.load_csv(_write(tmp_path, "time,v\n0.5,1\n1.5,2\n"), date_column=False)
     assert series.columns == ("time", "v") and series.dates is None
