@@ -255,6 +255,15 @@ def test_fill_gaps_refuses_a_date_off_the_grid(tmp_path):
         datasets.fill_gaps(series)
 
 
+def test_fill_gaps_of_a_monthly_series_keeps_its_day(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, "date,v\n2023-02-28,1\n2023-03-30,2\n"
+                                                "2023-06-30,5\n"))
+    filled = datasets.fill_gaps(series)
+    assert [str(d) for d in filled.dates] == ["2023-02-28", "2023-03-30", "2023-04-30",
+                                              "2023-05-30", "2023-06-30"]
+    assert filled.values[:, 0].tolist() == [1, 2, 3, 4, 5]
+
+
 def test_a_dash_is_a_missing_cell(tmp_path):
     path = _write(tmp_path, "date,price\n2024-01-01,-\n2024-01-02,5\n2024-01-03,7\n")
     assert datasets.load_csv(path, missing="interpolate").column("price").tolist() == [5, 5, 7]
