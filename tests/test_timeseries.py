@@ -352,3 +352,12 @@ def test_detect_season_of_a_noisy_sine():
     values = np.sin(2 * np.pi * steps / 7) + 0.3 * np.random.default_rng(0).standard_normal(300)
     assert ts.detect_season(values) == 7
     assert ts.detect_season(np.ones(20)) == 1
+
+
+def test_autocorrelation_through_the_fft_matches_the_sums_lag_by_lag():
+    values = np.random.default_rng(3).standard_normal(257).cumsum()
+    centred = values - values.mean()
+    direct = [np.dot(centred[:len(centred) - lag], centred[lag:]) / np.dot(centred, centred)
+              for lag in range(0, 100)]
+    np.testing.assert_allclose(ts._autocorrelation(values, 99), direct, atol=1e-12)
+    np.testing.assert_array_equal(ts._autocorrelation(np.full(10, 3.0), 4), [1, 0, 0, 0, 0])
