@@ -91,6 +91,67 @@ def parse_text_dates(cells):
     if form is None:
         raise DateTextError(0, f"{cells[0]!r} is not a date in a known form "
                                f"({', '.join(_FORMS)}, or decimal years)")
+    fast = _parse_one_layout(cells, _FORMS[form].fullmatch(cells[0]))
+    if fast is not None:
+        return fast
+    return _parse_row_by_row(cells, form)
+
+
+_ZERO, _NINE = ord("0"), ord("9")
+_DATE_TIME_SEPARATORS = (ord("T"), ord(" "))
+
+
+def _parse_one_layout(cells, first):
+    """The dates when every cell is laid out character by character as the
+    first (digits where it has digits, its separators elsewhere, "T" or " "
+    between date and time) and it has no UTC offset; None otherwise.
+
+    Checks and reads all cells at once as an array of character codes, so a
+    million dates take a fraction of a second rather than a regex each.
+    """
+    groups = first.groupdict()
+    if groups.get("offset"):
+        return None
+    text = np.array(cells)
+    width = len(cells[0])
+    if text.dtype.itemsize != 4 * width or (np.char.str_len(text) != width).any():
+        return None
+    codes = text.view(np.uint32).reshape(len(cells), width)
+    template = np.frombuffer(cells[0].encode("utf-32-le"), np.uint32)
+    digit = (template >= _ZERO) & (template <= _NINE)
+    if not ((codes[:, digit] >= _ZERO) & (codes[:, digit] <= _NINE)).all():
+        return None
+    same = ~digit
+    if groups.get("hour"):
+        between = first.start("hour") - 1
+        same[between] = False
+        if not np.isin(codes[:, between], _DATE_TIME_SEPARATORS).all():
+            return None
+    if not (codes[:, same] == template[same]).all():
+        return None
+
+    fields = {key: np.zeros(len(cells), np.int64)
+              for key in ("year", "month", "day", "hour", "minute", "second", "micro", "offset")}
+    fields["day"][:] = 1
+    for key in ("year", "month", "day", "hour", "minute", "second"):
+        if groups.get(key):
+            fields[key] = _digits_value(codes, *first.span(key))
+    has_fraction = bool(groups.get("fraction"))
+    if has_fraction:  # microseconds: the first 6 digits
+        digits = min(len(groups["fraction"]), 6)
+        start = first.start("fraction")
+        fields["micro"] = _digits_value(codes, start, start + digits) * 10 ** (6 - digits)
+    return _assemble(cells, fields, bool(groups.get("hour")), has_fraction)
+
+
+def _digits_value(codes, start, end):
+    """The number written in columns start .. end - 1 of character codes, per row."""
+    powers = 10 ** np.arange(end - start - 1, -1, -1, dtype=np.int64)
+    return (codes[:, start:end].astype(np.int64) - _ZERO) @ powers
+
+
+def _parse_row_by_row(cells, form):
+    """The dates of `cells` in `form`, each matched by its regular expression."""
     pattern = _FORMS[form]
     fields = {key: np.zeros(len(cells), np.int64)
               for key in ("year", "month", "day", "hour", "minute", "second", "micro", "offset")}

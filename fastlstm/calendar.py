@@ -216,7 +216,7 @@ def _checked_dates(dates, name="dates"):
 def _monthly_frequency(dates):
     """MS, QS or YS when every date sits on one day of its month (or its last day)."""
     months, day, last, time_of_day = _month_parts(dates)
-    if len(set(time_of_day.tolist())) != 1:
+    if (time_of_day != time_of_day[0]).any():
         return None
     anchor = day.max()  # shorter months clip it to their last day
     if not ((day == anchor) | (last & (day < anchor))).all():

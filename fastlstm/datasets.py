@@ -262,12 +262,12 @@ def _read_cells(reader, path):
     _refuse_repeated_names(header, path)
     rows, lines = [], []
     for record in reader:
-        if not record or all(not cell.strip() for cell in record):
+        if not "".join(record).strip():
             continue
         if len(record) < len(header):
             raise ValueError(f"{path}, line {reader.line_num}: {len(record)} fields, "
                              f"expected {len(header)}")
-        rows.append([cell.strip() for cell in record[:len(header)]])
+        rows.append(list(map(str.strip, record[:len(header)])))
         lines.append(reader.line_num)
     return _Table(path, header, rows, lines)
 
@@ -292,16 +292,25 @@ def _parse_number(text, column, line, path):
 
 
 def _numbers(table, name):
+    """The column `name` as float64 (see _parse_number), all cells at once when
+    they are all finite numbers, else cell by cell."""
+    cells = table.cells(name)
+    try:
+        values = np.fromiter(map(float, cells), np.float64, len(cells))
+    except ValueError:  # a missing cell or text: found and named below
+        values = None
+    if values is not None and np.isfinite(values).all():
+        return values
     return np.array([_parse_number(text, name, line, table.path)
-                     for text, line in zip(table.cells(name), table.lines)], dtype=np.float64)
+                     for text, line in zip(cells, table.lines)], dtype=np.float64)
 
 
 def _parse_dates(table, name):
     """The column `name` as datetime64 (text dates or decimal years), or a DateTextError."""
     cells = table.cells(name)
-    blank = [i for i, text in enumerate(cells) if _is_missing(text)]
-    if blank:
-        raise DateTextError(blank[0], f"column {name!r} has no date")
+    if not MISSING_CELLS.isdisjoint(map(str.lower, cells)):
+        blank = next(i for i, text in enumerate(cells) if _is_missing(text))
+        raise DateTextError(blank, f"column {name!r} has no date")
     if date_form(cells[0]) is not None:
         return parse_text_dates(cells)
     try:
@@ -431,11 +440,11 @@ def _value_columns(table, columns, excluded):
     for name in table.header:
         if not name or name in excluded:
             continue
-        present = [text for text in table.cells(name) if not _is_missing(text)]
-        if not present:
+        present = next((text for text in table.cells(name) if not _is_missing(text)), None)
+        if present is None:
             raise ValueError(f"{table.path}: column {name!r} has no values")
         try:
-            float(present[0])
+            float(present)
         except ValueError:
             continue  # a column of text, e.g. a ticker symbol
         chosen.append(name)

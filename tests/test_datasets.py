@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fastlstm import datasets
-from fastlstm._date_text import DateTextError, parse_decimal_years, parse_text_dates
+from fastlstm._date_text import (_FORMS, DateTextError, _parse_one_layout, _parse_row_by_row,
+                                 date_form, parse_decimal_years, parse_text_dates)
 
 
 def test_goog_is_the_shipped_daily_series():
@@ -155,6 +156,34 @@ def test_decimal_years_rounded_or_mid_month(tmp_path):
     middles = datasets.load_csv(_write(tmp_path, "time,v\n1749.042,1\n1749.125,2\n1749.208,3\n"))
     assert starts.dates.tolist() == middles.dates.tolist()
     assert [str(d) for d in starts.dates] == ["1749-01-01", "1749-02-01", "1749-03-01"]
+
+
+@pytest.mark.parametrize("cells", [
+    ["2024-01-02 13:00:00", "2024-01-02T14:00:00", "2024-12-31 23:59:59"],
+    ["2024-01-02T13:00:00.25", "2024-01-02T13:00:00.50"],
+    ["2024-01-02T13:00:00.1234567", "2024-01-02T13:00:01.0000009"],
+    ["02.01.2024", "31.12.1999"],
+    ["2024/01/02 09:30", "2024/1/3 09:30"],       # a second layout: read cell by cell
+    ["1949-01", "1949-12"],
+])
+def test_dates_read_at_once_equal_dates_read_cell_by_cell(cells):
+    form = date_form(cells[0])
+    one_layout = len(set(map(len, cells))) == 1
+    assert (_parse_one_layout(cells, _FORMS[form].fullmatch(cells[0])) is not None) == one_layout
+    at_once = parse_text_dates(cells)
+    one_by_one = _parse_row_by_row(cells, form)
+    assert at_once.dtype == one_by_one.dtype and at_once.tolist() == one_by_one.tolist()
+
+
+@pytest.mark.parametrize("cells, row, what", [
+    (["2024-01-02", "2024-02-30"], 1, "day of month"),
+    (["2024-01-02 23:00", "2024-01-02 24:00"], 1, "hour"),
+    (["2024-01-02", "2024-01-0x"], 1, "not a date of the form"),
+])
+def test_dates_read_at_once_name_the_bad_row(cells, row, what):
+    with pytest.raises(DateTextError, match=what) as error:
+        parse_text_dates(cells)
+    assert error.value.row == row
 
 
 @pytest.mark.parametrize("cell", ["2024-01-02T13:00+25:00", "2024-01-02T13:00+01:99",
