@@ -18,6 +18,8 @@ import re
 
 import numpy as np
 
+from .calendar import _month_length
+
 _TIME = (r"(?:[T ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})"
          r"(?:[.,](?P<fraction>\d{1,9}))?)?)?\s*(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?")
 _FORMS = {
@@ -191,8 +193,7 @@ def _assemble(cells, fields, has_time, has_fraction):
     year, month, day = fields["year"], fields["month"], fields["day"]
     _first_bad(cells, (month < 1) | (month > 12), "month")
     months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
-    length = ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64)
-    _first_bad(cells, (day < 1) | (day > length), "day of month")
+    _first_bad(cells, (day < 1) | (day > _month_length(months)), "day of month")
     dates = months.astype("datetime64[D]") + (day - 1)
     if not has_time:
         return dates

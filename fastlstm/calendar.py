@@ -176,6 +176,7 @@ def _month_parts(dates):
 
 
 def _month_length(months):
+    """The number of days in each month of a datetime64[M] array."""
     return ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64)
 
 
@@ -203,14 +204,21 @@ def _checked_dates(dates, name="dates"):
     if np.isnat(array).any():
         row = int(np.flatnonzero(np.isnat(array))[0])
         raise ValueError(f"{name} row {row} is NaT (not a date)")
-    steps = np.diff(array)
-    zero = np.timedelta64(0, "s")
-    if (steps <= zero).any():
-        row = int(np.flatnonzero(steps <= zero)[0]) + 1
-        what = "repeats" if steps[row - 1] == zero else "comes before"
+    row = _first_out_of_order(array)
+    if row is not None:
+        what = "repeats" if array[row] == array[row - 1] else "comes before"
         raise ValueError(f"{name} must be sorted and unique: row {row} ({array[row]}) "
                          f"{what} row {row - 1} ({array[row - 1]})")
     return array
+
+
+def _first_out_of_order(dates, descending=False):
+    """The first row of `dates` not after (before, when `descending`) the row
+    before it, or None when they increase (decrease) throughout."""
+    steps = np.diff(dates)
+    zero = np.timedelta64(0, "s")
+    wrong = steps >= zero if descending else steps <= zero
+    return int(np.flatnonzero(wrong)[0]) + 1 if wrong.any() else None
 
 
 def _monthly_frequency(dates):

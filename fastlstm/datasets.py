@@ -19,7 +19,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ._date_text import DateTextError, date_form, parse_decimal_years, parse_text_dates
-from .calendar import Frequency, Gap, find_gaps, infer_frequency, step_counts
+from .calendar import (Frequency, Gap, _first_out_of_order, find_gaps, infer_frequency,
+                       step_counts)
 
 __all__ = ["TimeSeries", "load_goog", "load_sunspots", "load_csv", "fill_missing", "fill_gaps",
            "MISSING_CELLS", "DATE_COLUMN_NAMES"]
@@ -69,6 +70,11 @@ class TimeSeries:
         return self.values[:, self.columns.index(name)]
 
 
+def _check_how(how):
+    if how not in ("interpolate", "ffill"):
+        raise ValueError(f"how must be 'interpolate' or 'ffill', got {how!r}")
+
+
 def fill_missing(values, how="interpolate", positions=None):
     """A copy of `values` with NaN filled in each column.
 
@@ -92,8 +98,7 @@ def fill_missing(values, how="interpolate", positions=None):
         An unknown `how`, a column with no values, "ffill" with missing
         values before the first value, or infinity.
     """
-    if how not in ("interpolate", "ffill"):
-        raise ValueError(f"how must be 'interpolate' or 'ffill', got {how!r}")
+    _check_how(how)
     filled = np.array(values, dtype=np.float64)
     columns = filled[:, None] if filled.ndim == 1 else filled
     if columns.ndim != 2:
@@ -152,8 +157,7 @@ def fill_gaps(series, how="interpolate"):
         raise TypeError(f"series must be a TimeSeries, got {type(series).__name__}")
     if series.dates is None or series.frequency is None:
         raise ValueError("series has no dates with a frequency, so it has no gaps to fill")
-    if how not in ("interpolate", "ffill"):
-        raise ValueError(f"how must be 'interpolate' or 'ffill', got {how!r}")
+    _check_how(how)
     if not series.gaps:
         return series
     steps = step_counts(series.dates, series.frequency)
@@ -305,12 +309,16 @@ def _numbers(table, name):
                      for text, line in zip(cells, table.lines)], dtype=np.float64)
 
 
+class _BlankDate(DateTextError):
+    """A date cell that is blank or marks a missing value."""
+
+
 def _parse_dates(table, name):
     """The column `name` as datetime64 (text dates or decimal years), or a DateTextError."""
     cells = table.cells(name)
     if not MISSING_CELLS.isdisjoint(map(str.lower, cells)):
         blank = next(i for i, text in enumerate(cells) if _is_missing(text))
-        raise DateTextError(blank, f"column {name!r} has no date")
+        raise _BlankDate(blank, f"the cell is {cells[blank]!r}, not a date")
     if date_form(cells[0]) is not None:
         return parse_text_dates(cells)
     try:
@@ -380,9 +388,10 @@ def _find_dates(table, date_column, index_column, value_columns):
         return None, None  # the columns asked for are the values; a date-named one is left out
     for name, error in failures.items():  # a column that says it holds dates must, not be values
         if _is_date_name(name):
+            remedy = ("give every row its date" if isinstance(error, _BlankDate)
+                      else "write the dates as YYYY-MM-DD")
             raise ValueError(f"{_date_error(table, name, error)}; pass date_column= another "
-                             "column, date_column=False to read no dates, or write the "
-                             "dates as YYYY-MM-DD") from None
+                             f"column, date_column=False to read no dates, or {remedy}") from None
     return None, None
 
 
@@ -455,14 +464,12 @@ def _value_columns(table, columns, excluded):
 
 def _checked_order(table, dates, date_name):
     """Row order by date: as read when increasing, reversed when decreasing."""
-    steps = np.diff(dates)
-    zero = np.timedelta64(0, "s")
-    if (steps > zero).all():
+    row = _first_out_of_order(dates)
+    if row is None:
         return np.arange(len(dates))
-    if len(dates) > 1 and (steps < zero).all():
+    if len(dates) > 1 and _first_out_of_order(dates, descending=True) is None:
         return np.arange(len(dates))[::-1]
-    row = int(np.flatnonzero(steps <= zero)[0]) + 1
-    what = "repeats" if steps[row - 1] == zero else "goes back from"
+    what = "repeats" if dates[row] == dates[row - 1] else "goes back from"
     raise ValueError(f"{table.path}, line {table.lines[row]}: date {dates[row]} in column "
                      f"{date_name!r} {what} {dates[row - 1]} on line {table.lines[row - 1]}; "
                      "dates must be sorted and unique")

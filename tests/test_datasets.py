@@ -230,6 +230,22 @@ def test_a_repeated_year_is_no_date_column(tmp_path):
     assert datasets.load_csv(path, date_column=False).columns == ("year", "value")
 
 
+@pytest.mark.parametrize("cell", ["", "NA"])
+def test_a_blank_date_cell_is_named_as_such(tmp_path, cell):
+    with pytest.raises(ValueError, match=f"line 3: date column 'date': the cell is '{cell}', "
+                                         "not a date;.* give every row its date") as error:
+        datasets.load_csv(_write(tmp_path, f"date,v\n2024-01-01,1\n{cell},2\n"))
+    assert "YYYY-MM-DD" not in str(error.value)
+
+
+def test_fill_gaps_and_fill_missing_refuse_an_unknown_how(tmp_path):
+    series = datasets.load_csv(_write(tmp_path, "date,v\n2024-01-01,1\n2024-01-03,3\n"))
+    for fill in (lambda: datasets.fill_gaps(series, how="mean"),
+                 lambda: datasets.fill_missing([1.0, np.nan], how="mean")):
+        with pytest.raises(ValueError, match="how must be 'interpolate' or 'ffill', got 'mean'"):
+            fill()
+
+
 def test_date_column_false_reads_no_dates(tmp_path):
     series = datasets.load_csv(_write(tmp_path, "time,v\n0.5,1\n1.5,2\n"), date_column=False)
     assert series.columns == ("time", "v") and series.dates is None
