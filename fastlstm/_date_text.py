@@ -247,8 +247,8 @@ def parse_decimal_years(years, decimals=None):
         raise DateTextError(row, f"{float(years[row])!r} is not a decimal year between "
                                  f"{_YEARS[0]} and {_YEARS[1]}")
     if len(years) == 1 and years[0] != np.floor(years[0]):
-        raise DateTextError(0, f"{float(years[0])!r} is a single decimal year with a fraction, which "
-                               "does not tell whether it is a month or a quarter")
+        raise DateTextError(0, f"{float(years[0])!r} is a single decimal year with a fraction, "
+                               "which does not tell whether it is a month or a quarter")
     for per_year in (1, 4, 12):
         scaled = years * per_year
         fraction = scaled - np.floor(scaled)

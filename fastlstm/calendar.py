@@ -22,7 +22,8 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 __all__ = ["Frequency", "Gap", "DatedValues", "FREQUENCIES", "MONTH_END", "infer_frequency",
-           "find_gaps", "step_counts", "future_dates", "calendar_features", "default_calendar_features",
+           "find_gaps", "step_counts", "future_dates", "calendar_features",
+           "default_calendar_features",
            "CALENDAR_FEATURES", "as_dated"]
 
 _DAY = np.timedelta64(1, "D")

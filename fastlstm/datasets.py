@@ -589,10 +589,10 @@ def load_csv(path, column=None, index_column=None, min_length=1, *, date_column=
         (1749.0833 and 1749.08 are 1 February 1749).
     missing : {"error", "interpolate", "ffill"}
         What to do with a blank, NA, NaN or "-" cell (MISSING_CELLS):
-        refuse it, naming its line and column; interpolate linearly in time (the nearest value at the
-        ends); or carry the last value forward. Missing dates (gaps) are
-        never filled here: they are listed in ``TimeSeries.gaps``; see
-        ``fill_gaps``.
+        refuse it, naming its line and column; interpolate linearly in time
+        (the nearest value at the ends); or carry the last value forward.
+        Missing dates (gaps) are never filled here: they are listed in
+        ``TimeSeries.gaps``; see ``fill_gaps``.
 
     Returns
     -------
