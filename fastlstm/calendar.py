@@ -16,14 +16,14 @@ unless ``as_dated`` is handed a pandas object.
   or pandas Series/DataFrame.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["Frequency", "Gap", "DatedValues", "FREQUENCIES", "infer_frequency", "find_gaps",
-           "step_counts",
-           "future_dates", "calendar_features", "default_calendar_features",
+__all__ = ["Frequency", "Gap", "DatedValues", "FREQUENCIES", "MONTH_END", "infer_frequency",
+           "find_gaps", "step_counts", "future_dates", "calendar_features",
+           "default_calendar_features",
            "CALENDAR_FEATURES", "as_dated"]
 
 _DAY = np.timedelta64(1, "D")
@@ -32,6 +32,8 @@ _FIXED_UNITS = {"s": np.timedelta64(1, "s"), "min": np.timedelta64(1, "m"),
 # Steps of each unit in the next larger natural cycle: the usual season.
 _CYCLE = {"s": 60, "min": 60, "h": 24, "D": 7}
 _MONTHLY = {1: ("MS", 12), 3: ("QS", 4), 12: ("YS", 1)}
+# Frequency.anchor_day of monthly dates that are all their month's last day.
+MONTH_END = -1
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,18 @@ class Frequency:
         "h", 7 for "D", 5 for "B", 52 for "W", 12 for "MS", 4 for "QS",
         1 for "YS" (no season); for a multiple, the steps in that cycle when
         the multiple divides it, else 1.
+    anchor_day : int or None
+        For monthly steps, the day of month the dates keep (1 .. 31, clipped
+        to shorter months), MONTH_END when every date is its month's last
+        day, or None to keep the day of each date shifted. ``infer_frequency``
+        sets it; it is not part of equality (an "MS" series on the 1st and
+        one on the 15th have the same frequency).
     """
 
     name: str
     step: Union[np.timedelta64, int]
     season: int
+    anchor_day: Optional[int] = field(default=None, compare=False)
 
     @property
     def is_monthly(self):
@@ -67,8 +76,10 @@ class Frequency:
     def shift(self, dates, k):
         """`dates` moved forward by `k` steps (k may be negative or an array).
 
-        Monthly steps keep the day of month (clipped to the month's length) and a
-        month's last day stays its last day; business-day steps skip weekends.
+        Monthly steps keep ``anchor_day`` (clipped to the month's length) for a
+        date on it, or on a shorter month's last day below it, and otherwise
+        the date's own day (clipped); with ``anchor_day`` MONTH_END a month's
+        last day stays its last day. Business-day steps skip weekends.
 
         Parameters
         ----------
@@ -86,7 +97,7 @@ class Frequency:
         if k.dtype.kind not in "iu":
             raise TypeError(f"k must be a whole number of steps, got dtype {k.dtype}")
         if self.is_monthly:
-            result = _add_months(dates, k * self.step)
+            result = _add_months(dates, k * self.step, self.anchor_day)
         elif self.name == "B":
             days = dates.astype("datetime64[D]")
             result = np.busday_offset(days, k, roll="forward") + (dates - days)
@@ -166,15 +177,22 @@ def _month_parts(dates):
 
 
 def _month_length(months):
+    """The number of days in each month of a datetime64[M] array."""
     return ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64)
 
 
-def _add_months(dates, months_ahead):
+def _add_months(dates, months_ahead, anchor_day=None):
+    """`dates` moved by whole months, keeping the anchor day as Frequency.shift says."""
     months, day, last, time_of_day = _month_parts(dates)
+    if anchor_day == MONTH_END:
+        day = np.where(last, 31, day)
+    elif anchor_day is not None:
+        anchor = anchor_day - 1  # 0-based, as `day`
+        on_anchor = (day == anchor) | (last & (day < anchor))
+        day = np.where(on_anchor, anchor, day)
     target = months + months_ahead
-    length = _month_length(target)
-    day = np.where(last, length - 1, np.minimum(day, length - 1))
-    return target.astype("datetime64[D]") + day + time_of_day
+    return target.astype("datetime64[D]") + np.minimum(day, _month_length(target) - 1) + \
+        time_of_day
 
 
 def _checked_dates(dates, name="dates"):
@@ -187,20 +205,27 @@ def _checked_dates(dates, name="dates"):
     if np.isnat(array).any():
         row = int(np.flatnonzero(np.isnat(array))[0])
         raise ValueError(f"{name} row {row} is NaT (not a date)")
-    steps = np.diff(array)
-    zero = np.timedelta64(0, "s")
-    if (steps <= zero).any():
-        row = int(np.flatnonzero(steps <= zero)[0]) + 1
-        what = "repeats" if steps[row - 1] == zero else "comes before"
+    row = _first_out_of_order(array)
+    if row is not None:
+        what = "repeats" if array[row] == array[row - 1] else "comes before"
         raise ValueError(f"{name} must be sorted and unique: row {row} ({array[row]}) "
                          f"{what} row {row - 1} ({array[row - 1]})")
     return array
 
 
+def _first_out_of_order(dates, descending=False):
+    """The first row of `dates` not after (before, when `descending`) the row
+    before it, or None when they increase (decrease) throughout."""
+    steps = np.diff(dates)
+    zero = np.timedelta64(0, "s")
+    wrong = steps >= zero if descending else steps <= zero
+    return int(np.flatnonzero(wrong)[0]) + 1 if wrong.any() else None
+
+
 def _monthly_frequency(dates):
     """MS, QS or YS when every date sits on one day of its month (or its last day)."""
     months, day, last, time_of_day = _month_parts(dates)
-    if len(set(time_of_day.tolist())) != 1:
+    if (time_of_day != time_of_day[0]).any():
         return None
     anchor = day.max()  # shorter months clip it to their last day
     if not ((day == anchor) | (last & (day < anchor))).all():
@@ -209,7 +234,8 @@ def _monthly_frequency(dates):
     step = int(spacings[np.argmax(counts)])
     if step not in _MONTHLY:
         return None
-    return FREQUENCIES[_MONTHLY[step][0]]
+    anchor_day = MONTH_END if last.all() else int(anchor) + 1
+    return replace(FREQUENCIES[_MONTHLY[step][0]], anchor_day=anchor_day)
 
 
 def _is_business_daily(dates, step):

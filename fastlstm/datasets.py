@@ -19,7 +19,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ._date_text import DateTextError, date_form, parse_decimal_years, parse_text_dates
-from .calendar import Frequency, Gap, find_gaps, infer_frequency, step_counts
+from .calendar import (Frequency, Gap, _first_out_of_order, find_gaps, infer_frequency,
+                       step_counts)
 
 __all__ = ["TimeSeries", "load_goog", "load_sunspots", "load_csv", "fill_missing", "fill_gaps",
            "MISSING_CELLS", "DATE_COLUMN_NAMES"]
@@ -69,6 +70,11 @@ class TimeSeries:
         return self.values[:, self.columns.index(name)]
 
 
+def _check_how(how):
+    if how not in ("interpolate", "ffill"):
+        raise ValueError(f"how must be 'interpolate' or 'ffill', got {how!r}")
+
+
 def fill_missing(values, how="interpolate", positions=None):
     """A copy of `values` with NaN filled in each column.
 
@@ -92,8 +98,7 @@ def fill_missing(values, how="interpolate", positions=None):
         An unknown `how`, a column with no values, "ffill" with missing
         values before the first value, or infinity.
     """
-    if how not in ("interpolate", "ffill"):
-        raise ValueError(f"how must be 'interpolate' or 'ffill', got {how!r}")
+    _check_how(how)
     filled = np.array(values, dtype=np.float64)
     columns = filled[:, None] if filled.ndim == 1 else filled
     if columns.ndim != 2:
@@ -144,15 +149,15 @@ def fill_gaps(series, how="interpolate"):
     TypeError
         `series` is not a TimeSeries.
     ValueError
-        No dates or no frequency, two dates within one step (off the
-        frequency's grid), or an unknown `how`.
+        No dates or no frequency, a date off the frequency's grid from the
+        first date (e.g. 12:00 in a daily series of midnights), or an
+        unknown `how`.
     """
     if not isinstance(series, TimeSeries):
         raise TypeError(f"series must be a TimeSeries, got {type(series).__name__}")
     if series.dates is None or series.frequency is None:
         raise ValueError("series has no dates with a frequency, so it has no gaps to fill")
-    if how not in ("interpolate", "ffill"):
-        raise ValueError(f"how must be 'interpolate' or 'ffill', got {how!r}")
+    _check_how(how)
     if not series.gaps:
         return series
     steps = step_counts(series.dates, series.frequency)
@@ -162,6 +167,13 @@ def fill_gaps(series, how="interpolate"):
                          f"{series.frequency.name} step after the row before: off the grid")
     where = np.concatenate([[0], np.cumsum(steps)])
     dates = series.frequency.shift(series.dates[0], np.arange(where[-1] + 1))
+    off_grid = dates[where] != series.dates
+    if off_grid.any():
+        row = int(np.flatnonzero(off_grid)[0])
+        raise ValueError(f"dates row {row} ({series.dates[row]}) is off the "
+                         f"{series.frequency.name} grid that starts at {series.dates[0]} "
+                         f"(the nearest step is {dates[where[row]]}), so its gaps cannot be "
+                         "filled by whole steps")
     dates[where] = series.dates
     values = np.full((len(dates), series.values.shape[1]), np.nan)
     values[where] = series.values
@@ -178,7 +190,7 @@ def fill_gaps(series, how="interpolate"):
 
 
 def _lines(f, path):
-    """The lines of the text file f, refusing one longer than MAX_LINE_CHARS."""
+    """The lines of the text file f, refusing one longer than MAX_LINE_CHARS or with a NUL."""
     for number in itertools.count(1):
         line = f.readline(MAX_LINE_CHARS + 1)
         if not line:
@@ -186,6 +198,9 @@ def _lines(f, path):
         if len(line) > MAX_LINE_CHARS:
             raise ValueError(f"{path}, line {number}: longer than {MAX_LINE_CHARS:,} "
                              "characters; is this a CSV file?")
+        if "\0" in line:
+            raise ValueError(f"{path}, line {number}: holds a NUL byte, which no text CSV "
+                             "file has; is it a binary or UTF-16 file?")
         yield line
 
 
@@ -212,11 +227,10 @@ def _first_non_utf8_line(path):
 
 
 # Cells that mean "no value here" (compared in lower case).
-MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "#n/a", "null", "none"})
+MISSING_CELLS = frozenset({"", "-", "na", "nan", "n/a", "#n/a", "null", "none"})
 # Column names that announce dates (compared in lower case).
 DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "week", "month",
                      "period", "year")
-_SURELY_DATES = ("date", "datetime", "timestamp")
 _MISSING_OPTIONS = ("error", "interpolate", "ffill")
 
 
@@ -234,19 +248,30 @@ class _Table:
         return [row[position] for row in self.rows]
 
 
+def _refuse_repeated_names(header, path):
+    """A ValueError naming the first header name written twice (unnamed columns may repeat)."""
+    seen = set()
+    for name in header:
+        if name and name in seen:
+            raise ValueError(f"{path}: the header names column {name!r} twice; rename one "
+                             "so each column can be told apart")
+        seen.add(name)
+
+
 def _read_cells(reader, path):
     try:
         header = [_header_name(name) for name in next(reader)]
     except StopIteration:
         raise ValueError(f"{path} is empty: expected a header line") from None
+    _refuse_repeated_names(header, path)
     rows, lines = [], []
     for record in reader:
-        if not record or all(not cell.strip() for cell in record):
+        if not "".join(record).strip():
             continue
         if len(record) < len(header):
             raise ValueError(f"{path}, line {reader.line_num}: {len(record)} fields, "
                              f"expected {len(header)}")
-        rows.append([cell.strip() for cell in record[:len(header)]])
+        rows.append(list(map(str.strip, record[:len(header)])))
         lines.append(reader.line_num)
     return _Table(path, header, rows, lines)
 
@@ -271,16 +296,29 @@ def _parse_number(text, column, line, path):
 
 
 def _numbers(table, name):
+    """The column `name` as float64 (see _parse_number), all cells at once when
+    they are all finite numbers, else cell by cell."""
+    cells = table.cells(name)
+    try:
+        values = np.fromiter(map(float, cells), np.float64, len(cells))
+    except ValueError:  # a missing cell or text: found and named below
+        values = None
+    if values is not None and np.isfinite(values).all():
+        return values
     return np.array([_parse_number(text, name, line, table.path)
-                     for text, line in zip(table.cells(name), table.lines)], dtype=np.float64)
+                     for text, line in zip(cells, table.lines)], dtype=np.float64)
+
+
+class _BlankDate(DateTextError):
+    """A date cell that is blank or marks a missing value."""
 
 
 def _parse_dates(table, name):
     """The column `name` as datetime64 (text dates or decimal years), or a DateTextError."""
     cells = table.cells(name)
-    blank = [i for i, text in enumerate(cells) if _is_missing(text)]
-    if blank:
-        raise DateTextError(blank[0], f"column {name!r} has no date")
+    if not MISSING_CELLS.isdisjoint(map(str.lower, cells)):
+        blank = next(i for i, text in enumerate(cells) if _is_missing(text))
+        raise _BlankDate(blank, f"the cell is {cells[blank]!r}, not a date")
     if date_form(cells[0]) is not None:
         return parse_text_dates(cells)
     try:
@@ -290,7 +328,14 @@ def _parse_dates(table, name):
                                "YYYY/MM/DD, DD.MM.YYYY, YYYY-MM) or a decimal year") from None
     if not np.isfinite(years).all():
         raise DateTextError(int(np.flatnonzero(~np.isfinite(years))[0]), "not a decimal year")
-    return parse_decimal_years(years)
+    return parse_decimal_years(years, _decimals_written(cells))
+
+
+def _decimals_written(cells):
+    """The most digits after a decimal point among `cells`, or None for exponent notation."""
+    if any("e" in text.lower() for text in cells):
+        return None
+    return max((len(text) - text.index(".") - 1 for text in cells if "." in text), default=0)
 
 
 def _date_error(table, name, error):
@@ -303,8 +348,14 @@ def _find_dates(table, date_column, index_column, value_columns):
     The column is `date_column` when given; else `index_column` when it holds
     dates; else the first column with a date-like name (DATE_COLUMN_NAMES)
     holding dates or decimal years; else the first column whose cells are all
-    text dates. Columns asked for as values are never taken.
+    text dates. Columns asked for as values are never taken. Numbers that
+    repeat (a year on several rows) date no row alone: a year column is
+    combined with a column named month holding 1 .. 12, else passed over.
+    With no value columns asked for, a date-named column that holds no dates
+    is an error rather than a column of values.
     """
+    if date_column is False:
+        return None, None
     if date_column is not None:
         if date_column not in table.header:
             raise ValueError(f"{table.path} has no column {date_column!r}; its columns are "
@@ -314,23 +365,65 @@ def _find_dates(table, date_column, index_column, value_columns):
         except DateTextError as e:
             raise _date_error(table, date_column, e) from None
     candidates = [index_column] if index_column else []
-    candidates += [name for name in table.header if name.lower() in DATE_COLUMN_NAMES]
+    candidates += [name for name in table.header if _is_date_name(name)]
     candidates += [name for name in table.header
                    if date_form(table.cells(name)[0]) is not None]
     candidates = [name for name in dict.fromkeys(candidates) if name not in (value_columns or ())]
+    failures = {}
     for name in candidates:
         try:
-            return name, _parse_dates(table, name)
-        except DateTextError:
+            dates = _parse_dates(table, name)
+        except DateTextError as e:
+            failures[name] = e
             continue
-    for name in candidates:  # a column that says it holds dates must, rather than be dropped
-        if name.lower() in _SURELY_DATES:
-            try:
-                _parse_dates(table, name)
-            except DateTextError as e:
-                raise ValueError(f"{_date_error(table, name, e)}; pass date_column= another "
-                                 "column, or write the dates as YYYY-MM-DD") from None
+        repeated = _first_repeat(dates)
+        if repeated is None or date_form(table.cells(name)[0]) is not None:
+            return name, dates  # repeated text dates are reported in their order
+        months = _year_and_month(table, name, value_columns)
+        if months is not None:
+            return name, months
+        failures[name] = DateTextError(repeated, f"{table.cells(name)[repeated]!r} repeats the "
+                                                 "date of another row, so it dates no row alone")
+    if value_columns is not None:
+        return None, None  # the columns asked for are the values; a date-named one is left out
+    for name, error in failures.items():  # a column that says it holds dates must, not be values
+        if _is_date_name(name):
+            remedy = ("give every row its date" if isinstance(error, _BlankDate)
+                      else "write the dates as YYYY-MM-DD")
+            raise ValueError(f"{_date_error(table, name, error)}; pass date_column= another "
+                             f"column, date_column=False to read no dates, or {remedy}") from None
     return None, None
+
+
+def _first_repeat(dates):
+    """The row of the first date that an earlier row holds too, or None."""
+    _, first_rows = np.unique(dates, return_index=True)
+    if len(first_rows) == len(dates):
+        return None
+    return int(np.flatnonzero(~np.isin(np.arange(len(dates)), first_rows))[0])
+
+
+def _year_and_month(table, year_name, value_columns):
+    """The first days of the months of a whole-year column and a month column
+    (1 .. 12, named month in any case) as datetime64[D], or None when there is
+    no such pair or it still repeats."""
+    month_names = [name for name in table.header
+                   if name.lower() == "month" and name not in (value_columns or ())]
+    if year_name.lower() != "year" or not month_names:
+        return None
+    try:
+        years = np.array([int(text) for text in table.cells(year_name)])
+        months = np.array([int(text) for text in table.cells(month_names[0])])
+    except ValueError:
+        return None
+    if ((months < 1) | (months > 12)).any():
+        return None
+    dates = ((years - 1970) * 12 + months - 1).astype("datetime64[M]").astype("datetime64[D]")
+    return dates if _first_repeat(dates) is None else None
+
+
+def _is_date_name(name):
+    return name.lower() in DATE_COLUMN_NAMES
 
 
 def _index(table, index_column, dates, date_name):
@@ -356,11 +449,11 @@ def _value_columns(table, columns, excluded):
     for name in table.header:
         if not name or name in excluded:
             continue
-        present = [text for text in table.cells(name) if not _is_missing(text)]
-        if not present:
+        present = next((text for text in table.cells(name) if not _is_missing(text)), None)
+        if present is None:
             raise ValueError(f"{table.path}: column {name!r} has no values")
         try:
-            float(present[0])
+            float(present)
         except ValueError:
             continue  # a column of text, e.g. a ticker symbol
         chosen.append(name)
@@ -371,14 +464,12 @@ def _value_columns(table, columns, excluded):
 
 def _checked_order(table, dates, date_name):
     """Row order by date: as read when increasing, reversed when decreasing."""
-    steps = np.diff(dates)
-    zero = np.timedelta64(0, "s")
-    if (steps > zero).all():
+    row = _first_out_of_order(dates)
+    if row is None:
         return np.arange(len(dates))
-    if len(dates) > 1 and (steps < zero).all():
+    if len(dates) > 1 and _first_out_of_order(dates, descending=True) is None:
         return np.arange(len(dates))[::-1]
-    row = int(np.flatnonzero(steps <= zero)[0]) + 1
-    what = "repeats" if steps[row - 1] == zero else "goes back from"
+    what = "repeats" if dates[row] == dates[row - 1] else "goes back from"
     raise ValueError(f"{table.path}, line {table.lines[row]}: date {dates[row]} in column "
                      f"{date_name!r} {what} {dates[row - 1]} on line {table.lines[row - 1]}; "
                      "dates must be sorted and unique")
@@ -397,8 +488,8 @@ def _handle_missing(table, values, columns, order, missing, positions):
         raise ValueError(f"{table.path}, line {line}: column {columns[j]!r} holds {text!r}, "
                          f"which is not a {kind}; if it marks a missing value, pass "
                          "missing='interpolate' or missing='ffill' to fill it")
-    for j, name in enumerate(columns):
-        if absent[:, j].all():
+    for k, name in enumerate(columns):
+        if absent[:, k].all():
             raise ValueError(f"{table.path}: column {name!r} has no values")
     if missing == "ffill" and row == 0:
         raise ValueError(f"{table.path}, line {line}: column {columns[j]!r} has no value and "
@@ -416,7 +507,10 @@ def _parse_table(table, columns, index_column, date_column, missing):
     if not table.rows:
         raise ValueError(f"{table.path} has a header line but no rows of values")
     date_name, dates = _find_dates(table, date_column, index_column, columns)
-    columns = _value_columns(table, columns, {date_name, index_column})
+    not_values = {date_name, index_column}
+    if date_name is not None:  # other date-named columns hold parts of the dates, not values
+        not_values.update(name for name in table.header if _is_date_name(name))
+    columns = _value_columns(table, columns, not_values)
     values = np.column_stack([_numbers(table, name) for name in columns])
     index = _index(table, index_column, dates, date_name)
     order = np.arange(len(values))
@@ -480,22 +574,25 @@ def load_csv(path, column=None, index_column=None, min_length=1, *, date_column=
         Column of dates or numbers to index the rows by (``TimeSeries.index``).
     min_length : int
         Fewest rows accepted, e.g. a model's window plus horizon.
-    date_column : str, optional
-        Column of dates. By default the first of: `index_column` when it holds
-        dates, a column named date, datetime, timestamp, time, ds, day, week,
-        month, period or year (any case) holding dates or decimal years, the
-        first column (an unnamed one too) whose cells are all dates as text.
+    date_column : str or False, optional
+        Column of dates; False reads no dates (every numeric column is then
+        values, whatever its name). By default the first of: `index_column`
+        when it holds dates, a column named date, datetime, timestamp, time,
+        ds, day, week, month, period or year (any case) holding dates or
+        decimal years, the first column (an unnamed one too) whose cells are
+        all dates as text. Other date-named columns are not values; one
+        that holds no dates when no column does is an error.
         Dates are read in the forms YYYY-MM-DD, YYYY/MM/DD, DD.MM.YYYY and
         YYYY-MM, each with an optional time ("2024-01-02 13:00",
         "2024-01-02T13:00:00"; times with a UTC offset become UTC), or as
         the decimal years of a monthly, quarterly or yearly R export
-        (1749.0833 is 1 February 1749).
+        (1749.0833 and 1749.08 are 1 February 1749).
     missing : {"error", "interpolate", "ffill"}
-        What to do with a blank, NA or NaN cell: refuse it, naming its line
-        and column; interpolate linearly in time (the nearest value at the
-        ends); or carry the last value forward. Missing dates (gaps) are
-        never filled here: they are listed in ``TimeSeries.gaps``; see
-        ``fill_gaps``.
+        What to do with a blank, NA, NaN or "-" cell (MISSING_CELLS):
+        refuse it, naming its line and column; interpolate linearly in time
+        (the nearest value at the ends); or carry the last value forward.
+        Missing dates (gaps) are never filled here: they are listed in
+        ``TimeSeries.gaps``; see ``fill_gaps``.
 
     Returns
     -------
@@ -518,6 +615,8 @@ def load_csv(path, column=None, index_column=None, min_length=1, *, date_column=
         size limit, or a line longer than MAX_LINE_CHARS).
     """
     columns = _checked_columns(column)
+    if not (date_column is None or date_column is False or isinstance(date_column, str)):
+        raise TypeError(f"date_column must be a column name, None or False, got {date_column!r}")
     if missing not in _MISSING_OPTIONS:
         raise ValueError(f"missing must be one of {list(_MISSING_OPTIONS)}, got {missing!r}")
     path = os.fspath(path)

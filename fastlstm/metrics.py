@@ -98,7 +98,7 @@ def mase(y_true, y_pred, insample, season=1):
     ----------
     y_true, y_pred : array_like of the same size
         The actual values after the history and their forecast.
-    insample : array_like of shape (n,), n > season
+    insample : array_like of shape (n,) or (n, 1), n > season
         The history the forecast was made from (training data).
     season : int >= 1
         Lag of the naive forecast: 1 for non-seasonal data, else the seasonal period.
@@ -116,8 +116,10 @@ def mase(y_true, y_pred, insample, season=1):
     from ._validation import checked_int
     season = checked_int("season", season, 1)
     history = np.asarray(insample, dtype=np.float64)
+    if history.ndim == 2 and history.shape[1] == 1:
+        history = history[:, 0]
     if history.ndim != 1:
-        raise ValueError(f"insample must have shape (n,), got {history.shape}")
+        raise ValueError(f"insample must have shape (n,) or (n, 1), got {history.shape}")
     if len(history) <= season:
         raise ValueError(f"insample has {len(history)} values; the naive forecast at lag "
                          f"season={season} needs more than {season}")

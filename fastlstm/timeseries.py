@@ -516,27 +516,83 @@ def drift_forecast(history, steps):
 
 
 def _autocorrelation(values, max_lag):
-    """Sample autocorrelation at lags 0 .. max_lag (all 0 past lag 0 for a constant series)."""
+    """Sample autocorrelation at lags 0 .. max_lag (all 0 past lag 0 for a constant series).
+
+    ``sum(c[t] c[t + lag]) / sum(c[t] ** 2)`` of the centred values c, for
+    all lags at once through the FFT (zero-padded past twice the length, so
+    the products do not wrap around): O(n log n) rather than O(n max_lag).
+    """
     centred = values - values.mean()
     energy = float(np.dot(centred, centred))
     acf = np.zeros(max_lag + 1)
     acf[0] = 1.0
     if energy == 0:
         return acf
-    for lag in range(1, max_lag + 1):
-        acf[lag] = np.dot(centred[:-lag], centred[lag:]) / energy
+    size = 1 << (2 * len(centred) - 1).bit_length()
+    spectrum = np.fft.rfft(centred, size)
+    products = np.fft.irfft(spectrum * spectrum.conj(), size)
+    acf[1:] = products[1:max_lag + 1] / energy
     return acf
 
 
-def _significance(n, lags):
-    """The autocorrelation a white-noise series of length n exceeds at any of
-    `lags` lags with probability 5% (a Bonferroni bound over the lags)."""
+# The longest season detect_season searches unless told: a week of hourly
+# steps (168) and a day of 5-minute steps (288) fit.
+_LONGEST_DEFAULT_SEASON = 400
+
+
+def _significance(n, lags, lag_one):
+    """The autocorrelation a series of length n with no season exceeds at any
+    of `lags` lags with probability 5% (a Bonferroni bound over the lags).
+
+    Differencing leaves a lag-1 autocorrelation `lag_one` (-1/2 for white
+    noise), which widens the spread of the sample autocorrelation at every
+    longer lag by ``sqrt(1 + 2 lag_one ** 2)`` (Bartlett's formula for a
+    series correlated at lag 1 only).
+    """
     z = statistics.NormalDist().inv_cdf(1 - 0.05 / (2 * lags))
-    return z / math.sqrt(n)
+    return z * math.sqrt((1 + 2 * lag_one ** 2) / n)
 
 
-def _is_peak(acf, lag):
-    return acf[lag] > acf[lag - 1] and acf[lag] >= acf[lag + 1]
+def _season_strengths(acf, max_lag, bound):
+    """How strongly each lag k (index k; 0 and 1 unused) peaks, and how far
+    above the troughs between its peaks.
+
+    A season peaks at its multiples k, 2k, ... too; a lag a step away from a
+    season drifts further from its peaks at each multiple. The strength of k
+    is the mean autocorrelation at its multiples up to max_lag over the 5%
+    bound of such a mean (a mean of m lags varies sqrt(m) times less than
+    one lag, so its bound is ``bound / sqrt(m)``); its contrast is the same
+    for that mean less the mean at the lags half a period earlier (k - k//2,
+    2k - k//2, ...). A trend in the changes lifts peaks and troughs alike.
+
+    Returns
+    -------
+    means, strengths, contrasts : ndarray of shape (max_lag + 2,)
+        The mean autocorrelation at the multiples, the strength and the
+        contrast of each lag; -inf at lags 0, 1 and max_lag + 1.
+    """
+    means, strengths, contrasts = np.full((3, max_lag + 2), -np.inf)
+    for lag in range(2, max_lag + 1):
+        peaks = acf[lag:max_lag + 1:lag]
+        troughs = acf[lag - lag // 2::lag][:len(peaks)]
+        scale = math.sqrt(len(peaks)) / bound
+        means[lag] = peaks.mean()
+        strengths[lag] = means[lag] * scale
+        contrasts[lag] = (means[lag] - troughs.mean()) * scale
+    return means, strengths, contrasts
+
+
+def _season_candidates(acf, max_lag, bound):
+    """Lags that may be a season: {lag: (strength, mean)} (see _season_strengths).
+
+    A candidate's strength and contrast are above 1, and its strength is
+    above its neighbouring lags'.
+    """
+    means, strengths, contrasts = _season_strengths(acf, max_lag, bound)
+    lags = np.arange(2, max_lag + 1)
+    chosen = ((strengths[lags] > 1) & (contrasts[lags] > 1) &
+              (strengths[lags] >= strengths[lags - 1]) & (strengths[lags] > strengths[lags + 1]))
+    return {int(lag): (float(strengths[lag]), float(means[lag])) for lag in lags[chosen]}
 
 
 def detect_season(values, frequency=None, max_lag=None):
@@ -544,16 +600,23 @@ def detect_season(values, frequency=None, max_lag=None):
 
     The rule: difference the series once (so trends and slow wanderings such
     as stock prices do not read as seasons), then take its autocorrelation
-    (ACF). A lag is a significant peak when its ACF is a local maximum above
-    the 5% white-noise bound, Bonferroni-corrected over the lags searched
-    (``z / sqrt(n)`` with ``z`` the normal quantile of ``1 - 0.05 / (2 max_lag)``).
+    (ACF). A season peaks at its multiples too, so lag k is scored by the
+    mean ACF at k, 2k, 3k, ... up to `max_lag`, over the 5% bound of that
+    mean for a series without season: ``z sqrt((1 + 2 r1 ** 2) / (n m))``
+    for a mean of m lags, ``z`` the normal quantile of
+    ``1 - 0.05 / (2 max_lag)`` (Bonferroni over the lags searched), r1 the
+    lag-1 ACF left by differencing. A candidate scores above 1 and above its
+    neighbouring lags, and its mean ACF less the mean ACF half a period
+    before each multiple scores above 1 too (a season peaks between troughs;
+    a trend in the changes lifts both alike).
 
     1. With a `frequency` whose usual season m > 1 (12 for monthly, 4 for
-       quarterly, 24 for hourly, ...): m when lag m is a significant peak.
-    2. Otherwise the highest significant peak at lags 2 .. `max_lag`, brought
-       down to the shortest significant peak that divides it with at least half
-       its ACF (a season of 12 also peaks at 24, 36, ...; its multiples can top it).
-    3. 1 when there is no significant peak.
+       quarterly, 24 for hourly, ...): m when it is a candidate.
+    2. Otherwise the shortest candidate with at least 0.8 of the score and
+       of the mean ACF of the best-scoring one (a season of 12 also peaks at
+       24, 36, ..., which can score nearly as high; half a season, peaking
+       at every other multiple only, has half the mean ACF).
+    3. 1 when there is no candidate.
 
     Irregular cycles are not seasons: monthly sunspot numbers, with their cycle
     of 9 to 14 years (about 130 months), give 1. The cycle's length varies, so
@@ -566,7 +629,8 @@ def detect_season(values, frequency=None, max_lag=None):
     frequency : Frequency, optional
         The series' frequency (e.g. from ``fastlstm.calendar.infer_frequency``).
     max_lag : int >= 2, optional
-        Longest season searched; default (n - 1) // 3, and at most n - 3.
+        Longest season searched; default (n - 1) // 3 but at most 400 (a week
+        of hours, a day of 5-minute steps); at most n - 3.
 
     Returns
     -------
@@ -582,21 +646,24 @@ def detect_season(values, frequency=None, max_lag=None):
     n = len(changes)
     longest = n - 2
     if max_lag is None:
-        max_lag = max(2, min(n // 3, longest))
+        max_lag = max(2, min(n // 3, longest, _LONGEST_DEFAULT_SEASON))
     else:
         max_lag = checked_int("max_lag", max_lag, 2, longest)
-    acf = _autocorrelation(changes, max_lag + 1)
-    bound = _significance(n, max_lag)
     if frequency is not None:
         from .calendar import Frequency
         if not isinstance(frequency, Frequency):
             raise TypeError(f"frequency must be a fastlstm.calendar.Frequency, got "
                             f"{type(frequency).__name__}")
-        season = frequency.season
-        if 2 <= season <= max_lag and _is_peak(acf, season) and acf[season] > bound:
-            return season
-    peaks = [lag for lag in range(2, max_lag + 1) if _is_peak(acf, lag) and acf[lag] > bound]
-    if not peaks:
+    acf = _autocorrelation(changes, max_lag + 1)
+    candidates = _season_candidates(acf, max_lag, _significance(n, max_lag, acf[1]))
+    if frequency is not None and frequency.season in candidates:
+        return frequency.season
+    if not candidates:
         return 1
-    best = max(peaks, key=lambda lag: acf[lag])
-    return next(lag for lag in peaks if best % lag == 0 and acf[lag] >= acf[best] / 2)
+    strongest, its_mean = max(candidates.values())
+    return min(lag for lag, (strength, mean) in candidates.items()
+               if strength >= _NEAR_BEST * strongest and mean >= _NEAR_BEST * its_mean)
+
+
+# A shorter season is preferred to a longer one up to this much stronger.
+_NEAR_BEST = 0.8

@@ -62,6 +62,24 @@ def test_infer_frequency_refuses_unsorted_or_repeated_dates():
     assert calendar.infer_frequency(dates("2024-01-01")) is None
 
 
+@pytest.mark.parametrize("history, future", [
+    (("2022-12-28", "2023-01-28", "2023-02-28"), ("2023-03-28", "2023-04-28", "2023-05-28")),
+    (("2022-12-30", "2023-01-30", "2023-02-28"), ("2023-03-30", "2023-04-30", "2023-05-30")),
+    (("2022-11-30", "2022-12-31", "2023-01-31", "2023-02-28"),
+     ("2023-03-31", "2023-04-30", "2023-05-31")),
+])
+def test_monthly_dates_keep_the_day_they_are_anchored_on(history, future):
+    frequency = calendar.infer_frequency(dates(*history))
+    assert frequency == FREQUENCIES["MS"]
+    assert calendar.future_dates(dates(*history)[-1], frequency, 3).tolist() == \
+        dates(*future).tolist()
+
+
+def test_a_lone_month_end_keeps_its_day_without_an_anchor():
+    assert calendar.future_dates("2023-02-28", FREQUENCIES["MS"], 3).tolist() == \
+        dates("2023-03-28", "2023-04-28", "2023-05-28").tolist()
+
+
 def test_future_dates_step_by_the_frequency():
     assert calendar.future_dates(np.datetime64("2024-01-31"), FREQUENCIES["MS"], 3).tolist() == \
         dates("2024-02-29", "2024-03-31", "2024-04-30").tolist()

@@ -64,6 +64,8 @@ def test_mase_on_a_hand_computed_value():
     assert metrics.mase([3, 4], [2, 2], insample=[1, 2, 4, 3]) == pytest.approx(9 / 8)
     # Lag 2: |4-1|, |3-2| -> mean 2; MASE = (3/2) / 2.
     assert metrics.mase([3, 4], [2, 2], insample=[1, 2, 4, 3], season=2) == pytest.approx(3 / 4)
+    # A column of history, as the baselines take it, is the same history.
+    assert metrics.mase([3, 4], [2, 2], insample=[[1], [2], [4], [3]]) == pytest.approx(9 / 8)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -71,6 +73,7 @@ def test_mase_on_a_hand_computed_value():
     ({"insample": [5.0, 5.0, 5.0]}, ValueError, "MASE is undefined"),
     ({"insample": [1.0, np.nan, 2.0]}, ValueError, "insample contains NaN"),
     ({"insample": [1.0, 2.0], "season": 0}, ValueError, "season must be an int >= 1"),
+    ({"insample": [[1.0, 2.0], [3.0, 4.0]]}, ValueError, r"shape \(n,\) or \(n, 1\)"),
 ])
 def test_mase_errors(kwargs, error, message):
     with pytest.raises(error, match=message):

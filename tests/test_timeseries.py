@@ -352,3 +352,35 @@ def test_detect_season_of_a_noisy_sine():
     values = np.sin(2 * np.pi * steps / 7) + 0.3 * np.random.default_rng(0).standard_normal(300)
     assert ts.detect_season(values) == 7
     assert ts.detect_season(np.ones(20)) == 1
+
+
+def test_autocorrelation_through_the_fft_matches_the_sums_lag_by_lag():
+    values = np.random.default_rng(3).standard_normal(257).cumsum()
+    centred = values - values.mean()
+    direct = [np.dot(centred[:len(centred) - lag], centred[lag:]) / np.dot(centred, centred)
+              for lag in range(0, 100)]
+    np.testing.assert_allclose(ts._autocorrelation(values, 99), direct, atol=1e-12)
+    np.testing.assert_array_equal(ts._autocorrelation(np.full(10, 3.0), 4), [1, 0, 0, 0, 0])
+
+
+def _seasons_found(make, seeds, frequency=None):
+    return [ts.detect_season(make(np.random.default_rng(seed)), frequency) for seed in range(seeds)]
+
+
+@pytest.mark.parametrize("length, period, amplitude, noise", [
+    (1440, 24, 3.0, 1.0),   # hourly, a daily cycle
+    (240, 12, 5.0, 2.0),    # monthly, a yearly cycle
+])
+def test_detect_season_finds_a_noisy_sine_without_a_frequency(length, period, amplitude, noise):
+    steps = np.arange(length)
+    found = _seasons_found(lambda rng: amplitude * np.sin(2 * np.pi * steps / period)
+                           + noise * rng.standard_normal(length), 10)
+    assert found.count(period) >= 9, found
+
+
+def test_detect_season_rarely_finds_a_season_in_white_noise_or_a_trend():
+    noise = _seasons_found(lambda rng: rng.standard_normal(200), 20)
+    assert sum(season != 1 for season in noise) <= 1, noise
+    steps = np.arange(300.0)
+    trend = _seasons_found(lambda rng: 0.01 * steps ** 2 + rng.standard_normal(300), 5)
+    assert trend == [1] * 5
