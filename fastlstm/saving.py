@@ -164,17 +164,25 @@ def load_model(path, custom_objects=None, compile=True, **unsupported):
     return model
 
 
-def _entry(archive, name):
-    """The ZipInfo of `name`, refusing one that inflates suspiciously."""
+def checked_zip_entry(archive, name, error, missing, inflating):
+    """The ZipInfo of `name` in the zipfile `archive`, refusing a missing
+    entry or one that inflates suspiciously (more than MAX_INFLATION_RATIO
+    times its stored size) with `error`: its message is `missing`, or
+    `inflating` followed by the sizes."""
     try:
         info = archive.getinfo(name)
     except KeyError:
-        raise ModelFileError(f"the archive has no entry {name!r}") from None
+        raise error(missing) from None
     if (info.compress_type != zipfile.ZIP_STORED
             and info.file_size > MAX_INFLATION_RATIO * max(info.compress_size, 4096)):
-        raise ModelFileError(f"entry {name!r} would inflate {info.compress_size:,} bytes "
-                             f"to {info.file_size:,}; refused")
+        raise error(f"{inflating} would inflate {info.compress_size:,} bytes to "
+                    f"{info.file_size:,}; refused")
     return info
+
+
+def _entry(archive, name):
+    return checked_zip_entry(archive, name, ModelFileError, f"the archive has no entry {name!r}",
+                             f"entry {name!r}")
 
 
 def _read_header(handle, name):

@@ -87,6 +87,33 @@ def restore_threads():
     fastlstm._threads._num_threads = previous
 
 
+def measured(load, path):
+    """load(path) under tracemalloc: (its result or exception, seconds, peak bytes)."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        outcome = load(path)
+    except Exception as e:  # judged by the caller
+        outcome = e
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return outcome, seconds, peak
+
+
+def load_script(path):
+    """The module of the Python file at `path` (a script of tests/data)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def mpiexec():
     """The mpiexec beside this interpreter (the mpi extra's MPICH), or skip
     when mpi4py is not installed."""

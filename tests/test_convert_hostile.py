@@ -10,12 +10,11 @@ import io
 import json
 import pathlib
 import re
-import time
-import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
+from conftest import measured
 
 h5py = pytest.importorskip("h5py")
 
@@ -230,22 +229,8 @@ HOSTILE_LEGACY = {
 }
 
 
-def _measured(path):
-    """from_keras(path) under tracemalloc: (result or exception, seconds, peak bytes)."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        outcome = from_keras(path)
-    except Exception as e:  # judged by the caller
-        outcome = e
-    seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return outcome, seconds, peak
-
-
 def _assert_refused(path, message):
-    outcome, seconds, peak = _measured(path)
+    outcome, seconds, peak = measured(from_keras, path)
     assert isinstance(outcome, ConversionError), f"{type(outcome).__name__}: {outcome}"
     assert str(outcome).startswith(str(path)), outcome
     assert re.search(message, str(outcome)), outcome
@@ -275,7 +260,7 @@ def test_a_file_with_flipped_bytes_loads_or_is_a_conversion_error(tmp_path, sour
         data[where] = rng.integers(0, 256)
     path = tmp_path / f"flipped{source.suffix}"
     path.write_bytes(bytes(data))
-    outcome, seconds, peak = _measured(path)
+    outcome, seconds, peak = measured(from_keras, path)
     assert isinstance(outcome, (ConversionError, Sequential)), f"{type(outcome)}: {outcome}"
     assert seconds < MAX_SECONDS and peak < MAX_PEAK_BYTES
 
@@ -307,7 +292,7 @@ def test_a_config_with_any_value_replaced_loads_or_is_a_conversion_error(tmp_pat
         node[key] = replacements[rng.integers(len(replacements))]
         path = _archive(tmp_path / f"{trial}.keras",
                         {**_entries(source), "config.json": json.dumps(config).encode()})
-        outcome, _, _ = _measured(path)
+        outcome, _, _ = measured(from_keras, path)
         assert isinstance(outcome, (ConversionError, Sequential)), \
             f"{parents + [key]}: {type(outcome).__name__}: {outcome}"
 
@@ -315,7 +300,7 @@ def test_a_config_with_any_value_replaced_loads_or_is_a_conversion_error(tmp_pat
 def test_the_sound_files_the_hostile_ones_start_from_load(tmp_path):
     for path in (_keras_file(tmp_path, config=lambda c: None, weights=lambda h5: None),
                  _legacy_file(tmp_path, lambda h5: None)):
-        outcome, seconds, peak = _measured(path)
+        outcome, seconds, peak = measured(from_keras, path)
         assert outcome.count_params() == 2 * 12 + 3 * 12 + 12 + 3 * 2 + 2
 
 

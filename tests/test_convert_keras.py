@@ -7,7 +7,6 @@ made them. Keras is not needed here: fastlstm reads the files and must
 predict what Keras predicted. Round trips through to_keras and from_keras
 must give back every weight and prediction bit for bit.
 """
-import importlib.util
 import io
 import json
 import os
@@ -17,6 +16,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 h5py = pytest.importorskip("h5py")
 
@@ -31,15 +31,7 @@ DATA = pathlib.Path(__file__).resolve().parent / "data"
 FILES = DATA / "keras_files"
 
 
-def _load_maker():
-    spec = importlib.util.spec_from_file_location("make_keras_files",
-                                                  DATA / "make_keras_files.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-maker = _load_maker()
+maker = load_script(DATA / "make_keras_files.py")
 PREDICTIONS = dict(np.load(maker.PREDICTIONS)) if maker.PREDICTIONS.exists() else {}
 RECORDED = sorted(key[:-2] for key in PREDICTIONS if key.endswith(".x"))
 KERAS_SAVED = [f"{name}.keras" for name in RECORDED if not name.startswith("written_")] + \

@@ -6,17 +6,14 @@ three files whose metadata holds an unusable window load: metadata is the
 caller's free-form JSON. tests/data/make_hostile_models.py writes the corpus
 and lists what each file must do.
 """
-import importlib.util
 import os
 import pathlib
 import re
-import time
-import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import load_script, measured, run_python
 
 import fastlstm
 
@@ -27,30 +24,8 @@ MAX_PEAK_BYTES = 32 * 2**20
 MAX_FILE_BYTES = 100 * 1024
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_hostile_models",
-                                                  DATA / "make_hostile_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-maker = _load_generator()
+maker = load_script(DATA / "make_hostile_models.py")
 LISTING = sorted(os.listdir(CORPUS)) if CORPUS.is_dir() else []
-
-
-def _measured_load(path):
-    """load_model(path) under tracemalloc: (model or exception, seconds, peak bytes)."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        outcome = fastlstm.load_model(path)
-    except Exception as e:  # judged by the caller
-        outcome = e
-    seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return outcome, seconds, peak
 
 
 def test_the_corpus_holds_exactly_the_generators_files():
@@ -64,7 +39,7 @@ def test_the_corpus_holds_exactly_the_generators_files():
 def test_a_hostile_file_is_a_value_error_that_says_what_is_wrong(name):
     path = CORPUS / name
     os.environ.pop(maker.PICKLE_SENTINEL, None)
-    outcome, seconds, peak = _measured_load(path)
+    outcome, seconds, peak = measured(fastlstm.load_model, path)
     assert type(outcome) is ValueError, f"{type(outcome).__name__}: {outcome}"
     message = str(outcome)
     assert message.startswith(str(path)), message
@@ -78,7 +53,7 @@ def test_a_hostile_file_is_a_value_error_that_says_what_is_wrong(name):
 def test_a_window_in_the_metadata_is_not_load_models_business(name):
     """Metadata is free-form JSON for its reader; the model itself is sound."""
     path = CORPUS / name
-    model, seconds, peak = _measured_load(path)
+    model, seconds, peak = measured(fastlstm.load_model, path)
     assert isinstance(model, fastlstm.Sequential), model
     assert model.metadata == {"window": maker.LOADABLE[name], "scaler": maker.SCALER}
     for loaded, expected in zip(model.get_weights(), maker.fixed_weights(model), strict=True):

@@ -11,6 +11,7 @@ the metadata alone, before its data is read.
 """
 import numpy as np
 
+from ..saving import MAX_INFLATION_RATIO
 from ._registry import ConversionError
 
 __all__ = ["H5PY_MISSING", "require_h5py", "open_file", "member", "read_weight",
@@ -22,10 +23,9 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Filters HDF5 and h5py implement themselves: deflate, shuffle, fletcher32
 # and LZF. Any other filter would make HDF5 look for a plugin library.
 BUILT_IN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
-# A dataset that inflates to more than this many times its stored bytes is
-# refused, once it is larger than the floor (small arrays of zeros compress
-# well and honestly).
-MAX_INFLATION_RATIO = 200
+# A dataset that inflates to more than MAX_INFLATION_RATIO (the model
+# file's) times its stored bytes is refused, once it is larger than the
+# floor (small arrays of zeros compress well and honestly).
 INFLATION_FLOOR_BYTES = 1 << 20
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from .._version import __version__
 from ..layers import Input, check_weight_sizes
 from ..models import Sequential
+from ..saving import checked_zip_entry
 from . import _h5, files
 from ._keras_layers import ZEROS, input_entry, read_layer, write_layer
 from ._keras_models import model_chain, storage_names
@@ -47,9 +48,6 @@ METADATA_ENTRY = "metadata.json"
 WEIGHTS_ENTRY = "model.weights.h5"
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_JSON_DEPTH = 64
-# A deflated zip entry this many times smaller than what it inflates to is
-# refused as a zip bomb (Keras itself stores entries uncompressed).
-MAX_INFLATION_RATIO = 200
 # At most this many weights per layer are read from a legacy file.
 MAX_WEIGHTS_PER_LAYER = 64
 # The Keras version whose loader the written files were checked against.
@@ -242,15 +240,8 @@ def _live_weights(keras_model, parts, what):
 
 def _zip_member(archive, name, what):
     """The ZipInfo of `name`, refusing one that inflates suspiciously."""
-    try:
-        info = archive.getinfo(name)
-    except KeyError:
-        raise ConversionError(f"{what} has no {name}") from None
-    if (info.compress_type != zipfile.ZIP_STORED
-            and info.file_size > MAX_INFLATION_RATIO * max(info.compress_size, 4096)):
-        raise ConversionError(f"{what}: {name} would inflate {info.compress_size:,} bytes to "
-                              f"{info.file_size:,}; refused")
-    return info
+    return checked_zip_entry(archive, name, ConversionError, f"{what} has no {name}",
+                             f"{what}: {name}")
 
 
 def _read_archive(path, what):
