@@ -24,7 +24,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 
 import fastlstm
 from fastlstm import datasets

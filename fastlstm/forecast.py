@@ -29,7 +29,7 @@ import reprlib
 import numpy as np
 
 from . import calendar as dates_calendar
-from . import metrics, timeseries
+from . import timeseries
 from ._random import set_random_seed
 from ._series_inputs import SeriesInput, series_inputs
 from ._threads import threads
