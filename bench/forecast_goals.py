@@ -24,7 +24,6 @@ import platform
 import time
 from pathlib import Path
 
-
 import fastlstm
 from fastlstm import datasets
 from fastlstm.forecast import Forecaster
